@@ -1,0 +1,155 @@
+//! The signed-in user's routes: `/auth/me`, `/auth/logout`, `/auth/token` (with CORS for
+//! allowed origins), the user's own sessions, the JWKS, and the home page.
+
+use super::auth::{authenticate, bearer, renew, Caller};
+use super::{check_origin, Ctx};
+use crate::cookies::{CookieJar, ACCESS, SESSION};
+use crate::error::{AppError, AppResult};
+use crate::http::{Request, Response};
+use crate::jwt::keys::jwks_document;
+use crate::platform::Platform;
+use crate::sessions::Sessions;
+use crate::users::rfc3339;
+use crate::{pages, return_to};
+use serde_json::json;
+
+fn with_cookies(mut r: Response, caller: &Caller) -> Response {
+    for c in &caller.set_cookies {
+        r.append_header("set-cookie", c);
+    }
+    r
+}
+
+async fn require_caller<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Caller> {
+    authenticate(ctx, req).await?.ok_or_else(|| AppError::Unauthorized("Not signed in.".into()))
+}
+
+/// `GET /auth/me`: the user, from the access token alone.
+pub async fn me<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
+    let caller = require_caller(ctx, req).await?;
+    let c = &caller.claims;
+    let mut r = Response::json(200, &json!({
+        "id": c.sub, "email": c.email, "name": c.name, "session_id": c.sid, "expires_at": rfc3339(c.exp),
+    }));
+    r.set_header("cache-control", "no-store");
+    Ok(with_cookies(r, &caller))
+}
+
+/// `GET /`: who is signed in (the newcomer's landing page).
+pub async fn home<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
+    let caller = authenticate(ctx, req).await?;
+    let page = pages::home_page(caller.as_ref().map(|c| {
+        (c.claims.name.as_deref().or(c.claims.email.as_deref()).unwrap_or(c.claims.sub.as_str()), c.claims.email.as_deref())
+    }));
+    let mut r = Response::html(200, page);
+    r.set_header("cache-control", "no-store");
+    Ok(match caller {
+        Some(c) => with_cookies(r, &c),
+        None => r,
+    })
+}
+
+/// `POST /auth/logout`: ends the session, clears cookies; redirect for forms, 204 for APIs.
+pub async fn logout<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
+    check_origin(ctx.cfg, req)?;
+    let jar = CookieJar { secure: ctx.cfg.secure_cookies };
+    let sessions = Sessions { kv: ctx.p.kv(), cfg: ctx.cfg };
+    let now = ctx.p.now();
+    let ended = if let Some(raw) = jar.get(req, SESSION) {
+        sessions.lookup(&raw, now).await?.map(|(sid, rec)| (sid, rec.user_id))
+    } else if let Some(token) = bearer(req) {
+        let claims = crate::jwt::access::verify_allow_expired(ctx.cfg, ctx.p.sig(), token, now).await.ok().map(|(c, _)| c);
+        claims.map(|c| (c.sid, c.sub))
+    } else {
+        None
+    };
+    if let Some((sid, user_id)) = &ended {
+        sessions.revoke(sid, user_id).await?;
+        ctx.event(req, Some(user_id), "logout", json!({"session_id": sid})).await;
+    }
+    let mut r = if req.is_browser_form() {
+        let target = return_to::validate(ctx.cfg, req.query("return_to").as_deref()).unwrap_or_else(|_| return_to::DEFAULT.into());
+        let mut r = Response::redirect(&target);
+        r.status = 303;
+        r
+    } else {
+        Response::new(204)
+    };
+    r.append_header("set-cookie", &jar.clear(SESSION));
+    r.append_header("set-cookie", &jar.clear(ACCESS));
+    Ok(r)
+}
+
+fn cors(ctx_origin_ok: bool, req: &Request, r: &mut Response) {
+    if let (true, Some(origin)) = (ctx_origin_ok, req.header("origin")) {
+        r.set_header("access-control-allow-origin", origin);
+        r.set_header("access-control-allow-credentials", "true");
+        r.set_header("vary", "Origin");
+    }
+}
+
+/// `POST /auth/token`: a fresh access JWT for the session (SPAs).
+pub async fn token<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
+    check_origin(ctx.cfg, req)?;
+    let caller = renew(ctx, req).await?.ok_or_else(|| AppError::Unauthorized("Not signed in.".into()))?;
+    let mut r = Response::json(200, &json!({
+        "access_token": caller.token, "token_type": "Bearer", "expires_in": ctx.cfg.access_ttl,
+    }));
+    r.set_header("cache-control", "no-store");
+    cors(true, req, &mut r);
+    Ok(with_cookies(r, &caller))
+}
+
+/// CORS preflight of `/auth/token`, for allowed origins only.
+pub fn token_preflight<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
+    let allowed = req.header("origin").map(|o| ctx.cfg.is_allowed_origin(o)).unwrap_or(false);
+    if !allowed {
+        return Err(AppError::Forbidden("Origin not allowed.".into()));
+    }
+    let mut r = Response::new(204);
+    cors(true, req, &mut r);
+    r.set_header("access-control-allow-methods", "POST");
+    r.set_header("access-control-allow-headers", "content-type");
+    r.set_header("access-control-max-age", "600");
+    Ok(r)
+}
+
+/// `GET /auth/sessions`: the caller's own sessions.
+pub async fn list_sessions<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
+    let caller = require_caller(ctx, req).await?;
+    let sessions = Sessions { kv: ctx.p.kv(), cfg: ctx.cfg };
+    let list: Vec<_> = sessions
+        .list(&caller.claims.sub, ctx.p.now())
+        .await?
+        .into_iter()
+        .map(|(sid, r)| json!({
+            "id": sid, "current": sid == caller.claims.sid, "provider": r.provider,
+            "user_agent": r.user_agent, "ip": r.ip, "created_at": rfc3339(r.created_at),
+            "last_seen_at": rfc3339(r.last_seen_at), "expires_at": rfc3339(r.expires_at),
+        }))
+        .collect();
+    Ok(with_cookies(Response::json(200, &json!({ "sessions": list })), &caller))
+}
+
+/// `DELETE /auth/sessions/{id}`: revokes one of the caller's own sessions.
+pub async fn revoke_session<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, sid: &str) -> AppResult<Response> {
+    check_origin(ctx.cfg, req)?;
+    let caller = require_caller(ctx, req).await?;
+    let sessions = Sessions { kv: ctx.p.kv(), cfg: ctx.cfg };
+    let own = sessions.sids_of(&caller.claims.sub).await?.iter().any(|s| s == sid);
+    if !own {
+        return Err(AppError::NotFound);
+    }
+    sessions.revoke(sid, &caller.claims.sub).await?;
+    ctx.event(req, Some(&caller.claims.sub), "session_revoked", json!({"session_id": sid})).await;
+    Ok(with_cookies(Response::new(204), &caller))
+}
+
+/// `GET /.well-known/jwks.json`: every published key. Cached briefly, so that a key added
+/// for rotation reaches verifiers well before it signs.
+pub fn jwks<P: Platform>(ctx: &Ctx<'_, P>) -> Response {
+    let mut r = Response::json(200, &jwks_document(&ctx.cfg.signing_keys));
+    r.set_header("cache-control", "public, max-age=300");
+    r.set_header("access-control-allow-origin", "*");
+    r
+}

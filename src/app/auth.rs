@@ -1,0 +1,78 @@
+//! Who is calling: the access JWT (header `Authorization: Bearer` or the access cookie) is
+//! verified with no storage read; only when it is missing or expired is the KV session
+//! consulted, and then D1 confirms the user is still active before a new token is issued.
+//! This is where the revocation bound (`ACCESS_TOKEN_TTL_SECONDS`) comes from.
+
+use super::Ctx;
+use crate::cookies::{CookieJar, ACCESS, SESSION};
+use crate::error::AppResult;
+use crate::http::Request;
+use crate::jwt::access::{self, AccessClaims};
+use crate::platform::Platform;
+use crate::sessions::Sessions;
+use crate::users::{User, UserStore};
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub claims: AccessClaims,
+    /// The access token that proves it (fresh when renewed).
+    pub token: String,
+    /// Cookies to set on the response (a renewed access token).
+    pub set_cookies: Vec<String>,
+}
+
+/// The bearer token of the `Authorization` header.
+pub fn bearer(req: &Request) -> Option<&str> {
+    let h = req.header("authorization")?;
+    let (scheme, token) = h.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The caller, if any: from a valid access token, else renewed from the session cookie.
+pub async fn authenticate<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Option<Caller>> {
+    let jar = CookieJar { secure: ctx.cfg.secure_cookies };
+    let now = ctx.p.now();
+    if let Some(token) = bearer(req) {
+        // An explicit bearer token stands alone: no fallback to cookies.
+        return Ok(access::verify(ctx.cfg, ctx.p.sig(), token, now)
+            .await
+            .ok()
+            .map(|claims| Caller { claims, token: token.to_string(), set_cookies: vec![] }));
+    }
+    if let Some(token) = jar.get(req, ACCESS) {
+        if let Ok(claims) = access::verify(ctx.cfg, ctx.p.sig(), &token, now).await {
+            return Ok(Some(Caller { claims, token, set_cookies: vec![] }));
+        }
+    }
+    renew(ctx, req).await
+}
+
+/// A fresh access token from the session cookie, after D1 confirms the user is active.
+pub async fn renew<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Option<Caller>> {
+    let jar = CookieJar { secure: ctx.cfg.secure_cookies };
+    let now = ctx.p.now();
+    let Some(raw) = jar.get(req, SESSION) else { return Ok(None) };
+    let sessions = Sessions { kv: ctx.p.kv(), cfg: ctx.cfg };
+    let Some((sid, rec)) = sessions.lookup(&raw, now).await? else { return Ok(None) };
+    let user = match ctx.p.users().get_user(&rec.user_id).await? {
+        Some(u) if u.active => u,
+        _ => {
+            sessions.revoke(&sid, &rec.user_id).await?;
+            return Ok(None);
+        }
+    };
+    sessions.touch(&sid, rec, now).await?;
+    let (claims, token) = issue_for(ctx, &user, &sid).await?;
+    let cookie = jar.set(ACCESS, &token, ctx.cfg.access_ttl);
+    Ok(Some(Caller { claims, token, set_cookies: vec![cookie] }))
+}
+
+/// Issues an access token for `user` in session `sid`.
+pub async fn issue_for<P: Platform>(ctx: &Ctx<'_, P>, user: &User, sid: &str) -> AppResult<(AccessClaims, String)> {
+    let claims = AccessClaims::new(ctx.cfg, &user.id, sid, user.email.clone(), user.name.clone(), ctx.p.now());
+    let token = access::issue(ctx.cfg, ctx.p.sig(), &claims)
+        .await
+        .map_err(|e| crate::error::AppError::Internal(format!("signing: {e}")))?;
+    Ok((claims, token))
+}

@@ -1,0 +1,106 @@
+//! Request handling: the route table of SPEC section 2 over the [`Platform`] traits. Every
+//! handler returns `AppResult<Response>`; [`handle`] is the one place where an error becomes
+//! the client's page or JSON (and its log line).
+
+mod account;
+mod auth;
+mod login;
+
+use crate::config::Config;
+use crate::error::{AppError, AppResult};
+use crate::http::{Method, Request, Response};
+use crate::platform::Platform;
+use crate::users::{Event, UserStore};
+
+pub use auth::{authenticate, Caller};
+
+/// A request in flight: the configuration and the platform.
+pub struct Ctx<'a, P: Platform> {
+    pub cfg: &'a Config,
+    pub p: &'a P,
+}
+
+impl<P: Platform> Ctx<'_, P> {
+    /// Records an audit event; a failure is logged, never fatal (the action itself is done).
+    pub async fn event(&self, req: &Request, user_id: Option<&str>, kind: &'static str, detail: serde_json::Value) {
+        let e = Event {
+            user_id: user_id.map(String::from),
+            kind,
+            at: self.p.now(),
+            ip: req.client_ip().to_string(),
+            user_agent: req.user_agent().chars().take(256).collect(),
+            detail,
+        };
+        if let Err(err) = self.p.users().record_event(&e).await {
+            self.p.log(&format!("gatehouse: could not record {kind} event: {}", err.0));
+        }
+    }
+}
+
+/// Handles one request. `cfg` is the isolate's parsed configuration, or why it failed.
+pub async fn handle<P: Platform>(cfg: Result<&Config, &AppError>, p: &P, req: Request) -> Response {
+    let wants = req.wants();
+    // Liveness must not depend on configuration or storage.
+    if req.path() == "/healthz" {
+        return match req.method {
+            Method::Get | Method::Head => Response::json(200, &serde_json::json!({"status": "ok"})),
+            _ => AppError::MethodNotAllowed.into_response(wants),
+        };
+    }
+    let result = match cfg {
+        Ok(cfg) => route(&Ctx { cfg, p }, &req).await,
+        Err(e) => Err(e.clone()),
+    };
+    match result {
+        Ok(resp) => resp,
+        Err(err) => {
+            if let Some(line) = err.log_line() {
+                p.log(&line);
+            }
+            err.into_response(wants)
+        }
+    }
+}
+
+async fn route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
+    let path = req.path().to_string();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (req.method, segments.as_slice()) {
+        (Method::Get, ["auth", "login"]) => login::login(ctx, req).await,
+        (Method::Get, ["auth", "callback", name]) => login::callback(ctx, req, name).await,
+        (Method::Get, ["auth", "me"]) => account::me(ctx, req).await,
+        (Method::Post, ["auth", "logout"]) => account::logout(ctx, req).await,
+        (Method::Post, ["auth", "token"]) => account::token(ctx, req).await,
+        (Method::Options, ["auth", "token"]) => account::token_preflight(ctx, req),
+        (Method::Get, ["auth", "sessions"]) => account::list_sessions(ctx, req).await,
+        (Method::Delete, ["auth", "sessions", sid]) => account::revoke_session(ctx, req, sid).await,
+        (Method::Get, [".well-known", "jwks.json"]) => Ok(account::jwks(ctx)),
+        (Method::Get, [""]) => account::home(ctx, req).await,
+        (_, ["auth", "login" | "callback" | "me" | "logout" | "token" | "sessions", ..]) => Err(AppError::MethodNotAllowed),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+/// SPEC section 7: state-changing routes check `Origin` (or Fetch Metadata) besides SameSite.
+pub fn check_origin(cfg: &Config, req: &Request) -> AppResult<()> {
+    if let Some(origin) = req.header("origin") {
+        return if cfg.is_allowed_origin(origin) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("Cross-origin request refused.".into()))
+        };
+    }
+    if let Some(site) = req.header("sec-fetch-site") {
+        return if matches!(site, "same-origin" | "none") {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("Cross-site request refused.".into()))
+        };
+    }
+    // Neither header: a non-browser client. It carries no ambient credentials unless it
+    // sends cookies, and a cookie-carrying request must say where it comes from.
+    if req.header("cookie").is_some() {
+        return Err(AppError::Forbidden("Requests with cookies must send an Origin header.".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,321 @@
+//! Typed configuration (SPEC section 3): every setting is read from an [`EnvSource`] once per
+//! isolate, validated, and turned into a [`Config`]. A missing or malformed setting becomes
+//! an [`AppError::Config`] naming the setting — one log line and a 500 page, never a panic.
+
+use crate::crypto::{b64url_decode, Secret};
+use crate::error::AppError;
+use crate::jwt::keys::SigningKey;
+use crate::providers::ProviderConfig;
+use std::collections::BTreeMap;
+use url::Url;
+
+/// A raw value from the environment: plain vars and secrets are text; a TOML table in
+/// `[vars]` arrives as JSON.
+#[derive(Debug, Clone)]
+pub enum EnvValue {
+    Text(String),
+    Json(serde_json::Value),
+}
+
+/// Where settings come from (the Worker's `env`, or a map in tests).
+pub trait EnvSource {
+    fn get(&self, name: &str) -> Option<EnvValue>;
+}
+
+impl EnvSource for BTreeMap<String, String> {
+    fn get(&self, name: &str) -> Option<EnvValue> {
+        BTreeMap::get(self, name).map(|v| EnvValue::Text(v.clone()))
+    }
+}
+
+/// Defaults of SPEC section 3.
+pub const DEFAULT_SESSION_TTL: u64 = 30 * 24 * 3600;
+pub const DEFAULT_SESSION_IDLE: u64 = 7 * 24 * 3600;
+pub const DEFAULT_ACCESS_TTL: u64 = 300;
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// External base URL, without a trailing slash.
+    pub public_url: String,
+    /// Origin of `public_url` (scheme://host[:port]).
+    pub public_origin: String,
+    /// `true` unless the public URL is plain-http localhost (cookie prefix and `Secure`).
+    pub secure_cookies: bool,
+    /// Providers by configured name, in a stable order.
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Signing keys; the first signs, all are published.
+    pub signing_keys: Vec<SigningKey>,
+    /// Key for the login-transaction cookie.
+    pub state_secret: Secret,
+    /// Bearer key of `/admin`; the admin API answers 401 to everyone when unset.
+    pub admin_api_key: Option<Secret>,
+    /// Origins beyond `public_origin` that `return_to` and CORS may name.
+    pub allowed_return_origins: Vec<String>,
+    pub session_ttl: u64,
+    pub session_idle: u64,
+    pub access_ttl: u64,
+    /// Proxy mode's origin, when set.
+    pub origin_url: Option<Url>,
+}
+
+fn bad(setting: &str, problem: impl Into<String>) -> AppError {
+    AppError::Config { setting: setting.to_string(), problem: problem.into() }
+}
+
+fn text(env: &dyn EnvSource, name: &str) -> Result<Option<String>, AppError> {
+    match env.get(name) {
+        None => Ok(None),
+        Some(EnvValue::Text(s)) if s.trim().is_empty() => Ok(None),
+        Some(EnvValue::Text(s)) => Ok(Some(s.trim().to_string())),
+        Some(EnvValue::Json(serde_json::Value::String(s))) => Ok(Some(s)),
+        Some(EnvValue::Json(v)) => Ok(Some(v.to_string())),
+    }
+}
+
+fn required(env: &dyn EnvSource, name: &str) -> Result<String, AppError> {
+    text(env, name)?.ok_or_else(|| bad(name, "is not set"))
+}
+
+fn seconds(env: &dyn EnvSource, name: &str, default: u64) -> Result<u64, AppError> {
+    match text(env, name)? {
+        None => Ok(default),
+        Some(s) => match s.parse::<u64>() {
+            Ok(n) if n > 0 && n <= 10 * 365 * 24 * 3600 => Ok(n),
+            _ => Err(bad(name, format!("must be a positive number of seconds, got {s:?}"))),
+        },
+    }
+}
+
+/// Parses an absolute http(s) URL with a host and no query or fragment.
+pub fn parse_base_url(setting: &str, s: &str) -> Result<Url, AppError> {
+    let url = Url::parse(s).map_err(|e| bad(setting, format!("not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(bad(setting, "must be an http(s) URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(bad(setting, "must not have a query, fragment or user info"));
+    }
+    Ok(url)
+}
+
+fn is_loopback_host(url: &Url) -> bool {
+    matches!(url.host_str(), Some("localhost") | Some("127.0.0.1") | Some("[::1]"))
+}
+
+impl Config {
+    /// Reads and validates every setting.
+    pub fn from_env(env: &dyn EnvSource) -> Result<Config, AppError> {
+        let public = parse_base_url("PUBLIC_URL", &required(env, "PUBLIC_URL")?)?;
+        if public.scheme() == "http" && !is_loopback_host(&public) {
+            return Err(bad("PUBLIC_URL", "must be https (plain http only on localhost)"));
+        }
+        let public_url = public.as_str().trim_end_matches('/').to_string();
+        let public_origin = public.origin().ascii_serialization();
+        let secure_cookies = public.scheme() == "https";
+
+        let providers = parse_providers(env)?;
+        let signing_keys = parse_signing_keys(&required(env, "SIGNING_KEYS")?)?;
+
+        let state_secret = required(env, "STATE_SECRET")?;
+        if state_secret.len() < 32 {
+            return Err(bad("STATE_SECRET", "must be at least 32 characters (use gatehouse-keys)"));
+        }
+        let admin_api_key = match text(env, "ADMIN_API_KEY")? {
+            Some(k) if k.len() < 24 => {
+                return Err(bad("ADMIN_API_KEY", "must be at least 24 characters"))
+            }
+            k => k.map(Secret::new),
+        };
+
+        let allowed_return_origins = parse_origins(text(env, "ALLOWED_RETURN_ORIGINS")?)?;
+        let session_ttl = seconds(env, "SESSION_TTL_SECONDS", DEFAULT_SESSION_TTL)?;
+        let session_idle = seconds(env, "SESSION_IDLE_SECONDS", DEFAULT_SESSION_IDLE)?;
+        let access_ttl = seconds(env, "ACCESS_TOKEN_TTL_SECONDS", DEFAULT_ACCESS_TTL)?;
+        if session_idle > session_ttl {
+            return Err(bad("SESSION_IDLE_SECONDS", "must not exceed SESSION_TTL_SECONDS"));
+        }
+        if access_ttl > session_idle {
+            return Err(bad("ACCESS_TOKEN_TTL_SECONDS", "must not exceed SESSION_IDLE_SECONDS"));
+        }
+        let origin_url = match text(env, "ORIGIN_URL")? {
+            None => None,
+            Some(s) => Some(parse_base_url("ORIGIN_URL", &s)?),
+        };
+        Ok(Config {
+            public_url,
+            public_origin,
+            secure_cookies,
+            providers,
+            signing_keys,
+            state_secret: Secret::new(state_secret),
+            admin_api_key,
+            allowed_return_origins,
+            session_ttl,
+            session_idle,
+            access_ttl,
+            origin_url,
+        })
+    }
+
+    /// `{PUBLIC_URL}/auth/callback/{provider}`.
+    pub fn redirect_uri(&self, provider: &str) -> String {
+        format!("{}/auth/callback/{}", self.public_url, provider)
+    }
+
+    /// The key that signs new access tokens.
+    pub fn active_key(&self) -> &SigningKey {
+        &self.signing_keys[0]
+    }
+
+    /// Whether `origin` is ours or one of `ALLOWED_RETURN_ORIGINS`.
+    pub fn is_allowed_origin(&self, origin: &str) -> bool {
+        origin == self.public_origin || self.allowed_return_origins.iter().any(|o| o == origin)
+    }
+}
+
+/// The env var holding a provider's secret: `PROVIDER_<NAME>_SECRET`.
+pub fn secret_var_name(provider: &str) -> String {
+    format!("PROVIDER_{}_SECRET", provider.to_ascii_uppercase().replace('-', "_"))
+}
+
+fn parse_providers(env: &dyn EnvSource) -> Result<BTreeMap<String, ProviderConfig>, AppError> {
+    let value = match env.get("PROVIDERS") {
+        None => return Err(bad("PROVIDERS", "is not set")),
+        Some(EnvValue::Json(v)) => v,
+        Some(EnvValue::Text(s)) => serde_json::from_str(&s)
+            .map_err(|e| bad("PROVIDERS", format!("is not valid JSON: {e}")))?,
+    };
+    let table = value
+        .as_object()
+        .ok_or_else(|| bad("PROVIDERS", "must be a table of provider name → settings"))?;
+    if table.is_empty() {
+        return Err(bad("PROVIDERS", "names no provider"));
+    }
+    let mut out = BTreeMap::new();
+    for (name, settings) in table {
+        if name.is_empty()
+            || name.len() > 40
+            || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(bad("PROVIDERS", format!("provider name {name:?} must be [a-z0-9_-]{{1,40}}")));
+        }
+        let secret = text(env, &secret_var_name(name))?.map(Secret::new);
+        let provider = ProviderConfig::parse(name, settings, secret)
+            .map_err(|problem| bad("PROVIDERS", format!("provider {name:?}: {problem}")))?;
+        out.insert(name.clone(), provider);
+    }
+    Ok(out)
+}
+
+fn parse_signing_keys(s: &str) -> Result<Vec<SigningKey>, AppError> {
+    let values: Vec<serde_json::Value> = serde_json::from_str(s)
+        .map_err(|e| bad("SIGNING_KEYS", format!("must be a JSON array of private JWKs: {e}")))?;
+    if values.is_empty() {
+        return Err(bad("SIGNING_KEYS", "holds no key"));
+    }
+    let keys = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| SigningKey::from_private_jwk(v).map_err(|p| bad("SIGNING_KEYS", format!("key {i}: {p}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(keys)
+}
+
+fn parse_origins(raw: Option<String>) -> Result<Vec<String>, AppError> {
+    let Some(raw) = raw else { return Ok(Vec::new()) };
+    let items: Vec<String> = if raw.trim_start().starts_with('[') {
+        serde_json::from_str(&raw)
+            .map_err(|e| bad("ALLOWED_RETURN_ORIGINS", format!("invalid JSON array: {e}")))?
+    } else {
+        raw.split([',', ' ']).filter(|s| !s.is_empty()).map(String::from).collect()
+    };
+    items
+        .iter()
+        .map(|o| {
+            let url = parse_base_url("ALLOWED_RETURN_ORIGINS", o)?;
+            if url.path() != "/" {
+                return Err(bad("ALLOWED_RETURN_ORIGINS", format!("{o:?} is not a bare origin")));
+            }
+            Ok(url.origin().ascii_serialization())
+        })
+        .collect()
+}
+
+/// Decodes a base64url field of a JWK into exactly `N` bytes.
+pub fn jwk_bytes<const N: usize>(v: &serde_json::Value, field: &str) -> Result<[u8; N], String> {
+    let s = v.get(field).and_then(|x| x.as_str()).ok_or(format!("missing \"{field}\""))?;
+    let bytes = b64url_decode(s).map_err(|_| format!("\"{field}\" is not base64url"))?;
+    bytes.try_into().map_err(|_| format!("\"{field}\" must be {N} bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::test_env;
+
+    #[test]
+    fn valid_env_parses() {
+        let cfg = Config::from_env(&test_env()).unwrap();
+        assert_eq!(cfg.public_url, "http://127.0.0.1:8787");
+        assert!(!cfg.secure_cookies);
+        assert_eq!(cfg.session_ttl, DEFAULT_SESSION_TTL);
+        assert_eq!(cfg.redirect_uri("dev"), "http://127.0.0.1:8787/auth/callback/dev");
+    }
+
+    fn err_setting(env: &BTreeMap<String, String>) -> String {
+        match Config::from_env(env) {
+            Err(AppError::Config { setting, .. }) => setting,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_public_url_is_named() {
+        let mut env = test_env();
+        env.remove("PUBLIC_URL");
+        assert_eq!(err_setting(&env), "PUBLIC_URL");
+        env.insert("PUBLIC_URL".into(), "not a url".into());
+        assert_eq!(err_setting(&env), "PUBLIC_URL");
+        env.insert("PUBLIC_URL".into(), "http://example.com".into());
+        assert_eq!(err_setting(&env), "PUBLIC_URL", "plain http off localhost");
+    }
+
+    #[test]
+    fn malformed_providers_is_named() {
+        for bad in ["{not json", "[]", "{}", r#"{"x":{"kind":"nope"}}"#, r#"{"Bad Name":{"kind":"oidc"}}"#,
+            r#"{"x":{"kind":"oidc","client_id":"c"}}"#] {
+            let mut env = test_env();
+            env.insert("PROVIDERS".into(), bad.into());
+            assert_eq!(err_setting(&env), "PROVIDERS", "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_signing_keys_is_named() {
+        for bad in ["", "[]", "{}", r#"[{"kty":"OKP","crv":"Ed25519","x":"AAAA"}]"#,
+            r#"[{"kty":"RSA","n":"x","e":"AQAB","d":"x"}]"#] {
+            let mut env = test_env();
+            env.insert("SIGNING_KEYS".into(), bad.into());
+            assert_eq!(err_setting(&env), "SIGNING_KEYS", "{bad}");
+        }
+    }
+
+    #[test]
+    fn short_state_secret_and_bad_ttls_are_named() {
+        let mut env = test_env();
+        env.insert("STATE_SECRET".into(), "short".into());
+        assert_eq!(err_setting(&env), "STATE_SECRET");
+        let mut env = test_env();
+        env.insert("SESSION_TTL_SECONDS".into(), "-1".into());
+        assert_eq!(err_setting(&env), "SESSION_TTL_SECONDS");
+        let mut env = test_env();
+        env.insert("ALLOWED_RETURN_ORIGINS".into(), "https://a.example/path".into());
+        assert_eq!(err_setting(&env), "ALLOWED_RETURN_ORIGINS");
+    }
+
+    #[test]
+    fn secret_var_names() {
+        assert_eq!(secret_var_name("my-idp"), "PROVIDER_MY_IDP_SECRET");
+    }
+}

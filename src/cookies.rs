@@ -1,0 +1,110 @@
+//! Cookie rules (SPEC section 5): parsing the `Cookie` header, and building `Set-Cookie`
+//! values with `__Host-` prefix, `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/` — the prefix
+//! and `Secure` dropped only on plain-http localhost, where browsers would refuse them.
+
+use crate::http::Request;
+
+/// The long-lived opaque session cookie.
+pub const SESSION: &str = "gh_session";
+/// The short-lived access JWT cookie.
+pub const ACCESS: &str = "gh_access";
+/// The login-transaction cookie (10 minutes).
+pub const TXN: &str = "gh_txn";
+
+/// Cookie settings derived from `PUBLIC_URL`.
+#[derive(Debug, Clone, Copy)]
+pub struct CookieJar {
+    pub secure: bool,
+}
+
+impl CookieJar {
+    /// The name on the wire: `__Host-` prefixed when secure.
+    pub fn wire_name(&self, name: &str) -> String {
+        if self.secure {
+            format!("__Host-{name}")
+        } else {
+            name.to_string()
+        }
+    }
+
+    /// A `Set-Cookie` value that sets `name` for `max_age` seconds.
+    pub fn set(&self, name: &str, value: &str, max_age: u64) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!(
+            "{}={}; Max-Age={}; Path=/; HttpOnly; SameSite=Lax{}",
+            self.wire_name(name),
+            value,
+            max_age,
+            secure
+        )
+    }
+
+    /// A `Set-Cookie` value that deletes `name`.
+    pub fn clear(&self, name: &str) -> String {
+        self.set(name, "", 0)
+    }
+
+    /// The value of our cookie `name` in the request, if any.
+    pub fn get(&self, req: &Request, name: &str) -> Option<String> {
+        let wire = self.wire_name(name);
+        read_cookie(req, &wire)
+    }
+
+    /// Whether a `Cookie` header pair is one of Gatehouse's own (never forwarded to an origin).
+    pub fn is_own(&self, cookie_name: &str) -> bool {
+        [SESSION, ACCESS, TXN].iter().any(|n| self.wire_name(n) == cookie_name)
+    }
+}
+
+/// All `name=value` pairs of the request's `Cookie` headers.
+pub fn parse_cookie_header(header: &str) -> impl Iterator<Item = (&str, &str)> {
+    header.split(';').filter_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        Some((k.trim(), v.trim().trim_matches('"')))
+    })
+}
+
+/// The first cookie called `name` (any name; used for vendor cookies too).
+pub fn read_cookie(req: &Request, name: &str) -> Option<String> {
+    req.headers
+        .iter()
+        .filter(|(k, _)| k == "cookie")
+        .flat_map(|(_, v)| parse_cookie_header(v))
+        .find(|(k, v)| *k == name && !v.is_empty())
+        .map(|(_, v)| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Method;
+
+    #[test]
+    fn secure_cookies_have_host_prefix_and_all_flags() {
+        let jar = CookieJar { secure: true };
+        let c = jar.set(SESSION, "abc", 60);
+        assert!(c.starts_with("__Host-gh_session=abc;"));
+        for flag in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=60"] {
+            assert!(c.contains(flag), "{c} lacks {flag}");
+        }
+        assert!(!c.contains("Domain"), "__Host- cookies must not set Domain");
+    }
+
+    #[test]
+    fn localhost_cookies_drop_prefix_and_secure_only() {
+        let jar = CookieJar { secure: false };
+        let c = jar.set(SESSION, "abc", 60);
+        assert!(c.starts_with("gh_session=abc;"));
+        assert!(!c.contains("Secure"));
+        assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax"));
+    }
+
+    #[test]
+    fn reads_cookie_among_others() {
+        let req = Request::new(Method::Get, "http://x/")
+            .with_header("cookie", "a=1; __Host-gh_session=s3; b=2");
+        let jar = CookieJar { secure: true };
+        assert_eq!(jar.get(&req, SESSION).as_deref(), Some("s3"));
+        assert_eq!(CookieJar { secure: false }.get(&req, SESSION), None);
+    }
+}

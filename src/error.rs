@@ -1,0 +1,186 @@
+//! The error model: one [`AppError`] for everything a request can fail with, and the one
+//! place ([`AppError::into_response`]) where it becomes what the client sees — a plain HTML
+//! page for browsers or `{"error","message"}` JSON for API clients. Messages are written for
+//! people and never carry provider bodies, stack traces or secrets; the detail that helps an
+//! operator goes to the log line instead.
+
+use crate::http::{Response, Wants};
+
+/// Why a request failed. Each variant maps to one status code and one stable error code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AppError {
+    /// A setting of SPEC section 3 is missing or malformed; names the setting.
+    Config { setting: String, problem: String },
+    /// The route does not exist.
+    NotFound,
+    /// The route exists but not for this method.
+    MethodNotAllowed,
+    /// The request is malformed (bad JSON, bad parameter, oversized input).
+    BadRequest(String),
+    /// No valid session or token.
+    Unauthorized(String),
+    /// The request is understood but refused (Origin check, deactivated user, …).
+    Forbidden(String),
+    /// A conflicting state (last identity, identity linked elsewhere, …).
+    Conflict(String),
+    /// The login transaction is missing, expired, replayed or belongs to another browser.
+    LoginTransaction(String),
+    /// The provider answered with an error or something that failed verification.
+    Provider { provider: String, reason: String },
+    /// The provider could not be reached or did not answer in time.
+    ProviderUnavailable { provider: String, reason: String },
+    /// Too many attempts.
+    RateLimited,
+    /// The request body is too large.
+    PayloadTooLarge,
+    /// Storage (D1, KV) failed; the detail is logged, not shown.
+    Storage(String),
+    /// Anything else that is our fault; the detail is logged, not shown.
+    Internal(String),
+}
+
+impl AppError {
+    /// HTTP status code.
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::Config { .. } | AppError::Storage(_) | AppError::Internal(_) => 500,
+            AppError::NotFound => 404,
+            AppError::MethodNotAllowed => 405,
+            AppError::BadRequest(_) | AppError::LoginTransaction(_) => 400,
+            AppError::Unauthorized(_) => 401,
+            AppError::Forbidden(_) => 403,
+            AppError::Conflict(_) => 409,
+            AppError::Provider { .. } => 400,
+            AppError::ProviderUnavailable { .. } => 502,
+            AppError::RateLimited => 429,
+            AppError::PayloadTooLarge => 413,
+        }
+    }
+
+    /// Stable machine-readable code for the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Config { .. } => "configuration_error",
+            AppError::NotFound => "not_found",
+            AppError::MethodNotAllowed => "method_not_allowed",
+            AppError::BadRequest(_) => "bad_request",
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::Conflict(_) => "conflict",
+            AppError::LoginTransaction(_) => "invalid_login_transaction",
+            AppError::Provider { .. } => "provider_error",
+            AppError::ProviderUnavailable { .. } => "provider_unavailable",
+            AppError::RateLimited => "rate_limited",
+            AppError::PayloadTooLarge => "payload_too_large",
+            AppError::Storage(_) | AppError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The sentence shown to the client.
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::Config { setting, .. } => {
+                format!("Gatehouse is misconfigured: the setting {setting} is missing or invalid.")
+            }
+            AppError::NotFound => "There is nothing here.".into(),
+            AppError::MethodNotAllowed => "This method is not allowed here.".into(),
+            AppError::BadRequest(m)
+            | AppError::Unauthorized(m)
+            | AppError::Forbidden(m)
+            | AppError::Conflict(m) => m.clone(),
+            AppError::LoginTransaction(m) => format!("{m} Please start the sign-in again."),
+            AppError::Provider { provider, .. } => {
+                format!("Sign-in with {provider} failed. Please try again.")
+            }
+            AppError::ProviderUnavailable { provider, .. } => {
+                format!("{provider} did not answer. Please try again later.")
+            }
+            AppError::RateLimited => "Too many attempts. Please wait and try again.".into(),
+            AppError::PayloadTooLarge => "The request is too large.".into(),
+            AppError::Storage(_) | AppError::Internal(_) => {
+                "Something went wrong on our side. Please try again.".into()
+            }
+        }
+    }
+
+    /// The one line written to the log for this error (operators see the detail here).
+    pub fn log_line(&self) -> Option<String> {
+        match self {
+            AppError::Config { setting, problem } => {
+                Some(format!("gatehouse: configuration error: {setting}: {problem}"))
+            }
+            AppError::Provider { provider, reason } => {
+                Some(format!("gatehouse: provider {provider} rejected: {reason}"))
+            }
+            AppError::ProviderUnavailable { provider, reason } => {
+                Some(format!("gatehouse: provider {provider} unavailable: {reason}"))
+            }
+            AppError::LoginTransaction(m) => Some(format!("gatehouse: login transaction: {m}")),
+            AppError::Storage(m) => Some(format!("gatehouse: storage error: {m}")),
+            AppError::Internal(m) => Some(format!("gatehouse: internal error: {m}")),
+            _ => None,
+        }
+    }
+
+    /// The response the client sees: HTML for browsers, JSON otherwise.
+    pub fn into_response(self, wants: Wants) -> Response {
+        let status = self.status();
+        let message = self.public_message();
+        let mut resp = match wants {
+            Wants::Html => Response::html(status, crate::pages::error_page(status, &message)),
+            Wants::Json => Response::json(
+                status,
+                &serde_json::json!({ "error": self.code(), "message": message }),
+            ),
+        };
+        if let AppError::Unauthorized(_) = self {
+            resp.set_header("www-authenticate", "Bearer");
+        }
+        resp.set_header("cache-control", "no-store");
+        resp
+    }
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code(), self.public_message())
+    }
+}
+
+impl std::error::Error for AppError {}
+
+/// Shorthand for results of request handling.
+pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_body_has_error_and_message() {
+        let r = AppError::BadRequest("bad".into()).into_response(Wants::Json);
+        assert_eq!(r.status, 400);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["error"], "bad_request");
+        assert_eq!(v["message"], "bad");
+    }
+
+    #[test]
+    fn config_error_names_setting_but_not_problem_detail() {
+        let e = AppError::Config { setting: "PUBLIC_URL".into(), problem: "secret-ish detail".into() };
+        let r = e.clone().into_response(Wants::Html);
+        assert_eq!(r.status, 500);
+        let body = String::from_utf8(r.body).unwrap();
+        assert!(body.contains("PUBLIC_URL"));
+        assert!(!body.contains("secret-ish"));
+        assert!(e.log_line().unwrap().contains("PUBLIC_URL"));
+    }
+
+    #[test]
+    fn provider_error_does_not_echo_provider_body() {
+        let e = AppError::Provider { provider: "acme".into(), reason: "{\"raw\":\"body\"}".into() };
+        let r = e.into_response(Wants::Json);
+        assert!(!String::from_utf8(r.body).unwrap().contains("raw"));
+    }
+}

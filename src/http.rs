@@ -1,0 +1,243 @@
+//! Framework-neutral HTTP types. The Worker layer converts `worker::Request` into a
+//! [`Request`] and a [`Response`] back into `worker::Response`, so that every handler runs
+//! natively in unit tests. Also owns the small request helpers every handler needs: content
+//! negotiation, query and form parsing, and the body size cap.
+
+use crate::error::{AppError, AppResult};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+/// Largest request body Gatehouse reads (its own routes take small JSON or forms).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// HTTP method, as far as Gatehouse distinguishes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+    Other,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Method {
+        match s.to_ascii_uppercase().as_str() {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            _ => Method::Other,
+        }
+    }
+
+    /// Methods that change state and so need the Origin check.
+    pub fn is_unsafe(self) -> bool {
+        !matches!(self, Method::Get | Method::Head | Method::Options)
+    }
+}
+
+/// What kind of error body the client wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wants {
+    Html,
+    Json,
+}
+
+/// An incoming request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    pub url: Url,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn new(method: Method, url: &str) -> Request {
+        Request {
+            method,
+            url: Url::parse(url).expect("test URL"),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Request {
+        self.headers.push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Request {
+        self.body = body.into();
+        self
+    }
+
+    /// First value of a header (name case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn path(&self) -> &str {
+        self.url.path()
+    }
+
+    /// First value of a query parameter.
+    pub fn query(&self, name: &str) -> Option<String> {
+        self.url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    }
+
+    /// Browsers get HTML error pages; everything else JSON.
+    pub fn wants(&self) -> Wants {
+        let accept = self.header("accept").unwrap_or("");
+        if accept.contains("text/html") {
+            Wants::Html
+        } else {
+            Wants::Json
+        }
+    }
+
+    pub fn user_agent(&self) -> &str {
+        self.header("user-agent").unwrap_or("")
+    }
+
+    /// The client's address as the edge reports it.
+    pub fn client_ip(&self) -> &str {
+        self.header("cf-connecting-ip").unwrap_or("")
+    }
+
+    fn is_form(&self) -> bool {
+        self.header("content-type")
+            .map(|c| c.starts_with("application/x-www-form-urlencoded"))
+            .unwrap_or(false)
+    }
+
+    /// Reads the body as JSON or as a form, into `T` (unknown fields are the type's choice).
+    pub fn parse_body<T: DeserializeOwned>(&self) -> AppResult<T> {
+        if self.body.len() > MAX_BODY_BYTES {
+            return Err(AppError::PayloadTooLarge);
+        }
+        if self.is_form() {
+            let pairs: serde_json::Map<String, serde_json::Value> =
+                url::form_urlencoded::parse(&self.body)
+                    .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+                    .collect();
+            serde_json::from_value(serde_json::Value::Object(pairs))
+                .map_err(|e| AppError::BadRequest(format!("Invalid form: {e}.")))
+        } else {
+            serde_json::from_slice(&self.body)
+                .map_err(|e| AppError::BadRequest(format!("Invalid JSON body: {e}.")))
+        }
+    }
+
+    /// Whether the caller is a form post from a browser (so it wants a redirect, not 204).
+    pub fn is_browser_form(&self) -> bool {
+        self.is_form() || self.wants() == Wants::Html
+    }
+}
+
+/// An outgoing response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn new(status: u16) -> Response {
+        Response { status, headers: Vec::new(), body: Vec::new() }
+    }
+
+    pub fn json(status: u16, value: &serde_json::Value) -> Response {
+        let mut r = Response::new(status);
+        r.set_header("content-type", "application/json");
+        r.body = serde_json::to_vec(value).unwrap_or_default();
+        r
+    }
+
+    pub fn html(status: u16, page: String) -> Response {
+        let mut r = Response::new(status);
+        r.set_header("content-type", "text/html; charset=utf-8");
+        r.set_header("content-security-policy", crate::pages::CSP);
+        r.set_header("x-frame-options", "DENY");
+        r.body = page.into_bytes();
+        r
+    }
+
+    /// A 302 to `location` (built by hand so cookies can ride along; see TOOLCHAIN.md).
+    pub fn redirect(location: &str) -> Response {
+        let mut r = Response::new(302);
+        r.set_header("location", location);
+        r.set_header("cache-control", "no-store");
+        r
+    }
+
+    /// Replaces a header.
+    pub fn set_header(&mut self, name: &str, value: &str) {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_ascii_lowercase(), value.to_string()));
+    }
+
+    /// Adds a header, keeping others of the same name (Set-Cookie).
+    pub fn append_header(&mut self, name: &str, value: &str) {
+        self.headers.push((name.to_ascii_lowercase(), value.to_string()));
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    struct Email {
+        email: String,
+    }
+
+    #[test]
+    fn parses_form_and_json() {
+        let f = Request::new(Method::Post, "http://x/a")
+            .with_header("content-type", "application/x-www-form-urlencoded")
+            .with_body("email=a%40b.c");
+        assert_eq!(f.parse_body::<Email>().unwrap().email, "a@b.c");
+        let j = Request::new(Method::Post, "http://x/a").with_body(r#"{"email":"x@y.z"}"#);
+        assert_eq!(j.parse_body::<Email>().unwrap().email, "x@y.z");
+    }
+
+    #[test]
+    fn oversized_body_is_refused() {
+        let j = Request::new(Method::Post, "http://x/a").with_body(vec![b' '; MAX_BODY_BYTES + 1]);
+        assert_eq!(j.parse_body::<Email>().err(), Some(AppError::PayloadTooLarge));
+    }
+
+    #[test]
+    fn negotiation() {
+        let r = Request::new(Method::Get, "http://x/").with_header("Accept", "text/html,*/*");
+        assert_eq!(r.wants(), Wants::Html);
+        assert_eq!(Request::new(Method::Get, "http://x/").wants(), Wants::Json);
+    }
+}

@@ -1,0 +1,162 @@
+//! Gatehouse's own access tokens (SPEC section 5): EdDSA, `kid` = thumbprint, `typ` =
+//! `at+jwt`, `iss` = `PUBLIC_URL`, `aud` = `PUBLIC_URL`, `sub` = local user id, `sid` =
+//! session id, plus `email` and `name`. Verifying one reads no storage.
+
+use super::compact::{self, Untrusted};
+use super::validate::{check_claims, select_key, verify_signature, ClaimRules};
+use super::JwtError;
+use crate::config::Config;
+use crate::crypto::b64url;
+use crate::platform::Signatures;
+use serde::{Deserialize, Serialize};
+
+/// The `typ` of access tokens (RFC 9068).
+pub const TYP: &str = "at+jwt";
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub sid: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl AccessClaims {
+    pub fn new(cfg: &Config, user_id: &str, sid: &str, email: Option<String>, name: Option<String>, now: i64) -> AccessClaims {
+        AccessClaims {
+            iss: cfg.public_url.clone(),
+            sub: user_id.to_string(),
+            aud: cfg.public_url.clone(),
+            exp: now + cfg.access_ttl as i64,
+            iat: now,
+            sid: sid.to_string(),
+            email,
+            name,
+        }
+    }
+}
+
+/// Signs `claims` with the active key.
+pub async fn issue<S: Signatures>(cfg: &Config, sig: &S, claims: &AccessClaims) -> Result<String, JwtError> {
+    let key = cfg.active_key();
+    let header = serde_json::json!({"alg": "EdDSA", "typ": TYP, "kid": key.kid});
+    let body = serde_json::to_vec(claims).map_err(|_| JwtError::Malformed("claims"))?;
+    let input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(&body));
+    let signature = sig.sign(key, input.as_bytes()).await.map_err(JwtError::Backend)?;
+    Ok(format!("{input}.{}", b64url(&signature)))
+}
+
+fn check_type(token: &Untrusted<'_>) -> Result<(), JwtError> {
+    if token.typ().as_deref() != Some(TYP) {
+        return Err(JwtError::Type);
+    }
+    Ok(())
+}
+
+/// Verifies an access token: structure, type, our key, signature, claims.
+pub async fn verify<S: Signatures>(cfg: &Config, sig: &S, token: &str, now: i64) -> Result<AccessClaims, JwtError> {
+    let untrusted = compact::parse(token)?;
+    check_type(&untrusted)?;
+    let keys: Vec<_> = cfg.signing_keys.iter().map(|k| k.public.clone()).collect();
+    let key = select_key(&untrusted, &keys)?;
+    verify_signature(sig, &untrusted, key).await?;
+    let rules = ClaimRules { issuer: &cfg.public_url, audience: &cfg.public_url, now, require_iat: true };
+    check_claims(&untrusted.claims, &rules)?;
+    serde_json::from_value(serde_json::Value::Object(untrusted.claims)).map_err(|_| JwtError::Claim("sid"))
+}
+
+/// Like [`verify`], but an expired token whose signature is good still yields its claims, so
+/// that the session it names can be renewed.
+pub async fn verify_allow_expired<S: Signatures>(cfg: &Config, sig: &S, token: &str, now: i64) -> Result<(AccessClaims, bool), JwtError> {
+    match verify(cfg, sig, token, now).await {
+        Ok(c) => Ok((c, false)),
+        Err(JwtError::Expired) => {
+            // The signature, type and issuer were checked before expiry was looked at.
+            let claims = compact::parse(token)?.claims;
+            let c = serde_json::from_value(serde_json::Value::Object(claims)).map_err(|_| JwtError::Claim("sid"))?;
+            Ok((c, true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jwt::native::NativeSignatures;
+    use crate::testing::{block_on, test_config, test_key_2};
+
+    fn claims(cfg: &Config, now: i64) -> AccessClaims {
+        AccessClaims::new(cfg, "u1", "sid1", Some("a@b.c".into()), Some("A".into()), now)
+    }
+
+    #[test]
+    fn issue_then_verify() {
+        let cfg = test_config();
+        let t = block_on(issue(&cfg, &NativeSignatures, &claims(&cfg, 1000))).unwrap();
+        let c = block_on(verify(&cfg, &NativeSignatures, &t, 1100)).unwrap();
+        assert_eq!(c.sub, "u1");
+        assert_eq!(c.sid, "sid1");
+    }
+
+    #[test]
+    fn expired_is_refused_but_renewable() {
+        let cfg = test_config();
+        let t = block_on(issue(&cfg, &NativeSignatures, &claims(&cfg, 1000))).unwrap();
+        let late = 1000 + cfg.access_ttl as i64 + 61;
+        assert_eq!(block_on(verify(&cfg, &NativeSignatures, &t, late)), Err(JwtError::Expired));
+        let (c, expired) = block_on(verify_allow_expired(&cfg, &NativeSignatures, &t, late)).unwrap();
+        assert!(expired);
+        assert_eq!(c.sub, "u1");
+    }
+
+    #[test]
+    fn tampered_and_foreign_tokens_are_refused() {
+        let cfg = test_config();
+        let t = block_on(issue(&cfg, &NativeSignatures, &claims(&cfg, 1000))).unwrap();
+        let (input, sig) = t.rsplit_once('.').unwrap();
+        let (h, _) = input.split_once('.').unwrap();
+        let mut other = claims(&cfg, 1000);
+        other.sub = "admin".into();
+        let forged = format!("{h}.{}.{sig}", b64url(&serde_json::to_vec(&other).unwrap()));
+        assert_eq!(block_on(verify(&cfg, &NativeSignatures, &forged, 1000)), Err(JwtError::Signature));
+
+        // Signed by a key that is not in SIGNING_KEYS.
+        let mut foreign = cfg.clone();
+        foreign.signing_keys = vec![test_key_2()];
+        let t2 = block_on(issue(&foreign, &NativeSignatures, &claims(&cfg, 1000))).unwrap();
+        assert_eq!(block_on(verify(&cfg, &NativeSignatures, &t2, 1000)), Err(JwtError::UnknownKey));
+    }
+
+    #[test]
+    fn rotation_verifies_tokens_of_every_published_key() {
+        let old = test_config();
+        let t = block_on(issue(&old, &NativeSignatures, &claims(&old, 1000))).unwrap();
+        let mut rotated = old.clone();
+        let new_key = test_key_2();
+        rotated.signing_keys.insert(0, new_key);
+        assert!(block_on(verify(&rotated, &NativeSignatures, &t, 1000)).is_ok());
+        let t_new = block_on(issue(&rotated, &NativeSignatures, &claims(&old, 1000))).unwrap();
+        assert!(t_new.contains('.'));
+        assert!(block_on(verify(&rotated, &NativeSignatures, &t_new, 1000)).is_ok());
+    }
+
+    #[test]
+    fn an_id_token_shaped_token_is_not_an_access_token() {
+        let cfg = test_config();
+        let key = cfg.active_key();
+        let header = serde_json::json!({"alg":"EdDSA","kid":key.kid,"typ":"JWT"});
+        let body = serde_json::to_vec(&claims(&cfg, 1000)).unwrap();
+        let input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(&body));
+        let s = block_on(NativeSignatures.sign(key, input.as_bytes())).unwrap();
+        let t = format!("{input}.{}", b64url(&s));
+        assert_eq!(block_on(verify(&cfg, &NativeSignatures, &t, 1000)), Err(JwtError::Type));
+    }
+}

@@ -1,0 +1,122 @@
+//! The compact serialization: splits a token into header, claims, signing input and
+//! signature, enforcing the size cap first and the header rules of SPEC section 7.
+
+use super::{Alg, JwtError, MAX_TOKEN_BYTES};
+use crate::crypto::b64url_decode;
+use serde::Deserialize;
+
+/// The header fields Gatehouse looks at. Key-carrying fields are captured only to refuse them.
+#[derive(Debug, Deserialize)]
+pub struct Header {
+    pub alg: String,
+    #[serde(default)]
+    pub kid: Option<String>,
+    #[serde(default)]
+    pub typ: Option<String>,
+    #[serde(default)]
+    pub crit: Option<serde_json::Value>,
+    #[serde(default)]
+    jwk: Option<serde_json::Value>,
+    #[serde(default)]
+    jku: Option<serde_json::Value>,
+    #[serde(default)]
+    x5u: Option<serde_json::Value>,
+    #[serde(default)]
+    x5c: Option<serde_json::Value>,
+}
+
+/// A token whose structure and header passed; its signature is not checked yet.
+#[derive(Debug)]
+pub struct Untrusted<'a> {
+    pub header: Header,
+    pub alg: Alg,
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    pub signing_input: &'a str,
+    pub signature: Vec<u8>,
+}
+
+impl Untrusted<'_> {
+    /// `typ` without the optional `application/` prefix, lower-cased.
+    pub fn typ(&self) -> Option<String> {
+        self.header.typ.as_deref().map(|t| t.to_ascii_lowercase().trim_start_matches("application/").to_string())
+    }
+}
+
+/// Parses `token`, refusing oversized tokens, `none`, embedded keys and any `crit`.
+pub fn parse(token: &str) -> Result<Untrusted<'_>, JwtError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(JwtError::TooLarge);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(JwtError::Malformed("not three parts"));
+    };
+    let header_bytes = b64url_decode(h).map_err(|_| JwtError::Malformed("header encoding"))?;
+    let header: Header = serde_json::from_slice(&header_bytes).map_err(|_| JwtError::Malformed("header JSON"))?;
+    if header.jwk.is_some() || header.jku.is_some() || header.x5u.is_some() || header.x5c.is_some() {
+        return Err(JwtError::EmbeddedKey);
+    }
+    // We implement no JWS extensions, so any `crit` names one we do not understand.
+    if header.crit.is_some() {
+        return Err(JwtError::Critical);
+    }
+    let alg = Alg::from_name(&header.alg).ok_or_else(|| JwtError::Algorithm(header.alg.clone()))?;
+    let claims_bytes = b64url_decode(c).map_err(|_| JwtError::Malformed("claims encoding"))?;
+    let claims = serde_json::from_slice(&claims_bytes).map_err(|_| JwtError::Malformed("claims JSON"))?;
+    let signature = b64url_decode(s).map_err(|_| JwtError::Malformed("signature encoding"))?;
+    if signature.is_empty() {
+        return Err(JwtError::Signature);
+    }
+    Ok(Untrusted { header, alg, claims, signing_input: &token[..h.len() + 1 + c.len()], signature })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::b64url;
+
+    fn tok(header: &str, claims: &str) -> String {
+        format!("{}.{}.{}", b64url(header.as_bytes()), b64url(claims.as_bytes()), b64url(b"sig"))
+    }
+
+    #[test]
+    fn refuses_none_and_unknown_algs() {
+        for alg in ["none", "None", "HS256", "RS512", ""] {
+            let t = tok(&format!(r#"{{"alg":"{alg}"}}"#), "{}");
+            assert!(matches!(parse(&t), Err(JwtError::Algorithm(_))), "{alg}");
+        }
+        // `none` with an empty signature part.
+        let t = format!("{}.{}.", b64url(br#"{"alg":"none"}"#), b64url(b"{}"));
+        assert!(parse(&t).is_err());
+    }
+
+    #[test]
+    fn refuses_embedded_keys_and_crit() {
+        for h in [r#"{"alg":"EdDSA","jwk":{}}"#, r#"{"alg":"EdDSA","jku":"https://e"}"#,
+                  r#"{"alg":"EdDSA","x5u":"https://e"}"#, r#"{"alg":"EdDSA","x5c":["x"]}"#] {
+            assert_eq!(parse(&tok(h, "{}")).err(), Some(JwtError::EmbeddedKey), "{h}");
+        }
+        assert_eq!(parse(&tok(r#"{"alg":"EdDSA","crit":["exp"]}"#, "{}")).err(), Some(JwtError::Critical));
+    }
+
+    #[test]
+    fn refuses_oversized_before_parsing() {
+        let t = "a".repeat(MAX_TOKEN_BYTES + 1);
+        assert_eq!(parse(&t).err(), Some(JwtError::TooLarge));
+    }
+
+    #[test]
+    fn refuses_malformed() {
+        for t in ["", "a.b", "a.b.c.d", "!!.e30.c2ln", &tok("not json", "{}")] {
+            assert!(matches!(parse(t), Err(JwtError::Malformed(_))), "{t}");
+        }
+    }
+
+    #[test]
+    fn signing_input_is_first_two_parts() {
+        let t = tok(r#"{"alg":"EdDSA","typ":"at+jwt"}"#, r#"{"a":1}"#);
+        let u = parse(&t).unwrap();
+        assert_eq!(u.signing_input, t.rsplit_once('.').unwrap().0);
+        assert_eq!(u.typ().as_deref(), Some("at+jwt"));
+    }
+}

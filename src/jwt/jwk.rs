@@ -1,0 +1,126 @@
+//! Public JSON Web Keys (RFC 7517): parsing one key at a time (so one unknown key type does
+//! not reject a whole set), the algorithm each key allows, and RFC 7638 thumbprints.
+
+use super::Alg;
+use crate::crypto::{b64url_decode, sha256_b64url};
+use serde::{Deserialize, Serialize};
+
+/// A public key Gatehouse can verify with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicJwk {
+    pub kty: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+    pub use_: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+}
+
+fn decoded_len(s: &Option<String>) -> Option<usize> {
+    s.as_deref().and_then(|v| b64url_decode(v).ok()).map(|b| b.len())
+}
+
+impl PublicJwk {
+    /// Parses one JWK, refusing private keys and shapes we cannot verify with.
+    pub fn parse(v: &serde_json::Value) -> Result<PublicJwk, String> {
+        if v.get("d").is_some() {
+            return Err("a private key where a public key belongs".into());
+        }
+        let k: PublicJwk = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+        k.allowed_alg()?;
+        Ok(k)
+    }
+
+    /// The one algorithm this key may be used with: its `alg` if set, else its type's.
+    pub fn allowed_alg(&self) -> Result<Alg, String> {
+        let by_type = match (self.kty.as_str(), self.crv.as_deref()) {
+            ("OKP", Some("Ed25519")) if decoded_len(&self.x) == Some(32) => Alg::EdDsa,
+            ("EC", Some("P-256")) if decoded_len(&self.x) == Some(32) && decoded_len(&self.y) == Some(32) => Alg::Es256,
+            ("RSA", _) if decoded_len(&self.n).unwrap_or(0) >= 256 && decoded_len(&self.e).is_some() => Alg::Rs256,
+            _ => return Err(format!("unsupported or malformed key ({} {:?})", self.kty, self.crv)),
+        };
+        match self.alg.as_deref() {
+            None => Ok(by_type),
+            Some(a) if Alg::from_name(a) == Some(by_type) => Ok(by_type),
+            Some(a) => Err(format!("key alg {a} does not fit its type")),
+        }
+    }
+
+    /// Whether the key may sign (a `use` other than `sig` rules it out).
+    pub fn is_for_signatures(&self) -> bool {
+        self.use_.as_deref().map(|u| u == "sig").unwrap_or(true)
+    }
+
+    /// RFC 7638 thumbprint (base64url SHA-256 of the required members in order).
+    pub fn thumbprint(&self) -> String {
+        let s = |o: &Option<String>| o.clone().unwrap_or_default();
+        let canonical = match self.kty.as_str() {
+            "OKP" => serde_json::json!({"crv": s(&self.crv), "kty": "OKP", "x": s(&self.x)}),
+            "EC" => serde_json::json!({"crv": s(&self.crv), "kty": "EC", "x": s(&self.x), "y": s(&self.y)}),
+            _ => serde_json::json!({"e": s(&self.e), "kty": self.kty, "n": s(&self.n)}),
+        };
+        // serde_json's map is ordered by key, which is what RFC 7638 asks for.
+        sha256_b64url(canonical.to_string().as_bytes())
+    }
+}
+
+/// The usable signature keys of a JWKS document; keys we cannot use are skipped.
+pub fn parse_set(doc: &serde_json::Value) -> Vec<PublicJwk> {
+    doc.get("keys")
+        .and_then(|k| k.as_array())
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|k| PublicJwk::parse(k).ok())
+                .filter(|k| k.is_for_signatures())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbprint_matches_rfc8037_example() {
+        // RFC 8037 appendix A.3.
+        let k = PublicJwk::parse(&serde_json::json!({
+            "kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+        }))
+        .unwrap();
+        assert_eq!(k.thumbprint(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+        assert_eq!(k.allowed_alg().unwrap(), Alg::EdDsa);
+    }
+
+    #[test]
+    fn alg_must_fit_type_and_private_keys_are_refused() {
+        let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+        assert!(PublicJwk::parse(&serde_json::json!({"kty":"OKP","crv":"Ed25519","x":x,"alg":"RS256"})).is_err());
+        assert!(PublicJwk::parse(&serde_json::json!({"kty":"OKP","crv":"Ed25519","x":x,"d":x})).is_err());
+        assert!(PublicJwk::parse(&serde_json::json!({"kty":"oct","k":"AAAA"})).is_err());
+    }
+
+    #[test]
+    fn set_skips_unusable_keys() {
+        let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+        let doc = serde_json::json!({"keys": [
+            {"kty":"oct","k":"AAAA"},
+            {"kty":"OKP","crv":"Ed25519","x":x,"use":"enc"},
+            {"kty":"OKP","crv":"Ed25519","x":x,"kid":"good"}
+        ]});
+        let keys = parse_set(&doc);
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].kid.as_deref(), Some("good"));
+    }
+}

@@ -1,0 +1,125 @@
+//! Claim checks and signature verification against a key set: exact `iss`, `aud` containing
+//! the expected audience, `exp`/`nbf`/`iat` with [`LEEWAY_SECONDS`] against an injected
+//! clock, and the per-key algorithm allow-list. `jwt-compact` leaves iss/aud/iat to the
+//! caller; this is where Gatehouse does them.
+
+use super::compact::Untrusted;
+use super::jwk::PublicJwk;
+use super::{JwtError, LEEWAY_SECONDS};
+use crate::platform::Signatures;
+use serde_json::{Map, Value};
+
+/// What the claims must say.
+#[derive(Debug, Clone)]
+pub struct ClaimRules<'a> {
+    pub issuer: &'a str,
+    pub audience: &'a str,
+    /// Seconds since the epoch, from the platform clock.
+    pub now: i64,
+    pub require_iat: bool,
+}
+
+fn number(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, JwtError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v.as_f64().map(|f| Some(f as i64)).ok_or(JwtError::Claim(name)),
+    }
+}
+
+/// Checks `iss`, `aud`, `exp`, `nbf` and `iat`.
+pub fn check_claims(claims: &Map<String, Value>, rules: &ClaimRules<'_>) -> Result<(), JwtError> {
+    if claims.get("iss").and_then(|v| v.as_str()) != Some(rules.issuer) {
+        return Err(JwtError::Issuer);
+    }
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => a == rules.audience,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(rules.audience)),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(JwtError::Audience);
+    }
+    let exp = number(claims, "exp")?.ok_or(JwtError::Claim("exp"))?;
+    if rules.now > exp + LEEWAY_SECONDS {
+        return Err(JwtError::Expired);
+    }
+    if let Some(nbf) = number(claims, "nbf")? {
+        if nbf > rules.now + LEEWAY_SECONDS {
+            return Err(JwtError::NotYetValid);
+        }
+    }
+    match number(claims, "iat")? {
+        Some(iat) if iat > rules.now + LEEWAY_SECONDS => return Err(JwtError::NotYetValid),
+        None if rules.require_iat => return Err(JwtError::Claim("iat")),
+        _ => {}
+    }
+    if claims.get("sub").and_then(|v| v.as_str()).map(|s| s.is_empty()).unwrap_or(true) {
+        return Err(JwtError::Claim("sub"));
+    }
+    Ok(())
+}
+
+/// Picks the key named by `kid` (or the only key, when the token names none).
+pub fn select_key<'k>(token: &Untrusted<'_>, keys: &'k [PublicJwk]) -> Result<&'k PublicJwk, JwtError> {
+    match token.header.kid.as_deref() {
+        Some(kid) => keys.iter().find(|k| k.kid.as_deref() == Some(kid)).ok_or(JwtError::UnknownKey),
+        None if keys.len() == 1 => Ok(&keys[0]),
+        None => Err(JwtError::UnknownKey),
+    }
+}
+
+/// Verifies the signature with `key`, which must allow the token's algorithm.
+pub async fn verify_signature<S: Signatures>(sig: &S, token: &Untrusted<'_>, key: &PublicJwk) -> Result<(), JwtError> {
+    let allowed = key.allowed_alg().map_err(JwtError::Algorithm)?;
+    if allowed != token.alg {
+        return Err(JwtError::Algorithm(format!("{} with a {} key", token.alg.name(), allowed.name())));
+    }
+    match sig.verify(key, token.alg, token.signing_input.as_bytes(), &token.signature).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(JwtError::Signature),
+        Err(e) => Err(JwtError::Backend(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rules(now: i64) -> ClaimRules<'static> {
+        ClaimRules { issuer: "https://idp", audience: "client", now, require_iat: true }
+    }
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn accepts_within_leeway() {
+        let c = claims(json!({"iss":"https://idp","aud":["x","client"],"exp":1000,"iat":900,"sub":"s"}));
+        assert_eq!(check_claims(&c, &rules(1000 + LEEWAY_SECONDS)), Ok(()));
+        assert_eq!(check_claims(&c, &rules(1001 + LEEWAY_SECONDS)), Err(JwtError::Expired));
+    }
+
+    #[test]
+    fn exact_issuer_and_audience() {
+        let base = json!({"iss":"https://idp","aud":"client","exp":2000,"iat":900,"sub":"s"});
+        for (k, v, e) in [
+            ("iss", json!("https://idp/"), JwtError::Issuer),
+            ("iss", json!("https://IDP"), JwtError::Issuer),
+            ("aud", json!("client2"), JwtError::Audience),
+            ("aud", json!(["other"]), JwtError::Audience),
+            ("iat", json!(1000 + 61), JwtError::NotYetValid),
+            ("nbf", json!(1000 + 61), JwtError::NotYetValid),
+            ("exp", json!("soon"), JwtError::Claim("exp")),
+            ("sub", json!(""), JwtError::Claim("sub")),
+        ] {
+            let mut c = claims(base.clone());
+            c.insert(k.into(), v);
+            assert_eq!(check_claims(&c, &rules(1000)), Err(e), "{k}");
+        }
+        let mut c = claims(base);
+        c.remove("iat");
+        assert_eq!(check_claims(&c, &rules(1000)), Err(JwtError::Claim("iat")));
+    }
+}

@@ -1,0 +1,30 @@
+//! Gatehouse: login at the edge.
+//!
+//! The crate splits in two. Everything outside `worker_glue` is plain Rust with no Worker
+//! calls: protocol and domain logic (JWTs, PKCE, cookies, linking, `return_to`, provider
+//! response parsing) written against the small traits of [`platform`] (key-value store, user
+//! store, outbound HTTP, signatures, clock), so it is unit-tested natively with `cargo test`.
+//! `worker_glue` (wasm32 only) is the thin adapter that implements those traits with D1, KV,
+//! `fetch` and WebCrypto, and converts requests and responses.
+
+pub mod app;
+pub mod config;
+pub mod cookies;
+pub mod crypto;
+pub mod error;
+pub mod http;
+pub mod jwt;
+pub mod linking;
+pub mod pages;
+pub mod platform;
+pub mod providers;
+pub mod return_to;
+pub mod sessions;
+pub mod txn;
+pub mod users;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+
+#[cfg(target_arch = "wasm32")]
+mod worker_glue;

@@ -1,0 +1,153 @@
+//! The `oauth2` kind: a plain authorization-code flow (with PKCE and state) for providers
+//! without ID tokens, GitHub-style. Identity comes from the userinfo endpoint, with the
+//! subject in a configured field (`sub_field`, default `id`); `issuer` is a stable name.
+
+use super::fetch::call_ok;
+use super::oidc::{callback_code, token_request, ClientAuth};
+use super::{require_secret, settings};
+use crate::config::{parse_base_url, Config};
+use crate::crypto::Secret;
+use crate::error::{AppError, AppResult};
+use crate::http::Request;
+use crate::platform::{Outbound, Platform};
+use crate::txn::LoginTxn;
+use crate::users::Profile;
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    #[allow(dead_code)]
+    kind: String,
+    preset: Option<String>,
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<String>,
+    userinfo_endpoint: Option<String>,
+    client_id: String,
+    scopes: Option<String>,
+    sub_field: Option<String>,
+    email_field: Option<String>,
+    name_field: Option<String>,
+    picture_field: Option<String>,
+    issuer: Option<String>,
+    display_name: Option<String>,
+    client_auth: Option<ClientAuth>,
+}
+
+/// Settings of an `oauth2` provider.
+#[derive(Debug, Clone)]
+pub struct OAuth2Config {
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub userinfo_endpoint: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub scopes: String,
+    pub sub_field: String,
+    pub email_field: String,
+    pub name_field: String,
+    pub picture_field: String,
+    pub issuer: String,
+    pub display_name: String,
+    pub client_auth: ClientAuth,
+}
+
+/// Defaults of a preset: (authorize, token, userinfo, scopes, picture field, issuer, display).
+fn preset(name: &str) -> Option<[&'static str; 7]> {
+    match name {
+        "github" => Some([
+            "https://github.com/login/oauth/authorize",
+            "https://github.com/login/oauth/access_token",
+            "https://api.github.com/user",
+            "read:user user:email",
+            "avatar_url",
+            "github",
+            "GitHub",
+        ]),
+        _ => None,
+    }
+}
+
+impl OAuth2Config {
+    pub fn parse(name: &str, v: &Value, secret: Option<Secret>) -> Result<OAuth2Config, String> {
+        let s: Settings = settings(v)?;
+        let p = match s.preset.as_deref() {
+            None => None,
+            Some(n) => Some(preset(n).ok_or(format!("unknown preset {n:?}"))?),
+        };
+        let pick = |own: Option<String>, i: usize, what: &str| -> Result<String, String> {
+            own.or_else(|| p.map(|p| p[i].to_string())).ok_or(format!("needs {what}"))
+        };
+        let url = |own, i, what: &str| -> Result<String, String> {
+            let u = pick(own, i, what)?;
+            parse_base_url(what, &u).map_err(|_| format!("{what} must be an http(s) URL"))?;
+            Ok(u)
+        };
+        Ok(OAuth2Config {
+            authorization_endpoint: url(s.authorization_endpoint, 0, "authorization_endpoint")?,
+            token_endpoint: url(s.token_endpoint, 1, "token_endpoint")?,
+            userinfo_endpoint: url(s.userinfo_endpoint, 2, "userinfo_endpoint")?,
+            scopes: pick(s.scopes, 3, "scopes").unwrap_or_default(),
+            picture_field: pick(s.picture_field, 4, "picture_field").unwrap_or_else(|_| "picture".into()),
+            issuer: pick(s.issuer, 5, "issuer (a stable name for this provider)")?,
+            display_name: s.display_name.or_else(|| p.map(|p| p[6].to_string())).unwrap_or_else(|| name.to_string()),
+            client_id: s.client_id,
+            client_secret: require_secret(name, secret)?,
+            sub_field: s.sub_field.unwrap_or_else(|| "id".into()),
+            email_field: s.email_field.unwrap_or_else(|| "email".into()),
+            name_field: s.name_field.unwrap_or_else(|| "name".into()),
+            client_auth: s.client_auth.unwrap_or(ClientAuth::ClientSecretPost),
+        })
+    }
+}
+
+pub fn begin(cfg: &Config, name: &str, c: &OAuth2Config, txn: &LoginTxn) -> AppResult<String> {
+    let mut url = url::Url::parse(&c.authorization_endpoint).map_err(|e| AppError::Internal(e.to_string()))?;
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &c.client_id)
+        .append_pair("redirect_uri", &cfg.redirect_uri(name))
+        .append_pair("scope", &c.scopes)
+        .append_pair("state", &txn.state)
+        .append_pair("code_challenge", &txn.pkce_challenge())
+        .append_pair("code_challenge_method", "S256");
+    Ok(url.into())
+}
+
+/// A userinfo field as a string (numbers too: GitHub ids are numbers).
+fn field(info: &Value, name: &str) -> Option<String> {
+    match info.get(name)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+pub async fn complete<P: Platform>(p: &P, cfg: &Config, name: &str, c: &OAuth2Config, req: &Request, txn: &LoginTxn) -> AppResult<Profile> {
+    let code = callback_code(req, name)?;
+    let token_req = token_request(&c.token_endpoint, cfg, name, &code, txn, &c.client_id, &c.client_secret, c.client_auth);
+    let tokens = call_ok(p.http(), name, token_req).await?;
+    let access = tokens
+        .get("access_token")
+        .and_then(|t| t.as_str())
+        .ok_or_else(|| AppError::Provider { provider: name.into(), reason: "token response without access_token".into() })?;
+    let info = call_ok(
+        p.http(),
+        name,
+        Outbound::get(c.userinfo_endpoint.as_str()).header("authorization", &format!("Bearer {access}")).header("user-agent", "gatehouse"),
+    )
+    .await?;
+    let sub = field(&info, &c.sub_field)
+        .ok_or_else(|| AppError::Provider { provider: name.into(), reason: format!("userinfo has no {:?}", c.sub_field) })?;
+    Ok(Profile {
+        issuer: c.issuer.clone(),
+        sub,
+        provider: name.into(),
+        email: field(&info, &c.email_field),
+        email_verified: None,
+        name: field(&info, &c.name_field),
+        picture: field(&info, &c.picture_field),
+        raw: info,
+    })
+}

@@ -1,0 +1,186 @@
+//! Sessions in KV (SPEC section 5). A session id is 256 random bits given to the browser
+//! once; KV stores only its SHA-256 (`sid`), under `s:{sid}`, with a TTL that is the smaller
+//! of the idle and absolute lifetimes, plus an index entry `u:{user}:{sid}` so that a user's
+//! sessions can be listed and revoked together.
+
+use crate::config::Config;
+use crate::crypto::{random_token, sha256_b64url};
+use crate::platform::{Kv, StoreError};
+use serde::{Deserialize, Serialize};
+
+/// KV's smallest TTL.
+const KV_MIN_TTL: u64 = 60;
+
+/// What KV keeps about a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub user_id: String,
+    pub issuer: String,
+    pub provider: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    pub user_agent: String,
+    pub ip: String,
+    /// A vendor-side session or token to end at logout (Stytch session, LoginRadius token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_logout: Option<String>,
+}
+
+/// The stored id of a raw session token.
+pub fn sid_of(raw: &str) -> String {
+    sha256_b64url(raw.as_bytes())
+}
+
+fn session_key(sid: &str) -> String {
+    format!("s:{sid}")
+}
+
+fn index_prefix(user_id: &str) -> String {
+    format!("u:{user_id}:")
+}
+
+/// Session operations over a KV store.
+pub struct Sessions<'a, K: Kv> {
+    pub kv: &'a K,
+    pub cfg: &'a Config,
+}
+
+impl<K: Kv> Sessions<'_, K> {
+    fn ttl(&self, rec: &SessionRecord, now: i64) -> u64 {
+        let left = (rec.expires_at - now).max(0) as u64;
+        left.min(self.cfg.session_idle).max(KV_MIN_TTL)
+    }
+
+    async fn write(&self, sid: &str, rec: &SessionRecord, now: i64) -> Result<(), StoreError> {
+        let ttl = self.ttl(rec, now);
+        let json = serde_json::to_string(rec).map_err(|e| StoreError(e.to_string()))?;
+        self.kv.put(&session_key(sid), &json, ttl).await?;
+        self.kv.put(&format!("{}{sid}", index_prefix(&rec.user_id)), "", ttl).await
+    }
+
+    /// Starts a session; returns the raw token (for the cookie) and its `sid`.
+    pub async fn create(&self, mut rec: SessionRecord, now: i64) -> Result<(String, String), StoreError> {
+        let raw = random_token();
+        let sid = sid_of(&raw);
+        rec.created_at = now;
+        rec.last_seen_at = now;
+        rec.expires_at = now + self.cfg.session_ttl as i64;
+        self.write(&sid, &rec, now).await?;
+        Ok((raw, sid))
+    }
+
+    /// The live session of a raw token.
+    pub async fn lookup(&self, raw: &str, now: i64) -> Result<Option<(String, SessionRecord)>, StoreError> {
+        if raw.len() > 100 {
+            return Ok(None);
+        }
+        let sid = sid_of(raw);
+        Ok(self.get(&sid, now).await?.map(|r| (sid, r)))
+    }
+
+    /// The live session with this `sid`.
+    pub async fn get(&self, sid: &str, now: i64) -> Result<Option<SessionRecord>, StoreError> {
+        let Some(json) = self.kv.get(&session_key(sid)).await? else { return Ok(None) };
+        let Ok(rec) = serde_json::from_str::<SessionRecord>(&json) else { return Ok(None) };
+        let idle_deadline = rec.last_seen_at + self.cfg.session_idle as i64;
+        if now >= rec.expires_at || now >= idle_deadline {
+            return Ok(None);
+        }
+        Ok(Some(rec))
+    }
+
+    /// Marks the session as used now (at renewal, not on every request).
+    pub async fn touch(&self, sid: &str, mut rec: SessionRecord, now: i64) -> Result<(), StoreError> {
+        rec.last_seen_at = now;
+        self.write(sid, &rec, now).await
+    }
+
+    /// Ends one session.
+    pub async fn revoke(&self, sid: &str, user_id: &str) -> Result<(), StoreError> {
+        self.kv.delete(&session_key(sid)).await?;
+        self.kv.delete(&format!("{}{sid}", index_prefix(user_id))).await
+    }
+
+    /// The `sid`s of a user's sessions.
+    pub async fn sids_of(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = index_prefix(user_id);
+        Ok(self.kv.list(&prefix).await?.into_iter().filter_map(|k| k.strip_prefix(&prefix).map(String::from)).collect())
+    }
+
+    /// A user's live sessions.
+    pub async fn list(&self, user_id: &str, now: i64) -> Result<Vec<(String, SessionRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for sid in self.sids_of(user_id).await? {
+            if let Some(rec) = self.get(&sid, now).await? {
+                out.push((sid, rec));
+            }
+        }
+        out.sort_by_key(|(_, r)| std::cmp::Reverse(r.created_at));
+        Ok(out)
+    }
+
+    /// Ends every session of a user; returns how many.
+    pub async fn revoke_all(&self, user_id: &str) -> Result<usize, StoreError> {
+        let sids = self.sids_of(user_id).await?;
+        for sid in &sids {
+            self.revoke(sid, user_id).await?;
+        }
+        Ok(sids.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{block_on, test_config, MemoryKv};
+
+    fn rec(user: &str) -> SessionRecord {
+        SessionRecord {
+            user_id: user.into(), issuer: "i".into(), provider: "p".into(), created_at: 0,
+            last_seen_at: 0, expires_at: 0, user_agent: "ua".into(), ip: "1.2.3.4".into(), vendor_logout: None,
+        }
+    }
+
+    #[test]
+    fn only_the_hash_is_stored() {
+        let kv = MemoryKv::default();
+        let cfg = test_config();
+        let s = Sessions { kv: &kv, cfg: &cfg };
+        let (raw, sid) = block_on(s.create(rec("u1"), 100)).unwrap();
+        assert_eq!(sid, sid_of(&raw));
+        assert!(kv.keys().iter().all(|k| !k.contains(&raw)), "raw token must not be a key");
+        assert!(kv.values().iter().all(|v| !v.contains(&raw)), "raw token must not be stored");
+        assert!(block_on(s.lookup(&raw, 101)).unwrap().is_some());
+        assert!(block_on(s.lookup("guess", 101)).unwrap().is_none());
+    }
+
+    #[test]
+    fn idle_and_absolute_expiry() {
+        let kv = MemoryKv::default();
+        let cfg = test_config();
+        let s = Sessions { kv: &kv, cfg: &cfg };
+        let (raw, sid) = block_on(s.create(rec("u1"), 0)).unwrap();
+        let idle = cfg.session_idle as i64;
+        assert!(block_on(s.lookup(&raw, idle)).unwrap().is_none(), "idle timeout");
+        let (_, r) = block_on(s.lookup(&raw, idle - 1)).unwrap().unwrap();
+        block_on(s.touch(&sid, r, idle - 1)).unwrap();
+        assert!(block_on(s.lookup(&raw, idle + 10)).unwrap().is_some(), "touch extends idle");
+        assert!(block_on(s.lookup(&raw, cfg.session_ttl as i64)).unwrap().is_none(), "absolute limit");
+    }
+
+    #[test]
+    fn index_lists_and_revokes_all() {
+        let kv = MemoryKv::default();
+        let cfg = test_config();
+        let s = Sessions { kv: &kv, cfg: &cfg };
+        let (a, _) = block_on(s.create(rec("u1"), 0)).unwrap();
+        let (b, _) = block_on(s.create(rec("u1"), 1)).unwrap();
+        let (c, _) = block_on(s.create(rec("u2"), 1)).unwrap();
+        assert_eq!(block_on(s.list("u1", 2)).unwrap().len(), 2);
+        assert_eq!(block_on(s.revoke_all("u1")).unwrap(), 2);
+        assert!(block_on(s.lookup(&a, 2)).unwrap().is_none());
+        assert!(block_on(s.lookup(&b, 2)).unwrap().is_none());
+        assert!(block_on(s.lookup(&c, 2)).unwrap().is_some());
+    }
+}

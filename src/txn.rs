@@ -1,0 +1,159 @@
+//! The login transaction: what must survive the round trip to the provider (state, nonce,
+//! PKCE verifier, provider, `return_to`). It lives in KV under the hash of its `state` for 10
+//! minutes and is deleted on first use (single-use); the browser that started it holds a
+//! cookie with the state and an HMAC under `STATE_SECRET`, so a callback in another browser,
+//! without the cookie, or replayed, is refused.
+
+use crate::config::Config;
+use crate::cookies::{CookieJar, TXN};
+use crate::crypto::{b64url, b64url_decode, ct_eq, hmac_sha256, random_token, sha256_b64url};
+use crate::error::{AppError, AppResult};
+use crate::http::Request;
+use crate::platform::Kv;
+use serde::{Deserialize, Serialize};
+
+/// How long a sign-in may take.
+pub const TXN_TTL: u64 = 600;
+
+/// A login in progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoginTxn {
+    pub provider: String,
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub return_to: String,
+    pub created_at: i64,
+    /// Set when a signed-in user links another provider to their account.
+    #[serde(default)]
+    pub link_user: Option<String>,
+}
+
+impl LoginTxn {
+    pub fn new(provider: &str, return_to: String, link_user: Option<String>, now: i64) -> LoginTxn {
+        LoginTxn {
+            provider: provider.to_string(),
+            state: random_token(),
+            nonce: random_token(),
+            pkce_verifier: random_token(),
+            return_to,
+            created_at: now,
+            link_user,
+        }
+    }
+
+    /// The PKCE S256 challenge of the verifier.
+    pub fn pkce_challenge(&self) -> String {
+        sha256_b64url(self.pkce_verifier.as_bytes())
+    }
+}
+
+fn key(state: &str) -> String {
+    format!("t:{}", sha256_b64url(state.as_bytes()))
+}
+
+fn mac(cfg: &Config, state: &str) -> String {
+    b64url(&hmac_sha256(cfg.state_secret.expose().as_bytes(), format!("gatehouse-txn|{state}").as_bytes()))
+}
+
+/// Stores `txn` and returns the `Set-Cookie` value that binds it to this browser.
+pub async fn start<K: Kv>(kv: &K, cfg: &Config, txn: &LoginTxn) -> AppResult<String> {
+    let json = serde_json::to_string(txn).map_err(|e| AppError::Internal(e.to_string()))?;
+    kv.put(&key(&txn.state), &json, TXN_TTL).await?;
+    let jar = CookieJar { secure: cfg.secure_cookies };
+    Ok(jar.set(TXN, &format!("{}.{}", txn.state, mac(cfg, &txn.state)), TXN_TTL))
+}
+
+/// Takes the transaction named by `state` (single use), checking that this browser started
+/// it and that it belongs to `provider`.
+pub async fn finish<K: Kv>(kv: &K, cfg: &Config, req: &Request, state: Option<&str>, provider: &str, now: i64) -> AppResult<LoginTxn> {
+    let jar = CookieJar { secure: cfg.secure_cookies };
+    let cookie = jar
+        .get(req, TXN)
+        .ok_or_else(|| AppError::LoginTransaction("No sign-in was started in this browser.".into()))?;
+    let (cookie_state, cookie_mac) = cookie
+        .split_once('.')
+        .ok_or_else(|| AppError::LoginTransaction("The sign-in cookie is malformed.".into()))?;
+    if b64url_decode(cookie_mac).is_err() || !ct_eq(cookie_mac.as_bytes(), mac(cfg, cookie_state).as_bytes()) {
+        return Err(AppError::LoginTransaction("The sign-in cookie is invalid.".into()));
+    }
+    let state = state.ok_or_else(|| AppError::LoginTransaction("The provider returned no state.".into()))?;
+    if !ct_eq(state.as_bytes(), cookie_state.as_bytes()) {
+        return Err(AppError::LoginTransaction("This sign-in was started in another browser or tab.".into()));
+    }
+    let k = key(state);
+    let json = kv
+        .get(&k)
+        .await?
+        .ok_or_else(|| AppError::LoginTransaction("This sign-in has expired or was already used.".into()))?;
+    kv.delete(&k).await?;
+    let txn: LoginTxn = serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
+    if now - txn.created_at > TXN_TTL as i64 {
+        return Err(AppError::LoginTransaction("This sign-in has expired.".into()));
+    }
+    if txn.provider != provider {
+        return Err(AppError::LoginTransaction("This sign-in belongs to another provider.".into()));
+    }
+    Ok(txn)
+}
+
+/// The `Set-Cookie` value that removes the transaction cookie.
+pub fn clear_cookie(cfg: &Config) -> String {
+    CookieJar { secure: cfg.secure_cookies }.clear(TXN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Method;
+    use crate::testing::{block_on, test_config, MemoryKv};
+
+    fn callback_req(cookie: Option<&str>) -> Request {
+        let r = Request::new(Method::Get, "http://127.0.0.1:8787/auth/callback/dev");
+        match cookie {
+            Some(c) => r.with_header("cookie", c.split(';').next().unwrap()),
+            None => r,
+        }
+    }
+
+    #[test]
+    fn round_trip_is_single_use() {
+        let (kv, cfg) = (MemoryKv::default(), test_config());
+        let t = LoginTxn::new("dev", "/".into(), None, 100);
+        let cookie = block_on(start(&kv, &cfg, &t)).unwrap();
+        let req = callback_req(Some(&cookie));
+        assert_eq!(block_on(finish(&kv, &cfg, &req, Some(&t.state), "dev", 200)).unwrap(), t);
+        let again = block_on(finish(&kv, &cfg, &req, Some(&t.state), "dev", 200));
+        assert!(matches!(again, Err(AppError::LoginTransaction(_))), "replay refused");
+    }
+
+    #[test]
+    fn other_browser_missing_cookie_bad_state_expired_are_refused() {
+        let (kv, cfg) = (MemoryKv::default(), test_config());
+        let mine = LoginTxn::new("dev", "/".into(), None, 100);
+        let theirs = LoginTxn::new("dev", "/".into(), None, 100);
+        let my_cookie = block_on(start(&kv, &cfg, &mine)).unwrap();
+        block_on(start(&kv, &cfg, &theirs)).unwrap();
+        let cases = [
+            (callback_req(None), Some(mine.state.clone()), 200),
+            (callback_req(Some(&my_cookie)), Some(theirs.state.clone()), 200),
+            (callback_req(Some(&my_cookie)), Some("forged".into()), 200),
+            (callback_req(Some(&my_cookie)), None, 200),
+            (callback_req(Some(&format!("gh_txn={}.AAAA", mine.state))), Some(mine.state.clone()), 200),
+            (callback_req(Some(&my_cookie)), Some(mine.state.clone()), 100 + TXN_TTL as i64 + 1),
+        ];
+        for (i, (req, state, now)) in cases.into_iter().enumerate() {
+            let r = block_on(finish(&kv, &cfg, &req, state.as_deref(), "dev", now));
+            assert!(matches!(r, Err(AppError::LoginTransaction(_))), "case {i}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn wrong_provider_is_refused() {
+        let (kv, cfg) = (MemoryKv::default(), test_config());
+        let t = LoginTxn::new("dev", "/".into(), None, 100);
+        let cookie = block_on(start(&kv, &cfg, &t)).unwrap();
+        let r = block_on(finish(&kv, &cfg, &callback_req(Some(&cookie)), Some(&t.state), "other", 100));
+        assert!(matches!(r, Err(AppError::LoginTransaction(_))));
+    }
+}
