@@ -60,7 +60,10 @@ pub struct Config {
 }
 
 fn bad(setting: &str, problem: impl Into<String>) -> AppError {
-    AppError::Config { setting: setting.to_string(), problem: problem.into() }
+    AppError::Config {
+        setting: setting.to_string(),
+        problem: problem.into(),
+    }
 }
 
 fn text(env: &dyn EnvSource, name: &str) -> Result<Option<String>, AppError> {
@@ -82,7 +85,10 @@ fn seconds(env: &dyn EnvSource, name: &str, default: u64) -> Result<u64, AppErro
         None => Ok(default),
         Some(s) => match s.parse::<u64>() {
             Ok(n) if n > 0 && n <= 10 * 365 * 24 * 3600 => Ok(n),
-            _ => Err(bad(name, format!("must be a positive number of seconds, got {s:?}"))),
+            _ => Err(bad(
+                name,
+                format!("must be a positive number of seconds, got {s:?}"),
+            )),
         },
     }
 }
@@ -100,7 +106,10 @@ pub fn parse_base_url(setting: &str, s: &str) -> Result<Url, AppError> {
 }
 
 fn is_loopback_host(url: &Url) -> bool {
-    matches!(url.host_str(), Some("localhost") | Some("127.0.0.1") | Some("[::1]"))
+    matches!(
+        url.host_str(),
+        Some("localhost") | Some("127.0.0.1") | Some("[::1]")
+    )
 }
 
 impl Config {
@@ -108,7 +117,10 @@ impl Config {
     pub fn from_env(env: &dyn EnvSource) -> Result<Config, AppError> {
         let public = parse_base_url("PUBLIC_URL", &required(env, "PUBLIC_URL")?)?;
         if public.scheme() == "http" && !is_loopback_host(&public) {
-            return Err(bad("PUBLIC_URL", "must be https (plain http only on localhost)"));
+            return Err(bad(
+                "PUBLIC_URL",
+                "must be https (plain http only on localhost)",
+            ));
         }
         let public_url = public.as_str().trim_end_matches('/').to_string();
         let public_origin = public.origin().ascii_serialization();
@@ -119,7 +131,10 @@ impl Config {
 
         let state_secret = required(env, "STATE_SECRET")?;
         if state_secret.len() < 32 {
-            return Err(bad("STATE_SECRET", "must be at least 32 characters (use gatehouse-keys)"));
+            return Err(bad(
+                "STATE_SECRET",
+                "must be at least 32 characters (use gatehouse-keys)",
+            ));
         }
         let admin_api_key = match text(env, "ADMIN_API_KEY")? {
             Some(k) if k.len() < 24 => {
@@ -133,10 +148,16 @@ impl Config {
         let session_idle = seconds(env, "SESSION_IDLE_SECONDS", DEFAULT_SESSION_IDLE)?;
         let access_ttl = seconds(env, "ACCESS_TOKEN_TTL_SECONDS", DEFAULT_ACCESS_TTL)?;
         if session_idle > session_ttl {
-            return Err(bad("SESSION_IDLE_SECONDS", "must not exceed SESSION_TTL_SECONDS"));
+            return Err(bad(
+                "SESSION_IDLE_SECONDS",
+                "must not exceed SESSION_TTL_SECONDS",
+            ));
         }
         if access_ttl > session_idle {
-            return Err(bad("ACCESS_TOKEN_TTL_SECONDS", "must not exceed SESSION_IDLE_SECONDS"));
+            return Err(bad(
+                "ACCESS_TOKEN_TTL_SECONDS",
+                "must not exceed SESSION_IDLE_SECONDS",
+            ));
         }
         let origin_url = match text(env, "ORIGIN_URL")? {
             None => None,
@@ -176,7 +197,10 @@ impl Config {
 
 /// The env var holding a provider's secret: `PROVIDER_<NAME>_SECRET`.
 pub fn secret_var_name(provider: &str) -> String {
-    format!("PROVIDER_{}_SECRET", provider.to_ascii_uppercase().replace('-', "_"))
+    format!(
+        "PROVIDER_{}_SECRET",
+        provider.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 fn parse_providers(env: &dyn EnvSource) -> Result<BTreeMap<String, ProviderConfig>, AppError> {
@@ -196,9 +220,14 @@ fn parse_providers(env: &dyn EnvSource) -> Result<BTreeMap<String, ProviderConfi
     for (name, settings) in table {
         if name.is_empty()
             || name.len() > 40
-            || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         {
-            return Err(bad("PROVIDERS", format!("provider name {name:?} must be [a-z0-9_-]{{1,40}}")));
+            return Err(bad(
+                "PROVIDERS",
+                format!("provider name {name:?} must be [a-z0-9_-]{{1,40}}"),
+            ));
         }
         let secret = text(env, &secret_var_name(name))?.map(Secret::new);
         let provider = ProviderConfig::parse(name, settings, secret)
@@ -209,33 +238,48 @@ fn parse_providers(env: &dyn EnvSource) -> Result<BTreeMap<String, ProviderConfi
 }
 
 fn parse_signing_keys(s: &str) -> Result<Vec<SigningKey>, AppError> {
-    let values: Vec<serde_json::Value> = serde_json::from_str(s)
-        .map_err(|e| bad("SIGNING_KEYS", format!("must be a JSON array of private JWKs: {e}")))?;
+    let values: Vec<serde_json::Value> = serde_json::from_str(s).map_err(|e| {
+        bad(
+            "SIGNING_KEYS",
+            format!("must be a JSON array of private JWKs: {e}"),
+        )
+    })?;
     if values.is_empty() {
         return Err(bad("SIGNING_KEYS", "holds no key"));
     }
     let keys = values
         .iter()
         .enumerate()
-        .map(|(i, v)| SigningKey::from_private_jwk(v).map_err(|p| bad("SIGNING_KEYS", format!("key {i}: {p}"))))
+        .map(|(i, v)| {
+            SigningKey::from_private_jwk(v)
+                .map_err(|p| bad("SIGNING_KEYS", format!("key {i}: {p}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(keys)
 }
 
 fn parse_origins(raw: Option<String>) -> Result<Vec<String>, AppError> {
-    let Some(raw) = raw else { return Ok(Vec::new()) };
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
     let items: Vec<String> = if raw.trim_start().starts_with('[') {
         serde_json::from_str(&raw)
             .map_err(|e| bad("ALLOWED_RETURN_ORIGINS", format!("invalid JSON array: {e}")))?
     } else {
-        raw.split([',', ' ']).filter(|s| !s.is_empty()).map(String::from).collect()
+        raw.split([',', ' '])
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
     };
     items
         .iter()
         .map(|o| {
             let url = parse_base_url("ALLOWED_RETURN_ORIGINS", o)?;
             if url.path() != "/" {
-                return Err(bad("ALLOWED_RETURN_ORIGINS", format!("{o:?} is not a bare origin")));
+                return Err(bad(
+                    "ALLOWED_RETURN_ORIGINS",
+                    format!("{o:?} is not a bare origin"),
+                ));
             }
             Ok(url.origin().ascii_serialization())
         })
@@ -244,9 +288,14 @@ fn parse_origins(raw: Option<String>) -> Result<Vec<String>, AppError> {
 
 /// Decodes a base64url field of a JWK into exactly `N` bytes.
 pub fn jwk_bytes<const N: usize>(v: &serde_json::Value, field: &str) -> Result<[u8; N], String> {
-    let s = v.get(field).and_then(|x| x.as_str()).ok_or(format!("missing \"{field}\""))?;
+    let s = v
+        .get(field)
+        .and_then(|x| x.as_str())
+        .ok_or(format!("missing \"{field}\""))?;
     let bytes = b64url_decode(s).map_err(|_| format!("\"{field}\" is not base64url"))?;
-    bytes.try_into().map_err(|_| format!("\"{field}\" must be {N} bytes"))
+    bytes
+        .try_into()
+        .map_err(|_| format!("\"{field}\" must be {N} bytes"))
 }
 
 #[cfg(test)]
@@ -260,7 +309,10 @@ mod tests {
         assert_eq!(cfg.public_url, "http://127.0.0.1:8787");
         assert!(!cfg.secure_cookies);
         assert_eq!(cfg.session_ttl, DEFAULT_SESSION_TTL);
-        assert_eq!(cfg.redirect_uri("dev"), "http://127.0.0.1:8787/auth/callback/dev");
+        assert_eq!(
+            cfg.redirect_uri("dev"),
+            "http://127.0.0.1:8787/auth/callback/dev"
+        );
     }
 
     fn err_setting(env: &BTreeMap<String, String>) -> String {
@@ -283,8 +335,14 @@ mod tests {
 
     #[test]
     fn malformed_providers_is_named() {
-        for bad in ["{not json", "[]", "{}", r#"{"x":{"kind":"nope"}}"#, r#"{"Bad Name":{"kind":"oidc"}}"#,
-            r#"{"x":{"kind":"oidc","client_id":"c"}}"#] {
+        for bad in [
+            "{not json",
+            "[]",
+            "{}",
+            r#"{"x":{"kind":"nope"}}"#,
+            r#"{"Bad Name":{"kind":"oidc"}}"#,
+            r#"{"x":{"kind":"oidc","client_id":"c"}}"#,
+        ] {
             let mut env = test_env();
             env.insert("PROVIDERS".into(), bad.into());
             assert_eq!(err_setting(&env), "PROVIDERS", "{bad}");
@@ -293,8 +351,13 @@ mod tests {
 
     #[test]
     fn bad_signing_keys_is_named() {
-        for bad in ["", "[]", "{}", r#"[{"kty":"OKP","crv":"Ed25519","x":"AAAA"}]"#,
-            r#"[{"kty":"RSA","n":"x","e":"AQAB","d":"x"}]"#] {
+        for bad in [
+            "",
+            "[]",
+            "{}",
+            r#"[{"kty":"OKP","crv":"Ed25519","x":"AAAA"}]"#,
+            r#"[{"kty":"RSA","n":"x","e":"AQAB","d":"x"}]"#,
+        ] {
             let mut env = test_env();
             env.insert("SIGNING_KEYS".into(), bad.into());
             assert_eq!(err_setting(&env), "SIGNING_KEYS", "{bad}");
@@ -310,7 +373,10 @@ mod tests {
         env.insert("SESSION_TTL_SECONDS".into(), "-1".into());
         assert_eq!(err_setting(&env), "SESSION_TTL_SECONDS");
         let mut env = test_env();
-        env.insert("ALLOWED_RETURN_ORIGINS".into(), "https://a.example/path".into());
+        env.insert(
+            "ALLOWED_RETURN_ORIGINS".into(),
+            "https://a.example/path".into(),
+        );
         assert_eq!(err_setting(&env), "ALLOWED_RETURN_ORIGINS");
     }
 

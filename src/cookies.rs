@@ -52,7 +52,9 @@ impl CookieJar {
 
     /// Whether a `Cookie` header pair is one of Gatehouse's own (never forwarded to an origin).
     pub fn is_own(&self, cookie_name: &str) -> bool {
-        [SESSION, ACCESS, TXN].iter().any(|n| self.wire_name(n) == cookie_name)
+        [SESSION, ACCESS, TXN]
+            .iter()
+            .any(|n| self.wire_name(n) == cookie_name)
     }
 }
 

@@ -107,15 +107,15 @@ impl AppError {
     /// The one line written to the log for this error (operators see the detail here).
     pub fn log_line(&self) -> Option<String> {
         match self {
-            AppError::Config { setting, problem } => {
-                Some(format!("gatehouse: configuration error: {setting}: {problem}"))
-            }
+            AppError::Config { setting, problem } => Some(format!(
+                "gatehouse: configuration error: {setting}: {problem}"
+            )),
             AppError::Provider { provider, reason } => {
                 Some(format!("gatehouse: provider {provider} rejected: {reason}"))
             }
-            AppError::ProviderUnavailable { provider, reason } => {
-                Some(format!("gatehouse: provider {provider} unavailable: {reason}"))
-            }
+            AppError::ProviderUnavailable { provider, reason } => Some(format!(
+                "gatehouse: provider {provider} unavailable: {reason}"
+            )),
             AppError::LoginTransaction(m) => Some(format!("gatehouse: login transaction: {m}")),
             AppError::Storage(m) => Some(format!("gatehouse: storage error: {m}")),
             AppError::Internal(m) => Some(format!("gatehouse: internal error: {m}")),
@@ -168,7 +168,10 @@ mod tests {
 
     #[test]
     fn config_error_names_setting_but_not_problem_detail() {
-        let e = AppError::Config { setting: "PUBLIC_URL".into(), problem: "secret-ish detail".into() };
+        let e = AppError::Config {
+            setting: "PUBLIC_URL".into(),
+            problem: "secret-ish detail".into(),
+        };
         let r = e.clone().into_response(Wants::Html);
         assert_eq!(r.status, 500);
         let body = String::from_utf8(r.body).unwrap();
@@ -179,7 +182,10 @@ mod tests {
 
     #[test]
     fn provider_error_does_not_echo_provider_body() {
-        let e = AppError::Provider { provider: "acme".into(), reason: "{\"raw\":\"body\"}".into() };
+        let e = AppError::Provider {
+            provider: "acme".into(),
+            reason: "{\"raw\":\"body\"}".into(),
+        };
         let r = e.into_response(Wants::Json);
         assert!(!String::from_utf8(r.body).unwrap().contains("raw"));
     }

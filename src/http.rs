@@ -71,7 +71,8 @@ impl Request {
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Request {
-        self.headers.push((name.to_ascii_lowercase(), value.to_string()));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
         self
     }
 
@@ -94,7 +95,10 @@ impl Request {
 
     /// First value of a query parameter.
     pub fn query(&self, name: &str) -> Option<String> {
-        self.url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+        self.url
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
     }
 
     /// Browsers get HTML error pages; everything else JSON.
@@ -156,7 +160,11 @@ pub struct Response {
 
 impl Response {
     pub fn new(status: u16) -> Response {
-        Response { status, headers: Vec::new(), body: Vec::new() }
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     pub fn json(status: u16, value: &serde_json::Value) -> Response {
@@ -186,12 +194,14 @@ impl Response {
     /// Replaces a header.
     pub fn set_header(&mut self, name: &str, value: &str) {
         self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-        self.headers.push((name.to_ascii_lowercase(), value.to_string()));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
     }
 
     /// Adds a header, keeping others of the same name (Set-Cookie).
     pub fn append_header(&mut self, name: &str, value: &str) {
-        self.headers.push((name.to_ascii_lowercase(), value.to_string()));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -231,7 +241,10 @@ mod tests {
     #[test]
     fn oversized_body_is_refused() {
         let j = Request::new(Method::Post, "http://x/a").with_body(vec![b' '; MAX_BODY_BYTES + 1]);
-        assert_eq!(j.parse_body::<Email>().err(), Some(AppError::PayloadTooLarge));
+        assert_eq!(
+            j.parse_body::<Email>().err(),
+            Some(AppError::PayloadTooLarge)
+        );
     }
 
     #[test]

@@ -9,11 +9,18 @@ use crate::users::{Profile, User, UserStore};
 /// Finds or creates the local user for `profile` and records the login.
 pub async fn sign_in<U: UserStore>(store: &U, profile: &Profile, now: i64) -> AppResult<User> {
     if profile.issuer.is_empty() || profile.sub.is_empty() {
-        return Err(AppError::Provider { provider: profile.provider.clone(), reason: "empty issuer or sub".into() });
+        return Err(AppError::Provider {
+            provider: profile.provider.clone(),
+            reason: "empty issuer or sub".into(),
+        });
     }
     let user_id = match store.identity_owner(&profile.issuer, &profile.sub).await? {
         Some(id) => id,
-        None => store.create_linked(&User::from_profile(profile, now), profile, now).await?,
+        None => {
+            store
+                .create_linked(&User::from_profile(profile, now), profile, now)
+                .await?
+        }
     };
     let user = store
         .get_user(&user_id)
@@ -40,7 +47,11 @@ mod tests {
         let a = block_on(sign_in(&store, &profile("iss", "s1", Some("a@x")), 10)).unwrap();
         let b = block_on(sign_in(&store, &profile("iss", "s1", Some("new@x")), 20)).unwrap();
         assert_eq!(a.id, b.id);
-        assert_eq!(b.email.as_deref(), Some("new@x"), "later logins refresh the email");
+        assert_eq!(
+            b.email.as_deref(),
+            Some("new@x"),
+            "later logins refresh the email"
+        );
         assert_eq!(b.last_login_at, Some(20));
         assert_eq!(store.user_count(), 1);
     }
@@ -60,7 +71,11 @@ mod tests {
         let store = MemoryUsers::default();
         let a = block_on(sign_in(&store, &profile("iss", "s1", Some("a@x")), 10)).unwrap();
         store.set_active(&a.id, false);
-        let r = block_on(sign_in(&store, &profile("iss", "s1", Some("changed@x")), 20));
+        let r = block_on(sign_in(
+            &store,
+            &profile("iss", "s1", Some("changed@x")),
+            20,
+        ));
         assert!(matches!(r, Err(AppError::Forbidden(_))));
         let u = block_on(store.get_user(&a.id)).unwrap().unwrap();
         assert_eq!(u.email.as_deref(), Some("a@x"));
@@ -71,7 +86,12 @@ mod tests {
         let store = MemoryUsers::default();
         let winner = block_on(sign_in(&store, &profile("iss", "s1", None), 10)).unwrap();
         // A second first-login that looked before the winner committed.
-        let owner = block_on(store.create_linked(&User::from_profile(&profile("iss", "s1", None), 11), &profile("iss", "s1", None), 11)).unwrap();
+        let owner = block_on(store.create_linked(
+            &User::from_profile(&profile("iss", "s1", None), 11),
+            &profile("iss", "s1", None),
+            11,
+        ))
+        .unwrap();
         assert_eq!(owner, winner.id);
         assert_eq!(store.user_count(), 1);
     }

@@ -60,7 +60,10 @@ pub fn login_page(providers: &[(String, String)], return_to: &str) -> String {
             esc(display)
         ));
     }
-    layout("Sign in", &format!("<h1>Sign in</h1><nav aria-label=\"Sign-in providers\"><ul>{items}</ul></nav>"))
+    layout(
+        "Sign in",
+        &format!("<h1>Sign in</h1><nav aria-label=\"Sign-in providers\"><ul>{items}</ul></nav>"),
+    )
 }
 
 /// The home page: who is signed in, and a sign-out button.

@@ -45,14 +45,25 @@ pub struct Outbound {
 
 impl Outbound {
     pub fn get(url: impl Into<String>) -> Outbound {
-        Outbound { method: "GET", url: url.into(), headers: vec![("accept".into(), "application/json".into())], body: None, timeout_ms: DEFAULT_TIMEOUT_MS }
+        Outbound {
+            method: "GET",
+            url: url.into(),
+            headers: vec![("accept".into(), "application/json".into())],
+            body: None,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+        }
     }
 
     pub fn post_form(url: impl Into<String>, pairs: &[(&str, &str)]) -> Outbound {
-        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
         let mut o = Outbound::get(url);
         o.method = "POST";
-        o.headers.push(("content-type".into(), "application/x-www-form-urlencoded".into()));
+        o.headers.push((
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        ));
         o.body = Some(body.into_bytes());
         o
     }
@@ -60,13 +71,15 @@ impl Outbound {
     pub fn post_json(url: impl Into<String>, value: &serde_json::Value) -> Outbound {
         let mut o = Outbound::get(url);
         o.method = "POST";
-        o.headers.push(("content-type".into(), "application/json".into()));
+        o.headers
+            .push(("content-type".into(), "application/json".into()));
         o.body = Some(value.to_string().into_bytes());
         o
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Outbound {
-        self.headers.push((name.to_ascii_lowercase(), value.to_string()));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
         self
     }
 }
@@ -108,7 +121,13 @@ pub trait HttpClient {
 /// Signature primitives: WebCrypto in the Worker, pure Rust natively.
 pub trait Signatures {
     /// Checks `sig` over `msg` with `key` and `alg`. `Err` for a key the backend cannot use.
-    async fn verify(&self, key: &PublicJwk, alg: Alg, msg: &[u8], sig: &[u8]) -> Result<bool, String>;
+    async fn verify(
+        &self,
+        key: &PublicJwk,
+        alg: Alg,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<bool, String>;
     /// Signs `msg` with one of Gatehouse's Ed25519 keys.
     async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String>;
 }

@@ -107,22 +107,50 @@ mod tests {
     fn accepts_paths_and_allowed_origins() {
         let c = cfg();
         assert_eq!(validate(&c, None).unwrap(), "/");
-        assert_eq!(validate(&c, Some("/dash?x=1#top")).unwrap(), "/dash?x=1#top");
-        assert_eq!(validate(&c, Some("http://127.0.0.1:8787/a")).unwrap(), "http://127.0.0.1:8787/a");
-        assert_eq!(validate(&c, Some("https://app.example.com/x")).unwrap(), "https://app.example.com/x");
+        assert_eq!(
+            validate(&c, Some("/dash?x=1#top")).unwrap(),
+            "/dash?x=1#top"
+        );
+        assert_eq!(
+            validate(&c, Some("http://127.0.0.1:8787/a")).unwrap(),
+            "http://127.0.0.1:8787/a"
+        );
+        assert_eq!(
+            validate(&c, Some("https://app.example.com/x")).unwrap(),
+            "https://app.example.com/x"
+        );
     }
 
     #[test]
     fn refuses_open_redirect_variants() {
         let c = cfg();
         for evil in [
-            "//evil.com", "///evil.com", "https:evil.com", "https:/evil.com", "\\\\evil.com",
-            "/\\evil.com", "\\/evil.com", "javascript:alert(1)", "JaVaScRiPt:alert(1)",
-            " javascript:alert(1)", "%2F%2Fevil.com", "/%2F/evil.com", "%252F%252Fevil.com",
-            "/%5Cevil.com", "%5C%5Cevil.com", "javascript%3Aalert(1)", "/\tevil", "/%09/evil.com",
-            "/\n/evil.com", "https://evil.com", "http://app.example.com.evil.com/",
-            "https://app.example.com@evil.com/", "https://user@app.example.com/", "data:text/html,x",
-            "evil.com", "http://127.0.0.1:9999/",
+            "//evil.com",
+            "///evil.com",
+            "https:evil.com",
+            "https:/evil.com",
+            "\\\\evil.com",
+            "/\\evil.com",
+            "\\/evil.com",
+            "javascript:alert(1)",
+            "JaVaScRiPt:alert(1)",
+            " javascript:alert(1)",
+            "%2F%2Fevil.com",
+            "/%2F/evil.com",
+            "%252F%252Fevil.com",
+            "/%5Cevil.com",
+            "%5C%5Cevil.com",
+            "javascript%3Aalert(1)",
+            "/\tevil",
+            "/%09/evil.com",
+            "/\n/evil.com",
+            "https://evil.com",
+            "http://app.example.com.evil.com/",
+            "https://app.example.com@evil.com/",
+            "https://user@app.example.com/",
+            "data:text/html,x",
+            "evil.com",
+            "http://127.0.0.1:9999/",
         ] {
             assert!(validate(&c, Some(evil)).is_err(), "accepted {evil:?}");
         }

@@ -56,11 +56,17 @@ impl<K: Kv> Sessions<'_, K> {
         let ttl = self.ttl(rec, now);
         let json = serde_json::to_string(rec).map_err(|e| StoreError(e.to_string()))?;
         self.kv.put(&session_key(sid), &json, ttl).await?;
-        self.kv.put(&format!("{}{sid}", index_prefix(&rec.user_id)), "", ttl).await
+        self.kv
+            .put(&format!("{}{sid}", index_prefix(&rec.user_id)), "", ttl)
+            .await
     }
 
     /// Starts a session; returns the raw token (for the cookie) and its `sid`.
-    pub async fn create(&self, mut rec: SessionRecord, now: i64) -> Result<(String, String), StoreError> {
+    pub async fn create(
+        &self,
+        mut rec: SessionRecord,
+        now: i64,
+    ) -> Result<(String, String), StoreError> {
         let raw = random_token();
         let sid = sid_of(&raw);
         rec.created_at = now;
@@ -71,7 +77,11 @@ impl<K: Kv> Sessions<'_, K> {
     }
 
     /// The live session of a raw token.
-    pub async fn lookup(&self, raw: &str, now: i64) -> Result<Option<(String, SessionRecord)>, StoreError> {
+    pub async fn lookup(
+        &self,
+        raw: &str,
+        now: i64,
+    ) -> Result<Option<(String, SessionRecord)>, StoreError> {
         if raw.len() > 100 {
             return Ok(None);
         }
@@ -81,8 +91,12 @@ impl<K: Kv> Sessions<'_, K> {
 
     /// The live session with this `sid`.
     pub async fn get(&self, sid: &str, now: i64) -> Result<Option<SessionRecord>, StoreError> {
-        let Some(json) = self.kv.get(&session_key(sid)).await? else { return Ok(None) };
-        let Ok(rec) = serde_json::from_str::<SessionRecord>(&json) else { return Ok(None) };
+        let Some(json) = self.kv.get(&session_key(sid)).await? else {
+            return Ok(None);
+        };
+        let Ok(rec) = serde_json::from_str::<SessionRecord>(&json) else {
+            return Ok(None);
+        };
         let idle_deadline = rec.last_seen_at + self.cfg.session_idle as i64;
         if now >= rec.expires_at || now >= idle_deadline {
             return Ok(None);
@@ -91,7 +105,12 @@ impl<K: Kv> Sessions<'_, K> {
     }
 
     /// Marks the session as used now (at renewal, not on every request).
-    pub async fn touch(&self, sid: &str, mut rec: SessionRecord, now: i64) -> Result<(), StoreError> {
+    pub async fn touch(
+        &self,
+        sid: &str,
+        mut rec: SessionRecord,
+        now: i64,
+    ) -> Result<(), StoreError> {
         rec.last_seen_at = now;
         self.write(sid, &rec, now).await
     }
@@ -99,17 +118,29 @@ impl<K: Kv> Sessions<'_, K> {
     /// Ends one session.
     pub async fn revoke(&self, sid: &str, user_id: &str) -> Result<(), StoreError> {
         self.kv.delete(&session_key(sid)).await?;
-        self.kv.delete(&format!("{}{sid}", index_prefix(user_id))).await
+        self.kv
+            .delete(&format!("{}{sid}", index_prefix(user_id)))
+            .await
     }
 
     /// The `sid`s of a user's sessions.
     pub async fn sids_of(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
         let prefix = index_prefix(user_id);
-        Ok(self.kv.list(&prefix).await?.into_iter().filter_map(|k| k.strip_prefix(&prefix).map(String::from)).collect())
+        Ok(self
+            .kv
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(&prefix).map(String::from))
+            .collect())
     }
 
     /// A user's live sessions.
-    pub async fn list(&self, user_id: &str, now: i64) -> Result<Vec<(String, SessionRecord)>, StoreError> {
+    pub async fn list(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<(String, SessionRecord)>, StoreError> {
         let mut out = Vec::new();
         for sid in self.sids_of(user_id).await? {
             if let Some(rec) = self.get(&sid, now).await? {
@@ -137,8 +168,15 @@ mod tests {
 
     fn rec(user: &str) -> SessionRecord {
         SessionRecord {
-            user_id: user.into(), issuer: "i".into(), provider: "p".into(), created_at: 0,
-            last_seen_at: 0, expires_at: 0, user_agent: "ua".into(), ip: "1.2.3.4".into(), vendor_logout: None,
+            user_id: user.into(),
+            issuer: "i".into(),
+            provider: "p".into(),
+            created_at: 0,
+            last_seen_at: 0,
+            expires_at: 0,
+            user_agent: "ua".into(),
+            ip: "1.2.3.4".into(),
+            vendor_logout: None,
         }
     }
 
@@ -149,8 +187,14 @@ mod tests {
         let s = Sessions { kv: &kv, cfg: &cfg };
         let (raw, sid) = block_on(s.create(rec("u1"), 100)).unwrap();
         assert_eq!(sid, sid_of(&raw));
-        assert!(kv.keys().iter().all(|k| !k.contains(&raw)), "raw token must not be a key");
-        assert!(kv.values().iter().all(|v| !v.contains(&raw)), "raw token must not be stored");
+        assert!(
+            kv.keys().iter().all(|k| !k.contains(&raw)),
+            "raw token must not be a key"
+        );
+        assert!(
+            kv.values().iter().all(|v| !v.contains(&raw)),
+            "raw token must not be stored"
+        );
         assert!(block_on(s.lookup(&raw, 101)).unwrap().is_some());
         assert!(block_on(s.lookup("guess", 101)).unwrap().is_none());
     }
@@ -162,11 +206,22 @@ mod tests {
         let s = Sessions { kv: &kv, cfg: &cfg };
         let (raw, sid) = block_on(s.create(rec("u1"), 0)).unwrap();
         let idle = cfg.session_idle as i64;
-        assert!(block_on(s.lookup(&raw, idle)).unwrap().is_none(), "idle timeout");
+        assert!(
+            block_on(s.lookup(&raw, idle)).unwrap().is_none(),
+            "idle timeout"
+        );
         let (_, r) = block_on(s.lookup(&raw, idle - 1)).unwrap().unwrap();
         block_on(s.touch(&sid, r, idle - 1)).unwrap();
-        assert!(block_on(s.lookup(&raw, idle + 10)).unwrap().is_some(), "touch extends idle");
-        assert!(block_on(s.lookup(&raw, cfg.session_ttl as i64)).unwrap().is_none(), "absolute limit");
+        assert!(
+            block_on(s.lookup(&raw, idle + 10)).unwrap().is_some(),
+            "touch extends idle"
+        );
+        assert!(
+            block_on(s.lookup(&raw, cfg.session_ttl as i64))
+                .unwrap()
+                .is_none(),
+            "absolute limit"
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@ use crate::jwt::jwk::PublicJwk;
 use crate::jwt::keys::SigningKey;
 use crate::jwt::native::NativeSignatures;
 use crate::jwt::Alg;
-use crate::platform::{Caches, FetchError, HttpClient, Inbound, Kv, Outbound, Platform, Signatures, StoreError};
+use crate::platform::{
+    Caches, FetchError, HttpClient, Inbound, Kv, Outbound, Platform, Signatures, StoreError,
+};
 use crate::users::{Event, Profile, User, UserStore};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -33,7 +35,10 @@ pub fn test_env() -> BTreeMap<String, String> {
     );
     env.insert("PROVIDER_DEV_SECRET".into(), "dev-secret".into());
     env.insert("SIGNING_KEYS".into(), format!("[{TEST_KEY_1}]"));
-    env.insert("STATE_SECRET".into(), "0123456789abcdef0123456789abcdef".into());
+    env.insert(
+        "STATE_SECRET".into(),
+        "0123456789abcdef0123456789abcdef".into(),
+    );
     env
 }
 
@@ -82,7 +87,13 @@ impl Kv for MemoryKv {
         Ok(())
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        Ok(self.map.borrow().keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+        Ok(self
+            .map
+            .borrow()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
     }
 }
 
@@ -107,14 +118,25 @@ impl MemoryUsers {
 
 impl UserStore for MemoryUsers {
     async fn identity_owner(&self, issuer: &str, sub: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.identities.borrow().get(&(issuer.into(), sub.into())).cloned())
+        Ok(self
+            .identities
+            .borrow()
+            .get(&(issuer.into(), sub.into()))
+            .cloned())
     }
-    async fn create_linked(&self, user: &User, p: &Profile, _now: i64) -> Result<String, StoreError> {
+    async fn create_linked(
+        &self,
+        user: &User,
+        p: &Profile,
+        _now: i64,
+    ) -> Result<String, StoreError> {
         let key = (p.issuer.clone(), p.sub.clone());
         if let Some(owner) = self.identities.borrow().get(&key) {
             return Ok(owner.clone());
         }
-        self.users.borrow_mut().insert(user.id.clone(), user.clone());
+        self.users
+            .borrow_mut()
+            .insert(user.id.clone(), user.clone());
         self.identities.borrow_mut().insert(key, user.id.clone());
         Ok(user.id.clone())
     }
@@ -163,11 +185,16 @@ pub struct TestPlatform {
 }
 
 impl TestPlatform {
-    pub fn new(handler: impl Fn(&Outbound) -> Result<Inbound, FetchError> + 'static) -> TestPlatform {
+    pub fn new(
+        handler: impl Fn(&Outbound) -> Result<Inbound, FetchError> + 'static,
+    ) -> TestPlatform {
         TestPlatform {
             kv: MemoryKv::default(),
             users: MemoryUsers::default(),
-            http: FakeHttp { handler: Box::new(handler), calls: RefCell::new(vec![]) },
+            http: FakeHttp {
+                handler: Box::new(handler),
+                calls: RefCell::new(vec![]),
+            },
             caches: Caches::default(),
             clock: Cell::new(1_700_000_000),
             logs: RefCell::new(vec![]),
@@ -176,7 +203,13 @@ impl TestPlatform {
 }
 
 impl Signatures for TestPlatform {
-    async fn verify(&self, key: &PublicJwk, alg: Alg, msg: &[u8], sig: &[u8]) -> Result<bool, String> {
+    async fn verify(
+        &self,
+        key: &PublicJwk,
+        alg: Alg,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<bool, String> {
         NativeSignatures.verify(key, alg, msg, sig).await
     }
     async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String> {

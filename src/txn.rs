@@ -53,53 +53,85 @@ fn key(state: &str) -> String {
 }
 
 fn mac(cfg: &Config, state: &str) -> String {
-    b64url(&hmac_sha256(cfg.state_secret.expose().as_bytes(), format!("gatehouse-txn|{state}").as_bytes()))
+    b64url(&hmac_sha256(
+        cfg.state_secret.expose().as_bytes(),
+        format!("gatehouse-txn|{state}").as_bytes(),
+    ))
 }
 
 /// Stores `txn` and returns the `Set-Cookie` value that binds it to this browser.
 pub async fn start<K: Kv>(kv: &K, cfg: &Config, txn: &LoginTxn) -> AppResult<String> {
     let json = serde_json::to_string(txn).map_err(|e| AppError::Internal(e.to_string()))?;
     kv.put(&key(&txn.state), &json, TXN_TTL).await?;
-    let jar = CookieJar { secure: cfg.secure_cookies };
-    Ok(jar.set(TXN, &format!("{}.{}", txn.state, mac(cfg, &txn.state)), TXN_TTL))
+    let jar = CookieJar {
+        secure: cfg.secure_cookies,
+    };
+    Ok(jar.set(
+        TXN,
+        &format!("{}.{}", txn.state, mac(cfg, &txn.state)),
+        TXN_TTL,
+    ))
 }
 
 /// Takes the transaction named by `state` (single use), checking that this browser started
 /// it and that it belongs to `provider`.
-pub async fn finish<K: Kv>(kv: &K, cfg: &Config, req: &Request, state: Option<&str>, provider: &str, now: i64) -> AppResult<LoginTxn> {
-    let jar = CookieJar { secure: cfg.secure_cookies };
-    let cookie = jar
-        .get(req, TXN)
-        .ok_or_else(|| AppError::LoginTransaction("No sign-in was started in this browser.".into()))?;
+pub async fn finish<K: Kv>(
+    kv: &K,
+    cfg: &Config,
+    req: &Request,
+    state: Option<&str>,
+    provider: &str,
+    now: i64,
+) -> AppResult<LoginTxn> {
+    let jar = CookieJar {
+        secure: cfg.secure_cookies,
+    };
+    let cookie = jar.get(req, TXN).ok_or_else(|| {
+        AppError::LoginTransaction("No sign-in was started in this browser.".into())
+    })?;
     let (cookie_state, cookie_mac) = cookie
         .split_once('.')
         .ok_or_else(|| AppError::LoginTransaction("The sign-in cookie is malformed.".into()))?;
-    if b64url_decode(cookie_mac).is_err() || !ct_eq(cookie_mac.as_bytes(), mac(cfg, cookie_state).as_bytes()) {
-        return Err(AppError::LoginTransaction("The sign-in cookie is invalid.".into()));
+    if b64url_decode(cookie_mac).is_err()
+        || !ct_eq(cookie_mac.as_bytes(), mac(cfg, cookie_state).as_bytes())
+    {
+        return Err(AppError::LoginTransaction(
+            "The sign-in cookie is invalid.".into(),
+        ));
     }
-    let state = state.ok_or_else(|| AppError::LoginTransaction("The provider returned no state.".into()))?;
+    let state = state
+        .ok_or_else(|| AppError::LoginTransaction("The provider returned no state.".into()))?;
     if !ct_eq(state.as_bytes(), cookie_state.as_bytes()) {
-        return Err(AppError::LoginTransaction("This sign-in was started in another browser or tab.".into()));
+        return Err(AppError::LoginTransaction(
+            "This sign-in was started in another browser or tab.".into(),
+        ));
     }
     let k = key(state);
-    let json = kv
-        .get(&k)
-        .await?
-        .ok_or_else(|| AppError::LoginTransaction("This sign-in has expired or was already used.".into()))?;
+    let json = kv.get(&k).await?.ok_or_else(|| {
+        AppError::LoginTransaction("This sign-in has expired or was already used.".into())
+    })?;
     kv.delete(&k).await?;
-    let txn: LoginTxn = serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
+    let txn: LoginTxn =
+        serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
     if now - txn.created_at > TXN_TTL as i64 {
-        return Err(AppError::LoginTransaction("This sign-in has expired.".into()));
+        return Err(AppError::LoginTransaction(
+            "This sign-in has expired.".into(),
+        ));
     }
     if txn.provider != provider {
-        return Err(AppError::LoginTransaction("This sign-in belongs to another provider.".into()));
+        return Err(AppError::LoginTransaction(
+            "This sign-in belongs to another provider.".into(),
+        ));
     }
     Ok(txn)
 }
 
 /// The `Set-Cookie` value that removes the transaction cookie.
 pub fn clear_cookie(cfg: &Config) -> String {
-    CookieJar { secure: cfg.secure_cookies }.clear(TXN)
+    CookieJar {
+        secure: cfg.secure_cookies,
+    }
+    .clear(TXN)
 }
 
 #[cfg(test)]
@@ -122,9 +154,15 @@ mod tests {
         let t = LoginTxn::new("dev", "/".into(), None, 100);
         let cookie = block_on(start(&kv, &cfg, &t)).unwrap();
         let req = callback_req(Some(&cookie));
-        assert_eq!(block_on(finish(&kv, &cfg, &req, Some(&t.state), "dev", 200)).unwrap(), t);
+        assert_eq!(
+            block_on(finish(&kv, &cfg, &req, Some(&t.state), "dev", 200)).unwrap(),
+            t
+        );
         let again = block_on(finish(&kv, &cfg, &req, Some(&t.state), "dev", 200));
-        assert!(matches!(again, Err(AppError::LoginTransaction(_))), "replay refused");
+        assert!(
+            matches!(again, Err(AppError::LoginTransaction(_))),
+            "replay refused"
+        );
     }
 
     #[test]
@@ -136,15 +174,30 @@ mod tests {
         block_on(start(&kv, &cfg, &theirs)).unwrap();
         let cases = [
             (callback_req(None), Some(mine.state.clone()), 200),
-            (callback_req(Some(&my_cookie)), Some(theirs.state.clone()), 200),
+            (
+                callback_req(Some(&my_cookie)),
+                Some(theirs.state.clone()),
+                200,
+            ),
             (callback_req(Some(&my_cookie)), Some("forged".into()), 200),
             (callback_req(Some(&my_cookie)), None, 200),
-            (callback_req(Some(&format!("gh_txn={}.AAAA", mine.state))), Some(mine.state.clone()), 200),
-            (callback_req(Some(&my_cookie)), Some(mine.state.clone()), 100 + TXN_TTL as i64 + 1),
+            (
+                callback_req(Some(&format!("gh_txn={}.AAAA", mine.state))),
+                Some(mine.state.clone()),
+                200,
+            ),
+            (
+                callback_req(Some(&my_cookie)),
+                Some(mine.state.clone()),
+                100 + TXN_TTL as i64 + 1,
+            ),
         ];
         for (i, (req, state, now)) in cases.into_iter().enumerate() {
             let r = block_on(finish(&kv, &cfg, &req, state.as_deref(), "dev", now));
-            assert!(matches!(r, Err(AppError::LoginTransaction(_))), "case {i}: {r:?}");
+            assert!(
+                matches!(r, Err(AppError::LoginTransaction(_))),
+                "case {i}: {r:?}"
+            );
         }
     }
 
@@ -153,7 +206,14 @@ mod tests {
         let (kv, cfg) = (MemoryKv::default(), test_config());
         let t = LoginTxn::new("dev", "/".into(), None, 100);
         let cookie = block_on(start(&kv, &cfg, &t)).unwrap();
-        let r = block_on(finish(&kv, &cfg, &callback_req(Some(&cookie)), Some(&t.state), "other", 100));
+        let r = block_on(finish(
+            &kv,
+            &cfg,
+            &callback_req(Some(&cookie)),
+            Some(&t.state),
+            "other",
+            100,
+        ));
         assert!(matches!(r, Err(AppError::LoginTransaction(_))));
     }
 }

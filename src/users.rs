@@ -30,7 +30,10 @@ pub struct User {
 pub fn rfc3339(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
         .ok()
-        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -116,9 +119,19 @@ pub trait UserStore {
     /// Atomically creates `user` with the identity of `profile`, unless that identity already
     /// exists; returns the id of the user the identity belongs to afterwards (the new user,
     /// or the winner of a concurrent first sign-in).
-    async fn create_linked(&self, user: &User, profile: &Profile, now: i64) -> Result<String, StoreError>;
+    async fn create_linked(
+        &self,
+        user: &User,
+        profile: &Profile,
+        now: i64,
+    ) -> Result<String, StoreError>;
     /// Refreshes name/email/picture (where the provider sent them) and login times.
-    async fn refresh_login(&self, user_id: &str, profile: &Profile, now: i64) -> Result<(), StoreError>;
+    async fn refresh_login(
+        &self,
+        user_id: &str,
+        profile: &Profile,
+        now: i64,
+    ) -> Result<(), StoreError>;
     async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError>;
     async fn record_event(&self, event: &Event) -> Result<(), StoreError>;
 }

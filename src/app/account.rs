@@ -21,16 +21,21 @@ fn with_cookies(mut r: Response, caller: &Caller) -> Response {
 }
 
 async fn require_caller<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Caller> {
-    authenticate(ctx, req).await?.ok_or_else(|| AppError::Unauthorized("Not signed in.".into()))
+    authenticate(ctx, req)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("Not signed in.".into()))
 }
 
 /// `GET /auth/me`: the user, from the access token alone.
 pub async fn me<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
     let caller = require_caller(ctx, req).await?;
     let c = &caller.claims;
-    let mut r = Response::json(200, &json!({
-        "id": c.sub, "email": c.email, "name": c.name, "session_id": c.sid, "expires_at": rfc3339(c.exp),
-    }));
+    let mut r = Response::json(
+        200,
+        &json!({
+            "id": c.sub, "email": c.email, "name": c.name, "session_id": c.sid, "expires_at": rfc3339(c.exp),
+        }),
+    );
     r.set_header("cache-control", "no-store");
     Ok(with_cookies(r, &caller))
 }
@@ -39,7 +44,14 @@ pub async fn me<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respo
 pub async fn home<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
     let caller = authenticate(ctx, req).await?;
     let page = pages::home_page(caller.as_ref().map(|c| {
-        (c.claims.name.as_deref().or(c.claims.email.as_deref()).unwrap_or(c.claims.sub.as_str()), c.claims.email.as_deref())
+        (
+            c.claims
+                .name
+                .as_deref()
+                .or(c.claims.email.as_deref())
+                .unwrap_or(c.claims.sub.as_str()),
+            c.claims.email.as_deref(),
+        )
     }));
     let mut r = Response::html(200, page);
     r.set_header("cache-control", "no-store");
@@ -52,23 +64,36 @@ pub async fn home<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
 /// `POST /auth/logout`: ends the session, clears cookies; redirect for forms, 204 for APIs.
 pub async fn logout<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
     check_origin(ctx.cfg, req)?;
-    let jar = CookieJar { secure: ctx.cfg.secure_cookies };
-    let sessions = Sessions { kv: ctx.p.kv(), cfg: ctx.cfg };
+    let jar = CookieJar {
+        secure: ctx.cfg.secure_cookies,
+    };
+    let sessions = Sessions {
+        kv: ctx.p.kv(),
+        cfg: ctx.cfg,
+    };
     let now = ctx.p.now();
     let ended = if let Some(raw) = jar.get(req, SESSION) {
-        sessions.lookup(&raw, now).await?.map(|(sid, rec)| (sid, rec.user_id))
+        sessions
+            .lookup(&raw, now)
+            .await?
+            .map(|(sid, rec)| (sid, rec.user_id))
     } else if let Some(token) = bearer(req) {
-        let claims = crate::jwt::access::verify_allow_expired(ctx.cfg, ctx.p.sig(), token, now).await.ok().map(|(c, _)| c);
+        let claims = crate::jwt::access::verify_allow_expired(ctx.cfg, ctx.p.sig(), token, now)
+            .await
+            .ok()
+            .map(|(c, _)| c);
         claims.map(|c| (c.sid, c.sub))
     } else {
         None
     };
     if let Some((sid, user_id)) = &ended {
         sessions.revoke(sid, user_id).await?;
-        ctx.event(req, Some(user_id), "logout", json!({"session_id": sid})).await;
+        ctx.event(req, Some(user_id), "logout", json!({"session_id": sid}))
+            .await;
     }
     let mut r = if req.is_browser_form() {
-        let target = return_to::validate(ctx.cfg, req.query("return_to").as_deref()).unwrap_or_else(|_| return_to::DEFAULT.into());
+        let target = return_to::validate(ctx.cfg, req.query("return_to").as_deref())
+            .unwrap_or_else(|_| return_to::DEFAULT.into());
         let mut r = Response::redirect(&target);
         r.status = 303;
         r
@@ -91,10 +116,15 @@ fn cors(ctx_origin_ok: bool, req: &Request, r: &mut Response) {
 /// `POST /auth/token`: a fresh access JWT for the session (SPAs).
 pub async fn token<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
     check_origin(ctx.cfg, req)?;
-    let caller = renew(ctx, req).await?.ok_or_else(|| AppError::Unauthorized("Not signed in.".into()))?;
-    let mut r = Response::json(200, &json!({
-        "access_token": caller.token, "token_type": "Bearer", "expires_in": ctx.cfg.access_ttl,
-    }));
+    let caller = renew(ctx, req)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("Not signed in.".into()))?;
+    let mut r = Response::json(
+        200,
+        &json!({
+            "access_token": caller.token, "token_type": "Bearer", "expires_in": ctx.cfg.access_ttl,
+        }),
+    );
     r.set_header("cache-control", "no-store");
     cors(true, req, &mut r);
     Ok(with_cookies(r, &caller))
@@ -102,7 +132,10 @@ pub async fn token<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
 
 /// CORS preflight of `/auth/token`, for allowed origins only.
 pub fn token_preflight<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
-    let allowed = req.header("origin").map(|o| ctx.cfg.is_allowed_origin(o)).unwrap_or(false);
+    let allowed = req
+        .header("origin")
+        .map(|o| ctx.cfg.is_allowed_origin(o))
+        .unwrap_or(false);
     if !allowed {
         return Err(AppError::Forbidden("Origin not allowed.".into()));
     }
@@ -117,31 +150,56 @@ pub fn token_preflight<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResul
 /// `GET /auth/sessions`: the caller's own sessions.
 pub async fn list_sessions<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
     let caller = require_caller(ctx, req).await?;
-    let sessions = Sessions { kv: ctx.p.kv(), cfg: ctx.cfg };
+    let sessions = Sessions {
+        kv: ctx.p.kv(),
+        cfg: ctx.cfg,
+    };
     let list: Vec<_> = sessions
         .list(&caller.claims.sub, ctx.p.now())
         .await?
         .into_iter()
-        .map(|(sid, r)| json!({
-            "id": sid, "current": sid == caller.claims.sid, "provider": r.provider,
-            "user_agent": r.user_agent, "ip": r.ip, "created_at": rfc3339(r.created_at),
-            "last_seen_at": rfc3339(r.last_seen_at), "expires_at": rfc3339(r.expires_at),
-        }))
+        .map(|(sid, r)| {
+            json!({
+                "id": sid, "current": sid == caller.claims.sid, "provider": r.provider,
+                "user_agent": r.user_agent, "ip": r.ip, "created_at": rfc3339(r.created_at),
+                "last_seen_at": rfc3339(r.last_seen_at), "expires_at": rfc3339(r.expires_at),
+            })
+        })
         .collect();
-    Ok(with_cookies(Response::json(200, &json!({ "sessions": list })), &caller))
+    Ok(with_cookies(
+        Response::json(200, &json!({ "sessions": list })),
+        &caller,
+    ))
 }
 
 /// `DELETE /auth/sessions/{id}`: revokes one of the caller's own sessions.
-pub async fn revoke_session<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, sid: &str) -> AppResult<Response> {
+pub async fn revoke_session<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    sid: &str,
+) -> AppResult<Response> {
     check_origin(ctx.cfg, req)?;
     let caller = require_caller(ctx, req).await?;
-    let sessions = Sessions { kv: ctx.p.kv(), cfg: ctx.cfg };
-    let own = sessions.sids_of(&caller.claims.sub).await?.iter().any(|s| s == sid);
+    let sessions = Sessions {
+        kv: ctx.p.kv(),
+        cfg: ctx.cfg,
+    };
+    let own = sessions
+        .sids_of(&caller.claims.sub)
+        .await?
+        .iter()
+        .any(|s| s == sid);
     if !own {
         return Err(AppError::NotFound);
     }
     sessions.revoke(sid, &caller.claims.sub).await?;
-    ctx.event(req, Some(&caller.claims.sub), "session_revoked", json!({"session_id": sid})).await;
+    ctx.event(
+        req,
+        Some(&caller.claims.sub),
+        "session_revoked",
+        json!({"session_id": sid}),
+    )
+    .await;
     Ok(with_cookies(Response::new(204), &caller))
 }
 

@@ -30,19 +30,32 @@ pub fn bearer(req: &Request) -> Option<&str> {
 }
 
 /// The caller, if any: from a valid access token, else renewed from the session cookie.
-pub async fn authenticate<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Option<Caller>> {
-    let jar = CookieJar { secure: ctx.cfg.secure_cookies };
+pub async fn authenticate<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> AppResult<Option<Caller>> {
+    let jar = CookieJar {
+        secure: ctx.cfg.secure_cookies,
+    };
     let now = ctx.p.now();
     if let Some(token) = bearer(req) {
         // An explicit bearer token stands alone: no fallback to cookies.
         return Ok(access::verify(ctx.cfg, ctx.p.sig(), token, now)
             .await
             .ok()
-            .map(|claims| Caller { claims, token: token.to_string(), set_cookies: vec![] }));
+            .map(|claims| Caller {
+                claims,
+                token: token.to_string(),
+                set_cookies: vec![],
+            }));
     }
     if let Some(token) = jar.get(req, ACCESS) {
         if let Ok(claims) = access::verify(ctx.cfg, ctx.p.sig(), &token, now).await {
-            return Ok(Some(Caller { claims, token, set_cookies: vec![] }));
+            return Ok(Some(Caller {
+                claims,
+                token,
+                set_cookies: vec![],
+            }));
         }
     }
     renew(ctx, req).await
@@ -50,11 +63,20 @@ pub async fn authenticate<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppRe
 
 /// A fresh access token from the session cookie, after D1 confirms the user is active.
 pub async fn renew<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Option<Caller>> {
-    let jar = CookieJar { secure: ctx.cfg.secure_cookies };
+    let jar = CookieJar {
+        secure: ctx.cfg.secure_cookies,
+    };
     let now = ctx.p.now();
-    let Some(raw) = jar.get(req, SESSION) else { return Ok(None) };
-    let sessions = Sessions { kv: ctx.p.kv(), cfg: ctx.cfg };
-    let Some((sid, rec)) = sessions.lookup(&raw, now).await? else { return Ok(None) };
+    let Some(raw) = jar.get(req, SESSION) else {
+        return Ok(None);
+    };
+    let sessions = Sessions {
+        kv: ctx.p.kv(),
+        cfg: ctx.cfg,
+    };
+    let Some((sid, rec)) = sessions.lookup(&raw, now).await? else {
+        return Ok(None);
+    };
     let user = match ctx.p.users().get_user(&rec.user_id).await? {
         Some(u) if u.active => u,
         _ => {
@@ -65,12 +87,27 @@ pub async fn renew<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Op
     sessions.touch(&sid, rec, now).await?;
     let (claims, token) = issue_for(ctx, &user, &sid).await?;
     let cookie = jar.set(ACCESS, &token, ctx.cfg.access_ttl);
-    Ok(Some(Caller { claims, token, set_cookies: vec![cookie] }))
+    Ok(Some(Caller {
+        claims,
+        token,
+        set_cookies: vec![cookie],
+    }))
 }
 
 /// Issues an access token for `user` in session `sid`.
-pub async fn issue_for<P: Platform>(ctx: &Ctx<'_, P>, user: &User, sid: &str) -> AppResult<(AccessClaims, String)> {
-    let claims = AccessClaims::new(ctx.cfg, &user.id, sid, user.email.clone(), user.name.clone(), ctx.p.now());
+pub async fn issue_for<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    user: &User,
+    sid: &str,
+) -> AppResult<(AccessClaims, String)> {
+    let claims = AccessClaims::new(
+        ctx.cfg,
+        &user.id,
+        sid,
+        user.email.clone(),
+        user.name.clone(),
+        ctx.p.now(),
+    );
     let token = access::issue(ctx.cfg, ctx.p.sig(), &claims)
         .await
         .map_err(|e| crate::error::AppError::Internal(format!("signing: {e}")))?;

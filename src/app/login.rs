@@ -14,14 +14,20 @@ use crate::users::User;
 use crate::{linking, pages, providers, return_to};
 
 fn checked_return_to(cfg: &crate::config::Config, raw: Option<&str>) -> AppResult<String> {
-    return_to::validate(cfg, raw).map_err(|r| AppError::BadRequest(format!("return_to refused: {}.", r.0)))
+    return_to::validate(cfg, raw)
+        .map_err(|r| AppError::BadRequest(format!("return_to refused: {}.", r.0)))
 }
 
 /// `GET /auth/login[?provider=&return_to=]`.
 pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
     let return_to = checked_return_to(ctx.cfg, req.query("return_to").as_deref())?;
     let Some(name) = req.query("provider") else {
-        let list: Vec<(String, String)> = ctx.cfg.providers.iter().map(|(n, c)| (n.clone(), c.display_name().to_string())).collect();
+        let list: Vec<(String, String)> = ctx
+            .cfg
+            .providers
+            .iter()
+            .map(|(n, c)| (n.clone(), c.display_name().to_string()))
+            .collect();
         let mut r = Response::html(200, pages::login_page(&list, &return_to));
         r.set_header("cache-control", "no-store");
         return Ok(r);
@@ -40,7 +46,11 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
 }
 
 /// `GET /auth/callback/{name}`: every outcome clears the transaction cookie.
-pub async fn callback<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, name: &str) -> AppResult<Response> {
+pub async fn callback<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    name: &str,
+) -> AppResult<Response> {
     let provider = ctx.cfg.providers.get(name).ok_or(AppError::NotFound)?;
     match finish_sign_in(ctx, req, name, provider).await {
         Ok(mut r) => {
@@ -48,7 +58,13 @@ pub async fn callback<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, name: &str) 
             Ok(r)
         }
         Err(e) => {
-            ctx.event(req, None, "sign_in_failed", serde_json::json!({"provider": name, "error": e.code()})).await;
+            ctx.event(
+                req,
+                None,
+                "sign_in_failed",
+                serde_json::json!({"provider": name, "error": e.code()}),
+            )
+            .await;
             if let Some(line) = e.log_line() {
                 ctx.p.log(&line);
             }
@@ -59,7 +75,12 @@ pub async fn callback<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, name: &str) 
     }
 }
 
-async fn finish_sign_in<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, name: &str, provider: &providers::ProviderConfig) -> AppResult<Response> {
+async fn finish_sign_in<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    name: &str,
+    provider: &providers::ProviderConfig,
+) -> AppResult<Response> {
     let now = ctx.p.now();
     let state = providers::callback_state(req);
     let t = txn::finish(ctx.p.kv(), ctx.cfg, req, state.as_deref(), name, now).await?;
@@ -80,15 +101,33 @@ async fn finish_sign_in<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, name: &str
     for c in start_session(ctx, &user, record).await? {
         r.append_header("set-cookie", &c);
     }
-    ctx.event(req, Some(&user.id), "sign_in", serde_json::json!({"provider": name, "issuer": profile.issuer})).await;
+    ctx.event(
+        req,
+        Some(&user.id),
+        "sign_in",
+        serde_json::json!({"provider": name, "issuer": profile.issuer}),
+    )
+    .await;
     Ok(r)
 }
 
 /// Creates a session for `user` and returns the cookies that carry it.
-async fn start_session<P: Platform>(ctx: &Ctx<'_, P>, user: &User, record: SessionRecord) -> AppResult<Vec<String>> {
-    let sessions = Sessions { kv: ctx.p.kv(), cfg: ctx.cfg };
+async fn start_session<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    user: &User,
+    record: SessionRecord,
+) -> AppResult<Vec<String>> {
+    let sessions = Sessions {
+        kv: ctx.p.kv(),
+        cfg: ctx.cfg,
+    };
     let (raw, sid) = sessions.create(record, ctx.p.now()).await?;
     let (_, token) = issue_for(ctx, user, &sid).await?;
-    let jar = CookieJar { secure: ctx.cfg.secure_cookies };
-    Ok(vec![jar.set(SESSION, &raw, ctx.cfg.session_ttl), jar.set(ACCESS, &token, ctx.cfg.access_ttl)])
+    let jar = CookieJar {
+        secure: ctx.cfg.secure_cookies,
+    };
+    Ok(vec![
+        jar.set(SESSION, &raw, ctx.cfg.session_ttl),
+        jar.set(ACCESS, &token, ctx.cfg.access_ttl),
+    ])
 }

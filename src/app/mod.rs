@@ -22,7 +22,13 @@ pub struct Ctx<'a, P: Platform> {
 
 impl<P: Platform> Ctx<'_, P> {
     /// Records an audit event; a failure is logged, never fatal (the action itself is done).
-    pub async fn event(&self, req: &Request, user_id: Option<&str>, kind: &'static str, detail: serde_json::Value) {
+    pub async fn event(
+        &self,
+        req: &Request,
+        user_id: Option<&str>,
+        kind: &'static str,
+        detail: serde_json::Value,
+    ) {
         let e = Event {
             user_id: user_id.map(String::from),
             kind,
@@ -32,7 +38,10 @@ impl<P: Platform> Ctx<'_, P> {
             detail,
         };
         if let Err(err) = self.p.users().record_event(&e).await {
-            self.p.log(&format!("gatehouse: could not record {kind} event: {}", err.0));
+            self.p.log(&format!(
+                "gatehouse: could not record {kind} event: {}",
+                err.0
+            ));
         }
     }
 }
@@ -76,7 +85,9 @@ async fn route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
         (Method::Delete, ["auth", "sessions", sid]) => account::revoke_session(ctx, req, sid).await,
         (Method::Get, [".well-known", "jwks.json"]) => Ok(account::jwks(ctx)),
         (Method::Get, [""]) => account::home(ctx, req).await,
-        (_, ["auth", "login" | "callback" | "me" | "logout" | "token" | "sessions", ..]) => Err(AppError::MethodNotAllowed),
+        (_, ["auth", "login" | "callback" | "me" | "logout" | "token" | "sessions", ..]) => {
+            Err(AppError::MethodNotAllowed)
+        }
         _ => Err(AppError::NotFound),
     }
 }
@@ -100,7 +111,9 @@ pub fn check_origin(cfg: &Config, req: &Request) -> AppResult<()> {
     // Neither header: a non-browser client. It carries no ambient credentials unless it
     // sends cookies, and a cookie-carrying request must say where it comes from.
     if req.header("cookie").is_some() {
-        return Err(AppError::Forbidden("Requests with cookies must send an Origin header.".into()));
+        return Err(AppError::Forbidden(
+            "Requests with cookies must send an Origin header.".into(),
+        ));
     }
     Ok(())
 }

@@ -29,7 +29,14 @@ pub struct AccessClaims {
 }
 
 impl AccessClaims {
-    pub fn new(cfg: &Config, user_id: &str, sid: &str, email: Option<String>, name: Option<String>, now: i64) -> AccessClaims {
+    pub fn new(
+        cfg: &Config,
+        user_id: &str,
+        sid: &str,
+        email: Option<String>,
+        name: Option<String>,
+        now: i64,
+    ) -> AccessClaims {
         AccessClaims {
             iss: cfg.public_url.clone(),
             sub: user_id.to_string(),
@@ -44,12 +51,23 @@ impl AccessClaims {
 }
 
 /// Signs `claims` with the active key.
-pub async fn issue<S: Signatures>(cfg: &Config, sig: &S, claims: &AccessClaims) -> Result<String, JwtError> {
+pub async fn issue<S: Signatures>(
+    cfg: &Config,
+    sig: &S,
+    claims: &AccessClaims,
+) -> Result<String, JwtError> {
     let key = cfg.active_key();
     let header = serde_json::json!({"alg": "EdDSA", "typ": TYP, "kid": key.kid});
     let body = serde_json::to_vec(claims).map_err(|_| JwtError::Malformed("claims"))?;
-    let input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(&body));
-    let signature = sig.sign(key, input.as_bytes()).await.map_err(JwtError::Backend)?;
+    let input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(&body)
+    );
+    let signature = sig
+        .sign(key, input.as_bytes())
+        .await
+        .map_err(JwtError::Backend)?;
     Ok(format!("{input}.{}", b64url(&signature)))
 }
 
@@ -61,26 +79,43 @@ fn check_type(token: &Untrusted<'_>) -> Result<(), JwtError> {
 }
 
 /// Verifies an access token: structure, type, our key, signature, claims.
-pub async fn verify<S: Signatures>(cfg: &Config, sig: &S, token: &str, now: i64) -> Result<AccessClaims, JwtError> {
+pub async fn verify<S: Signatures>(
+    cfg: &Config,
+    sig: &S,
+    token: &str,
+    now: i64,
+) -> Result<AccessClaims, JwtError> {
     let untrusted = compact::parse(token)?;
     check_type(&untrusted)?;
     let keys: Vec<_> = cfg.signing_keys.iter().map(|k| k.public.clone()).collect();
     let key = select_key(&untrusted, &keys)?;
     verify_signature(sig, &untrusted, key).await?;
-    let rules = ClaimRules { issuer: &cfg.public_url, audience: &cfg.public_url, now, require_iat: true };
+    let rules = ClaimRules {
+        issuer: &cfg.public_url,
+        audience: &cfg.public_url,
+        now,
+        require_iat: true,
+    };
     check_claims(&untrusted.claims, &rules)?;
-    serde_json::from_value(serde_json::Value::Object(untrusted.claims)).map_err(|_| JwtError::Claim("sid"))
+    serde_json::from_value(serde_json::Value::Object(untrusted.claims))
+        .map_err(|_| JwtError::Claim("sid"))
 }
 
 /// Like [`verify`], but an expired token whose signature is good still yields its claims, so
 /// that the session it names can be renewed.
-pub async fn verify_allow_expired<S: Signatures>(cfg: &Config, sig: &S, token: &str, now: i64) -> Result<(AccessClaims, bool), JwtError> {
+pub async fn verify_allow_expired<S: Signatures>(
+    cfg: &Config,
+    sig: &S,
+    token: &str,
+    now: i64,
+) -> Result<(AccessClaims, bool), JwtError> {
     match verify(cfg, sig, token, now).await {
         Ok(c) => Ok((c, false)),
         Err(JwtError::Expired) => {
             // The signature, type and issuer were checked before expiry was looked at.
             let claims = compact::parse(token)?.claims;
-            let c = serde_json::from_value(serde_json::Value::Object(claims)).map_err(|_| JwtError::Claim("sid"))?;
+            let c = serde_json::from_value(serde_json::Value::Object(claims))
+                .map_err(|_| JwtError::Claim("sid"))?;
             Ok((c, true))
         }
         Err(e) => Err(e),
@@ -94,7 +129,14 @@ mod tests {
     use crate::testing::{block_on, test_config, test_key_2};
 
     fn claims(cfg: &Config, now: i64) -> AccessClaims {
-        AccessClaims::new(cfg, "u1", "sid1", Some("a@b.c".into()), Some("A".into()), now)
+        AccessClaims::new(
+            cfg,
+            "u1",
+            "sid1",
+            Some("a@b.c".into()),
+            Some("A".into()),
+            now,
+        )
     }
 
     #[test]
@@ -111,8 +153,12 @@ mod tests {
         let cfg = test_config();
         let t = block_on(issue(&cfg, &NativeSignatures, &claims(&cfg, 1000))).unwrap();
         let late = 1000 + cfg.access_ttl as i64 + 61;
-        assert_eq!(block_on(verify(&cfg, &NativeSignatures, &t, late)), Err(JwtError::Expired));
-        let (c, expired) = block_on(verify_allow_expired(&cfg, &NativeSignatures, &t, late)).unwrap();
+        assert_eq!(
+            block_on(verify(&cfg, &NativeSignatures, &t, late)),
+            Err(JwtError::Expired)
+        );
+        let (c, expired) =
+            block_on(verify_allow_expired(&cfg, &NativeSignatures, &t, late)).unwrap();
         assert!(expired);
         assert_eq!(c.sub, "u1");
     }
@@ -126,13 +172,19 @@ mod tests {
         let mut other = claims(&cfg, 1000);
         other.sub = "admin".into();
         let forged = format!("{h}.{}.{sig}", b64url(&serde_json::to_vec(&other).unwrap()));
-        assert_eq!(block_on(verify(&cfg, &NativeSignatures, &forged, 1000)), Err(JwtError::Signature));
+        assert_eq!(
+            block_on(verify(&cfg, &NativeSignatures, &forged, 1000)),
+            Err(JwtError::Signature)
+        );
 
         // Signed by a key that is not in SIGNING_KEYS.
         let mut foreign = cfg.clone();
         foreign.signing_keys = vec![test_key_2()];
         let t2 = block_on(issue(&foreign, &NativeSignatures, &claims(&cfg, 1000))).unwrap();
-        assert_eq!(block_on(verify(&cfg, &NativeSignatures, &t2, 1000)), Err(JwtError::UnknownKey));
+        assert_eq!(
+            block_on(verify(&cfg, &NativeSignatures, &t2, 1000)),
+            Err(JwtError::UnknownKey)
+        );
     }
 
     #[test]
@@ -154,9 +206,16 @@ mod tests {
         let key = cfg.active_key();
         let header = serde_json::json!({"alg":"EdDSA","kid":key.kid,"typ":"JWT"});
         let body = serde_json::to_vec(&claims(&cfg, 1000)).unwrap();
-        let input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(&body));
+        let input = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(&body)
+        );
         let s = block_on(NativeSignatures.sign(key, input.as_bytes())).unwrap();
         let t = format!("{input}.{}", b64url(&s));
-        assert_eq!(block_on(verify(&cfg, &NativeSignatures, &t, 1000)), Err(JwtError::Type));
+        assert_eq!(
+            block_on(verify(&cfg, &NativeSignatures, &t, 1000)),
+            Err(JwtError::Type)
+        );
     }
 }

@@ -38,7 +38,11 @@ pub struct Untrusted<'a> {
 impl Untrusted<'_> {
     /// `typ` without the optional `application/` prefix, lower-cased.
     pub fn typ(&self) -> Option<String> {
-        self.header.typ.as_deref().map(|t| t.to_ascii_lowercase().trim_start_matches("application/").to_string())
+        self.header.typ.as_deref().map(|t| {
+            t.to_ascii_lowercase()
+                .trim_start_matches("application/")
+                .to_string()
+        })
     }
 }
 
@@ -48,12 +52,16 @@ pub fn parse(token: &str) -> Result<Untrusted<'_>, JwtError> {
         return Err(JwtError::TooLarge);
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(JwtError::Malformed("not three parts"));
     };
     let header_bytes = b64url_decode(h).map_err(|_| JwtError::Malformed("header encoding"))?;
-    let header: Header = serde_json::from_slice(&header_bytes).map_err(|_| JwtError::Malformed("header JSON"))?;
-    if header.jwk.is_some() || header.jku.is_some() || header.x5u.is_some() || header.x5c.is_some() {
+    let header: Header =
+        serde_json::from_slice(&header_bytes).map_err(|_| JwtError::Malformed("header JSON"))?;
+    if header.jwk.is_some() || header.jku.is_some() || header.x5u.is_some() || header.x5c.is_some()
+    {
         return Err(JwtError::EmbeddedKey);
     }
     // We implement no JWS extensions, so any `crit` names one we do not understand.
@@ -62,12 +70,19 @@ pub fn parse(token: &str) -> Result<Untrusted<'_>, JwtError> {
     }
     let alg = Alg::from_name(&header.alg).ok_or_else(|| JwtError::Algorithm(header.alg.clone()))?;
     let claims_bytes = b64url_decode(c).map_err(|_| JwtError::Malformed("claims encoding"))?;
-    let claims = serde_json::from_slice(&claims_bytes).map_err(|_| JwtError::Malformed("claims JSON"))?;
+    let claims =
+        serde_json::from_slice(&claims_bytes).map_err(|_| JwtError::Malformed("claims JSON"))?;
     let signature = b64url_decode(s).map_err(|_| JwtError::Malformed("signature encoding"))?;
     if signature.is_empty() {
         return Err(JwtError::Signature);
     }
-    Ok(Untrusted { header, alg, claims, signing_input: &token[..h.len() + 1 + c.len()], signature })
+    Ok(Untrusted {
+        header,
+        alg,
+        claims,
+        signing_input: &token[..h.len() + 1 + c.len()],
+        signature,
+    })
 }
 
 #[cfg(test)]
@@ -76,7 +91,12 @@ mod tests {
     use crate::crypto::b64url;
 
     fn tok(header: &str, claims: &str) -> String {
-        format!("{}.{}.{}", b64url(header.as_bytes()), b64url(claims.as_bytes()), b64url(b"sig"))
+        format!(
+            "{}.{}.{}",
+            b64url(header.as_bytes()),
+            b64url(claims.as_bytes()),
+            b64url(b"sig")
+        )
     }
 
     #[test]
@@ -92,11 +112,22 @@ mod tests {
 
     #[test]
     fn refuses_embedded_keys_and_crit() {
-        for h in [r#"{"alg":"EdDSA","jwk":{}}"#, r#"{"alg":"EdDSA","jku":"https://e"}"#,
-                  r#"{"alg":"EdDSA","x5u":"https://e"}"#, r#"{"alg":"EdDSA","x5c":["x"]}"#] {
-            assert_eq!(parse(&tok(h, "{}")).err(), Some(JwtError::EmbeddedKey), "{h}");
+        for h in [
+            r#"{"alg":"EdDSA","jwk":{}}"#,
+            r#"{"alg":"EdDSA","jku":"https://e"}"#,
+            r#"{"alg":"EdDSA","x5u":"https://e"}"#,
+            r#"{"alg":"EdDSA","x5c":["x"]}"#,
+        ] {
+            assert_eq!(
+                parse(&tok(h, "{}")).err(),
+                Some(JwtError::EmbeddedKey),
+                "{h}"
+            );
         }
-        assert_eq!(parse(&tok(r#"{"alg":"EdDSA","crit":["exp"]}"#, "{}")).err(), Some(JwtError::Critical));
+        assert_eq!(
+            parse(&tok(r#"{"alg":"EdDSA","crit":["exp"]}"#, "{}")).err(),
+            Some(JwtError::Critical)
+        );
     }
 
     #[test]

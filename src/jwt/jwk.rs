@@ -28,7 +28,9 @@ pub struct PublicJwk {
 }
 
 fn decoded_len(s: &Option<String>) -> Option<usize> {
-    s.as_deref().and_then(|v| b64url_decode(v).ok()).map(|b| b.len())
+    s.as_deref()
+        .and_then(|v| b64url_decode(v).ok())
+        .map(|b| b.len())
 }
 
 impl PublicJwk {
@@ -46,9 +48,22 @@ impl PublicJwk {
     pub fn allowed_alg(&self) -> Result<Alg, String> {
         let by_type = match (self.kty.as_str(), self.crv.as_deref()) {
             ("OKP", Some("Ed25519")) if decoded_len(&self.x) == Some(32) => Alg::EdDsa,
-            ("EC", Some("P-256")) if decoded_len(&self.x) == Some(32) && decoded_len(&self.y) == Some(32) => Alg::Es256,
-            ("RSA", _) if decoded_len(&self.n).unwrap_or(0) >= 256 && decoded_len(&self.e).is_some() => Alg::Rs256,
-            _ => return Err(format!("unsupported or malformed key ({} {:?})", self.kty, self.crv)),
+            ("EC", Some("P-256"))
+                if decoded_len(&self.x) == Some(32) && decoded_len(&self.y) == Some(32) =>
+            {
+                Alg::Es256
+            }
+            ("RSA", _)
+                if decoded_len(&self.n).unwrap_or(0) >= 256 && decoded_len(&self.e).is_some() =>
+            {
+                Alg::Rs256
+            }
+            _ => {
+                return Err(format!(
+                    "unsupported or malformed key ({} {:?})",
+                    self.kty, self.crv
+                ))
+            }
         };
         match self.alg.as_deref() {
             None => Ok(by_type),
@@ -67,7 +82,9 @@ impl PublicJwk {
         let s = |o: &Option<String>| o.clone().unwrap_or_default();
         let canonical = match self.kty.as_str() {
             "OKP" => serde_json::json!({"crv": s(&self.crv), "kty": "OKP", "x": s(&self.x)}),
-            "EC" => serde_json::json!({"crv": s(&self.crv), "kty": "EC", "x": s(&self.x), "y": s(&self.y)}),
+            "EC" => {
+                serde_json::json!({"crv": s(&self.crv), "kty": "EC", "x": s(&self.x), "y": s(&self.y)})
+            }
             _ => serde_json::json!({"e": s(&self.e), "kty": self.kty, "n": s(&self.n)}),
         };
         // serde_json's map is ordered by key, which is what RFC 7638 asks for.
@@ -99,15 +116,24 @@ mod tests {
             "kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
         }))
         .unwrap();
-        assert_eq!(k.thumbprint(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+        assert_eq!(
+            k.thumbprint(),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
         assert_eq!(k.allowed_alg().unwrap(), Alg::EdDsa);
     }
 
     #[test]
     fn alg_must_fit_type_and_private_keys_are_refused() {
         let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
-        assert!(PublicJwk::parse(&serde_json::json!({"kty":"OKP","crv":"Ed25519","x":x,"alg":"RS256"})).is_err());
-        assert!(PublicJwk::parse(&serde_json::json!({"kty":"OKP","crv":"Ed25519","x":x,"d":x})).is_err());
+        assert!(PublicJwk::parse(
+            &serde_json::json!({"kty":"OKP","crv":"Ed25519","x":x,"alg":"RS256"})
+        )
+        .is_err());
+        assert!(
+            PublicJwk::parse(&serde_json::json!({"kty":"OKP","crv":"Ed25519","x":x,"d":x}))
+                .is_err()
+        );
         assert!(PublicJwk::parse(&serde_json::json!({"kty":"oct","k":"AAAA"})).is_err());
     }
 

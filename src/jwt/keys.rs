@@ -16,14 +16,19 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).field("seed", &"[redacted]").finish()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("seed", &"[redacted]")
+            .finish()
     }
 }
 
 impl SigningKey {
     /// Parses a private Ed25519 JWK (`kty: OKP`, `crv: Ed25519`, `d`, `x`).
     pub fn from_private_jwk(v: &serde_json::Value) -> Result<SigningKey, String> {
-        if v.get("kty").and_then(|k| k.as_str()) != Some("OKP") || v.get("crv").and_then(|k| k.as_str()) != Some("Ed25519") {
+        if v.get("kty").and_then(|k| k.as_str()) != Some("OKP")
+            || v.get("crv").and_then(|k| k.as_str()) != Some("Ed25519")
+        {
             return Err("must be an Ed25519 key (kty OKP, crv Ed25519)".into());
         }
         let seed = jwk_bytes::<32>(v, "d")?;

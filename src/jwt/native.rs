@@ -17,25 +17,40 @@ pub struct NativeSignatures;
 
 fn field(key: &PublicJwk, v: &Option<String>) -> Result<Vec<u8>, String> {
     let _ = key;
-    v.as_deref().and_then(|s| b64url_decode(s).ok()).ok_or_else(|| "missing key field".to_string())
+    v.as_deref()
+        .and_then(|s| b64url_decode(s).ok())
+        .ok_or_else(|| "missing key field".to_string())
 }
 
 impl NativeSignatures {
     /// Verifies synchronously (for benchmarks).
-    pub fn verify_sync(&self, key: &PublicJwk, alg: Alg, msg: &[u8], sig: &[u8]) -> Result<bool, String> {
+    pub fn verify_sync(
+        &self,
+        key: &PublicJwk,
+        alg: Alg,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<bool, String> {
         match alg {
             Alg::EdDsa => {
-                let pk = <ed25519_compact::PublicKey as VerifyingKey<Ed25519>>::from_slice(&field(key, &key.x)?)
-                    .map_err(|e| e.to_string())?;
-                let Ok(s) = <Ed25519 as Algorithm>::Signature::try_from_slice(sig) else { return Ok(false) };
+                let pk = <ed25519_compact::PublicKey as VerifyingKey<Ed25519>>::from_slice(&field(
+                    key, &key.x,
+                )?)
+                .map_err(|e| e.to_string())?;
+                let Ok(s) = <Ed25519 as Algorithm>::Signature::try_from_slice(sig) else {
+                    return Ok(false);
+                };
                 Ok(Ed25519.verify_signature(&s, &pk, msg))
             }
             Alg::Es256 => {
                 let mut sec1 = vec![4u8];
                 sec1.extend(field(key, &key.x)?);
                 sec1.extend(field(key, &key.y)?);
-                let vk = <p256::ecdsa::VerifyingKey as VerifyingKey<Es256>>::from_slice(&sec1).map_err(|e| e.to_string())?;
-                let Ok(s) = <Es256 as Algorithm>::Signature::try_from_slice(sig) else { return Ok(false) };
+                let vk = <p256::ecdsa::VerifyingKey as VerifyingKey<Es256>>::from_slice(&sec1)
+                    .map_err(|e| e.to_string())?;
+                let Ok(s) = <Es256 as Algorithm>::Signature::try_from_slice(sig) else {
+                    return Ok(false);
+                };
                 Ok(Es256.verify_signature(&s, &vk, msg))
             }
             Alg::Rs256 => Err("RS256 is verified by WebCrypto only".into()),
@@ -50,7 +65,13 @@ impl NativeSignatures {
 }
 
 impl Signatures for NativeSignatures {
-    async fn verify(&self, key: &PublicJwk, alg: Alg, msg: &[u8], sig: &[u8]) -> Result<bool, String> {
+    async fn verify(
+        &self,
+        key: &PublicJwk,
+        alg: Alg,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<bool, String> {
         self.verify_sync(key, alg, msg, sig)
     }
 
@@ -61,7 +82,9 @@ impl Signatures for NativeSignatures {
 
 /// A fresh Ed25519 private JWK (the key tool and tests).
 pub fn generate_ed25519_jwk() -> serde_json::Value {
-    let kp = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(crate::crypto::random_bytes::<32>()));
+    let kp = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(
+        crate::crypto::random_bytes::<32>(),
+    ));
     let seed = kp.sk.seed();
     serde_json::json!({
         "kty": "OKP",

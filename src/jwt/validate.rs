@@ -22,7 +22,10 @@ pub struct ClaimRules<'a> {
 fn number(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, JwtError> {
     match claims.get(name) {
         None => Ok(None),
-        Some(v) => v.as_f64().map(|f| Some(f as i64)).ok_or(JwtError::Claim(name)),
+        Some(v) => v
+            .as_f64()
+            .map(|f| Some(f as i64))
+            .ok_or(JwtError::Claim(name)),
     }
 }
 
@@ -53,28 +56,55 @@ pub fn check_claims(claims: &Map<String, Value>, rules: &ClaimRules<'_>) -> Resu
         None if rules.require_iat => return Err(JwtError::Claim("iat")),
         _ => {}
     }
-    if claims.get("sub").and_then(|v| v.as_str()).map(|s| s.is_empty()).unwrap_or(true) {
+    if claims
+        .get("sub")
+        .and_then(|v| v.as_str())
+        .map(|s| s.is_empty())
+        .unwrap_or(true)
+    {
         return Err(JwtError::Claim("sub"));
     }
     Ok(())
 }
 
 /// Picks the key named by `kid` (or the only key, when the token names none).
-pub fn select_key<'k>(token: &Untrusted<'_>, keys: &'k [PublicJwk]) -> Result<&'k PublicJwk, JwtError> {
+pub fn select_key<'k>(
+    token: &Untrusted<'_>,
+    keys: &'k [PublicJwk],
+) -> Result<&'k PublicJwk, JwtError> {
     match token.header.kid.as_deref() {
-        Some(kid) => keys.iter().find(|k| k.kid.as_deref() == Some(kid)).ok_or(JwtError::UnknownKey),
+        Some(kid) => keys
+            .iter()
+            .find(|k| k.kid.as_deref() == Some(kid))
+            .ok_or(JwtError::UnknownKey),
         None if keys.len() == 1 => Ok(&keys[0]),
         None => Err(JwtError::UnknownKey),
     }
 }
 
 /// Verifies the signature with `key`, which must allow the token's algorithm.
-pub async fn verify_signature<S: Signatures>(sig: &S, token: &Untrusted<'_>, key: &PublicJwk) -> Result<(), JwtError> {
+pub async fn verify_signature<S: Signatures>(
+    sig: &S,
+    token: &Untrusted<'_>,
+    key: &PublicJwk,
+) -> Result<(), JwtError> {
     let allowed = key.allowed_alg().map_err(JwtError::Algorithm)?;
     if allowed != token.alg {
-        return Err(JwtError::Algorithm(format!("{} with a {} key", token.alg.name(), allowed.name())));
+        return Err(JwtError::Algorithm(format!(
+            "{} with a {} key",
+            token.alg.name(),
+            allowed.name()
+        )));
     }
-    match sig.verify(key, token.alg, token.signing_input.as_bytes(), &token.signature).await {
+    match sig
+        .verify(
+            key,
+            token.alg,
+            token.signing_input.as_bytes(),
+            &token.signature,
+        )
+        .await
+    {
         Ok(true) => Ok(()),
         Ok(false) => Err(JwtError::Signature),
         Err(e) => Err(JwtError::Backend(e)),
@@ -87,7 +117,12 @@ mod tests {
     use serde_json::json;
 
     fn rules(now: i64) -> ClaimRules<'static> {
-        ClaimRules { issuer: "https://idp", audience: "client", now, require_iat: true }
+        ClaimRules {
+            issuer: "https://idp",
+            audience: "client",
+            now,
+            require_iat: true,
+        }
     }
 
     fn claims(v: Value) -> Map<String, Value> {
@@ -96,9 +131,14 @@ mod tests {
 
     #[test]
     fn accepts_within_leeway() {
-        let c = claims(json!({"iss":"https://idp","aud":["x","client"],"exp":1000,"iat":900,"sub":"s"}));
+        let c = claims(
+            json!({"iss":"https://idp","aud":["x","client"],"exp":1000,"iat":900,"sub":"s"}),
+        );
         assert_eq!(check_claims(&c, &rules(1000 + LEEWAY_SECONDS)), Ok(()));
-        assert_eq!(check_claims(&c, &rules(1001 + LEEWAY_SECONDS)), Err(JwtError::Expired));
+        assert_eq!(
+            check_claims(&c, &rules(1001 + LEEWAY_SECONDS)),
+            Err(JwtError::Expired)
+        );
     }
 
     #[test]

@@ -15,25 +15,45 @@ pub const DOCUMENT_MAX_AGE: i64 = 3600;
 pub const REFETCH_INTERVAL: i64 = 60;
 
 fn unavailable(provider: &str, reason: impl Into<String>) -> AppError {
-    AppError::ProviderUnavailable { provider: provider.to_string(), reason: reason.into() }
+    AppError::ProviderUnavailable {
+        provider: provider.to_string(),
+        reason: reason.into(),
+    }
 }
 
 fn rejected(provider: &str, reason: impl Into<String>) -> AppError {
-    AppError::Provider { provider: provider.to_string(), reason: reason.into() }
+    AppError::Provider {
+        provider: provider.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Sends `req` and returns the status and JSON body (any status; callers judge it).
-pub async fn call_json<H: HttpClient>(http: &H, provider: &str, req: Outbound) -> AppResult<(u16, Value)> {
+pub async fn call_json<H: HttpClient>(
+    http: &H,
+    provider: &str,
+    req: Outbound,
+) -> AppResult<(u16, Value)> {
     let url = req.url.clone();
-    let resp = http.send(req).await.map_err(|e| unavailable(provider, format!("{url}: {e}")))?;
+    let resp = http
+        .send(req)
+        .await
+        .map_err(|e| unavailable(provider, format!("{url}: {e}")))?;
     if resp.status >= 500 {
-        return Err(unavailable(provider, format!("{url}: HTTP {}", resp.status)));
+        return Err(unavailable(
+            provider,
+            format!("{url}: HTTP {}", resp.status),
+        ));
     }
     if resp.body.len() > MAX_RESPONSE_BYTES {
         return Err(rejected(provider, format!("{url}: response too large")));
     }
-    let json = serde_json::from_slice(&resp.body)
-        .map_err(|_| rejected(provider, format!("{url}: HTTP {} with a body that is not JSON", resp.status)))?;
+    let json = serde_json::from_slice(&resp.body).map_err(|_| {
+        rejected(
+            provider,
+            format!("{url}: HTTP {} with a body that is not JSON", resp.status),
+        )
+    })?;
     Ok((resp.status, json))
 }
 
@@ -50,11 +70,19 @@ pub async fn call_ok<H: HttpClient>(http: &H, provider: &str, req: Outbound) -> 
 
 /// A provider document from the isolate cache, fetched when missing or stale. With `force`,
 /// refetches unless the last forced refetch was less than [`REFETCH_INTERVAL`] ago.
-pub async fn cached_document<P: Platform>(p: &P, provider: &str, url: &str, force: bool) -> AppResult<Value> {
+pub async fn cached_document<P: Platform>(
+    p: &P,
+    provider: &str,
+    url: &str,
+    force: bool,
+) -> AppResult<Value> {
     let now = p.now();
     let caches: &Caches = p.caches();
     let cached = caches.documents.borrow().get(url).cloned();
-    let fresh = cached.as_ref().filter(|(at, _)| now - at < DOCUMENT_MAX_AGE).map(|(_, v)| v.clone());
+    let fresh = cached
+        .as_ref()
+        .filter(|(at, _)| now - at < DOCUMENT_MAX_AGE)
+        .map(|(_, v)| v.clone());
     match (fresh, force) {
         (Some(v), false) => return Ok(v),
         (Some(v), true) => {
@@ -62,11 +90,17 @@ pub async fn cached_document<P: Platform>(p: &P, provider: &str, url: &str, forc
             if last.map(|t| now - t < REFETCH_INTERVAL).unwrap_or(false) {
                 return Ok(v);
             }
-            caches.last_refetch.borrow_mut().insert(url.to_string(), now);
+            caches
+                .last_refetch
+                .borrow_mut()
+                .insert(url.to_string(), now);
         }
         (None, _) => {}
     }
     let v = call_ok(p.http(), provider, Outbound::get(url)).await?;
-    caches.documents.borrow_mut().insert(url.to_string(), (now, v.clone()));
+    caches
+        .documents
+        .borrow_mut()
+        .insert(url.to_string(), (now, v.clone()));
     Ok(v)
 }

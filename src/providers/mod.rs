@@ -34,8 +34,15 @@ pub fn require_secret(name: &str, secret: Option<Secret>) -> Result<Secret, Stri
 
 impl ProviderConfig {
     /// Parses one `PROVIDERS` entry.
-    pub fn parse(name: &str, v: &serde_json::Value, secret: Option<Secret>) -> Result<ProviderConfig, String> {
-        let kind = v.get("kind").and_then(|k| k.as_str()).ok_or("has no \"kind\"")?;
+    pub fn parse(
+        name: &str,
+        v: &serde_json::Value,
+        secret: Option<Secret>,
+    ) -> Result<ProviderConfig, String> {
+        let kind = v
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .ok_or("has no \"kind\"")?;
         match kind {
             "oidc" => oidc::OidcConfig::parse(name, v, secret).map(ProviderConfig::Oidc),
             "oauth2" => oauth2::OAuth2Config::parse(name, v, secret).map(ProviderConfig::OAuth2),
@@ -53,7 +60,13 @@ impl ProviderConfig {
 }
 
 /// Where to send the browser to start signing in with `name`.
-pub async fn begin<P: Platform>(p: &P, cfg: &Config, name: &str, provider: &ProviderConfig, txn: &LoginTxn) -> AppResult<String> {
+pub async fn begin<P: Platform>(
+    p: &P,
+    cfg: &Config,
+    name: &str,
+    provider: &ProviderConfig,
+    txn: &LoginTxn,
+) -> AppResult<String> {
     match provider {
         ProviderConfig::Oidc(c) => oidc::begin(p, cfg, name, c, txn).await,
         ProviderConfig::OAuth2(c) => oauth2::begin(cfg, name, c, txn),
@@ -66,7 +79,14 @@ pub fn callback_state(req: &Request) -> Option<String> {
 }
 
 /// Verifies the callback and returns who signed in.
-pub async fn complete<P: Platform>(p: &P, cfg: &Config, name: &str, provider: &ProviderConfig, req: &Request, txn: &LoginTxn) -> AppResult<Profile> {
+pub async fn complete<P: Platform>(
+    p: &P,
+    cfg: &Config,
+    name: &str,
+    provider: &ProviderConfig,
+    req: &Request,
+    txn: &LoginTxn,
+) -> AppResult<Profile> {
     match provider {
         ProviderConfig::Oidc(c) => oidc::complete(p, cfg, name, c, req, txn).await,
         ProviderConfig::OAuth2(c) => oauth2::complete(p, cfg, name, c, req, txn).await,

@@ -77,7 +77,8 @@ impl OAuth2Config {
             Some(n) => Some(preset(n).ok_or(format!("unknown preset {n:?}"))?),
         };
         let pick = |own: Option<String>, i: usize, what: &str| -> Result<String, String> {
-            own.or_else(|| p.map(|p| p[i].to_string())).ok_or(format!("needs {what}"))
+            own.or_else(|| p.map(|p| p[i].to_string()))
+                .ok_or(format!("needs {what}"))
         };
         let url = |own, i, what: &str| -> Result<String, String> {
             let u = pick(own, i, what)?;
@@ -89,9 +90,13 @@ impl OAuth2Config {
             token_endpoint: url(s.token_endpoint, 1, "token_endpoint")?,
             userinfo_endpoint: url(s.userinfo_endpoint, 2, "userinfo_endpoint")?,
             scopes: pick(s.scopes, 3, "scopes").unwrap_or_default(),
-            picture_field: pick(s.picture_field, 4, "picture_field").unwrap_or_else(|_| "picture".into()),
+            picture_field: pick(s.picture_field, 4, "picture_field")
+                .unwrap_or_else(|_| "picture".into()),
             issuer: pick(s.issuer, 5, "issuer (a stable name for this provider)")?,
-            display_name: s.display_name.or_else(|| p.map(|p| p[6].to_string())).unwrap_or_else(|| name.to_string()),
+            display_name: s
+                .display_name
+                .or_else(|| p.map(|p| p[6].to_string()))
+                .unwrap_or_else(|| name.to_string()),
             client_id: s.client_id,
             client_secret: require_secret(name, secret)?,
             sub_field: s.sub_field.unwrap_or_else(|| "id".into()),
@@ -103,7 +108,8 @@ impl OAuth2Config {
 }
 
 pub fn begin(cfg: &Config, name: &str, c: &OAuth2Config, txn: &LoginTxn) -> AppResult<String> {
-    let mut url = url::Url::parse(&c.authorization_endpoint).map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut url = url::Url::parse(&c.authorization_endpoint)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", &c.client_id)
@@ -124,22 +130,45 @@ fn field(info: &Value, name: &str) -> Option<String> {
     }
 }
 
-pub async fn complete<P: Platform>(p: &P, cfg: &Config, name: &str, c: &OAuth2Config, req: &Request, txn: &LoginTxn) -> AppResult<Profile> {
+pub async fn complete<P: Platform>(
+    p: &P,
+    cfg: &Config,
+    name: &str,
+    c: &OAuth2Config,
+    req: &Request,
+    txn: &LoginTxn,
+) -> AppResult<Profile> {
     let code = callback_code(req, name)?;
-    let token_req = token_request(&c.token_endpoint, cfg, name, &code, txn, &c.client_id, &c.client_secret, c.client_auth);
+    let token_req = token_request(
+        &c.token_endpoint,
+        cfg,
+        name,
+        &code,
+        txn,
+        &c.client_id,
+        &c.client_secret,
+        c.client_auth,
+    );
     let tokens = call_ok(p.http(), name, token_req).await?;
     let access = tokens
         .get("access_token")
         .and_then(|t| t.as_str())
-        .ok_or_else(|| AppError::Provider { provider: name.into(), reason: "token response without access_token".into() })?;
+        .ok_or_else(|| AppError::Provider {
+            provider: name.into(),
+            reason: "token response without access_token".into(),
+        })?;
     let info = call_ok(
         p.http(),
         name,
-        Outbound::get(c.userinfo_endpoint.as_str()).header("authorization", &format!("Bearer {access}")).header("user-agent", "gatehouse"),
+        Outbound::get(c.userinfo_endpoint.as_str())
+            .header("authorization", &format!("Bearer {access}"))
+            .header("user-agent", "gatehouse"),
     )
     .await?;
-    let sub = field(&info, &c.sub_field)
-        .ok_or_else(|| AppError::Provider { provider: name.into(), reason: format!("userinfo has no {:?}", c.sub_field) })?;
+    let sub = field(&info, &c.sub_field).ok_or_else(|| AppError::Provider {
+        provider: name.into(),
+        reason: format!("userinfo has no {:?}", c.sub_field),
+    })?;
     Ok(Profile {
         issuer: c.issuer.clone(),
         sub,

@@ -51,7 +51,8 @@ pub struct OidcConfig {
 impl OidcConfig {
     pub fn parse(name: &str, v: &Value, secret: Option<Secret>) -> Result<OidcConfig, String> {
         let s: Settings = settings(v)?;
-        parse_base_url("issuer", &s.issuer).map_err(|_| "issuer must be an http(s) URL".to_string())?;
+        parse_base_url("issuer", &s.issuer)
+            .map_err(|_| "issuer must be an http(s) URL".to_string())?;
         let scopes = s.scopes.unwrap_or_else(|| "openid email profile".into());
         if !scopes.split_whitespace().any(|x| x == "openid") {
             return Err("scopes must include openid".into());
@@ -67,7 +68,10 @@ impl OidcConfig {
     }
 
     fn discovery_url(&self) -> String {
-        format!("{}/.well-known/openid-configuration", self.issuer.trim_end_matches('/'))
+        format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer.trim_end_matches('/')
+        )
     }
 }
 
@@ -83,20 +87,33 @@ struct Discovery {
 
 async fn discover<P: Platform>(p: &P, name: &str, c: &OidcConfig) -> AppResult<Discovery> {
     let doc = cached_document(p, name, &c.discovery_url(), false).await?;
-    let d: Discovery = serde_json::from_value(doc)
-        .map_err(|e| AppError::Provider { provider: name.into(), reason: format!("discovery document: {e}") })?;
+    let d: Discovery = serde_json::from_value(doc).map_err(|e| AppError::Provider {
+        provider: name.into(),
+        reason: format!("discovery document: {e}"),
+    })?;
     // OpenID Connect Discovery 1.0 §4.3: the document's issuer must be the one configured.
     if d.issuer != c.issuer {
-        return Err(AppError::Provider { provider: name.into(), reason: format!("discovery issuer {} is not {}", d.issuer, c.issuer) });
+        return Err(AppError::Provider {
+            provider: name.into(),
+            reason: format!("discovery issuer {} is not {}", d.issuer, c.issuer),
+        });
     }
     Ok(d)
 }
 
 /// The authorization request URL.
-pub async fn begin<P: Platform>(p: &P, cfg: &Config, name: &str, c: &OidcConfig, txn: &LoginTxn) -> AppResult<String> {
+pub async fn begin<P: Platform>(
+    p: &P,
+    cfg: &Config,
+    name: &str,
+    c: &OidcConfig,
+    txn: &LoginTxn,
+) -> AppResult<String> {
     let d = discover(p, name, c).await?;
-    let mut url = url::Url::parse(&d.authorization_endpoint)
-        .map_err(|_| AppError::Provider { provider: name.into(), reason: "bad authorization_endpoint".into() })?;
+    let mut url = url::Url::parse(&d.authorization_endpoint).map_err(|_| AppError::Provider {
+        provider: name.into(),
+        reason: "bad authorization_endpoint".into(),
+    })?;
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", &c.client_id)
@@ -112,7 +129,10 @@ pub async fn begin<P: Platform>(p: &P, cfg: &Config, name: &str, c: &OidcConfig,
 /// Refuses a callback that carries the provider's `error`, or lacks a `code`.
 pub fn callback_code(req: &Request, name: &str) -> AppResult<String> {
     if let Some(err) = req.query("error") {
-        return Err(AppError::Provider { provider: name.into(), reason: format!("authorization error {err:?}") });
+        return Err(AppError::Provider {
+            provider: name.into(),
+            reason: format!("authorization error {err:?}"),
+        });
     }
     req.query("code")
         .filter(|c| !c.is_empty() && c.len() < 4096)
@@ -124,11 +144,23 @@ fn basic_auth(id: &str, secret: &str) -> String {
     use base64::Engine;
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let raw = format!("{}:{}", enc(id), enc(secret));
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
 }
 
 /// The token request of the code flow (shared with `oauth2`).
-pub fn token_request(token_endpoint: &str, cfg: &Config, name: &str, code: &str, txn: &LoginTxn, client_id: &str, secret: &Secret, auth: ClientAuth) -> Outbound {
+pub fn token_request(
+    token_endpoint: &str,
+    cfg: &Config,
+    name: &str,
+    code: &str,
+    txn: &LoginTxn,
+    client_id: &str,
+    secret: &Secret,
+    auth: ClientAuth,
+) -> Outbound {
     let redirect = cfg.redirect_uri(name);
     let mut pairs = vec![
         ("grant_type", "authorization_code"),
@@ -142,25 +174,39 @@ pub fn token_request(token_endpoint: &str, cfg: &Config, name: &str, code: &str,
     }
     let req = Outbound::post_form(token_endpoint, &pairs);
     match auth {
-        ClientAuth::ClientSecretBasic => req.header("authorization", &basic_auth(client_id, secret.expose())),
+        ClientAuth::ClientSecretBasic => {
+            req.header("authorization", &basic_auth(client_id, secret.expose()))
+        }
         ClientAuth::ClientSecretPost => req,
     }
 }
 
 fn jwt_rejected(name: &str, what: &str, e: JwtError) -> AppError {
-    AppError::Provider { provider: name.into(), reason: format!("{what}: {e}") }
+    AppError::Provider {
+        provider: name.into(),
+        reason: format!("{what}: {e}"),
+    }
 }
 
 /// Verifies a provider-signed JWT against the JWKS at `jwks_url`, refetching once (at most
 /// once a minute) when its `kid` is unknown. Returns the verified claims.
-pub async fn verify_provider_jwt<P: Platform>(p: &P, name: &str, token: &str, jwks_url: &str, rules: &ClaimRules<'_>) -> Result<Map<String, Value>, JwtError> {
+pub async fn verify_provider_jwt<P: Platform>(
+    p: &P,
+    name: &str,
+    token: &str,
+    jwks_url: &str,
+    rules: &ClaimRules<'_>,
+) -> Result<Map<String, Value>, JwtError> {
     let untrusted = compact::parse(token)?;
     // An access token (ours or anyone's) is never an ID token.
     if untrusted.typ().as_deref() == Some(crate::jwt::access::TYP) {
         return Err(JwtError::Type);
     }
     let fetch = |force| async move {
-        cached_document(p, name, jwks_url, force).await.map(|doc| jwk::parse_set(&doc)).map_err(|e| JwtError::Backend(e.to_string()))
+        cached_document(p, name, jwks_url, force)
+            .await
+            .map(|doc| jwk::parse_set(&doc))
+            .map_err(|e| JwtError::Backend(e.to_string()))
     };
     let mut keys = fetch(false).await?;
     if select_key(&untrusted, &keys).is_err() {
@@ -173,37 +219,79 @@ pub async fn verify_provider_jwt<P: Platform>(p: &P, name: &str, token: &str, jw
 }
 
 fn str_claim(m: &Map<String, Value>, k: &str) -> Option<String> {
-    m.get(k).and_then(|v| v.as_str()).filter(|s| !s.is_empty()).map(String::from)
+    m.get(k)
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map(String::from)
 }
 
 /// Exchanges the code, verifies the ID token, reads userinfo, and returns the profile.
-pub async fn complete<P: Platform>(p: &P, cfg: &Config, name: &str, c: &OidcConfig, req: &Request, txn: &LoginTxn) -> AppResult<Profile> {
+pub async fn complete<P: Platform>(
+    p: &P,
+    cfg: &Config,
+    name: &str,
+    c: &OidcConfig,
+    req: &Request,
+    txn: &LoginTxn,
+) -> AppResult<Profile> {
     let code = callback_code(req, name)?;
     let d = discover(p, name, c).await?;
-    let token_req = token_request(&d.token_endpoint, cfg, name, &code, txn, &c.client_id, &c.client_secret, c.client_auth);
+    let token_req = token_request(
+        &d.token_endpoint,
+        cfg,
+        name,
+        &code,
+        txn,
+        &c.client_id,
+        &c.client_secret,
+        c.client_auth,
+    );
     let tokens = call_ok(p.http(), name, token_req).await?;
     let id_token = tokens
         .get("id_token")
         .and_then(|t| t.as_str())
-        .ok_or_else(|| AppError::Provider { provider: name.into(), reason: "token response without id_token".into() })?;
-    let rules = ClaimRules { issuer: &d.issuer, audience: &c.client_id, now: p.now(), require_iat: true };
-    let mut claims = verify_provider_jwt(p, name, id_token, &d.jwks_uri, &rules).await.map_err(|e| jwt_rejected(name, "ID token", e))?;
+        .ok_or_else(|| AppError::Provider {
+            provider: name.into(),
+            reason: "token response without id_token".into(),
+        })?;
+    let rules = ClaimRules {
+        issuer: &d.issuer,
+        audience: &c.client_id,
+        now: p.now(),
+        require_iat: true,
+    };
+    let mut claims = verify_provider_jwt(p, name, id_token, &d.jwks_uri, &rules)
+        .await
+        .map_err(|e| jwt_rejected(name, "ID token", e))?;
     // OIDC Core §3.1.3.7: with several audiences, azp must be us.
     if let Some(Value::Array(auds)) = claims.get("aud") {
         if auds.len() > 1 && str_claim(&claims, "azp").as_deref() != Some(c.client_id.as_str()) {
             return Err(jwt_rejected(name, "ID token", JwtError::Audience));
         }
     }
-    let nonce_ok = str_claim(&claims, "nonce").map(|n| crate::crypto::ct_eq(n.as_bytes(), txn.nonce.as_bytes())).unwrap_or(false);
+    let nonce_ok = str_claim(&claims, "nonce")
+        .map(|n| crate::crypto::ct_eq(n.as_bytes(), txn.nonce.as_bytes()))
+        .unwrap_or(false);
     if !nonce_ok {
         return Err(jwt_rejected(name, "ID token", JwtError::Nonce));
     }
     let sub = str_claim(&claims, "sub").unwrap_or_default();
-    if let (Some(endpoint), Some(access)) = (&d.userinfo_endpoint, tokens.get("access_token").and_then(|t| t.as_str())) {
-        let info = call_ok(p.http(), name, Outbound::get(endpoint.as_str()).header("authorization", &format!("Bearer {access}"))).await?;
+    if let (Some(endpoint), Some(access)) = (
+        &d.userinfo_endpoint,
+        tokens.get("access_token").and_then(|t| t.as_str()),
+    ) {
+        let info = call_ok(
+            p.http(),
+            name,
+            Outbound::get(endpoint.as_str()).header("authorization", &format!("Bearer {access}")),
+        )
+        .await?;
         let info = info.as_object().cloned().unwrap_or_default();
         if str_claim(&info, "sub").as_deref() != Some(sub.as_str()) {
-            return Err(AppError::Provider { provider: name.into(), reason: "userinfo sub differs from the ID token's".into() });
+            return Err(AppError::Provider {
+                provider: name.into(),
+                reason: "userinfo sub differs from the ID token's".into(),
+            });
         }
         // Userinfo fills what the ID token left out; the ID token's own claims win.
         for (k, v) in info {

@@ -1,0 +1,44 @@
+-- Migration 0001: the initial schema (users, identities, events).
+
+CREATE TABLE users (
+  id             TEXT PRIMARY KEY,
+  name           TEXT,
+  email          TEXT,
+  email_verified INTEGER NOT NULL DEFAULT 0,
+  phone          TEXT,
+  picture        TEXT,
+  active         INTEGER NOT NULL DEFAULT 1,
+  metadata       TEXT NOT NULL DEFAULT '{}',
+  created_at     INTEGER NOT NULL,
+  updated_at     INTEGER NOT NULL,
+  last_login_at  INTEGER
+);
+CREATE INDEX users_email ON users (email);
+CREATE INDEX users_created ON users (created_at DESC, id DESC);
+
+-- The identity key is (issuer, sub); email never links.
+CREATE TABLE identities (
+  issuer        TEXT NOT NULL,
+  sub           TEXT NOT NULL,
+  provider      TEXT NOT NULL,
+  user_id       TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  email         TEXT,
+  profile       TEXT NOT NULL DEFAULT '{}',
+  created_at    INTEGER NOT NULL,
+  last_login_at INTEGER,
+  PRIMARY KEY (issuer, sub)
+);
+CREATE INDEX identities_user ON identities (user_id);
+
+-- Audit events outlive the user they name (no foreign key), until pruned.
+CREATE TABLE events (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  user_id    TEXT,
+  type       TEXT NOT NULL,
+  at         INTEGER NOT NULL,
+  ip         TEXT NOT NULL DEFAULT '',
+  user_agent TEXT NOT NULL DEFAULT '',
+  detail     TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX events_user_at ON events (user_id, at DESC);
+CREATE INDEX events_at ON events (at);

@@ -1,0 +1,186 @@
+//! The Worker adapter (wasm32 only): the fetch and scheduled entry points, the conversion
+//! between `worker` requests/responses and [`crate::http`], the per-isolate configuration
+//! and caches, and the [`Platform`] made of D1, KV, `fetch` and WebCrypto. No domain logic
+//! lives here.
+
+mod d1;
+mod fetch;
+mod kv;
+mod webcrypto;
+
+use crate::config::{Config, EnvSource, EnvValue};
+use crate::error::AppError;
+use crate::http::{Method, Request, Response, MAX_BODY_BYTES};
+use crate::platform::{Caches, Platform};
+use std::cell::OnceCell;
+use wasm_bindgen::JsValue;
+
+thread_local! {
+    /// Parsed once per isolate: settings do not change while an isolate lives.
+    static CONFIG: OnceCell<&'static Result<Config, AppError>> = const { OnceCell::new() };
+    static CACHES: &'static Caches = Box::leak(Box::default());
+}
+
+/// Settings straight from the `env` object: strings for vars and secrets, JSON for tables.
+struct WorkerEnv<'a>(&'a worker::Env);
+
+impl EnvSource for WorkerEnv<'_> {
+    fn get(&self, name: &str) -> Option<EnvValue> {
+        let v = js_sys::Reflect::get(self.0, &JsValue::from_str(name)).ok()?;
+        if v.is_undefined() || v.is_null() {
+            return None;
+        }
+        if let Some(s) = v.as_string() {
+            return Some(EnvValue::Text(s));
+        }
+        let json = js_sys::JSON::stringify(&v).ok()?.as_string()?;
+        serde_json::from_str(&json).ok().map(EnvValue::Json)
+    }
+}
+
+fn config(env: &worker::Env) -> &'static Result<Config, AppError> {
+    CONFIG.with(|c| {
+        *c.get_or_init(|| {
+            let parsed = Config::from_env(&WorkerEnv(env));
+            if let Err(e) = &parsed {
+                if let Some(line) = e.log_line() {
+                    worker::console_error!("{line}");
+                }
+            }
+            Box::leak(Box::new(parsed))
+        })
+    })
+}
+
+/// The runtime's services for one request.
+pub struct WorkerPlatform {
+    kv: kv::WorkerKv,
+    users: d1::D1Users,
+    http: fetch::WorkerFetch,
+    sig: webcrypto::WebCrypto,
+    caches: &'static Caches,
+}
+
+impl Platform for WorkerPlatform {
+    type Kv = kv::WorkerKv;
+    type Users = d1::D1Users;
+    type Http = fetch::WorkerFetch;
+    type Sig = webcrypto::WebCrypto;
+    fn kv(&self) -> &Self::Kv {
+        &self.kv
+    }
+    fn users(&self) -> &Self::Users {
+        &self.users
+    }
+    fn http(&self) -> &Self::Http {
+        &self.http
+    }
+    fn sig(&self) -> &Self::Sig {
+        &self.sig
+    }
+    fn caches(&self) -> &Caches {
+        self.caches
+    }
+    fn now(&self) -> i64 {
+        (js_sys::Date::now() / 1000.0) as i64
+    }
+    fn log(&self, line: &str) {
+        worker::console_log!("{line}");
+    }
+}
+
+fn platform(env: &worker::Env) -> Result<WorkerPlatform, AppError> {
+    let kv = env.kv("SESSIONS").map_err(|e| AppError::Config {
+        setting: "SESSIONS (KV binding)".into(),
+        problem: e.to_string(),
+    })?;
+    let db = env.d1("DB").map_err(|e| AppError::Config {
+        setting: "DB (D1 binding)".into(),
+        problem: e.to_string(),
+    })?;
+    Ok(WorkerPlatform {
+        kv: kv::WorkerKv(kv),
+        users: d1::D1Users(db),
+        http: fetch::WorkerFetch,
+        sig: webcrypto::WebCrypto,
+        caches: CACHES.with(|c| *c),
+    })
+}
+
+async fn to_request(mut req: worker::Request) -> Result<Request, AppError> {
+    let url = req
+        .url()
+        .map_err(|e| AppError::BadRequest(format!("Bad URL: {e}")))?;
+    let headers = req
+        .headers()
+        .entries()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect::<Vec<_>>();
+    let method = Method::parse(req.method().as_ref());
+    let declared = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok());
+    if declared.unwrap_or(0) > MAX_BODY_BYTES {
+        return Err(AppError::PayloadTooLarge);
+    }
+    let body = if matches!(method, Method::Get | Method::Head) {
+        Vec::new()
+    } else {
+        req.bytes().await.unwrap_or_default()
+    };
+    if body.len() > MAX_BODY_BYTES {
+        return Err(AppError::PayloadTooLarge);
+    }
+    Ok(Request {
+        method,
+        url,
+        headers,
+        body,
+    })
+}
+
+fn to_worker_response(r: Response) -> worker::Result<worker::Response> {
+    let headers = worker::Headers::new();
+    for (k, v) in &r.headers {
+        headers.append(k, v)?;
+    }
+    let builder = worker::Response::builder()
+        .with_status(r.status)
+        .with_headers(headers);
+    Ok(if r.body.is_empty() {
+        builder.empty()
+    } else {
+        builder.fixed(r.body)
+    })
+}
+
+#[worker::event(fetch)]
+async fn fetch(
+    req: worker::Request,
+    env: worker::Env,
+    _ctx: worker::Context,
+) -> worker::Result<worker::Response> {
+    let wants = if req
+        .headers()
+        .get("accept")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .contains("text/html")
+    {
+        crate::http::Wants::Html
+    } else {
+        crate::http::Wants::Json
+    };
+    let response = match (to_request(req).await, platform(&env)) {
+        (Ok(req), Ok(p)) => crate::app::handle(config(&env).as_ref(), &p, req).await,
+        (Err(e), _) | (_, Err(e)) => {
+            if let Some(line) = e.log_line() {
+                worker::console_error!("{line}");
+            }
+            e.into_response(wants)
+        }
+    };
+    to_worker_response(response)
+}
