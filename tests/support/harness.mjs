@@ -126,7 +126,9 @@ export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port 
     /** KV: get (null when missing), put, list keys by prefix. */
     kv: {
       async get(key) {
-        try { return await cli(['kv', 'key', 'get', key, '--binding', 'SESSIONS', '--text']); } catch { return null; }
+        // wrangler prints "Value not found" (exit 0) for a missing key.
+        const out = await cli(['kv', 'key', 'get', key, '--binding', 'SESSIONS', '--text']).catch(() => null);
+        return out === null || out.trim() === 'Value not found' ? null : out;
       },
       async put(key, value) { await cli(['kv', 'key', 'put', key, value, '--binding', 'SESSIONS']); },
       async delete(key) { await cli(['kv', 'key', 'delete', key, '--binding', 'SESSIONS']); },
