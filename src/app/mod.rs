@@ -6,6 +6,9 @@ mod account;
 mod auth;
 mod login;
 
+#[cfg(test)]
+mod flow_tests;
+
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::http::{Method, Request, Response};
