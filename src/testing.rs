@@ -56,6 +56,7 @@ pub fn profile(issuer: &str, sub: &str, email: Option<&str>) -> Profile {
         name: Some("Test".into()),
         picture: None,
         raw: serde_json::json!({}),
+        vendor_logout: None,
     }
 }
 

@@ -87,6 +87,9 @@ pub struct Profile {
     pub picture: Option<String>,
     /// The provider's claims, kept on the identity row.
     pub raw: Value,
+    /// A vendor-side session or token to end when the Gatehouse session ends (Stytch
+    /// session token, LoginRadius access token); never shown to the client.
+    pub vendor_logout: Option<String>,
 }
 
 /// A linked identity.

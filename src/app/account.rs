@@ -72,24 +72,27 @@ pub async fn logout<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
         cfg: ctx.cfg,
     };
     let now = ctx.p.now();
-    let ended = if let Some(raw) = jar.get(req, SESSION) {
-        sessions
-            .lookup(&raw, now)
-            .await?
-            .map(|(sid, rec)| (sid, rec.user_id))
+    let sid = if let Some(raw) = jar.get(req, SESSION) {
+        Some(crate::sessions::sid_of(&raw))
     } else if let Some(token) = bearer(req) {
-        let claims = crate::jwt::access::verify_allow_expired(ctx.cfg, ctx.p.sig(), token, now)
-            .await
-            .ok()
-            .map(|(c, _)| c);
-        claims.map(|c| (c.sid, c.sub))
+        let claims =
+            crate::jwt::access::verify_allow_expired(ctx.cfg, ctx.p.sig(), token, now).await;
+        claims.ok().map(|(c, _)| c.sid)
     } else {
         None
     };
-    if let Some((sid, user_id)) = &ended {
-        sessions.revoke(sid, user_id).await?;
-        ctx.event(req, Some(user_id), "logout", json!({"session_id": sid}))
+    if let Some(sid) = sid {
+        if let Some(rec) = sessions.get(&sid, now).await? {
+            sessions.revoke(&sid, &rec.user_id).await?;
+            end_vendor_session(ctx, &rec).await;
+            ctx.event(
+                req,
+                Some(&rec.user_id),
+                "logout",
+                json!({ "session_id": sid }),
+            )
             .await;
+        }
     }
     let mut r = if req.is_browser_form() {
         let target = return_to::validate(ctx.cfg, req.query("return_to").as_deref())
@@ -103,6 +106,21 @@ pub async fn logout<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
     r.append_header("set-cookie", &jar.clear(SESSION));
     r.append_header("set-cookie", &jar.clear(ACCESS));
     Ok(r)
+}
+
+/// Ends the provider-side session too, where the provider has one (best effort: ours is
+/// already gone, and the user must not stay signed in because a vendor is down).
+async fn end_vendor_session<P: Platform>(ctx: &Ctx<'_, P>, rec: &crate::sessions::SessionRecord) {
+    let (Some(handle), Some(provider)) = (&rec.vendor_logout, ctx.cfg.providers.get(&rec.provider))
+    else {
+        return;
+    };
+    if let Err(e) = crate::providers::end_session(ctx.p, &rec.provider, provider, handle).await {
+        ctx.p.log(&format!(
+            "gatehouse: vendor logout at {} failed: {e}",
+            rec.provider
+        ));
+    }
 }
 
 fn cors(ctx_origin_ok: bool, req: &Request, r: &mut Response) {

@@ -38,7 +38,8 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
         .get(&name)
         .ok_or_else(|| AppError::BadRequest(format!("Unknown provider {name:?}.")))?;
     let t = LoginTxn::new(&name, return_to, None, ctx.p.now());
-    let location = providers::begin(ctx.p, ctx.cfg, &name, provider, &t).await?;
+    let providers::Begin::Redirect(location) =
+        providers::begin(ctx.p, ctx.cfg, &name, provider, &t).await?;
     let cookie = txn::start(ctx.p.kv(), ctx.cfg, &t).await?;
     let mut r = Response::redirect(&location);
     r.append_header("set-cookie", &cookie);
@@ -82,9 +83,21 @@ async fn finish_sign_in<P: Platform>(
     provider: &providers::ProviderConfig,
 ) -> AppResult<Response> {
     let now = ctx.p.now();
-    let state = providers::callback_state(req);
-    let t = txn::finish(ctx.p.kv(), ctx.cfg, req, state.as_deref(), name, now).await?;
-    let profile = providers::complete(ctx.p, ctx.cfg, name, provider, req, &t).await?;
+    let t = match provider.needs_transaction() {
+        true => Some(
+            txn::finish(
+                ctx.p.kv(),
+                ctx.cfg,
+                req,
+                providers::callback_state(req).as_deref(),
+                name,
+                now,
+            )
+            .await?,
+        ),
+        false => None,
+    };
+    let profile = providers::complete(ctx.p, ctx.cfg, name, provider, req, t.as_ref()).await?;
     let user = linking::sign_in(ctx.p.users(), &profile, now).await?;
     let record = SessionRecord {
         user_id: user.id.clone(),
@@ -95,9 +108,13 @@ async fn finish_sign_in<P: Platform>(
         expires_at: now,
         user_agent: req.user_agent().chars().take(256).collect(),
         ip: req.client_ip().to_string(),
-        vendor_logout: None,
+        vendor_logout: profile.vendor_logout.clone(),
     };
-    let mut r = Response::redirect(&t.return_to);
+    let return_to = t
+        .as_ref()
+        .map(|t| t.return_to.as_str())
+        .unwrap_or(return_to::DEFAULT);
+    let mut r = Response::redirect(return_to);
     for c in start_session(ctx, &user, record).await? {
         r.append_header("set-cookie", &c);
     }

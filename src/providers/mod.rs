@@ -1,6 +1,13 @@
-//! Identity providers (SPEC section 4). Each kind lives in its own file behind the same two
-//! steps — [`begin`] (where to send the browser) and [`complete`] (turn the callback into a
-//! verified [`Profile`]) — so that adding a kind touches one file and one match arm here.
+//! Identity providers (SPEC section 4). Each kind lives in its own file behind the same
+//! steps — [`begin`] (where to send the browser), [`complete`] (turn the callback into a
+//! verified [`Profile`]) and [`end_session`] (vendor-side logout) — so that adding a kind
+//! touches one file and one match arm in each function here.
+//!
+//! Browser binding: every kind except `passage` runs inside a login transaction
+//! ([`crate::txn`]). OAuth kinds carry its key in `state`; vendor kinds without `state`
+//! carry it as `gh_state` in the URL they come back to ([`callback_url`]), and the callback
+//! checks it against the transaction cookie, so that a token minted for an attacker cannot
+//! sign a victim in.
 
 pub mod fetch;
 pub mod oauth2;
@@ -32,6 +39,28 @@ pub fn require_secret(name: &str, secret: Option<Secret>) -> Result<Secret, Stri
     secret.ok_or_else(|| format!("needs the secret {}", crate::config::secret_var_name(name)))
 }
 
+/// The query parameter that carries the transaction key back on flows without OAuth `state`.
+pub const STATE_PARAM: &str = "gh_state";
+
+/// `{PUBLIC_URL}/auth/callback/{name}?gh_state={state}`: the return URL of state-less flows.
+pub fn callback_url(cfg: &Config, name: &str, txn: &LoginTxn) -> String {
+    let mut url = cfg.redirect_uri(name);
+    url.push('?');
+    url.push_str(
+        &url::form_urlencoded::Serializer::new(String::new())
+            .append_pair(STATE_PARAM, &txn.state)
+            .finish(),
+    );
+    url
+}
+
+/// How a sign-in starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// Send the browser to this URL (with the transaction cookie).
+    Redirect(String),
+}
+
 impl ProviderConfig {
     /// Parses one `PROVIDERS` entry.
     pub fn parse(
@@ -57,6 +86,11 @@ impl ProviderConfig {
             ProviderConfig::OAuth2(c) => &c.display_name,
         }
     }
+
+    /// Whether the callback must match a login transaction started in this browser.
+    pub fn needs_transaction(&self) -> bool {
+        true
+    }
 }
 
 /// Where to send the browser to start signing in with `name`.
@@ -66,29 +100,45 @@ pub async fn begin<P: Platform>(
     name: &str,
     provider: &ProviderConfig,
     txn: &LoginTxn,
-) -> AppResult<String> {
+) -> AppResult<Begin> {
     match provider {
-        ProviderConfig::Oidc(c) => oidc::begin(p, cfg, name, c, txn).await,
-        ProviderConfig::OAuth2(c) => oauth2::begin(cfg, name, c, txn),
+        ProviderConfig::Oidc(c) => oidc::begin(p, cfg, name, c, txn).await.map(Begin::Redirect),
+        ProviderConfig::OAuth2(c) => oauth2::begin(cfg, name, c, txn).map(Begin::Redirect),
     }
 }
 
-/// The state parameter of a callback, where the kind carries one.
+/// The transaction key a callback carries: OAuth `state`, or `gh_state` for state-less flows.
 pub fn callback_state(req: &Request) -> Option<String> {
-    req.query("state")
+    req.query("state").or_else(|| req.query(STATE_PARAM))
 }
 
-/// Verifies the callback and returns who signed in.
+/// Verifies the callback and returns who signed in. `txn` is `None` only for kinds whose
+/// [`ProviderConfig::needs_transaction`] is false.
 pub async fn complete<P: Platform>(
     p: &P,
     cfg: &Config,
     name: &str,
     provider: &ProviderConfig,
     req: &Request,
-    txn: &LoginTxn,
+    txn: Option<&LoginTxn>,
 ) -> AppResult<Profile> {
+    let txn = || txn.ok_or_else(|| crate::error::AppError::Internal("transaction missing".into()));
     match provider {
-        ProviderConfig::Oidc(c) => oidc::complete(p, cfg, name, c, req, txn).await,
-        ProviderConfig::OAuth2(c) => oauth2::complete(p, cfg, name, c, req, txn).await,
+        ProviderConfig::Oidc(c) => oidc::complete(p, cfg, name, c, req, txn()?).await,
+        ProviderConfig::OAuth2(c) => oauth2::complete(p, cfg, name, c, req, txn()?).await,
+    }
+}
+
+/// Ends the vendor-side session at logout (best effort: Gatehouse's own session is already
+/// gone; a failure is logged by the caller).
+pub async fn end_session<P: Platform>(
+    p: &P,
+    name: &str,
+    provider: &ProviderConfig,
+    handle: &str,
+) -> AppResult<()> {
+    let _ = (p, name, handle);
+    match provider {
+        ProviderConfig::Oidc(_) | ProviderConfig::OAuth2(_) => Ok(()),
     }
 }

@@ -178,5 +178,6 @@ pub async fn complete<P: Platform>(
         name: field(&info, &c.name_field),
         picture: field(&info, &c.picture_field),
         raw: info,
+        vendor_logout: None,
     })
 }

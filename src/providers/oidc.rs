@@ -307,5 +307,6 @@ pub async fn complete<P: Platform>(
         name: str_claim(&claims, "name").or_else(|| str_claim(&claims, "preferred_username")),
         picture: str_claim(&claims, "picture"),
         raw: Value::Object(claims),
+        vendor_logout: None,
     })
 }

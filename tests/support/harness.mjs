@@ -3,7 +3,7 @@
 // migrations applied; waits for readiness (never a fixed sleep); exposes D1 and KV through
 // wrangler's own CLI; and stops everything when the test ends, pass or fail.
 import { spawn, execFile } from 'node:child_process';
-import { mkdtemp, writeFile, rm, access } from 'node:fs/promises';
+import { mkdtemp, writeFile, rm, access, copyFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -65,11 +65,14 @@ export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port 
   port ??= await freePort();
   const url = `http://127.0.0.1:${port}`;
   const dir = await mkdtemp(join(tmpdir(), 'gatehouse-test-'));
+  // Run a private copy of the build, so that a rebuild during the test cannot swap the
+  // Worker under it (wrangler dev reloads when `main` changes).
+  for (const f of ['index.js', 'index_bg.wasm']) await copyFile(join(ROOT, 'build', f), join(dir, f));
   const allVars = { PUBLIC_URL: url, ...vars };
   for (const [k, v] of Object.entries(allVars)) if (v === null) delete allVars[k];
   const config = {
     name: 'gatehouse-test',
-    main: join(ROOT, 'build', 'index.js'),
+    main: join(dir, 'index.js'),
     compatibility_date: '2026-04-01',
     d1_databases: [{ binding: 'DB', database_name: 'gatehouse', database_id: '00000000-0000-0000-0000-000000000000', migrations_dir: join(ROOT, 'migrations') }],
     kv_namespaces: [{ binding: 'SESSIONS', id: '00000000000000000000000000000000' }],
