@@ -18,6 +18,7 @@ pub mod linking;
 pub mod pages;
 pub mod platform;
 pub mod providers;
+pub mod ratelimit;
 pub mod return_to;
 pub mod sessions;
 pub mod txn;
