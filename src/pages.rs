@@ -49,7 +49,10 @@ pub fn error_page(status: u16, message: &str) -> String {
 pub fn login_page(providers: &[(String, String)], return_to: &str) -> String {
     let mut items = String::new();
     for (name, display) in providers {
-        let mut href = url::form_urlencoded::Serializer::new(String::from("/auth/login?"));
+        let mut href = url::form_urlencoded::Serializer::for_suffix(
+            String::from("/auth/login?"),
+            "/auth/login?".len(),
+        );
         href.append_pair("provider", name);
         if return_to != crate::return_to::DEFAULT {
             href.append_pair("return_to", return_to);

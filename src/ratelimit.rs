@@ -17,11 +17,16 @@ pub struct Limit {
 pub async fn hit<K: Kv>(kv: &K, bucket: &str, limit: Limit, now: i64) -> Result<bool, StoreError> {
     let window = now.max(0) as u64 / limit.window;
     let key = format!("rl:{}:{window}", sha256_b64url(bucket.as_bytes()));
-    let count = kv.get(&key).await?.and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+    let count = kv
+        .get(&key)
+        .await?
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0);
     if count >= limit.max {
         return Ok(false);
     }
-    kv.put(&key, &(count + 1).to_string(), limit.window.max(60)).await?;
+    kv.put(&key, &(count + 1).to_string(), limit.window.max(60))
+        .await?;
     Ok(true)
 }
 
@@ -34,10 +39,21 @@ mod tests {
     fn allows_up_to_max_per_window_then_refuses() {
         let kv = MemoryKv::default();
         let limit = Limit { max: 3, window: 60 };
-        let results: Vec<bool> = (0..5).map(|_| block_on(hit(&kv, "email:a@b", limit, 120)).unwrap()).collect();
+        let results: Vec<bool> = (0..5)
+            .map(|_| block_on(hit(&kv, "email:a@b", limit, 120)).unwrap())
+            .collect();
         assert_eq!(results, [true, true, true, false, false]);
-        assert!(block_on(hit(&kv, "email:other", limit, 120)).unwrap(), "buckets are separate");
-        assert!(block_on(hit(&kv, "email:a@b", limit, 180)).unwrap(), "a new window starts fresh");
-        assert!(kv.keys().iter().all(|k| !k.contains("a@b")), "bucket names are hashed");
+        assert!(
+            block_on(hit(&kv, "email:other", limit, 120)).unwrap(),
+            "buckets are separate"
+        );
+        assert!(
+            block_on(hit(&kv, "email:a@b", limit, 180)).unwrap(),
+            "a new window starts fresh"
+        );
+        assert!(
+            kv.keys().iter().all(|k| !k.contains("a@b")),
+            "bucket names are hashed"
+        );
     }
 }

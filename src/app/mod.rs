@@ -5,6 +5,7 @@
 mod account;
 mod auth;
 mod login;
+pub mod proxy;
 
 #[cfg(test)]
 mod flow_tests;

@@ -155,13 +155,86 @@ fn to_worker_response(r: Response) -> worker::Result<worker::Response> {
     })
 }
 
-#[worker::event(fetch)]
-async fn fetch(
+/// The request line and headers, without reading the body (proxy mode streams it).
+fn head_of(req: &worker::Request) -> Result<Request, AppError> {
+    let url = req
+        .url()
+        .map_err(|e| AppError::BadRequest(format!("Bad URL: {e}")))?;
+    let headers = req
+        .headers()
+        .entries()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    Ok(Request {
+        method: Method::parse(req.method().as_ref()),
+        url,
+        headers,
+        body: Vec::new(),
+    })
+}
+
+fn origin_down(e: impl std::fmt::Display) -> AppError {
+    AppError::ProviderUnavailable {
+        provider: "The origin".into(),
+        reason: format!("proxy: {e}"),
+    }
+}
+
+/// Proxy mode: decide in the domain layer, then stream the request body to the origin and
+/// the origin's answer back, adding the renewed access cookie if there is one.
+async fn forward(
+    cfg: &Config,
+    p: &WorkerPlatform,
     req: worker::Request,
-    env: worker::Env,
-    _ctx: worker::Context,
-) -> worker::Result<worker::Response> {
-    let wants = if req
+) -> Result<worker::Response, AppError> {
+    use crate::app::proxy::{decide, Decision};
+    let head = head_of(&req)?;
+    let (url, headers, set_cookies) = match decide(&crate::app::Ctx { cfg, p }, &head).await? {
+        Decision::Respond(r) => {
+            return to_worker_response(r).map_err(|e| AppError::Internal(e.to_string()))
+        }
+        Decision::Forward {
+            url,
+            headers,
+            set_cookies,
+        } => (url, headers, set_cookies),
+    };
+    let out_headers = worker::Headers::new();
+    for (k, v) in &headers {
+        out_headers
+            .append(k, v)
+            .map_err(|e| AppError::BadRequest(format!("Bad header {k}: {e}")))?;
+    }
+    let mut init = worker::RequestInit::new();
+    init.with_method(req.method())
+        .with_headers(out_headers)
+        .with_redirect(worker::RequestRedirect::Manual);
+    if !matches!(head.method, Method::Get | Method::Head) {
+        init.with_body(req.inner().body().map(JsValue::from));
+    }
+    let outbound = worker::Request::new_with_init(&url, &init).map_err(origin_down)?;
+    let resp = worker::Fetch::Request(outbound)
+        .send()
+        .await
+        .map_err(origin_down)?;
+    // The fetched response's headers are immutable: copy them to add our cookie.
+    let back = worker::Headers::new();
+    for (k, v) in resp.headers().entries() {
+        back.append(&k, &v).map_err(origin_down)?;
+    }
+    for c in &set_cookies {
+        back.append("set-cookie", c).map_err(origin_down)?;
+    }
+    let status = resp.status_code();
+    let (_, body) = resp.into_parts();
+    Ok(worker::Response::builder()
+        .with_status(status)
+        .with_headers(back)
+        .body(body))
+}
+
+fn wants_of(req: &worker::Request) -> crate::http::Wants {
+    if req
         .headers()
         .get("accept")
         .ok()
@@ -172,7 +245,37 @@ async fn fetch(
         crate::http::Wants::Html
     } else {
         crate::http::Wants::Json
-    };
+    }
+}
+
+fn error_response(e: AppError, wants: crate::http::Wants) -> worker::Result<worker::Response> {
+    if let Some(line) = e.log_line() {
+        worker::console_error!("{line}");
+    }
+    to_worker_response(e.into_response(wants))
+}
+
+#[worker::event(fetch)]
+async fn fetch(
+    req: worker::Request,
+    env: worker::Env,
+    _ctx: worker::Context,
+) -> worker::Result<worker::Response> {
+    let wants = wants_of(&req);
+    if let (Ok(cfg), Ok(path)) = (
+        config(&env).as_ref(),
+        req.url().map(|u| u.path().to_string()),
+    ) {
+        if cfg.origin_url.is_some() && !crate::app::proxy::is_own_path(&path) {
+            return match platform(&env) {
+                Ok(p) => match forward(cfg, &p, req).await {
+                    Ok(r) => Ok(r),
+                    Err(e) => error_response(e, wants),
+                },
+                Err(e) => error_response(e, wants),
+            };
+        }
+    }
     let response = match (to_request(req).await, platform(&env)) {
         (Ok(req), Ok(p)) => crate::app::handle(config(&env).as_ref(), &p, req).await,
         (Err(e), _) | (_, Err(e)) => {

@@ -1,0 +1,220 @@
+//! Proxy mode (SPEC section 5, on when `ORIGIN_URL` is set): every path that is not one of
+//! Gatehouse's own goes to the origin. Unauthenticated browser GETs are sent to sign in,
+//! other unauthenticated requests get 401. Authenticated ones are forwarded with
+//! `X-Gatehouse-User`, `X-Gatehouse-Email` and `X-Gatehouse-Jwt`, after stripping any
+//! `X-Gatehouse-*` header the client sent, hop-by-hop headers, and Gatehouse's own cookies.
+//! This module decides; the Worker layer streams the bodies.
+
+use super::auth::{authenticate, bearer};
+use super::Ctx;
+use crate::cookies::{parse_cookie_header, CookieJar};
+use crate::error::{AppError, AppResult};
+use crate::http::{Method, Request, Response, Wants};
+use crate::platform::Platform;
+
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus `host`.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+/// Whether `path` is served by Gatehouse itself rather than the origin.
+pub fn is_own_path(path: &str) -> bool {
+    path == "/healthz"
+        || path == "/auth"
+        || path.starts_with("/auth/")
+        || path.starts_with("/.well-known/")
+        || path == "/admin"
+        || path.starts_with("/admin/")
+}
+
+/// What to do with a proxied request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Send to `url` with exactly these headers; add `set_cookies` to the origin's answer.
+    Forward {
+        url: String,
+        headers: Vec<(String, String)>,
+        set_cookies: Vec<String>,
+    },
+    /// Answer without the origin (redirect to sign-in, 401).
+    Respond(Response),
+}
+
+/// The origin URL for this request: `ORIGIN_URL` joined with the path and query.
+fn origin_url(origin: &url::Url, req: &Request) -> String {
+    let mut url = origin.clone();
+    let base = origin.path().trim_end_matches('/');
+    url.set_path(&format!("{base}{}", req.url.path()));
+    url.set_query(req.url.query());
+    url.into()
+}
+
+/// The `Cookie` header without Gatehouse's own cookies (None when nothing is left).
+fn foreign_cookies(jar: &CookieJar, header: &str) -> Option<String> {
+    let kept: Vec<String> = parse_cookie_header(header)
+        .filter(|(name, _)| !jar.is_own(name))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
+/// Decides what happens to `req` (whose body the Worker layer keeps unread).
+pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Decision> {
+    let origin = ctx.cfg.origin_url.as_ref().ok_or(AppError::NotFound)?;
+    let Some(caller) = authenticate(ctx, req).await? else {
+        return Ok(Decision::Respond(unauthenticated(req)));
+    };
+    let jar = CookieJar {
+        secure: ctx.cfg.secure_cookies,
+    };
+    let used_bearer = bearer(req).is_some();
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(req.headers.len() + 3);
+    for (name, value) in &req.headers {
+        let lower = name.to_ascii_lowercase();
+        if lower.starts_with("x-gatehouse-") || HOP_BY_HOP.contains(&lower.as_str()) {
+            continue;
+        }
+        if lower == "authorization" && used_bearer {
+            continue; // our token; the origin gets it as X-Gatehouse-Jwt
+        }
+        if lower == "cookie" {
+            if let Some(rest) = foreign_cookies(&jar, value) {
+                headers.push((lower, rest));
+            }
+            continue;
+        }
+        headers.push((lower, value.clone()));
+    }
+    headers.push(("x-gatehouse-user".into(), caller.claims.sub.clone()));
+    if let Some(email) = &caller.claims.email {
+        headers.push(("x-gatehouse-email".into(), email.clone()));
+    }
+    headers.push(("x-gatehouse-jwt".into(), caller.token.clone()));
+    Ok(Decision::Forward {
+        url: origin_url(origin, req),
+        headers,
+        set_cookies: caller.set_cookies,
+    })
+}
+
+/// Browsers asking for a page go to sign-in and come back; everything else gets 401.
+fn unauthenticated(req: &Request) -> Response {
+    if req.method == Method::Get && req.wants() == Wants::Html {
+        let mut back = req.url.path().to_string();
+        if let Some(q) = req.url.query() {
+            back.push('?');
+            back.push_str(q);
+        }
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("return_to", &back)
+            .finish();
+        let target = format!("/auth/login?{query}");
+        return Response::redirect(&target);
+    }
+    AppError::Unauthorized("Sign in first.".into()).into_response(Wants::Json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{block_on, test_env, TestPlatform};
+
+    fn ctx_cfg() -> crate::config::Config {
+        let mut env = test_env();
+        env.insert("ORIGIN_URL".into(), "http://127.0.0.1:7000/base".into());
+        crate::config::Config::from_env(&env).unwrap()
+    }
+
+    fn signed_in_token(cfg: &crate::config::Config, p: &TestPlatform) -> String {
+        let claims = crate::jwt::access::AccessClaims::new(
+            cfg,
+            "usr_1",
+            "sid1",
+            Some("a@b.c".into()),
+            None,
+            p.now(),
+        );
+        block_on(crate::jwt::access::issue(cfg, p, &claims)).unwrap()
+    }
+
+    #[test]
+    fn own_paths_are_not_proxied() {
+        for p in [
+            "/healthz",
+            "/auth/login",
+            "/auth/me",
+            "/.well-known/jwks.json",
+            "/admin/users",
+        ] {
+            assert!(is_own_path(p), "{p}");
+        }
+        for p in ["/", "/app", "/authority", "/administrator", "/healthzx"] {
+            assert!(!is_own_path(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn unauthenticated_browser_get_goes_to_login_and_api_gets_401() {
+        let cfg = ctx_cfg();
+        let p = TestPlatform::new(|_| unreachable!());
+        let ctx = Ctx { cfg: &cfg, p: &p };
+        let page = Request::new(Method::Get, "http://127.0.0.1:8787/app/x?y=1")
+            .with_header("accept", "text/html");
+        let Decision::Respond(r) = block_on(decide(&ctx, &page)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.status, 302);
+        assert_eq!(
+            r.header("location"),
+            Some("/auth/login?return_to=%2Fapp%2Fx%3Fy%3D1")
+        );
+        let api = Request::new(Method::Post, "http://127.0.0.1:8787/api");
+        let Decision::Respond(r) = block_on(decide(&ctx, &api)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.status, 401);
+    }
+
+    #[test]
+    fn forwards_identity_and_strips_spoofed_headers_and_own_cookies() {
+        let cfg = ctx_cfg();
+        let p = TestPlatform::new(|_| unreachable!());
+        let ctx = Ctx { cfg: &cfg, p: &p };
+        let token = signed_in_token(&cfg, &p);
+        let req = Request::new(Method::Post, "http://127.0.0.1:8787/api/items?q=1")
+            .with_header(
+                "cookie",
+                &format!("gh_access={token}; theirs=1; gh_session=abc"),
+            )
+            .with_header("X-Gatehouse-User", "usr_admin")
+            .with_header("x-gatehouse-email", "ceo@corp")
+            .with_header("connection", "keep-alive")
+            .with_header("content-type", "application/json");
+        let Decision::Forward { url, headers, .. } = block_on(decide(&ctx, &req)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(url, "http://127.0.0.1:7000/base/api/items?q=1");
+        let get = |n: &str| {
+            headers
+                .iter()
+                .filter(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get("x-gatehouse-user"), ["usr_1"]);
+        assert_eq!(get("x-gatehouse-email"), ["a@b.c"]);
+        assert_eq!(get("x-gatehouse-jwt"), [token.as_str()]);
+        assert_eq!(get("cookie"), ["theirs=1"]);
+        assert!(get("connection").is_empty());
+        assert_eq!(get("content-type"), ["application/json"]);
+    }
+}
