@@ -58,7 +58,7 @@ async function waitUntilReady(url, child, log, timeoutMs = 90_000) {
  * Starts Gatehouse. `vars` go to the config's [vars] (objects allowed), `secrets` to
  * .dev.vars. `PUBLIC_URL` defaults to the chosen URL; pass `PUBLIC_URL: null` to omit it.
  */
-export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port } = {}) {
+export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port, stateDir } = {}) {
   await access(join(ROOT, 'build', 'index.js')).catch(() => {
     throw new Error('build/index.js is missing: run scripts/build (the test command does)');
   });
@@ -81,9 +81,10 @@ export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port 
   const configPath = join(dir, 'wrangler.json');
   await writeFile(configPath, JSON.stringify(config, null, 2));
   await writeFile(join(dir, '.dev.vars'), Object.entries(secrets).map(([k, v]) => `${k}='${v}'`).join('\n') + '\n');
-  const state = join(dir, 'state');
+  // `stateDir` lets a test stop and restart Gatehouse over the same D1 and KV (key rotation).
+  const state = stateDir ?? join(dir, 'state');
   const common = ['--config', configPath, '--persist-to', state];
-  await run(WRANGLER, ['d1', 'migrations', 'apply', 'DB', '--local', ...common], { env: QUIET_ENV, cwd: dir });
+  await run(WRANGLER, ['d1', 'migrations', 'apply', 'DB', '--local', ...common], { env: { ...QUIET_ENV }, cwd: dir });
 
   const inspector = await freePort();
   const child = spawn(WRANGLER, ['dev', ...common, '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector), '--show-interactive-dev-session=false'], {
