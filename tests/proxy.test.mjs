@@ -1,0 +1,76 @@
+// Proxy mode (ORIGIN_URL) through the real Worker, with a recording origin on loopback:
+// sign-in redirects for browsers, 401 for APIs, identity headers for signed-in requests,
+// spoofed X-Gatehouse-* and Gatehouse's cookies stripped, bodies streamed both ways.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { randomBytes, createHash } from 'node:crypto';
+import { startGatehouse, baseSecrets, freePort, Client, oidcSignIn } from './support/harness.mjs';
+import { startOidcProvider } from './support/oidc-provider.mjs';
+
+let gh;
+let idp;
+let origin;
+const seen = [];
+before(async () => {
+  // The origin: records what it receives and echoes a digest of the body.
+  origin = createServer(async (req, res) => {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const body = Buffer.concat(chunks);
+    seen.push({ method: req.method, url: req.url, headers: req.headers, length: body.length, sha: createHash('sha256').update(body).digest('hex') });
+    res.writeHead(201, { 'content-type': 'application/octet-stream', 'x-origin': 'yes' });
+    res.end(Buffer.alloc(300 * 1024, 7)); // bigger than any buffer Gatehouse keeps for itself
+  });
+  await new Promise((r) => origin.listen(0, '127.0.0.1', r));
+  const port = await freePort();
+  const secret = randomBytes(24).toString('base64url');
+  idp = await startOidcProvider({ clients: [{ client_id: 'gatehouse', client_secret: secret, redirect_uris: [`http://127.0.0.1:${port}/auth/callback/dev`] }] });
+  gh = await startGatehouse({
+    port,
+    vars: { PROVIDERS: { dev: { kind: 'oidc', issuer: idp.issuer, client_id: 'gatehouse' } }, ORIGIN_URL: `http://127.0.0.1:${origin.address().port}` },
+    secrets: { ...baseSecrets(), PROVIDER_DEV_SECRET: secret },
+  });
+});
+after(async () => { await gh?.stop(); await idp?.close(); origin?.close(); });
+
+test('unauthenticated: browsers are sent to sign in, API calls get 401, nothing reaches the origin', async () => {
+  const page = await fetch(`${gh.url}/app/page?x=1`, { headers: { accept: 'text/html' }, redirect: 'manual' });
+  assert.equal(page.status, 302);
+  assert.equal(page.headers.get('location'), '/auth/login?return_to=%2Fapp%2Fpage%3Fx%3D1');
+  const api = await fetch(`${gh.url}/api/items`, { method: 'POST', body: '{}' });
+  assert.equal(api.status, 401);
+  assert.equal((await api.json()).error, 'unauthorized');
+  const spoof = await fetch(`${gh.url}/api/items`, { headers: { 'x-gatehouse-user': 'usr_admin' } });
+  assert.equal(spoof.status, 401, 'a spoofed identity header is not authentication');
+  assert.equal(seen.length, 0);
+});
+
+test('signed in: forwarded with identity headers, spoofed ones and our cookies stripped, bodies streamed', async () => {
+  const browser = new Client();
+  await oidcSignIn(browser, gh.url, { login: 'pat' });
+  const me = await (await browser.fetch(`${gh.url}/auth/me`)).json();
+  const body = randomBytes(1024 * 1024); // 1 MiB: far over Gatehouse's own 64 KiB body cap
+  const r = await browser.fetch(`${gh.url}/api/upload?q=1`, {
+    method: 'PUT',
+    body,
+    headers: { 'x-gatehouse-user': 'usr_admin', 'X-Gatehouse-Email': 'ceo@corp.example', cookie: `${browser.cookieHeader(gh.url)}; app_pref=dark`, 'content-type': 'application/octet-stream' },
+  });
+  assert.equal(r.status, 201);
+  assert.equal(r.headers.get('x-origin'), 'yes');
+  assert.equal((await r.arrayBuffer()).byteLength, 300 * 1024);
+  const got = seen.at(-1);
+  assert.equal(got.method, 'PUT');
+  assert.equal(got.url, '/api/upload?q=1');
+  assert.equal(got.length, body.length);
+  assert.equal(got.sha, createHash('sha256').update(body).digest('hex'), 'body intact');
+  assert.equal(got.headers['x-gatehouse-user'], me.id);
+  assert.equal(got.headers['x-gatehouse-email'], 'pat@example.test');
+  assert.ok(got.headers['x-gatehouse-jwt'].split('.').length === 3);
+  // Other cookies of the host (here also the local IdP's) pass; Gatehouse's own never do.
+  assert.match(got.headers.cookie, /(^|; )app_pref=dark($|;)/);
+  assert.doesNotMatch(got.headers.cookie, /gh_(session|access|txn)=/, "Gatehouse's own cookies are not forwarded");
+  // The JWT the origin got verifies at Gatehouse (an origin would use the JWKS).
+  const check = await fetch(`${gh.url}/auth/me`, { headers: { authorization: `Bearer ${got.headers['x-gatehouse-jwt']}` } });
+  assert.equal((await check.json()).id, me.id);
+});
