@@ -8,6 +8,7 @@
 //! `fetch` and WebCrypto, and converts requests and responses.
 
 pub mod app;
+pub mod audit;
 pub mod config;
 pub mod cookies;
 pub mod crypto;
@@ -23,6 +24,7 @@ pub mod return_to;
 pub mod sessions;
 pub mod txn;
 pub mod users;
+pub mod validate;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;

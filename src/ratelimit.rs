@@ -12,11 +12,31 @@ pub struct Limit {
     pub window: u64,
 }
 
+fn key(bucket: &str, limit: Limit, now: i64) -> String {
+    let window = now.max(0) as u64 / limit.window;
+    format!("rl:{}:{window}", sha256_b64url(bucket.as_bytes()))
+}
+
+/// Whether `bucket` has used up `limit` in the current window, without counting a hit (for
+/// limits on failures: once over, even a correct attempt is refused until the window ends).
+pub async fn exceeded<K: Kv>(
+    kv: &K,
+    bucket: &str,
+    limit: Limit,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let count = kv
+        .get(&key(bucket, limit, now))
+        .await?
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0);
+    Ok(count >= limit.max)
+}
+
 /// Counts one hit on `bucket` (hashed, so that emails and IPs are not KV keys) and says
 /// whether it is within `limit`.
 pub async fn hit<K: Kv>(kv: &K, bucket: &str, limit: Limit, now: i64) -> Result<bool, StoreError> {
-    let window = now.max(0) as u64 / limit.window;
-    let key = format!("rl:{}:{window}", sha256_b64url(bucket.as_bytes()));
+    let key = key(bucket, limit, now);
     let count = kv
         .get(&key)
         .await?
@@ -55,5 +75,13 @@ mod tests {
             kv.keys().iter().all(|k| !k.contains("a@b")),
             "bucket names are hashed"
         );
+        assert!(block_on(exceeded(&kv, "email:a@b", limit, 120)).unwrap());
+        assert!(!block_on(exceeded(&kv, "email:a@b", limit, 180)).unwrap());
+        for _ in 0..5 {
+            assert!(
+                !block_on(exceeded(&kv, "email:fresh", limit, 120)).unwrap(),
+                "peeking does not count"
+            );
+        }
     }
 }

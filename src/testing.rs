@@ -9,7 +9,10 @@ use crate::jwt::Alg;
 use crate::platform::{
     Caches, FetchError, HttpClient, Inbound, Kv, Outbound, Platform, Signatures, StoreError,
 };
-use crate::users::{Event, Profile, User, UserStore};
+use crate::users::{
+    Event, Identity, LinkOutcome, Profile, StoredEvent, UnlinkOutcome, User, UserPatch, UserQuery,
+    UserStore,
+};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 
@@ -102,7 +105,7 @@ impl Kv for MemoryKv {
 #[derive(Default)]
 pub struct MemoryUsers {
     users: RefCell<HashMap<String, User>>,
-    identities: RefCell<HashMap<(String, String), String>>,
+    identities: RefCell<HashMap<(String, String), Identity>>,
     pub events: RefCell<Vec<Event>>,
 }
 
@@ -123,22 +126,24 @@ impl UserStore for MemoryUsers {
             .identities
             .borrow()
             .get(&(issuer.into(), sub.into()))
-            .cloned())
+            .map(|i| i.user_id.clone()))
     }
     async fn create_linked(
         &self,
         user: &User,
         p: &Profile,
-        _now: i64,
+        now: i64,
     ) -> Result<String, StoreError> {
         let key = (p.issuer.clone(), p.sub.clone());
         if let Some(owner) = self.identities.borrow().get(&key) {
-            return Ok(owner.clone());
+            return Ok(owner.user_id.clone());
         }
         self.users
             .borrow_mut()
             .insert(user.id.clone(), user.clone());
-        self.identities.borrow_mut().insert(key, user.id.clone());
+        self.identities
+            .borrow_mut()
+            .insert(key, identity_of(&user.id, p, now));
         Ok(user.id.clone())
     }
     async fn refresh_login(&self, user_id: &str, p: &Profile, now: i64) -> Result<(), StoreError> {
@@ -157,6 +162,164 @@ impl UserStore for MemoryUsers {
     async fn record_event(&self, event: &Event) -> Result<(), StoreError> {
         self.events.borrow_mut().push(event.clone());
         Ok(())
+    }
+    async fn list_users(&self, q: &UserQuery) -> Result<Vec<User>, StoreError> {
+        let mut all: Vec<User> = self
+            .users
+            .borrow()
+            .values()
+            .filter(|u| match &q.email {
+                Some(e) => u.email.as_deref().map(str::to_lowercase) == Some(e.to_lowercase()),
+                None => true,
+            })
+            .filter(|u| match &q.after {
+                Some((t, id)) => (u.created_at, u.id.as_str()) < (*t, id.as_str()),
+                None => true,
+            })
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        all.truncate(q.limit as usize);
+        Ok(all)
+    }
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        let mut users = self.users.borrow_mut();
+        if users.contains_key(&user.id) {
+            return Err(StoreError(format!("duplicate user id {}", user.id)));
+        }
+        users.insert(user.id.clone(), user.clone());
+        Ok(())
+    }
+    async fn update_user(
+        &self,
+        id: &str,
+        patch: &UserPatch,
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
+        let mut users = self.users.borrow_mut();
+        let Some(u) = users.get_mut(id) else {
+            return Ok(None);
+        };
+        patch.apply(u, now);
+        Ok(Some(u.clone()))
+    }
+    async fn set_user_active(&self, id: &str, active: bool, now: i64) -> Result<bool, StoreError> {
+        let mut users = self.users.borrow_mut();
+        let Some(u) = users.get_mut(id) else {
+            return Ok(false);
+        };
+        u.active = active;
+        u.updated_at = now;
+        Ok(true)
+    }
+    async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
+        self.identities.borrow_mut().retain(|_, i| i.user_id != id);
+        Ok(self.users.borrow_mut().remove(id).is_some())
+    }
+    async fn identities_of(&self, user_id: &str) -> Result<Vec<Identity>, StoreError> {
+        let mut list: Vec<Identity> = self
+            .identities
+            .borrow()
+            .values()
+            .filter(|i| i.user_id == user_id)
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| {
+            (a.created_at, &a.issuer, &a.sub).cmp(&(b.created_at, &b.issuer, &b.sub))
+        });
+        Ok(list)
+    }
+    async fn link_identity(
+        &self,
+        user_id: &str,
+        p: &Profile,
+        now: i64,
+    ) -> Result<LinkOutcome, StoreError> {
+        let key = (p.issuer.clone(), p.sub.clone());
+        if let Some(i) = self.identities.borrow().get(&key) {
+            return Ok(if i.user_id == user_id {
+                LinkOutcome::AlreadyLinked
+            } else {
+                LinkOutcome::OwnedByOther(i.user_id.clone())
+            });
+        }
+        if !self.users.borrow().contains_key(user_id) {
+            return Ok(LinkOutcome::NoUser);
+        }
+        self.identities
+            .borrow_mut()
+            .insert(key, identity_of(user_id, p, now));
+        Ok(LinkOutcome::Linked)
+    }
+    async fn unlink_identity(
+        &self,
+        user_id: &str,
+        issuer: &str,
+        sub: &str,
+    ) -> Result<UnlinkOutcome, StoreError> {
+        let mut ids = self.identities.borrow_mut();
+        let key = (issuer.to_string(), sub.to_string());
+        if ids.get(&key).map(|i| i.user_id.as_str()) != Some(user_id) {
+            return Ok(UnlinkOutcome::NotFound);
+        }
+        if ids.values().filter(|i| i.user_id == user_id).count() < 2 {
+            return Ok(UnlinkOutcome::LastIdentity);
+        }
+        ids.remove(&key);
+        Ok(UnlinkOutcome::Unlinked)
+    }
+    async fn events_of(
+        &self,
+        user_id: &str,
+        limit: u32,
+        after: Option<(i64, i64)>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        // The id of an event is its position (1-based) in the log.
+        let mut list: Vec<StoredEvent> = self
+            .events
+            .borrow()
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.user_id.as_deref() == Some(user_id))
+            .map(|(i, e)| StoredEvent {
+                id: i as i64 + 1,
+                user_id: e.user_id.clone(),
+                kind: e.kind.to_string(),
+                at: e.at,
+                ip: e.ip.clone(),
+                user_agent: e.user_agent.clone(),
+                detail: e.detail.clone(),
+            })
+            .filter(|e| after.is_none_or(|a| (e.at, e.id) < a))
+            .collect();
+        list.sort_by(|a, b| (b.at, b.id).cmp(&(a.at, a.id)));
+        list.truncate(limit as usize);
+        Ok(list)
+    }
+    async fn prune_events(&self, before: i64, max: u32) -> Result<u64, StoreError> {
+        let mut events = self.events.borrow_mut();
+        let mut left = max as u64;
+        events.retain(|e| {
+            if e.at < before && left > 0 {
+                left -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        Ok(max as u64 - left)
+    }
+}
+
+fn identity_of(user_id: &str, p: &Profile, now: i64) -> Identity {
+    Identity {
+        issuer: p.issuer.clone(),
+        sub: p.sub.clone(),
+        provider: p.provider.clone(),
+        user_id: user_id.to_string(),
+        email: p.email.clone(),
+        created_at: now,
+        last_login_at: Some(now),
     }
 }
 

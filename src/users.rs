@@ -137,4 +137,173 @@ pub trait UserStore {
     ) -> Result<(), StoreError>;
     async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError>;
     async fn record_event(&self, event: &Event) -> Result<(), StoreError>;
+
+    // The admin API and self-service linking (SPEC section 6).
+
+    /// Users newest first (`created_at` desc, then `id` desc), strictly after `q.after`,
+    /// optionally only those whose email equals `q.email` (case-insensitively); at most
+    /// `q.limit` of them.
+    async fn list_users(&self, q: &UserQuery) -> Result<Vec<User>, StoreError>;
+    /// Inserts a new user (no identity).
+    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Applies `patch` in one statement; `None` when there is no such user. A changed email
+    /// is no longer verified.
+    async fn update_user(
+        &self,
+        id: &str,
+        patch: &UserPatch,
+        now: i64,
+    ) -> Result<Option<User>, StoreError>;
+    /// Sets `active`; `false` when there is no such user.
+    async fn set_user_active(&self, id: &str, active: bool, now: i64) -> Result<bool, StoreError>;
+    /// Deletes the user and its identities in one batch; `false` when there is no such user.
+    /// Audit events stay (until pruned).
+    async fn delete_user(&self, id: &str) -> Result<bool, StoreError>;
+    /// The identities linked to a user, oldest first.
+    async fn identities_of(&self, user_id: &str) -> Result<Vec<Identity>, StoreError>;
+    /// Links the identity of `profile` to `user_id` unless it already belongs to someone
+    /// (atomic: a concurrent first sign-in cannot make it belong to two users).
+    async fn link_identity(
+        &self,
+        user_id: &str,
+        profile: &Profile,
+        now: i64,
+    ) -> Result<LinkOutcome, StoreError>;
+    /// Removes (issuer, sub) from `user_id`, unless it is the user's last identity (atomic:
+    /// two concurrent unlinks cannot remove the last two).
+    async fn unlink_identity(
+        &self,
+        user_id: &str,
+        issuer: &str,
+        sub: &str,
+    ) -> Result<UnlinkOutcome, StoreError>;
+    /// A user's audit events newest first (`at` desc, then `id` desc), strictly after
+    /// `after` (an `(at, id)` cursor); at most `limit`.
+    async fn events_of(
+        &self,
+        user_id: &str,
+        limit: u32,
+        after: Option<(i64, i64)>,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Deletes at most `max` events older than `before`; returns how many went.
+    async fn prune_events(&self, before: i64, max: u32) -> Result<u64, StoreError>;
+}
+
+/// A page of users (see [`UserStore::list_users`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserQuery {
+    pub limit: u32,
+    /// The `(created_at, id)` of the last user of the previous page.
+    pub after: Option<(i64, String)>,
+    pub email: Option<String>,
+}
+
+/// An update of a user's editable fields: `None` leaves a field alone, `Some(None)` clears
+/// it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserPatch {
+    pub name: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub metadata: Option<Value>,
+}
+
+impl UserPatch {
+    /// The names of the fields the patch sets.
+    pub fn fields(&self) -> Vec<&'static str> {
+        let mut f = Vec::new();
+        if self.name.is_some() {
+            f.push("name");
+        }
+        if self.email.is_some() {
+            f.push("email");
+        }
+        if self.phone.is_some() {
+            f.push("phone");
+        }
+        if self.metadata.is_some() {
+            f.push("metadata");
+        }
+        f
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields().is_empty()
+    }
+
+    /// Applies the patch to `u` (what a store's single UPDATE does).
+    pub fn apply(&self, u: &mut User, now: i64) {
+        if let Some(v) = &self.name {
+            u.name = v.clone();
+        }
+        if let Some(v) = &self.email {
+            if *v != u.email {
+                u.email_verified = false;
+            }
+            u.email = v.clone();
+        }
+        if let Some(v) = &self.phone {
+            u.phone = v.clone();
+        }
+        if let Some(v) = &self.metadata {
+            u.metadata = v.clone();
+        }
+        u.updated_at = now;
+    }
+}
+
+/// What [`UserStore::link_identity`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkOutcome {
+    /// The identity is now linked to the user.
+    Linked,
+    /// It already was.
+    AlreadyLinked,
+    /// It belongs to this other user; nothing changed.
+    OwnedByOther(String),
+    /// There is no such user.
+    NoUser,
+}
+
+/// What [`UserStore::unlink_identity`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnlinkOutcome {
+    Unlinked,
+    /// Refused: it is the user's last identity.
+    LastIdentity,
+    /// The user has no such identity.
+    NotFound,
+}
+
+/// An audit event as stored (read back for the admin API).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub user_id: Option<String>,
+    pub kind: String,
+    pub at: i64,
+    pub ip: String,
+    pub user_agent: String,
+    pub detail: Value,
+}
+
+impl StoredEvent {
+    /// The event object of the API.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "id": self.id, "type": self.kind, "at": rfc3339(self.at), "ip": self.ip,
+            "user_agent": self.user_agent, "detail": self.detail,
+        })
+    }
+}
+
+impl Identity {
+    /// The identity object of the API (the provider's raw profile is not shown).
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "issuer": self.issuer, "sub": self.sub, "provider": self.provider,
+            "email": self.email, "created_at": rfc3339(self.created_at),
+            "last_login_at": self.last_login_at.map(rfc3339),
+        })
+    }
 }

@@ -37,7 +37,8 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
         .providers
         .get(&name)
         .ok_or_else(|| AppError::BadRequest(format!("Unknown provider {name:?}.")))?;
-    let t = LoginTxn::new(&name, return_to, None, ctx.p.now());
+    let link_user = super::identities::link_user_for_login(ctx, req, provider).await?;
+    let t = LoginTxn::new(&name, return_to, link_user, ctx.p.now());
     let providers::Begin::Redirect(location) =
         providers::begin(ctx.p, ctx.cfg, &name, provider, &t).await?;
     let cookie = txn::start(ctx.p.kv(), ctx.cfg, &t).await?;
@@ -98,6 +99,11 @@ async fn finish_sign_in<P: Platform>(
         false => None,
     };
     let profile = providers::complete(ctx.p, ctx.cfg, name, provider, req, t.as_ref()).await?;
+    if let Some(t) = t.as_ref().filter(|t| t.link_user.is_some()) {
+        let user_id = t.link_user.as_deref().unwrap_or_default();
+        return super::identities::finish_link(ctx, req, name, &profile, user_id, &t.return_to)
+            .await;
+    }
     let user = linking::sign_in(ctx.p.users(), &profile, now).await?;
     let record = SessionRecord {
         user_id: user.id.clone(),

@@ -3,7 +3,9 @@
 //! the client's page or JSON (and its log line).
 
 mod account;
+mod admin;
 mod auth;
+mod identities;
 mod login;
 pub mod proxy;
 
@@ -87,6 +89,10 @@ async fn route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
         (Method::Options, ["auth", "token"]) => account::token_preflight(ctx, req),
         (Method::Get, ["auth", "sessions"]) => account::list_sessions(ctx, req).await,
         (Method::Delete, ["auth", "sessions", sid]) => account::revoke_session(ctx, req, sid).await,
+        (Method::Get, ["auth", "identities"]) => identities::list(ctx, req).await,
+        (Method::Delete, ["auth", "identities"]) => identities::unlink(ctx, req).await,
+        (_, ["admin", rest @ ..]) => admin::route(ctx, req, rest).await,
+        (_, ["auth", "identities"]) => Err(AppError::MethodNotAllowed),
         (Method::Get, [".well-known", "jwks.json"]) => Ok(account::jwks(ctx)),
         (Method::Get, [""]) => account::home(ctx, req).await,
         (_, ["auth", "login" | "callback" | "me" | "logout" | "token" | "sessions", ..]) => {

@@ -6,7 +6,7 @@ use crate::crypto::{b64url_decode, sha256_b64url};
 use serde::{Deserialize, Serialize};
 
 /// A public key Gatehouse can verify with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PublicJwk {
     pub kty: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,7 +3,10 @@
 //! exists, read back its owner — so concurrent first sign-ins for one `sub` make one user.
 
 use crate::platform::StoreError;
-use crate::users::{Event, Profile, User, UserStore};
+use crate::users::{
+    Event, Identity, LinkOutcome, Profile, StoredEvent, UnlinkOutcome, User, UserPatch, UserQuery,
+    UserStore,
+};
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::d1::{D1Database, D1PreparedStatement};
@@ -59,9 +62,87 @@ impl From<UserRow> for User {
     }
 }
 
+#[derive(Deserialize)]
+struct IdentityRow {
+    issuer: String,
+    sub: String,
+    provider: String,
+    user_id: String,
+    email: Option<String>,
+    created_at: f64,
+    last_login_at: Option<f64>,
+}
+
+impl From<IdentityRow> for Identity {
+    fn from(r: IdentityRow) -> Identity {
+        Identity {
+            issuer: r.issuer,
+            sub: r.sub,
+            provider: r.provider,
+            user_id: r.user_id,
+            email: r.email,
+            created_at: r.created_at as i64,
+            last_login_at: r.last_login_at.map(|t| t as i64),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct EventRow {
+    id: f64,
+    user_id: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    at: f64,
+    ip: String,
+    user_agent: String,
+    detail: String,
+}
+
+impl From<EventRow> for StoredEvent {
+    fn from(r: EventRow) -> StoredEvent {
+        StoredEvent {
+            id: r.id as i64,
+            user_id: r.user_id,
+            kind: r.kind,
+            at: r.at as i64,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            detail: serde_json::from_str(&r.detail).unwrap_or_else(|_| serde_json::json!({})),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Count {
+    n: f64,
+}
+
+#[derive(Deserialize)]
+struct Owner {
+    user_id: String,
+}
+
+fn changes(r: &worker::d1::D1Result) -> Result<usize, StoreError> {
+    Ok(r.meta().map_err(err)?.and_then(|m| m.changes).unwrap_or(0))
+}
+
 impl D1Users {
     fn stmt(&self, sql: &str, args: &[JsValue]) -> Result<D1PreparedStatement, StoreError> {
         self.0.prepare(sql).bind(args).map_err(err)
+    }
+
+    async fn rows<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        args: &[JsValue],
+    ) -> Result<Vec<T>, StoreError> {
+        self.stmt(sql, args)?
+            .all()
+            .await
+            .map_err(err)?
+            .results::<T>()
+            .map_err(err)
     }
 }
 
@@ -99,10 +180,6 @@ impl UserStore for D1Users {
             .batch(vec![insert_user, insert_identity, owner])
             .await
             .map_err(err)?;
-        #[derive(Deserialize)]
-        struct Owner {
-            user_id: String,
-        }
         let rows: Vec<Owner> = results
             .get(2)
             .ok_or_else(|| err("batch returned no owner"))?
@@ -154,5 +231,217 @@ impl UserStore for D1Users {
         .await
         .map_err(err)?;
         Ok(())
+    }
+
+    async fn list_users(&self, q: &UserQuery) -> Result<Vec<User>, StoreError> {
+        let (after_t, after_id) = match &q.after {
+            Some((t, id)) => (n(*t), s(id)),
+            None => (JsValue::NULL, JsValue::NULL),
+        };
+        let rows: Vec<UserRow> = self
+            .rows(
+                "SELECT * FROM users WHERE (?1 IS NULL OR lower(email) = lower(?1)) \
+                 AND (?2 IS NULL OR created_at < ?2 OR (created_at = ?2 AND id < ?3)) \
+                 ORDER BY created_at DESC, id DESC LIMIT ?4",
+                &[opt(&q.email), after_t, after_id, n(q.limit as i64)],
+            )
+            .await?;
+        Ok(rows.into_iter().map(User::from).collect())
+    }
+
+    async fn create_user(&self, u: &User) -> Result<(), StoreError> {
+        self.stmt(
+            "INSERT INTO users (id, name, email, email_verified, phone, picture, active, metadata, created_at, updated_at, last_login_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            &[
+                s(&u.id), opt(&u.name), opt(&u.email), n(u.email_verified as i64), opt(&u.phone),
+                opt(&u.picture), n(u.active as i64), s(&u.metadata.to_string()), n(u.created_at),
+                n(u.updated_at), u.last_login_at.map(n).unwrap_or(JsValue::NULL),
+            ],
+        )?
+        .run()
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn update_user(
+        &self,
+        id: &str,
+        patch: &UserPatch,
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
+        // One UPDATE (SQLite evaluates every SET expression on the old row), then read back.
+        let mut sets = vec!["updated_at = ?2".to_string()];
+        let mut args = vec![s(id), n(now)];
+        let mut arg = |sets: &mut Vec<String>, col: &str, v: JsValue| {
+            args.push(v);
+            sets.push(format!("{col} = ?{}", args.len()));
+            args.len()
+        };
+        if let Some(v) = &patch.name {
+            arg(&mut sets, "name", opt(v));
+        }
+        if let Some(v) = &patch.email {
+            let i = arg(&mut sets, "email", opt(v));
+            sets.push(format!(
+                "email_verified = CASE WHEN email IS ?{i} THEN email_verified ELSE 0 END"
+            ));
+        }
+        if let Some(v) = &patch.phone {
+            arg(&mut sets, "phone", opt(v));
+        }
+        if let Some(v) = &patch.metadata {
+            arg(&mut sets, "metadata", s(&v.to_string()));
+        }
+        let update = self.stmt(
+            &format!("UPDATE users SET {} WHERE id = ?1", sets.join(", ")),
+            &args,
+        )?;
+        let read = self.stmt("SELECT * FROM users WHERE id = ?1", &[s(id)])?;
+        let results = self.0.batch(vec![update, read]).await.map_err(err)?;
+        let rows: Vec<UserRow> = results
+            .get(1)
+            .ok_or_else(|| err("batch returned no user"))?
+            .results()
+            .map_err(err)?;
+        Ok(rows.into_iter().next().map(User::from))
+    }
+
+    async fn set_user_active(&self, id: &str, active: bool, now: i64) -> Result<bool, StoreError> {
+        let r = self
+            .stmt(
+                "UPDATE users SET active = ?2, updated_at = ?3 WHERE id = ?1",
+                &[s(id), n(active as i64), n(now)],
+            )?
+            .run()
+            .await
+            .map_err(err)?;
+        Ok(changes(&r)? > 0)
+    }
+
+    async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
+        let identities = self.stmt("DELETE FROM identities WHERE user_id = ?1", &[s(id)])?;
+        let user = self.stmt("DELETE FROM users WHERE id = ?1", &[s(id)])?;
+        let results = self.0.batch(vec![identities, user]).await.map_err(err)?;
+        let r = results
+            .get(1)
+            .ok_or_else(|| err("batch returned no result"))?;
+        Ok(changes(r)? > 0)
+    }
+
+    async fn identities_of(&self, user_id: &str) -> Result<Vec<Identity>, StoreError> {
+        let rows: Vec<IdentityRow> = self
+            .rows(
+                "SELECT issuer, sub, provider, user_id, email, created_at, last_login_at FROM identities \
+                 WHERE user_id = ?1 ORDER BY created_at, issuer, sub",
+                &[s(user_id)],
+            )
+            .await?;
+        Ok(rows.into_iter().map(Identity::from).collect())
+    }
+
+    async fn link_identity(
+        &self,
+        user_id: &str,
+        p: &Profile,
+        now: i64,
+    ) -> Result<LinkOutcome, StoreError> {
+        let insert = self.stmt(
+            "INSERT INTO identities (issuer, sub, provider, user_id, email, profile, created_at, last_login_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?4) \
+             ON CONFLICT (issuer, sub) DO NOTHING",
+            &[s(&p.issuer), s(&p.sub), s(&p.provider), s(user_id), opt(&p.email), s(&p.raw.to_string()), n(now)],
+        )?;
+        let owner = self.stmt(
+            "SELECT user_id FROM identities WHERE issuer = ?1 AND sub = ?2",
+            &[s(&p.issuer), s(&p.sub)],
+        )?;
+        let results = self.0.batch(vec![insert, owner]).await.map_err(err)?;
+        let inserted = changes(
+            results
+                .first()
+                .ok_or_else(|| err("batch returned nothing"))?,
+        )? > 0;
+        let owners: Vec<Owner> = results
+            .get(1)
+            .ok_or_else(|| err("batch returned no owner"))?
+            .results()
+            .map_err(err)?;
+        Ok(match owners.into_iter().next() {
+            None => LinkOutcome::NoUser,
+            Some(o) if o.user_id != user_id => LinkOutcome::OwnedByOther(o.user_id),
+            Some(_) if inserted => LinkOutcome::Linked,
+            Some(_) => LinkOutcome::AlreadyLinked,
+        })
+    }
+
+    async fn unlink_identity(
+        &self,
+        user_id: &str,
+        issuer: &str,
+        sub: &str,
+    ) -> Result<UnlinkOutcome, StoreError> {
+        // The count is evaluated inside the DELETE, so two concurrent unlinks cannot both
+        // see a second identity.
+        let delete = self.stmt(
+            "DELETE FROM identities WHERE issuer = ?1 AND sub = ?2 AND user_id = ?3 \
+             AND (SELECT COUNT(*) FROM identities WHERE user_id = ?3) > 1",
+            &[s(issuer), s(sub), s(user_id)],
+        )?;
+        let still = self.stmt(
+            "SELECT COUNT(*) AS n FROM identities WHERE issuer = ?1 AND sub = ?2 AND user_id = ?3",
+            &[s(issuer), s(sub), s(user_id)],
+        )?;
+        let results = self.0.batch(vec![delete, still]).await.map_err(err)?;
+        if changes(
+            results
+                .first()
+                .ok_or_else(|| err("batch returned nothing"))?,
+        )? > 0
+        {
+            return Ok(UnlinkOutcome::Unlinked);
+        }
+        let left: Vec<Count> = results
+            .get(1)
+            .ok_or_else(|| err("batch returned no count"))?
+            .results()
+            .map_err(err)?;
+        Ok(match left.first() {
+            Some(c) if c.n > 0.0 => UnlinkOutcome::LastIdentity,
+            _ => UnlinkOutcome::NotFound,
+        })
+    }
+
+    async fn events_of(
+        &self,
+        user_id: &str,
+        limit: u32,
+        after: Option<(i64, i64)>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let (at, id) = match after {
+            Some((at, id)) => (n(at), n(id)),
+            None => (JsValue::NULL, JsValue::NULL),
+        };
+        let rows: Vec<EventRow> = self
+            .rows(
+                "SELECT id, user_id, type, at, ip, user_agent, detail FROM events WHERE user_id = ?1 \
+                 AND (?2 IS NULL OR at < ?2 OR (at = ?2 AND id < ?3)) ORDER BY at DESC, id DESC LIMIT ?4",
+                &[s(user_id), at, id, n(limit as i64)],
+            )
+            .await?;
+        Ok(rows.into_iter().map(StoredEvent::from).collect())
+    }
+
+    async fn prune_events(&self, before: i64, max: u32) -> Result<u64, StoreError> {
+        let r = self
+            .stmt(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ?1 LIMIT ?2)",
+                &[n(before), n(max as i64)],
+            )?
+            .run()
+            .await
+            .map_err(err)?;
+        Ok(changes(&r)? as u64)
     }
 }

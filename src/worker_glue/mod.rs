@@ -287,3 +287,26 @@ async fn fetch(
     };
     to_worker_response(response)
 }
+
+/// The cron trigger (`[triggers] crons` in wrangler.toml): prunes audit events older than
+/// [`crate::audit::RETENTION_SECONDS`]. Failures are logged; the next run tries again.
+#[worker::event(scheduled)]
+async fn scheduled(
+    _event: worker::ScheduledEvent,
+    env: worker::Env,
+    _ctx: worker::ScheduleContext,
+) {
+    let p = match platform(&env) {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(line) = e.log_line() {
+                worker::console_error!("{line}");
+            }
+            return;
+        }
+    };
+    match crate::audit::prune(p.users(), p.now()).await {
+        Ok(n) => worker::console_log!("gatehouse: pruned {n} audit events"),
+        Err(e) => worker::console_error!("gatehouse: pruning audit events failed: {}", e.0),
+    }
+}

@@ -57,8 +57,9 @@ async function waitUntilReady(url, child, log, timeoutMs = 90_000) {
 /**
  * Starts Gatehouse. `vars` go to the config's [vars] (objects allowed), `secrets` to
  * .dev.vars. `PUBLIC_URL` defaults to the chosen URL; pass `PUBLIC_URL: null` to omit it.
+ * `testScheduled` turns on wrangler's `/__scheduled` route, which runs the cron handler.
  */
-export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port, stateDir } = {}) {
+export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port, stateDir, testScheduled = false } = {}) {
   await access(join(ROOT, 'build', 'index.js')).catch(() => {
     throw new Error('build/index.js is missing: run scripts/build (the test command does)');
   });
@@ -87,7 +88,7 @@ export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port,
   await run(WRANGLER, ['d1', 'migrations', 'apply', 'DB', '--local', ...common], { env: { ...QUIET_ENV }, cwd: dir });
 
   const inspector = await freePort();
-  const child = spawn(WRANGLER, ['dev', ...common, '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector), '--show-interactive-dev-session=false'], {
+  const child = spawn(WRANGLER, ['dev', ...common, '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector), '--show-interactive-dev-session=false', ...(testScheduled ? ['--test-scheduled'] : [])], {
     env: QUIET_ENV, cwd: dir, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -196,11 +197,13 @@ export class Client {
 /**
  * Signs in through oidc-provider's dev interaction pages as `login`, starting from
  * Gatehouse's login route; returns the final Gatehouse response (the redirect to return_to).
- * With `stopAtCallback`, returns the callback URL without visiting it.
+ * With `stopAtCallback`, returns the callback URL without visiting it; with `link`, links the
+ * identity to the user already signed in (`/auth/login?link=1`).
  */
-export async function oidcSignIn(client, gatehouseUrl, { provider = 'dev', login = 'alice', returnTo, stopAtCallback = false } = {}) {
+export async function oidcSignIn(client, gatehouseUrl, { provider = 'dev', login = 'alice', returnTo, stopAtCallback = false, link = false } = {}) {
   const start = new URL(`${gatehouseUrl}/auth/login`);
   start.searchParams.set('provider', provider);
+  if (link) start.searchParams.set('link', '1');
   if (returnTo) start.searchParams.set('return_to', returnTo);
   const isCallback = (u) => u.startsWith(`${gatehouseUrl}/auth/callback/`);
   let { res, url, next } = await client.follow(start.toString(), { stop: isCallback });

@@ -1,0 +1,157 @@
+//! Self-service linking (SPEC section 6): a signed-in user links a second provider
+//! explicitly (`/auth/login?provider=X&link=1`), lists their identities
+//! (`GET /auth/identities`) and unlinks one while another remains
+//! (`DELETE /auth/identities?issuer=&sub=`). Email never links: an identity that already
+//! belongs to another user is refused (409) and nothing is merged.
+
+use super::auth::{authenticate, Caller};
+use super::{check_origin, Ctx};
+use crate::error::{AppError, AppResult};
+use crate::http::{Request, Response};
+use crate::platform::Platform;
+use crate::providers::{self, ProviderConfig};
+use crate::users::{LinkOutcome, Profile, UnlinkOutcome, UserStore};
+use crate::validate;
+use serde_json::json;
+
+fn with_cookies(mut r: Response, caller: &Caller) -> Response {
+    for c in &caller.set_cookies {
+        r.append_header("set-cookie", c);
+    }
+    r
+}
+
+async fn require_caller<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Caller> {
+    authenticate(ctx, req)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("Not signed in.".into()))
+}
+
+/// Whether `/auth/login` asks to link (`link=1` or `link=true`).
+pub fn wants_link(req: &Request) -> bool {
+    matches!(req.query("link").as_deref(), Some("1" | "true"))
+}
+
+/// At the start of `/auth/login?…&link=1`: the signed-in user the new identity will be
+/// linked to (kept in the login transaction).
+pub async fn link_user_for_login<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    provider: &ProviderConfig,
+) -> AppResult<Option<String>> {
+    if !wants_link(req) {
+        return Ok(None);
+    }
+    if !provider.needs_transaction() {
+        return Err(AppError::BadRequest(
+            "This provider cannot be linked from here.".into(),
+        ));
+    }
+    let caller = authenticate(ctx, req).await?.ok_or_else(|| {
+        AppError::Unauthorized("Sign in first to link another provider to your account.".into())
+    })?;
+    Ok(Some(caller.claims.sub))
+}
+
+/// The end of a linking callback: the browser must still be signed in as the user that
+/// started it; the identity is linked to that user unless it belongs to someone else.
+/// No new session is made (the user keeps theirs).
+pub async fn finish_link<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    name: &str,
+    profile: &Profile,
+    user_id: &str,
+    return_to: &str,
+) -> AppResult<Response> {
+    end_vendor_session(ctx, name, profile).await;
+    let caller = match authenticate(ctx, req).await? {
+        Some(c) if c.claims.sub == user_id => c,
+        _ => {
+            return Err(AppError::Forbidden(
+                "The account that started linking is no longer signed in here.".into(),
+            ))
+        }
+    };
+    let store = ctx.p.users();
+    match store.get_user(user_id).await? {
+        Some(u) if u.active => {}
+        Some(_) => return Err(AppError::Forbidden("This account is deactivated.".into())),
+        None => return Err(AppError::Forbidden("This account no longer exists.".into())),
+    }
+    let detail = json!({"provider": name, "issuer": profile.issuer, "sub": profile.sub});
+    match store.link_identity(user_id, profile, ctx.p.now()).await? {
+        LinkOutcome::Linked => ctx.event(req, Some(user_id), "link", detail).await,
+        LinkOutcome::AlreadyLinked => {}
+        LinkOutcome::OwnedByOther(_) => {
+            ctx.event(req, Some(user_id), "link_refused", detail).await;
+            return Err(AppError::Conflict(format!(
+                "This {name} account is already linked to another user; nothing was changed."
+            )));
+        }
+        LinkOutcome::NoUser => {
+            return Err(AppError::Forbidden("This account no longer exists.".into()))
+        }
+    }
+    Ok(with_cookies(Response::redirect(return_to), &caller))
+}
+
+/// A vendor session made by the provider step is not needed when linking (best effort).
+async fn end_vendor_session<P: Platform>(ctx: &Ctx<'_, P>, name: &str, profile: &Profile) {
+    let (Some(handle), Some(provider)) = (&profile.vendor_logout, ctx.cfg.providers.get(name))
+    else {
+        return;
+    };
+    if let Err(e) = providers::end_session(ctx.p, name, provider, handle).await {
+        ctx.p
+            .log(&format!("gatehouse: vendor logout at {name} failed: {e}"));
+    }
+}
+
+/// `GET /auth/identities`: the caller's linked identities.
+pub async fn list<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
+    let caller = require_caller(ctx, req).await?;
+    let list: Vec<_> = ctx
+        .p
+        .users()
+        .identities_of(&caller.claims.sub)
+        .await?
+        .iter()
+        .map(|i| i.to_json())
+        .collect();
+    let mut r = Response::json(200, &json!({ "identities": list }));
+    r.set_header("cache-control", "no-store");
+    Ok(with_cookies(r, &caller))
+}
+
+/// `DELETE /auth/identities?issuer=&sub=`: unlinks one of the caller's identities; 409 for
+/// the last one.
+pub async fn unlink<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
+    check_origin(ctx.cfg, req)?;
+    let caller = require_caller(ctx, req).await?;
+    let bad = AppError::BadRequest;
+    let issuer = validate::required_param("issuer", req.query("issuer")).map_err(bad)?;
+    let sub = validate::required_param("sub", req.query("sub")).map_err(bad)?;
+    let user_id = &caller.claims.sub;
+    match ctx
+        .p
+        .users()
+        .unlink_identity(user_id, &issuer, &sub)
+        .await?
+    {
+        UnlinkOutcome::Unlinked => {
+            ctx.event(
+                req,
+                Some(user_id),
+                "unlink",
+                json!({"issuer": issuer, "sub": sub}),
+            )
+            .await;
+            Ok(with_cookies(Response::new(204), &caller))
+        }
+        UnlinkOutcome::LastIdentity => Err(AppError::Conflict(
+            "This is your last sign-in method; link another before removing it.".into(),
+        )),
+        UnlinkOutcome::NotFound => Err(AppError::NotFound),
+    }
+}

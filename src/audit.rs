@@ -1,0 +1,67 @@
+//! The audit log (SPEC section 6, table `events`): what kinds of events there are, and how
+//! long they are kept. Events are written through [`crate::app::Ctx::event`] (best effort:
+//! the action itself is already done) and pruned by the Worker's scheduled (cron) handler,
+//! which calls [`prune`].
+//!
+//! Kinds: `sign_in`, `sign_in_failed`, `logout`, `link`, `link_refused`, `unlink`,
+//! `session_revoked`, `created`, `updated`, `deactivated`, `activated`, `deleted`,
+//! `admin_auth_failed`. Each event has its time, the client's IP and user agent, and a small
+//! JSON `detail` (never a secret, a token or a provider response body).
+
+use crate::platform::StoreError;
+use crate::users::UserStore;
+
+/// How long audit events are kept: 90 days.
+pub const RETENTION_SECONDS: i64 = 90 * 24 * 3600;
+
+/// Rows deleted per statement, so that one prune never runs into D1's statement limits.
+const PRUNE_BATCH: u32 = 1000;
+/// Statements per run; what is left is pruned at the next run.
+const PRUNE_ROUNDS: u32 = 50;
+
+/// Deletes events older than [`RETENTION_SECONDS`] before `now`; returns how many.
+pub async fn prune<U: UserStore>(store: &U, now: i64) -> Result<u64, StoreError> {
+    let before = now - RETENTION_SECONDS;
+    let mut total = 0;
+    for _ in 0..PRUNE_ROUNDS {
+        let n = store.prune_events(before, PRUNE_BATCH).await?;
+        total += n;
+        if n < PRUNE_BATCH as u64 {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{block_on, MemoryUsers};
+    use crate::users::Event;
+
+    fn ev(at: i64) -> Event {
+        Event {
+            user_id: Some("u".into()),
+            kind: "sign_in",
+            at,
+            ip: String::new(),
+            user_agent: String::new(),
+            detail: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn prunes_only_events_past_retention_in_rounds() {
+        let store = MemoryUsers::default();
+        let now = 1_800_000_000;
+        for i in 0..2500 {
+            block_on(store.record_event(&ev(now - RETENTION_SECONDS - 1 - i))).unwrap();
+        }
+        block_on(store.record_event(&ev(now - RETENTION_SECONDS))).unwrap();
+        block_on(store.record_event(&ev(now))).unwrap();
+        assert_eq!(block_on(prune(&store, now)).unwrap(), 2500);
+        let left: Vec<i64> = store.events.borrow().iter().map(|e| e.at).collect();
+        assert_eq!(left, [now - RETENTION_SECONDS, now]);
+        assert_eq!(block_on(prune(&store, now)).unwrap(), 0);
+    }
+}
