@@ -45,27 +45,93 @@ pub fn error_page(status: u16, message: &str) -> String {
     )
 }
 
-/// The login page: one button per provider.
-pub fn login_page(providers: &[(String, String)], return_to: &str) -> String {
+/// A provider on the login page: a button, or (magic links) an email form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginOption {
+    pub name: String,
+    pub display: String,
+    pub email_form: bool,
+}
+
+/// The email form of a magic-link provider (posts to `/auth/magic-link`).
+pub fn magic_link_form(name: &str, display: &str, return_to: &str) -> String {
+    let id = format!("email-{}", esc(name));
+    let keep = if return_to != crate::return_to::DEFAULT {
+        format!(
+            "<input type=\"hidden\" name=\"return_to\" value=\"{}\">",
+            esc(return_to)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "<form method=\"post\" action=\"/auth/magic-link\">\
+<input type=\"hidden\" name=\"provider\" value=\"{}\">{keep}\
+<label for=\"{id}\">Email address</label>\
+<input id=\"{id}\" name=\"email\" type=\"email\" autocomplete=\"email\" inputmode=\"email\" maxlength=\"254\" required aria-describedby=\"{id}-help\">\
+<button type=\"submit\">Email me a sign-in link</button>\
+<p id=\"{id}-help\" class=\"muted\">We email you a link from {}. Open it in this browser to sign in.</p></form>",
+        esc(name),
+        esc(display)
+    )
+}
+
+/// The login page: one button per redirect provider, an email form per magic-link provider.
+pub fn login_page(providers: &[LoginOption], return_to: &str) -> String {
     let mut items = String::new();
-    for (name, display) in providers {
-        let mut href = url::form_urlencoded::Serializer::for_suffix(
-            String::from("/auth/login?"),
-            "/auth/login?".len(),
-        );
-        href.append_pair("provider", name);
+    let mut forms = String::new();
+    for p in providers {
+        if p.email_form {
+            forms.push_str(&magic_link_form(&p.name, &p.display, return_to));
+            continue;
+        }
+        let mut href = url::form_urlencoded::Serializer::new(String::from("/auth/login?"));
+        href.append_pair("provider", &p.name);
         if return_to != crate::return_to::DEFAULT {
             href.append_pair("return_to", return_to);
         }
         items.push_str(&format!(
             "<li><a class=\"btn\" href=\"{}\">Continue with {}</a></li>",
             esc(&href.finish()),
-            esc(display)
+            esc(&p.display)
         ));
     }
+    let mut body = String::from("<h1>Sign in</h1>");
+    if !items.is_empty() {
+        body.push_str(&format!(
+            "<nav aria-label=\"Sign-in providers\"><ul>{items}</ul></nav>"
+        ));
+    }
+    if !forms.is_empty() {
+        if !items.is_empty() {
+            body.push_str("<p class=\"muted\">or</p>");
+        }
+        body.push_str(&format!(
+            "<section aria-label=\"Sign in with email\">{forms}</section>"
+        ));
+    }
+    layout("Sign in", &body)
+}
+
+/// The page of `/auth/login?provider=` for a magic-link provider: just its email form.
+pub fn magic_link_page(name: &str, display: &str, return_to: &str) -> String {
     layout(
         "Sign in",
-        &format!("<h1>Sign in</h1><nav aria-label=\"Sign-in providers\"><ul>{items}</ul></nav>"),
+        &format!(
+            "<h1>Sign in with {}</h1>{}",
+            esc(display),
+            magic_link_form(name, display, return_to)
+        ),
+    )
+}
+
+/// The answer to an email form: the same whether or not the address is known.
+pub fn check_email_page() -> String {
+    layout(
+        "Check your email",
+        "<h1>Check your email</h1><p role=\"status\">If the address you entered can receive email, \
+a sign-in link is on its way to it. Open the link in this browser within 10 minutes.</p>\
+<p class=\"muted\"><a href=\"/auth/login\">Back to sign-in</a></p>",
     )
 }
 
@@ -91,10 +157,39 @@ mod tests {
 
     #[test]
     fn escapes_everything_interpolated() {
-        let p = login_page(&[("x".into(), "<script>alert(1)</script>".into())], "/a\"b");
+        let opt = |email_form| LoginOption {
+            name: "x".into(),
+            display: "<script>alert(1)</script>".into(),
+            email_form,
+        };
+        let p = login_page(&[opt(false), opt(true)], "/a\"b");
         assert!(!p.contains("<script>"));
         assert!(p.contains("&lt;script&gt;"));
+        assert!(p.contains("value=\"/a&quot;b\""));
         let e = error_page(400, "<b>");
         assert!(e.contains("&lt;b&gt;"));
+    }
+
+    #[test]
+    fn email_form_is_labelled_and_posts_to_magic_link() {
+        let f = magic_link_form("mail", "Email", "/");
+        assert!(f.contains("action=\"/auth/magic-link\""));
+        assert!(f.contains("<label for=\"email-mail\">"));
+        assert!(f.contains("id=\"email-mail\" name=\"email\" type=\"email\""));
+        assert!(f.contains("required"));
+        assert!(
+            !f.contains("return_to"),
+            "the default return_to is not carried"
+        );
+        assert!(magic_link_form("mail", "Email", "/x").contains("name=\"return_to\" value=\"/x\""));
+        let page = login_page(
+            &[LoginOption {
+                name: "mail".into(),
+                display: "Email".into(),
+                email_form: true,
+            }],
+            "/",
+        );
+        assert!(page.contains("/auth/magic-link") && !page.contains("provider=mail"));
     }
 }

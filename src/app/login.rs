@@ -13,7 +13,10 @@ use crate::txn::{self, LoginTxn};
 use crate::users::User;
 use crate::{linking, pages, providers, return_to};
 
-fn checked_return_to(cfg: &crate::config::Config, raw: Option<&str>) -> AppResult<String> {
+pub(super) fn checked_return_to(
+    cfg: &crate::config::Config,
+    raw: Option<&str>,
+) -> AppResult<String> {
     return_to::validate(cfg, raw)
         .map_err(|r| AppError::BadRequest(format!("return_to refused: {}.", r.0)))
 }
@@ -22,11 +25,15 @@ fn checked_return_to(cfg: &crate::config::Config, raw: Option<&str>) -> AppResul
 pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
     let return_to = checked_return_to(ctx.cfg, req.query("return_to").as_deref())?;
     let Some(name) = req.query("provider") else {
-        let list: Vec<(String, String)> = ctx
+        let list: Vec<pages::LoginOption> = ctx
             .cfg
             .providers
             .iter()
-            .map(|(n, c)| (n.clone(), c.display_name().to_string()))
+            .map(|(n, c)| pages::LoginOption {
+                name: n.clone(),
+                display: c.display_name().to_string(),
+                email_form: c.is_magic_link(),
+            })
             .collect();
         let mut r = Response::html(200, pages::login_page(&list, &return_to));
         r.set_header("cache-control", "no-store");
@@ -39,11 +46,20 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
         .ok_or_else(|| AppError::BadRequest(format!("Unknown provider {name:?}.")))?;
     let link_user = super::identities::link_user_for_login(ctx, req, provider).await?;
     let t = LoginTxn::new(&name, return_to, link_user, ctx.p.now());
-    let providers::Begin::Redirect(location) =
-        providers::begin(ctx.p, ctx.cfg, &name, provider, &t).await?;
-    let cookie = txn::start(ctx.p.kv(), ctx.cfg, &t).await?;
+    let location = match providers::begin(ctx.p, ctx.cfg, &name, provider, &t).await? {
+        providers::Begin::Redirect(location) => location,
+        // Magic links: the transaction starts when an address is entered.
+        providers::Begin::EmailForm => {
+            let page = pages::magic_link_page(&name, provider.display_name(), &t.return_to);
+            let mut r = Response::html(200, page);
+            r.set_header("cache-control", "no-store");
+            return Ok(r);
+        }
+    };
     let mut r = Response::redirect(&location);
-    r.append_header("set-cookie", &cookie);
+    if provider.needs_transaction() {
+        r.append_header("set-cookie", &txn::start(ctx.p.kv(), ctx.cfg, &t).await?);
+    }
     Ok(r)
 }
 
@@ -84,6 +100,15 @@ async fn finish_sign_in<P: Platform>(
     provider: &providers::ProviderConfig,
 ) -> AppResult<Response> {
     let now = ctx.p.now();
+    // Transaction-less kinds (passage) carry `return_to` in the query; refuse a bad one
+    // before anything is verified or written.
+    let query_return_to = match provider.needs_transaction() {
+        true => None,
+        false => Some(checked_return_to(
+            ctx.cfg,
+            req.query("return_to").as_deref(),
+        )?),
+    };
     let t = match provider.needs_transaction() {
         true => Some(
             txn::finish(
@@ -119,6 +144,7 @@ async fn finish_sign_in<P: Platform>(
     let return_to = t
         .as_ref()
         .map(|t| t.return_to.as_str())
+        .or(query_return_to.as_deref())
         .unwrap_or(return_to::DEFAULT);
     let mut r = Response::redirect(return_to);
     for c in start_session(ctx, &user, record).await? {

@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod identities;
 mod login;
+mod magic;
 pub mod proxy;
 
 #[cfg(test)]
@@ -82,6 +83,7 @@ async fn route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (req.method, segments.as_slice()) {
         (Method::Get, ["auth", "login"]) => login::login(ctx, req).await,
+        (Method::Post, ["auth", "magic-link"]) => magic::send(ctx, req).await,
         (Method::Get, ["auth", "callback", name]) => login::callback(ctx, req, name).await,
         (Method::Get, ["auth", "me"]) => account::me(ctx, req).await,
         (Method::Post, ["auth", "logout"]) => account::logout(ctx, req).await,
@@ -95,9 +97,10 @@ async fn route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
         (_, ["auth", "identities"]) => Err(AppError::MethodNotAllowed),
         (Method::Get, [".well-known", "jwks.json"]) => Ok(account::jwks(ctx)),
         (Method::Get, [""]) => account::home(ctx, req).await,
-        (_, ["auth", "login" | "callback" | "me" | "logout" | "token" | "sessions", ..]) => {
-            Err(AppError::MethodNotAllowed)
-        }
+        (
+            _,
+            ["auth", "login" | "callback" | "magic-link" | "me" | "logout" | "token" | "sessions", ..],
+        ) => Err(AppError::MethodNotAllowed),
         _ => Err(AppError::NotFound),
     }
 }

@@ -12,6 +12,8 @@
 pub mod fetch;
 pub mod oauth2;
 pub mod oidc;
+pub mod passage;
+pub mod stytch;
 
 use crate::config::Config;
 use crate::crypto::Secret;
@@ -27,6 +29,8 @@ use serde::de::DeserializeOwned;
 pub enum ProviderConfig {
     Oidc(oidc::OidcConfig),
     OAuth2(oauth2::OAuth2Config),
+    Stytch(stytch::StytchConfig),
+    Passage(passage::PassageConfig),
 }
 
 /// Deserializes a provider's settings, refusing unknown fields (typos must not pass silently).
@@ -59,6 +63,9 @@ pub fn callback_url(cfg: &Config, name: &str, txn: &LoginTxn) -> String {
 pub enum Begin {
     /// Send the browser to this URL (with the transaction cookie).
     Redirect(String),
+    /// Show this provider's email form (magic links: `POST /auth/magic-link` starts the
+    /// transaction once an address is entered).
+    EmailForm,
 }
 
 impl ProviderConfig {
@@ -75,7 +82,11 @@ impl ProviderConfig {
         match kind {
             "oidc" => oidc::OidcConfig::parse(name, v, secret).map(ProviderConfig::Oidc),
             "oauth2" => oauth2::OAuth2Config::parse(name, v, secret).map(ProviderConfig::OAuth2),
-            other => Err(format!("unknown kind {other:?} (known: oidc, oauth2)")),
+            "stytch" => stytch::StytchConfig::parse(name, v, secret).map(ProviderConfig::Stytch),
+            "passage" => passage::PassageConfig::parse(name, v).map(ProviderConfig::Passage),
+            other => Err(format!(
+                "unknown kind {other:?} (known: oidc, oauth2, stytch, passage)"
+            )),
         }
     }
 
@@ -84,12 +95,19 @@ impl ProviderConfig {
         match self {
             ProviderConfig::Oidc(c) => &c.display_name,
             ProviderConfig::OAuth2(c) => &c.display_name,
+            ProviderConfig::Stytch(c) => &c.display_name,
+            ProviderConfig::Passage(c) => &c.display_name,
         }
     }
 
     /// Whether the callback must match a login transaction started in this browser.
     pub fn needs_transaction(&self) -> bool {
-        true
+        !matches!(self, ProviderConfig::Passage(_))
+    }
+
+    /// Whether sign-in starts with an email address (`POST /auth/magic-link`).
+    pub fn is_magic_link(&self) -> bool {
+        matches!(self, ProviderConfig::Stytch(_))
     }
 }
 
@@ -104,6 +122,10 @@ pub async fn begin<P: Platform>(
     match provider {
         ProviderConfig::Oidc(c) => oidc::begin(p, cfg, name, c, txn).await.map(Begin::Redirect),
         ProviderConfig::OAuth2(c) => oauth2::begin(cfg, name, c, txn).map(Begin::Redirect),
+        ProviderConfig::Stytch(_) => Ok(Begin::EmailForm),
+        ProviderConfig::Passage(_) => {
+            Ok(Begin::Redirect(passage::begin(cfg, name, &txn.return_to)))
+        }
     }
 }
 
@@ -126,6 +148,11 @@ pub async fn complete<P: Platform>(
     match provider {
         ProviderConfig::Oidc(c) => oidc::complete(p, cfg, name, c, req, txn()?).await,
         ProviderConfig::OAuth2(c) => oauth2::complete(p, cfg, name, c, req, txn()?).await,
+        ProviderConfig::Stytch(c) => {
+            txn()?;
+            stytch::complete(p, name, c, req).await
+        }
+        ProviderConfig::Passage(c) => passage::complete(p, name, c, req).await,
     }
 }
 
@@ -140,5 +167,7 @@ pub async fn end_session<P: Platform>(
     let _ = (p, name, handle);
     match provider {
         ProviderConfig::Oidc(_) | ProviderConfig::OAuth2(_) => Ok(()),
+        ProviderConfig::Stytch(c) => stytch::end_session(p, name, c, handle).await,
+        ProviderConfig::Passage(_) => Ok(()),
     }
 }

@@ -1,0 +1,171 @@
+//! `POST /auth/magic-link` (SPEC section 2): `{email, return_to?, provider?}` as a form or
+//! JSON asks a magic-link provider (`stytch`) to email a sign-in link.
+//!
+//! - Origin-checked like every state-changing route; the address and `return_to` are
+//!   validated before anything is counted, stored or sent.
+//! - Sends are rate limited per address and per client IP (429).
+//! - The link is bound to this browser: it lands on [`providers::callback_url`] with the
+//!   `gh_state` of a login transaction whose cookie this answer sets, so a link requested by
+//!   someone else cannot complete a sign-in here, nor this one elsewhere.
+//! - The answer is the same whether or not the address is known: a "check your email" page
+//!   for forms, `202` JSON for API clients.
+
+use super::login::checked_return_to;
+use super::{check_origin, Ctx};
+use crate::error::{AppError, AppResult};
+use crate::http::{Request, Response};
+use crate::platform::Platform;
+use crate::providers::{self, stytch, ProviderConfig};
+use crate::ratelimit::{self, Limit};
+use crate::txn::{self, LoginTxn};
+use crate::{config::Config, pages};
+use serde::Deserialize;
+use serde_json::json;
+
+/// Sends to one address: 5 per 15 minutes.
+pub const PER_EMAIL: Limit = Limit {
+    max: 5,
+    window: 900,
+};
+/// Sends from one client IP: 20 per 15 minutes.
+pub const PER_IP: Limit = Limit {
+    max: 20,
+    window: 900,
+};
+/// Longest address accepted (RFC 5321's path limit).
+const MAX_EMAIL: usize = 254;
+
+#[derive(Deserialize)]
+struct MagicLinkRequest {
+    email: String,
+    #[serde(default)]
+    return_to: Option<String>,
+    #[serde(default)]
+    provider: Option<String>,
+}
+
+/// A plain `local@domain` address (ASCII; no quoted local parts, no IP literals), trimmed.
+pub fn valid_email(raw: &str) -> Option<String> {
+    let email = raw.trim();
+    if email.len() > MAX_EMAIL {
+        return None;
+    }
+    let (local, domain) = email.rsplit_once('@')?;
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && labels
+            .last()
+            .map(|tld| tld.len() >= 2 && !tld.bytes().all(|b| b.is_ascii_digit()))
+            .unwrap_or(false);
+    (local_ok && domain_ok).then(|| email.to_string())
+}
+
+/// The magic-link provider named by `wanted`, or the only one configured.
+fn pick<'c>(
+    cfg: &'c Config,
+    wanted: Option<&str>,
+) -> AppResult<(&'c str, &'c stytch::StytchConfig)> {
+    let as_stytch = |(n, p): (&'c String, &'c ProviderConfig)| match p {
+        ProviderConfig::Stytch(c) => Some((n.as_str(), c)),
+        _ => None,
+    };
+    match wanted.filter(|w| !w.is_empty()) {
+        Some(w) => {
+            let p = cfg
+                .providers
+                .get_key_value(w)
+                .ok_or_else(|| AppError::BadRequest(format!("Unknown provider {w:?}.")))?;
+            as_stytch(p).ok_or_else(|| {
+                AppError::BadRequest(format!("Provider {w:?} does not send magic links."))
+            })
+        }
+        None => {
+            let all: Vec<_> = cfg.providers.iter().filter_map(as_stytch).collect();
+            match all.as_slice() {
+                [one] => Ok(*one),
+                [] => Err(AppError::BadRequest(
+                    "No magic-link provider is configured.".into(),
+                )),
+                _ => Err(AppError::BadRequest(
+                    "Several magic-link providers are configured; name one in \"provider\".".into(),
+                )),
+            }
+        }
+    }
+}
+
+/// Counts one send against the client's and the address's limits.
+async fn within_limits<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, email: &str) -> AppResult<()> {
+    let now = ctx.p.now();
+    let ip_ok = ratelimit::hit(
+        ctx.p.kv(),
+        &format!("magic-ip:{}", req.client_ip()),
+        PER_IP,
+        now,
+    )
+    .await?;
+    if !ip_ok {
+        return Err(AppError::RateLimited);
+    }
+    let email_ok = ratelimit::hit(
+        ctx.p.kv(),
+        &format!("magic-email:{}", email.to_ascii_lowercase()),
+        PER_EMAIL,
+        now,
+    )
+    .await?;
+    if !email_ok {
+        return Err(AppError::RateLimited);
+    }
+    Ok(())
+}
+
+/// `POST /auth/magic-link`.
+pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
+    check_origin(ctx.cfg, req)?;
+    let body: MagicLinkRequest = req.parse_body()?;
+    let (name, c) = pick(ctx.cfg, body.provider.as_deref())?;
+    let email = valid_email(&body.email)
+        .ok_or_else(|| AppError::BadRequest("Please enter a valid email address.".into()))?;
+    let return_to = checked_return_to(ctx.cfg, body.return_to.as_deref())?;
+    within_limits(ctx, req, &email).await?;
+
+    let t = LoginTxn::new(name, return_to, None, ctx.p.now());
+    let link = providers::callback_url(ctx.cfg, name, &t);
+    stytch::send_magic_link(ctx.p, name, c, &email, &link).await?;
+    // Stored only once the link is on its way; the link is useless without it.
+    let cookie = txn::start(ctx.p.kv(), ctx.cfg, &t).await?;
+
+    let mut r = if req.is_browser_form() {
+        Response::html(200, pages::check_email_page())
+    } else {
+        Response::json(
+            202,
+            &json!({
+                "status": "sent",
+                "message": "If the address can receive email, a sign-in link is on its way. Open it in this browser within 10 minutes.",
+            }),
+        )
+    };
+    r.set_header("cache-control", "no-store");
+    r.append_header("set-cookie", &cookie);
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,269 @@
+//! The `passage` kind: the app's front end signs the user in with Passage (passage.id, shut
+//! down 2026-01-16; kept for teams migrating off it and for self-hosted look-alikes), then
+//! the browser visits `/auth/callback/{name}` carrying the Passage JWT in the `psg_auth_token`
+//! cookie (configurable) or `Authorization: Bearer`. Gatehouse verifies it — RS256 only,
+//! against the app's JWKS (cached, refetched on an unknown `kid` at most once a minute by
+//! [`super::oidc::verify_provider_jwt`]), exact `iss`, `aud` containing the app id, `exp` —
+//! links its `sub` under `passage:{app_id}`, and issues its own session.
+//!
+//! There is no login transaction: nothing Gatehouse started comes back here. A cross-site
+//! page cannot attach a bearer header to a navigation, and the cookie is the visitor's own,
+//! so the visitor can only ever be signed in as themselves.
+
+use super::fetch::cached_document;
+use super::oidc::verify_provider_jwt;
+use super::settings;
+use crate::config::{parse_base_url, Config};
+use crate::cookies::read_cookie;
+use crate::error::{AppError, AppResult};
+use crate::http::Request;
+use crate::jwt::validate::ClaimRules;
+use crate::jwt::{compact, Alg, JwtError};
+use crate::platform::Platform;
+use crate::users::Profile;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// The cookie the Passage element sets.
+pub const DEFAULT_COOKIE: &str = "psg_auth_token";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    #[allow(dead_code)]
+    kind: String,
+    app_id: String,
+    jwks_url: Option<String>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    cookie: Option<String>,
+    display_name: Option<String>,
+}
+
+/// Settings of a `passage` provider.
+#[derive(Debug, Clone)]
+pub struct PassageConfig {
+    pub app_id: String,
+    pub jwks_url: String,
+    /// The exact `iss` of the app's tokens.
+    pub issuer: String,
+    /// What `aud` must contain (the app id unless configured).
+    pub audience: String,
+    pub cookie: String,
+    pub display_name: String,
+}
+
+fn is_cookie_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+impl PassageConfig {
+    pub fn parse(name: &str, v: &Value) -> Result<PassageConfig, String> {
+        let s: Settings = settings(v)?;
+        let app_id = s.app_id.trim().to_string();
+        if app_id.is_empty()
+            || app_id.len() > 100
+            || !app_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        {
+            return Err("app_id must be a Passage app id ([A-Za-z0-9_-])".into());
+        }
+        let jwks_url = s.jwks_url.unwrap_or_else(|| {
+            format!("https://auth.passage.id/v1/apps/{app_id}/.well-known/jwks.json")
+        });
+        parse_base_url("jwks_url", &jwks_url)
+            .map_err(|_| "jwks_url must be an http(s) URL without query".to_string())?;
+        let issuer = s
+            .issuer
+            .unwrap_or_else(|| format!("https://auth.passage.id/v1/apps/{app_id}"));
+        if issuer.is_empty() {
+            return Err("issuer must not be empty".into());
+        }
+        let cookie = s.cookie.unwrap_or_else(|| DEFAULT_COOKIE.into());
+        if !is_cookie_name(&cookie) {
+            return Err("cookie must be a cookie name".into());
+        }
+        Ok(PassageConfig {
+            audience: s.audience.unwrap_or_else(|| app_id.clone()),
+            display_name: s.display_name.unwrap_or_else(|| name.to_string()),
+            app_id,
+            jwks_url,
+            issuer,
+            cookie,
+        })
+    }
+
+    /// The identity issuer: `passage:{app_id}`.
+    pub fn identity_issuer(&self) -> String {
+        format!("passage:{}", self.app_id)
+    }
+}
+
+/// Where the login page's button goes: straight to the callback, which either finds a
+/// Passage token in this browser or explains that there is none.
+pub fn begin(cfg: &Config, name: &str, return_to: &str) -> String {
+    let mut url = cfg.redirect_uri(name);
+    if return_to != crate::return_to::DEFAULT {
+        url.push('?');
+        url.push_str(
+            &url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("return_to", return_to)
+                .finish(),
+        );
+    }
+    url
+}
+
+/// The Passage JWT of the request: `Authorization: Bearer` first, else the cookie.
+pub fn presented_token(req: &Request, cookie: &str) -> Option<String> {
+    let bearer = req.header("authorization").and_then(|h| {
+        let (scheme, rest) = h.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| rest.trim().to_string())
+    });
+    bearer
+        .filter(|t| !t.is_empty())
+        .or_else(|| read_cookie(req, cookie))
+}
+
+fn rejected(name: &str, e: JwtError) -> AppError {
+    AppError::Provider {
+        provider: name.into(),
+        reason: format!("Passage token: {e}"),
+    }
+}
+
+fn str_claim(m: &Map<String, Value>, k: &str) -> Option<String> {
+    m.get(k)
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
+/// Verifies the presented Passage JWT and returns who it names.
+pub async fn complete<P: Platform>(
+    p: &P,
+    name: &str,
+    c: &PassageConfig,
+    req: &Request,
+) -> AppResult<Profile> {
+    let token = presented_token(req, &c.cookie).ok_or_else(|| {
+        AppError::Unauthorized(format!(
+            "No {} sign-in was found in this browser. Please sign in with {} first.",
+            c.display_name, c.display_name
+        ))
+    })?;
+    // Passage signs with RS256 and nothing else.
+    let alg = compact::parse(&token).map_err(|e| rejected(name, e))?.alg;
+    if alg != Alg::Rs256 {
+        return Err(rejected(
+            name,
+            JwtError::Algorithm(format!("{} (Passage tokens are RS256)", alg.name())),
+        ));
+    }
+    // An unreachable JWKS is the provider being down, not a bad token.
+    cached_document(p, name, &c.jwks_url, false).await?;
+    let rules = ClaimRules {
+        issuer: &c.issuer,
+        audience: &c.audience,
+        now: p.now(),
+        require_iat: false,
+    };
+    let claims = verify_provider_jwt(p, name, &token, &c.jwks_url, &rules)
+        .await
+        .map_err(|e| rejected(name, e))?;
+    Ok(Profile {
+        issuer: c.identity_issuer(),
+        sub: str_claim(&claims, "sub").unwrap_or_default(),
+        provider: name.into(),
+        email: str_claim(&claims, "email"),
+        email_verified: claims.get("email_verified").and_then(|v| v.as_bool()),
+        name: str_claim(&claims, "name"),
+        picture: None,
+        raw: Value::Object(claims),
+        vendor_logout: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Method;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_follow_the_app_id() {
+        let c =
+            PassageConfig::parse("psg", &json!({"kind": "passage", "app_id": "abc123"})).unwrap();
+        assert_eq!(
+            c.jwks_url,
+            "https://auth.passage.id/v1/apps/abc123/.well-known/jwks.json"
+        );
+        assert_eq!(c.issuer, "https://auth.passage.id/v1/apps/abc123");
+        assert_eq!(c.audience, "abc123");
+        assert_eq!(c.cookie, "psg_auth_token");
+        assert_eq!(c.display_name, "psg");
+        assert_eq!(c.identity_issuer(), "passage:abc123");
+        let o = PassageConfig::parse(
+            "psg",
+            &json!({"kind": "passage", "app_id": "a", "jwks_url": "http://127.0.0.1:1/jwks", "issuer": "https://i", "audience": "https://app", "cookie": "tok", "display_name": "Passkeys"}),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                o.jwks_url.as_str(),
+                o.issuer.as_str(),
+                o.audience.as_str(),
+                o.cookie.as_str(),
+                o.display_name.as_str()
+            ),
+            (
+                "http://127.0.0.1:1/jwks",
+                "https://i",
+                "https://app",
+                "tok",
+                "Passkeys"
+            )
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        for v in [
+            json!({"kind": "passage"}),
+            json!({"kind": "passage", "app_id": "a/b"}),
+            json!({"kind": "passage", "app_id": "a", "jwks_url": "not a url"}),
+            json!({"kind": "passage", "app_id": "a", "cookie": "a b;c"}),
+            json!({"kind": "passage", "app_id": "a", "secret": "x"}),
+        ] {
+            assert!(PassageConfig::parse("psg", &v).is_err(), "{v}");
+        }
+    }
+
+    #[test]
+    fn token_comes_from_bearer_or_cookie() {
+        let base = || Request::new(Method::Get, "http://h/auth/callback/psg");
+        assert_eq!(presented_token(&base(), "psg_auth_token"), None);
+        let c = base().with_header("cookie", "a=1; psg_auth_token=from-cookie");
+        assert_eq!(
+            presented_token(&c, "psg_auth_token").as_deref(),
+            Some("from-cookie")
+        );
+        assert_eq!(presented_token(&c, "other"), None);
+        let b = c.clone().with_header("authorization", "Bearer from-header");
+        assert_eq!(
+            presented_token(&b, "psg_auth_token").as_deref(),
+            Some("from-header")
+        );
+        let basic = base().with_header("authorization", "Basic xyz");
+        assert_eq!(presented_token(&basic, "psg_auth_token"), None);
+    }
+}
+
+#[cfg(test)]
+mod flow_tests;

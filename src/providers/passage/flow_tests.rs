@@ -1,0 +1,366 @@
+//! The `passage` callback through [`crate::app::handle`]. Natively there is no RS256 (the
+//! Worker verifies it with WebCrypto; the integration tests do that with real RSA keys), so
+//! this platform stands in a keyed digest for RS256 signatures: `sha256(n || "." || input)`.
+//! Everything around the signature — key selection by `kid`, JWKS caching and refetch, the
+//! algorithm allow-list, claims, linking, `return_to`, no transaction — is the real code.
+
+use crate::app::handle;
+use crate::config::Config;
+use crate::crypto::{b64url, random_bytes, sha256};
+use crate::http::{Method, Request, Response};
+use crate::jwt::jwk::PublicJwk;
+use crate::jwt::keys::SigningKey;
+use crate::jwt::native::NativeSignatures;
+use crate::jwt::Alg;
+use crate::platform::{Caches, FetchError, Inbound, Platform, Signatures};
+use crate::testing::{block_on, test_env, FakeHttp, MemoryKv, MemoryUsers, TestPlatform};
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+const APP: &str = "app-123";
+const JWKS: &str = "http://passage.test/v1/apps/app-123/.well-known/jwks.json";
+const ISS: &str = "https://auth.passage.id/v1/apps/app-123";
+const PUBLIC_URL: &str = "http://127.0.0.1:8787";
+
+struct RsPlatform(TestPlatform);
+
+fn fake_rs256(n: &str, input: &[u8]) -> Vec<u8> {
+    let mut data = n.as_bytes().to_vec();
+    data.push(b'.');
+    data.extend_from_slice(input);
+    sha256(&data).to_vec()
+}
+
+impl Signatures for RsPlatform {
+    async fn verify(
+        &self,
+        key: &PublicJwk,
+        alg: Alg,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<bool, String> {
+        match alg {
+            Alg::Rs256 => Ok(fake_rs256(key.n.as_deref().unwrap_or(""), msg) == sig),
+            _ => NativeSignatures.verify(key, alg, msg, sig).await,
+        }
+    }
+    async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String> {
+        NativeSignatures.sign(key, msg).await
+    }
+}
+
+impl Platform for RsPlatform {
+    type Kv = MemoryKv;
+    type Users = MemoryUsers;
+    type Http = FakeHttp;
+    type Sig = RsPlatform;
+    fn kv(&self) -> &MemoryKv {
+        &self.0.kv
+    }
+    fn users(&self) -> &MemoryUsers {
+        &self.0.users
+    }
+    fn http(&self) -> &FakeHttp {
+        &self.0.http
+    }
+    fn sig(&self) -> &RsPlatform {
+        self
+    }
+    fn caches(&self) -> &Caches {
+        &self.0.caches
+    }
+    fn now(&self) -> i64 {
+        self.0.now()
+    }
+    fn log(&self, line: &str) {
+        self.0.log(line)
+    }
+}
+
+#[derive(Clone)]
+struct Key {
+    kid: String,
+    n: String,
+}
+
+impl Key {
+    fn new() -> Key {
+        Key {
+            kid: b64url(&random_bytes::<8>()),
+            n: b64url(&[random_bytes::<32>(); 8].concat()),
+        }
+    }
+    fn jwk(&self) -> Value {
+        json!({"kty": "RSA", "kid": self.kid, "alg": "RS256", "use": "sig", "n": self.n, "e": "AQAB"})
+    }
+}
+
+#[derive(Default)]
+struct FakePassage {
+    keys: Vec<Key>,
+    down: bool,
+}
+
+struct H {
+    cfg: Config,
+    p: RsPlatform,
+    fake: Rc<RefCell<FakePassage>>,
+}
+
+fn b64_json(v: &Value) -> String {
+    b64url(v.to_string().as_bytes())
+}
+
+fn set_cookie(r: &Response, name: &str) -> Option<String> {
+    r.headers_named("set-cookie")
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(|c| c.split(';').next().unwrap().to_string())
+}
+
+fn json_body(r: &Response) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or(Value::Null)
+}
+
+impl H {
+    fn new() -> H {
+        let mut env = test_env();
+        env.insert(
+            "PROVIDERS".into(),
+            json!({"psg": {"kind": "passage", "app_id": APP, "jwks_url": JWKS, "display_name": "Passkeys"}}).to_string(),
+        );
+        let fake = Rc::new(RefCell::new(FakePassage {
+            keys: vec![Key::new()],
+            down: false,
+        }));
+        let served = fake.clone();
+        let p = TestPlatform::new(move |req| {
+            let f = served.borrow();
+            if f.down {
+                return Err(FetchError::Timeout);
+            }
+            assert_eq!(req.url, JWKS);
+            let keys: Vec<Value> = f.keys.iter().map(Key::jwk).collect();
+            Ok(Inbound {
+                status: 200,
+                body: json!({"keys": keys}).to_string().into_bytes(),
+            })
+        });
+        H {
+            cfg: Config::from_env(&env).unwrap(),
+            p: RsPlatform(p),
+            fake,
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.p.0.clock.get()
+    }
+
+    fn claims(&self) -> Value {
+        json!({"iss": ISS, "aud": [APP], "sub": "psg-user-1", "exp": self.now() + 3600, "iat": self.now()})
+    }
+
+    fn token(&self, claims: &Value, header: Value, key: &Key) -> String {
+        let mut h = json!({"alg": "RS256", "typ": "JWT", "kid": key.kid});
+        for (k, v) in header.as_object().unwrap() {
+            h[k] = v.clone();
+        }
+        let input = format!("{}.{}", b64_json(&h), b64_json(claims));
+        format!("{input}.{}", b64url(&fake_rs256(&key.n, input.as_bytes())))
+    }
+
+    fn good(&self) -> String {
+        let key = self.fake.borrow().keys[0].clone();
+        self.token(&self.claims(), json!({}), &key)
+    }
+
+    fn callback(&self, query: &str, token: Option<&str>, cookie: bool) -> Response {
+        let mut req = Request::new(
+            Method::Get,
+            &format!("{PUBLIC_URL}/auth/callback/psg{query}"),
+        );
+        match (token, cookie) {
+            (Some(t), true) => {
+                req = req.with_header("cookie", &format!("other=1; psg_auth_token={t}"))
+            }
+            (Some(t), false) => req = req.with_header("authorization", &format!("Bearer {t}")),
+            (None, _) => {}
+        }
+        block_on(handle(Ok(&self.cfg), &self.p, req))
+    }
+
+    fn jwks_fetches(&self) -> usize {
+        self.p.0.http.calls.borrow().len()
+    }
+
+    fn assert_refused(&self, r: &Response, status: u16, reason: &str) {
+        assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+        assert!(set_cookie(r, "gh_session").is_none());
+        assert_eq!(self.p.0.users.user_count(), 0, "no user");
+        assert!(
+            !self.p.0.kv.keys().iter().any(|k| k.starts_with("s:")),
+            "no session"
+        );
+        assert!(
+            self.p.0.logs.borrow().iter().any(|l| l.contains(reason)),
+            "log lacks {reason:?}: {:?}",
+            self.p.0.logs.borrow()
+        );
+    }
+}
+
+#[test]
+fn cookie_or_bearer_signs_in_without_a_transaction_and_links_by_sub() {
+    let h = H::new();
+    let r = h.callback("?return_to=%2Fapp", Some(&h.good()), true);
+    assert_eq!(r.status, 302, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("location"), Some("/app"));
+    assert!(set_cookie(&r, "gh_session").is_some());
+    assert_eq!(h.p.0.users.user_count(), 1);
+    let r = h.callback("", Some(&h.good()), false);
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some("/"));
+    assert_eq!(h.p.0.users.user_count(), 1, "the same sub is the same user");
+    assert_eq!(h.jwks_fetches(), 1, "the JWKS is cached");
+    assert!(
+        !h.p.0.kv.keys().iter().any(|k| k.starts_with("t:")),
+        "no transaction"
+    );
+}
+
+#[test]
+fn login_route_sends_the_browser_to_the_callback() {
+    let h = H::new();
+    let r = block_on(handle(
+        Ok(&h.cfg),
+        &h.p,
+        Request::new(
+            Method::Get,
+            &format!("{PUBLIC_URL}/auth/login?provider=psg&return_to=%2Fx"),
+        ),
+    ));
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("location"),
+        Some("http://127.0.0.1:8787/auth/callback/psg?return_to=%2Fx")
+    );
+    assert!(set_cookie(&r, "gh_txn").is_none());
+    assert_eq!(h.p.0.kv.keys(), Vec::<String>::new());
+}
+
+#[test]
+fn missing_token_is_401() {
+    let h = H::new();
+    let r = h.callback("", None, true);
+    assert_eq!(r.status, 401);
+    assert_eq!(json_body(&r)["error"], "unauthorized");
+    assert!(json_body(&r)["message"]
+        .as_str()
+        .unwrap()
+        .contains("Passkeys"));
+}
+
+#[test]
+fn bad_return_to_is_refused_before_verifying() {
+    let h = H::new();
+    let r = h.callback("?return_to=%2F%2Fevil.com", Some(&h.good()), true);
+    assert_eq!(r.status, 400);
+    assert_eq!(h.jwks_fetches(), 0);
+    assert_eq!(h.p.0.users.user_count(), 0);
+}
+
+#[test]
+fn bad_tokens_are_refused() {
+    let h = H::new();
+    let key = h.fake.borrow().keys[0].clone();
+    let forger = Key {
+        kid: key.kid.clone(),
+        ..Key::new()
+    };
+    let now = h.now();
+    let with = |k: &str, v: Value| {
+        let mut c = h.claims();
+        c[k] = v;
+        c
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (h.token(&h.claims(), json!({}), &forger), "bad signature"),
+        (
+            h.token(&with("aud", json!(["other-app"])), json!({}), &key),
+            "wrong audience",
+        ),
+        (
+            h.token(&with("iss", json!("https://evil.example")), json!({}), &key),
+            "wrong issuer",
+        ),
+        (
+            h.token(&with("exp", json!(now - 3600)), json!({}), &key),
+            "token expired",
+        ),
+        (
+            h.token(&with("sub", json!("")), json!({}), &key),
+            "invalid claim sub",
+        ),
+        (
+            format!(
+                "{}.{}.",
+                b64_json(&json!({"alg": "none"})),
+                b64_json(&h.claims())
+            ),
+            "algorithm not allowed: none",
+        ),
+        (
+            h.token(&h.claims(), json!({"alg": "EdDSA"}), &key),
+            "Passage tokens are RS256",
+        ),
+        (
+            h.token(&h.claims(), json!({"typ": "at+jwt"}), &key),
+            "wrong token type",
+        ),
+        (
+            h.token(
+                &h.claims(),
+                json!({"jku": "https://evil.example/jwks"}),
+                &key,
+            ),
+            "key URL",
+        ),
+        ("not-a-jwt".into(), "malformed"),
+    ];
+    for (token, reason) in cases {
+        let r = h.callback("", Some(&token), true);
+        h.assert_refused(&r, 400, reason);
+        assert_eq!(json_body(&r)["error"], "provider_error");
+    }
+}
+
+#[test]
+fn rotated_key_is_found_by_refetching_at_most_once_a_minute() {
+    let h = H::new();
+    assert_eq!(h.callback("", Some(&h.good()), true).status, 302);
+    assert_eq!(h.jwks_fetches(), 1);
+    let new = Key::new();
+    h.fake.borrow_mut().keys.push(new.clone());
+    let r = h.callback("", Some(&h.token(&h.claims(), json!({}), &new)), true);
+    assert_eq!(r.status, 302, "unknown kid → refetch → found");
+    assert_eq!(h.jwks_fetches(), 2);
+
+    let unknown = Key::new();
+    let r = h.callback("", Some(&h.token(&h.claims(), json!({}), &unknown)), true);
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        h.jwks_fetches(),
+        2,
+        "no second forced refetch within the minute"
+    );
+}
+
+#[test]
+fn unreachable_jwks_is_provider_unavailable() {
+    let h = H::new();
+    h.fake.borrow_mut().down = true;
+    let r = h.callback("", Some(&h.good()), true);
+    h.assert_refused(&r, 502, "timed out");
+    assert_eq!(json_body(&r)["error"], "provider_unavailable");
+}
