@@ -260,6 +260,8 @@ pub async fn complete<P: Platform>(
         now: p.now(),
         require_iat: true,
     };
+    // An unreachable JWKS is the provider being down (502), not a bad token: fetch it first.
+    cached_document(p, name, &d.jwks_uri, false).await?;
     let mut claims = verify_provider_jwt(p, name, id_token, &d.jwks_uri, &rules)
         .await
         .map_err(|e| jwt_rejected(name, "ID token", e))?;
