@@ -5,8 +5,8 @@
 //!
 //! Kinds: `sign_in`, `sign_in_failed`, `logout`, `link`, `link_refused`, `unlink`,
 //! `session_revoked`, `created`, `updated`, `deactivated`, `activated`, `deleted`,
-//! `admin_auth_failed`. Each event has its time, the client's IP and user agent, and a small
-//! JSON `detail` (never a secret, a token or a provider response body).
+//! `admin_auth_failed`, `magic_link_sent`. Each event has its time, the client's IP and user
+//! agent, and a small JSON `detail` (never a secret, a token or a provider response body).
 
 use crate::platform::StoreError;
 use crate::users::UserStore;

@@ -73,8 +73,39 @@ pub async fn start<K: Kv>(kv: &K, cfg: &Config, txn: &LoginTxn) -> AppResult<Str
     ))
 }
 
+/// The query parameter of an invitation link (see [`start_invitation`]).
+pub const INVITE_PARAM: &str = "gh_invite";
+
+fn invite_key(token: &str) -> String {
+    format!("ti:{}", sha256_b64url(token.as_bytes()))
+}
+
+/// Stores `txn` as an invitation and returns the callback URL that carries it
+/// (`{PUBLIC_URL}/auth/callback/{provider}?gh_invite=…`).
+///
+/// An invitation is a sign-in that the admin API (`POST /admin/magic-links`) starts for
+/// someone whose browser did not ask for it, so it cannot be bound to a browser: the emailed
+/// link is its only bearer, like the provider's own magic-link token in the same link. It is
+/// single use, lives [`TXN_TTL`], and sits under its own KV prefix, so that nothing but the
+/// admin API (which needs `ADMIN_API_KEY`) can make one, and an ordinary transaction can
+/// never be completed without its browser's cookie by renaming `gh_state` to `gh_invite`.
+pub async fn start_invitation<K: Kv>(kv: &K, cfg: &Config, txn: &LoginTxn) -> AppResult<String> {
+    let json = serde_json::to_string(txn).map_err(|e| AppError::Internal(e.to_string()))?;
+    kv.put(&invite_key(&txn.state), &json, TXN_TTL).await?;
+    Ok(invitation_url(cfg, txn))
+}
+
+/// The callback URL of an invitation (what [`start_invitation`] returns).
+pub fn invitation_url(cfg: &Config, txn: &LoginTxn) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair(INVITE_PARAM, &txn.state)
+        .finish();
+    format!("{}?{query}", cfg.redirect_uri(&txn.provider))
+}
+
 /// Takes the transaction named by `state` (single use), checking that this browser started
-/// it and that it belongs to `provider`.
+/// it and that it belongs to `provider`. A callback carrying `gh_invite` instead completes an
+/// invitation (see [`start_invitation`]), which no browser holds a cookie for.
 pub async fn finish<K: Kv>(
     kv: &K,
     cfg: &Config,
@@ -83,6 +114,16 @@ pub async fn finish<K: Kv>(
     provider: &str,
     now: i64,
 ) -> AppResult<LoginTxn> {
+    if let Some(token) = req.query(INVITE_PARAM) {
+        let k = invite_key(&token);
+        let json = kv.get(&k).await?.ok_or_else(|| {
+            AppError::LoginTransaction("This sign-in link has expired or was already used.".into())
+        })?;
+        kv.delete(&k).await?;
+        let txn: LoginTxn =
+            serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
+        return checked(txn, provider, now);
+    }
     let jar = CookieJar {
         secure: cfg.secure_cookies,
     };
@@ -113,6 +154,11 @@ pub async fn finish<K: Kv>(
     kv.delete(&k).await?;
     let txn: LoginTxn =
         serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
+    checked(txn, provider, now)
+}
+
+/// A taken transaction is still fresh and belongs to `provider`.
+fn checked(txn: LoginTxn, provider: &str, now: i64) -> AppResult<LoginTxn> {
     if now - txn.created_at > TXN_TTL as i64 {
         return Err(AppError::LoginTransaction(
             "This sign-in has expired.".into(),
@@ -197,6 +243,62 @@ mod tests {
             assert!(
                 matches!(r, Err(AppError::LoginTransaction(_))),
                 "case {i}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invitations_need_no_cookie_but_are_single_use_and_separate_from_transactions() {
+        let (kv, cfg) = (MemoryKv::default(), test_config());
+        let t = LoginTxn::new("mail", "/welcome".into(), None, 100);
+        let url = block_on(start_invitation(&kv, &cfg, &t)).unwrap();
+        assert_eq!(
+            url,
+            format!(
+                "http://127.0.0.1:8787/auth/callback/mail?gh_invite={}",
+                t.state
+            )
+        );
+        let req = Request::new(Method::Get, &url);
+        assert_eq!(
+            block_on(finish(&kv, &cfg, &req, None, "mail", 200)).unwrap(),
+            t
+        );
+        let again = block_on(finish(&kv, &cfg, &req, None, "mail", 200));
+        assert!(
+            matches!(again, Err(AppError::LoginTransaction(_))),
+            "single use"
+        );
+
+        // An ordinary transaction cannot be completed without its cookie by calling its
+        // state an invitation.
+        let normal = LoginTxn::new("mail", "/".into(), None, 100);
+        block_on(start(&kv, &cfg, &normal)).unwrap();
+        let forged = Request::new(
+            Method::Get,
+            &format!(
+                "http://127.0.0.1:8787/auth/callback/mail?gh_invite={}",
+                normal.state
+            ),
+        );
+        let r = block_on(finish(&kv, &cfg, &forged, None, "mail", 200));
+        assert!(matches!(r, Err(AppError::LoginTransaction(_))));
+
+        // Expired, or for another provider.
+        for (provider, now) in [("mail", 100 + TXN_TTL as i64 + 1), ("other", 200)] {
+            let t = LoginTxn::new("mail", "/".into(), None, 100);
+            let url = block_on(start_invitation(&kv, &cfg, &t)).unwrap();
+            let r = block_on(finish(
+                &kv,
+                &cfg,
+                &Request::new(Method::Get, &url),
+                None,
+                provider,
+                now,
+            ));
+            assert!(
+                matches!(r, Err(AppError::LoginTransaction(_))),
+                "{provider}"
             );
         }
     }

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { startGatehouse, baseSecrets, freePort, Client, oidcSignIn } from './support/harness.mjs';
 import { startOidcProvider } from './support/oidc-provider.mjs';
+import { startFakeStytch } from './support/fake-stytch.mjs';
 
 let gh;
 let idp; // provider "dev"
@@ -466,4 +467,51 @@ test('the cron handler prunes audit events older than 90 days and keeps the rest
   const left = await gh.d1("SELECT at FROM events WHERE user_id = 'usr_old' ORDER BY at");
   assert.deepEqual(left.map((e) => e.at), [now - 89 * day, now - 60]);
   assert.equal((await gh.d1(`SELECT COUNT(*) AS n FROM events WHERE at < ${now - 90 * day}`))[0].n, 0);
+});
+
+test('POST /admin/magic-links with a Stytch provider: the emailed link signs the person in from their own browser, once', async () => {
+  const stytch = await startFakeStytch();
+  const secrets = baseSecrets();
+  const g = await startGatehouse({
+    vars: { PROVIDERS: { mail: { kind: 'stytch', project_id: stytch.projectId, api_url: stytch.url, display_name: 'Email' } } },
+    secrets: { ...secrets, PROVIDER_MAIL_SECRET: stytch.secret },
+  });
+  try {
+    const send = (body, key = secrets.ADMIN_API_KEY) => fetch(`${g.url}/admin/magic-links`, {
+      method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'cf-connecting-ip': '192.0.2.10' }, body: JSON.stringify(body),
+    });
+    const r = await send({ email: 'ivy@example.test', return_to: '/welcome' });
+    assert.equal(r.status, 202);
+    assert.deepEqual(await r.json(), { status: 'sent', provider: 'mail', expires_in: 600 });
+    assert.equal(r.headers.get('set-cookie'), null);
+    assert.equal(stytch.sent.length, 1);
+    const { link, email } = stytch.sent[0];
+    assert.equal(email, 'ivy@example.test');
+    assert.ok(link.startsWith(`${g.url}/auth/callback/mail?gh_invite=`), link);
+
+    // Ivy opens it in her own browser, which never started a sign-in.
+    const ivy = new Client();
+    const done = await ivy.fetch(link, { headers: { accept: 'text/html' } });
+    assert.equal(done.status, 302);
+    assert.equal(done.headers.get('location'), '/welcome');
+    const me = await (await ivy.fetch(`${g.url}/auth/me`)).json();
+    assert.equal(me.email, 'ivy@example.test');
+    const ids = await g.d1(`SELECT issuer FROM identities WHERE user_id = ${q(me.id)}`);
+    assert.deepEqual(ids.map((i) => i.issuer), [`stytch:${stytch.projectId}`]);
+    // Once only: the invitation is gone (and Stytch's token is used).
+    const again = await new Client().fetch(link);
+    assert.equal(again.status, 400);
+    assert.equal((await again.json()).error, 'invalid_login_transaction');
+    // An ordinary browser-bound transaction cannot be replayed as an invitation.
+    const forged = link.replace('gh_invite=', 'gh_state=');
+    assert.equal((await new Client().fetch(forged)).status, 400);
+
+    assert.equal((await send({ email: 'ivy@example.test' }, 'wrong')).status, 401);
+    assert.equal((await send({ email: 'not-an-email' })).status, 400);
+    assert.equal((await send({ email: 'ivy@example.test', provider: 'other' })).status, 400);
+    assert.equal(stytch.sent.length, 1, 'nothing else sent');
+  } finally {
+    await g.stop();
+    await stytch.close();
+  }
 });

@@ -10,11 +10,14 @@
 
 use super::Ctx;
 use crate::app::auth::bearer;
+use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::http::{Method, Request, Response};
 use crate::platform::Platform;
+use crate::providers::{stytch, ProviderConfig};
 use crate::ratelimit::{self, Limit};
 use crate::sessions::Sessions;
+use crate::txn::{self, LoginTxn};
 use crate::users::{new_user_id, rfc3339, UnlinkOutcome, User, UserQuery, UserStore};
 use crate::validate;
 use serde_json::{json, Value};
@@ -371,32 +374,96 @@ async fn events<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, id: &str) -> AppRe
     ))
 }
 
-/// `POST /admin/magic-links` `{email, return_to?}`.
+/// `POST /admin/magic-links` `{email, return_to?, provider?}`: the magic-link provider
+/// (`provider`, or the only one configured) emails a sign-in link → 202. The link is an
+/// invitation ([`txn::start_invitation`]): the person opens it in their own browser, which
+/// did not start the sign-in. Sends count against the same per-address limit as
+/// `POST /auth/magic-link`. 409 when no magic-link provider is configured.
 async fn magic_link<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
     let body = validate::json_object(&req.body).map_err(bad)?;
-    for k in body.keys() {
-        if k != "email" && k != "return_to" {
-            return Err(bad(format!(
-                "Unknown field {k:?} (allowed: email, return_to)."
-            )));
-        }
+    if let Some(k) = body
+        .keys()
+        .find(|k| !matches!(k.as_str(), "email" | "return_to" | "provider"))
+    {
+        return Err(bad(format!(
+            "Unknown field {k:?} (allowed: email, return_to, provider)."
+        )));
     }
     let email = match body.get("email") {
-        Some(Value::String(e)) => validate::email(e).map_err(bad)?,
+        Some(Value::String(e)) => super::magic::valid_email(e)
+            .ok_or_else(|| bad(format!("{:?} is not a valid email address.", e.trim())))?,
         _ => return Err(bad("email is required (a string).".into())),
     };
-    let _return_to = match body.get("return_to") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(r)) => Some(
-            crate::return_to::validate(ctx.cfg, Some(r))
-                .map_err(|e| bad(format!("return_to refused: {}.", e.0)))?,
-        ),
+    let return_to = match body.get("return_to") {
+        None | Some(Value::Null) => crate::return_to::DEFAULT.to_string(),
+        Some(Value::String(r)) => crate::return_to::validate(ctx.cfg, Some(r))
+            .map_err(|e| bad(format!("return_to refused: {}.", e.0)))?,
         Some(_) => return Err(bad("return_to must be a string.".into())),
     };
-    let _ = email;
-    Err(AppError::Conflict(
-        "No magic-link provider is configured.".into(),
+    let wanted = match body.get("provider") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) => Some(p.as_str()),
+        Some(_) => return Err(bad("provider must be a string.".into())),
+    };
+    let (name, c) = magic_provider(ctx.cfg, wanted)?;
+    let within = ratelimit::hit(
+        ctx.p.kv(),
+        &format!("magic-email:{}", email.to_ascii_lowercase()),
+        super::magic::PER_EMAIL,
+        ctx.p.now(),
+    )
+    .await?;
+    if !within {
+        return Err(AppError::RateLimited);
+    }
+    let t = LoginTxn::new(name, return_to, None, ctx.p.now());
+    let link = txn::invitation_url(ctx.cfg, &t);
+    stytch::send_magic_link(ctx.p, name, c, &email, &link).await?;
+    // Stored only once the link is on its way (the link is useless without it).
+    txn::start_invitation(ctx.p.kv(), ctx.cfg, &t).await?;
+    ctx.event(
+        req,
+        None,
+        "magic_link_sent",
+        json!({"by": "admin", "provider": name}),
+    )
+    .await;
+    Ok(Response::json(
+        202,
+        &json!({"status": "sent", "provider": name, "expires_in": txn::TXN_TTL}),
     ))
+}
+
+/// The magic-link provider named `wanted`, or the only one configured (409 when there is
+/// none).
+fn magic_provider<'c>(
+    cfg: &'c Config,
+    wanted: Option<&str>,
+) -> AppResult<(&'c str, &'c stytch::StytchConfig)> {
+    let magic: Vec<(&str, &stytch::StytchConfig)> = cfg
+        .providers
+        .iter()
+        .filter_map(|(n, p)| match p {
+            ProviderConfig::Stytch(c) => Some((n.as_str(), c)),
+            _ => None,
+        })
+        .collect();
+    if magic.is_empty() {
+        return Err(AppError::Conflict(
+            "No magic-link provider is configured.".into(),
+        ));
+    }
+    match (wanted, magic.as_slice()) {
+        (None, [one]) => Ok(*one),
+        (None, _) => Err(bad(
+            "Several magic-link providers are configured; name one in \"provider\".".into(),
+        )),
+        (Some(w), _) => magic
+            .iter()
+            .find(|(n, _)| *n == w)
+            .copied()
+            .ok_or_else(|| bad(format!("{w:?} is not a magic-link provider."))),
+    }
 }
 
 #[cfg(test)]

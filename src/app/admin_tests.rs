@@ -6,7 +6,7 @@ use super::AUTH_FAILURES;
 use crate::app::handle;
 use crate::config::Config;
 use crate::http::{Method, Request, Response};
-use crate::platform::FetchError;
+use crate::platform::{FetchError, Inbound};
 use crate::sessions::{SessionRecord, Sessions};
 use crate::testing::{block_on, profile, test_env, TestPlatform};
 use crate::users::{User, UserStore};
@@ -597,4 +597,86 @@ fn magic_links_need_a_provider() {
             "{b}"
         );
     }
+}
+
+#[test]
+fn magic_links_are_invitations_sent_through_the_stytch_provider() {
+    let mut env = test_env();
+    env.insert("ADMIN_API_KEY".into(), KEY.into());
+    env.insert(
+        "PROVIDERS".into(),
+        r#"{"dev":{"kind":"oidc","issuer":"http://127.0.0.1:9000","client_id":"gatehouse"},
+            "mail":{"kind":"stytch","project_id":"project-test-1","api_url":"http://127.0.0.1:9001/v1/"}}"#
+            .into(),
+    );
+    env.insert("PROVIDER_MAIL_SECRET".into(), "stytch-secret".into());
+    let h = H {
+        cfg: Config::from_env(&env).unwrap(),
+        p: TestPlatform::new(|o| {
+            assert!(
+                o.url.ends_with("magic_links/email/login_or_create"),
+                "{}",
+                o.url
+            );
+            Ok(Inbound {
+                status: 200,
+                body: br#"{"status_code":200,"request_id":"r","user_id":"user-test-1","email_id":"e","user_created":false}"#.to_vec(),
+            })
+        }),
+    };
+    let r = h.admin(
+        Method::Post,
+        "/admin/magic-links",
+        Some(r#"{"email":"ivy@example.test","return_to":"/welcome"}"#),
+    );
+    assert_eq!(r.status, 202, "{:?}", body(&r));
+    assert_eq!(body(&r)["provider"], "mail");
+    let calls = h.p.http.calls.borrow();
+    assert_eq!(calls.len(), 1);
+    let sent: Value = serde_json::from_slice(calls[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(sent["email"], "ivy@example.test");
+    let link = sent["login_magic_link_url"].as_str().unwrap();
+    assert!(
+        link.starts_with("http://127.0.0.1:8787/auth/callback/mail?gh_invite="),
+        "{link}"
+    );
+    assert!(
+        r.header("set-cookie").is_none(),
+        "the admin's client is not the browser"
+    );
+    assert_eq!(
+        h.p.kv
+            .keys()
+            .iter()
+            .filter(|k| k.starts_with("ti:"))
+            .count(),
+        1
+    );
+    drop(calls);
+    for (b, status) in [
+        (r#"{"email":"ivy@example.test","provider":"dev"}"#, 400),
+        (r#"{"email":"ivy@example.test","provider":"nope"}"#, 400),
+        (r#"{"email":"ivy@example.test","provider":7}"#, 400),
+    ] {
+        assert_eq!(
+            h.admin(Method::Post, "/admin/magic-links", Some(b)).status,
+            status,
+            "{b}"
+        );
+    }
+    // The per-address limit of POST /auth/magic-link applies here too.
+    for _ in 1..crate::app::magic::PER_EMAIL.max {
+        let r = h.admin(
+            Method::Post,
+            "/admin/magic-links",
+            Some(r#"{"email":"IVY@example.test"}"#),
+        );
+        assert_eq!(r.status, 202);
+    }
+    let r = h.admin(
+        Method::Post,
+        "/admin/magic-links",
+        Some(r#"{"email":"ivy@example.test"}"#),
+    );
+    assert_eq!(r.status, 429);
 }
