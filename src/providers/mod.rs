@@ -10,10 +10,12 @@
 //! sign a victim in.
 
 pub mod fetch;
+pub mod loginradius;
 pub mod oauth2;
 pub mod oidc;
 pub mod passage;
 pub mod stytch;
+pub mod xwms;
 
 use crate::config::Config;
 use crate::crypto::Secret;
@@ -31,6 +33,8 @@ pub enum ProviderConfig {
     OAuth2(oauth2::OAuth2Config),
     Stytch(stytch::StytchConfig),
     Passage(passage::PassageConfig),
+    Xwms(xwms::XwmsConfig),
+    LoginRadius(loginradius::LoginRadiusConfig),
 }
 
 /// Deserializes a provider's settings, refusing unknown fields (typos must not pass silently).
@@ -84,8 +88,11 @@ impl ProviderConfig {
             "oauth2" => oauth2::OAuth2Config::parse(name, v, secret).map(ProviderConfig::OAuth2),
             "stytch" => stytch::StytchConfig::parse(name, v, secret).map(ProviderConfig::Stytch),
             "passage" => passage::PassageConfig::parse(name, v).map(ProviderConfig::Passage),
+            "xwms" => xwms::XwmsConfig::parse(name, v, secret).map(ProviderConfig::Xwms),
+            "loginradius" => loginradius::LoginRadiusConfig::parse(name, v, secret)
+                .map(ProviderConfig::LoginRadius),
             other => Err(format!(
-                "unknown kind {other:?} (known: oidc, oauth2, stytch, passage)"
+                "unknown kind {other:?} (known: oidc, oauth2, stytch, passage, xwms, loginradius)"
             )),
         }
     }
@@ -97,6 +104,8 @@ impl ProviderConfig {
             ProviderConfig::OAuth2(c) => &c.display_name,
             ProviderConfig::Stytch(c) => &c.display_name,
             ProviderConfig::Passage(c) => &c.display_name,
+            ProviderConfig::Xwms(c) => &c.display_name,
+            ProviderConfig::LoginRadius(c) => &c.display_name,
         }
     }
 
@@ -126,6 +135,10 @@ pub async fn begin<P: Platform>(
         ProviderConfig::Passage(_) => {
             Ok(Begin::Redirect(passage::begin(cfg, name, &txn.return_to)))
         }
+        ProviderConfig::Xwms(c) => xwms::begin(p, cfg, name, c, txn).await.map(Begin::Redirect),
+        ProviderConfig::LoginRadius(c) => {
+            loginradius::begin(cfg, name, c, txn).map(Begin::Redirect)
+        }
     }
 }
 
@@ -153,6 +166,8 @@ pub async fn complete<P: Platform>(
             stytch::complete(p, name, c, req).await
         }
         ProviderConfig::Passage(c) => passage::complete(p, name, c, req).await,
+        ProviderConfig::Xwms(c) => xwms::complete(p, name, c, req, txn()?).await,
+        ProviderConfig::LoginRadius(c) => loginradius::complete(p, name, c, req, txn()?).await,
     }
 }
 
@@ -169,5 +184,7 @@ pub async fn end_session<P: Platform>(
         ProviderConfig::Oidc(_) | ProviderConfig::OAuth2(_) => Ok(()),
         ProviderConfig::Stytch(c) => stytch::end_session(p, name, c, handle).await,
         ProviderConfig::Passage(_) => Ok(()),
+        ProviderConfig::Xwms(_) => Ok(()),
+        ProviderConfig::LoginRadius(c) => loginradius::end_session(p, name, c, handle).await,
     }
 }
