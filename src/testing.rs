@@ -292,7 +292,7 @@ impl UserStore for MemoryUsers {
             })
             .filter(|e| after.is_none_or(|a| (e.at, e.id) < a))
             .collect();
-        list.sort_by(|a, b| (b.at, b.id).cmp(&(a.at, a.id)));
+        list.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
         list.truncate(limit as usize);
         Ok(list)
     }
