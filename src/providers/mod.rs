@@ -6,8 +6,10 @@
 //! Browser binding: every kind except `passage` runs inside a login transaction
 //! ([`crate::txn`]). OAuth kinds carry its key in `state`; vendor kinds without `state`
 //! carry it as `gh_state` in the URL they come back to ([`callback_url`]), and the callback
-//! checks it against the transaction cookie, so that a token minted for an attacker cannot
-//! sign a victim in.
+//! checks it against the transaction cookie, so that a link or token minted in the
+//! attacker's own sign-in (with the attacker's `gh_state`) cannot sign a victim in. (The
+//! vendors do not bind their tokens to a return URL, so the binding rests on `gh_state`
+//! staying secret to the browser that started the sign-in; it is 256 random bits.)
 
 pub mod fetch;
 pub mod loginradius;
