@@ -24,7 +24,9 @@ pub struct GatehouseClaims {
 pub fn verify(token: &str, jwks: &serde_json::Value, public_url: &str) -> Option<GatehouseClaims> {
     let untrusted = UntrustedToken::new(token).ok()?;
     // Never let the token choose: EdDSA only, and only access tokens (not some ID token).
-    if untrusted.algorithm() != "EdDSA" || untrusted.header().token_type.as_deref() != Some("at+jwt") {
+    if untrusted.algorithm() != "EdDSA"
+        || untrusted.header().token_type.as_deref() != Some("at+jwt")
+    {
         return None;
     }
     let kid = untrusted.header().key_id.as_deref()?;
@@ -32,8 +34,14 @@ pub fn verify(token: &str, jwks: &serde_json::Value, public_url: &str) -> Option
     let jwk: JsonWebKey<'_> = serde_json::from_value(jwk.clone()).ok()?;
     let key = ed25519_compact::PublicKey::try_from(&jwk).ok()?;
     // Checks the signature; then `exp` with jwt-compact's default 60 s leeway.
-    let token = Ed25519.validator::<GatehouseClaims>(&key).validate(&untrusted).ok()?;
-    let claims = token.claims().validate_expiration(&TimeOptions::default()).ok()?;
+    let token = Ed25519
+        .validator::<GatehouseClaims>(&key)
+        .validate(&untrusted)
+        .ok()?;
+    let claims = token
+        .claims()
+        .validate_expiration(&TimeOptions::default())
+        .ok()?;
     let c = &claims.custom;
     (c.iss == public_url && c.aud == public_url).then(|| c.clone())
 }
@@ -45,7 +53,10 @@ fn main() {
         eprintln!("usage: verify_jwt <PUBLIC_URL> <jwks.json file> <token>");
         std::process::exit(2);
     };
-    let jwks = std::fs::read_to_string(jwks_file).ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+    let jwks = std::fs::read_to_string(jwks_file)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
     match verify(token, &jwks, url) {
         Some(c) => println!("valid: user {} (session {})", c.sub, c.sid),
         None => {

@@ -88,8 +88,16 @@ pub async fn verify<S: Signatures>(
     let untrusted = compact::parse(token)?;
     check_type(&untrusted)?;
     // Our tokens always name their key; no clone of the key set on the hot path.
-    let kid = untrusted.header.kid.as_deref().ok_or(JwtError::UnknownKey)?;
-    let key = cfg.signing_keys.iter().find(|k| k.kid == kid).ok_or(JwtError::UnknownKey)?;
+    let kid = untrusted
+        .header
+        .kid
+        .as_deref()
+        .ok_or(JwtError::UnknownKey)?;
+    let key = cfg
+        .signing_keys
+        .iter()
+        .find(|k| k.kid == kid)
+        .ok_or(JwtError::UnknownKey)?;
     verify_signature(sig, &untrusted, &key.public).await?;
     let rules = ClaimRules {
         issuer: &cfg.public_url,

@@ -108,36 +108,22 @@ fn platform(env: &worker::Env) -> Result<WorkerPlatform, AppError> {
 }
 
 async fn to_request(mut req: worker::Request) -> Result<Request, AppError> {
-    let url = req
-        .url()
-        .map_err(|e| AppError::BadRequest(format!("Bad URL: {e}")))?;
-    let headers = req
-        .headers()
-        .entries()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect::<Vec<_>>();
-    let method = Method::parse(req.method().as_ref());
-    let declared = headers
+    let mut out = head_of(&req)?;
+    let declared = out
+        .headers
         .iter()
         .find(|(k, _)| k == "content-length")
         .and_then(|(_, v)| v.parse::<usize>().ok());
     if declared.unwrap_or(0) > MAX_BODY_BYTES {
         return Err(AppError::PayloadTooLarge);
     }
-    let body = if matches!(method, Method::Get | Method::Head) {
-        Vec::new()
-    } else {
-        req.bytes().await.unwrap_or_default()
-    };
-    if body.len() > MAX_BODY_BYTES {
+    if !matches!(out.method, Method::Get | Method::Head) {
+        out.body = req.bytes().await.unwrap_or_default();
+    }
+    if out.body.len() > MAX_BODY_BYTES {
         return Err(AppError::PayloadTooLarge);
     }
-    Ok(Request {
-        method,
-        url,
-        headers,
-        body,
-    })
+    Ok(out)
 }
 
 fn to_worker_response(r: Response) -> worker::Result<worker::Response> {

@@ -26,18 +26,26 @@ fn subtle() -> Result<SubtleCrypto, String> {
     if let Some(s) = SUBTLE.with(|s| s.borrow().clone()) {
         return Ok(s);
     }
-    let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).map_err(|_| "no crypto")?;
-    let subtle: SubtleCrypto = js_sys::Reflect::get(&crypto, &"subtle".into()).map_err(|_| "no crypto.subtle")?.unchecked_into();
+    let crypto =
+        js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).map_err(|_| "no crypto")?;
+    let subtle: SubtleCrypto = js_sys::Reflect::get(&crypto, &"subtle".into())
+        .map_err(|_| "no crypto.subtle")?
+        .unchecked_into();
     SUBTLE.with(|s| *s.borrow_mut() = Some(subtle.clone()));
     Ok(subtle)
 }
 
 fn js_err(e: JsValue) -> String {
-    e.as_string().or_else(|| js_sys::JSON::stringify(&e).ok().and_then(|s| s.as_string())).unwrap_or_else(|| "WebCrypto error".into())
+    e.as_string()
+        .or_else(|| js_sys::JSON::stringify(&e).ok().and_then(|s| s.as_string()))
+        .unwrap_or_else(|| "WebCrypto error".into())
 }
 
 fn object(v: &serde_json::Value) -> Result<js_sys::Object, String> {
-    js_sys::JSON::parse(&v.to_string()).map_err(js_err)?.dyn_into::<js_sys::Object>().map_err(|_| "not an object".into())
+    js_sys::JSON::parse(&v.to_string())
+        .map_err(js_err)?
+        .dyn_into::<js_sys::Object>()
+        .map_err(|_| "not an object".into())
 }
 
 /// (import algorithm, sign/verify algorithm) objects for a JWS algorithm, built once.
@@ -46,7 +54,10 @@ fn algorithms(alg: Alg) -> Result<(js_sys::Object, js_sys::Object), String> {
         return Ok(pair);
     }
     let (import, op) = match alg {
-        Alg::EdDsa => (serde_json::json!({"name": "Ed25519"}), serde_json::json!({"name": "Ed25519"})),
+        Alg::EdDsa => (
+            serde_json::json!({"name": "Ed25519"}),
+            serde_json::json!({"name": "Ed25519"}),
+        ),
         Alg::Es256 => (
             serde_json::json!({"name": "ECDSA", "namedCurve": "P-256"}),
             serde_json::json!({"name": "ECDSA", "hash": "SHA-256"}),
@@ -64,8 +75,13 @@ fn algorithms(alg: Alg) -> Result<(js_sys::Object, js_sys::Object), String> {
 async fn import(jwk: serde_json::Value, alg: Alg, usage: &str) -> Result<CryptoKey, String> {
     let (import_alg, _) = algorithms(alg)?;
     let usages = js_sys::Array::of1(&JsValue::from_str(usage));
-    let promise = subtle()?.import_key_with_object("jwk", &object(&jwk)?, &import_alg, false, &usages).map_err(js_err)?;
-    Ok(JsFuture::from(promise).await.map_err(js_err)?.unchecked_into())
+    let promise = subtle()?
+        .import_key_with_object("jwk", &object(&jwk)?, &import_alg, false, &usages)
+        .map_err(js_err)?;
+    Ok(JsFuture::from(promise)
+        .await
+        .map_err(js_err)?
+        .unchecked_into())
 }
 
 async fn verify_key(key: &PublicJwk, alg: Alg) -> Result<CryptoKey, String> {
@@ -86,11 +102,23 @@ async fn verify_key(key: &PublicJwk, alg: Alg) -> Result<CryptoKey, String> {
 }
 
 impl Signatures for WebCrypto {
-    async fn verify(&self, key: &PublicJwk, alg: Alg, msg: &[u8], sig: &[u8]) -> Result<bool, String> {
+    async fn verify(
+        &self,
+        key: &PublicJwk,
+        alg: Alg,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<bool, String> {
         let crypto_key = verify_key(key, alg).await?;
         let (_, op) = algorithms(alg)?;
-        let promise = subtle()?.verify_with_object_and_u8_array_and_u8_array(&op, &crypto_key, sig, msg).map_err(js_err)?;
-        Ok(JsFuture::from(promise).await.map_err(js_err)?.as_bool().unwrap_or(false))
+        let promise = subtle()?
+            .verify_with_object_and_u8_array_and_u8_array(&op, &crypto_key, sig, msg)
+            .map_err(js_err)?;
+        Ok(JsFuture::from(promise)
+            .await
+            .map_err(js_err)?
+            .as_bool()
+            .unwrap_or(false))
     }
 
     async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String> {
@@ -104,7 +132,9 @@ impl Signatures for WebCrypto {
             }
         };
         let (_, op) = algorithms(Alg::EdDsa)?;
-        let promise = subtle()?.sign_with_object_and_u8_array(&op, &crypto_key, msg).map_err(js_err)?;
+        let promise = subtle()?
+            .sign_with_object_and_u8_array(&op, &crypto_key, msg)
+            .map_err(js_err)?;
         let buf = JsFuture::from(promise).await.map_err(js_err)?;
         Ok(js_sys::Uint8Array::new(&buf).to_vec())
     }
