@@ -19,7 +19,7 @@ import { signEd25519, accessClaims } from '../tests/support/jwt.mjs';
 const run = promisify(execFile);
 const SECONDS = Number(process.argv[2] ?? 8);
 const CONNECTIONS = 8;
-const ROUNDS = 3;
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
 
 async function wrk(url, { headers = {}, script, env = {} } = {}) {
   const args = ['-t2', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency'];
