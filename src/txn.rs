@@ -27,6 +27,10 @@ pub struct LoginTxn {
     /// Set when a signed-in user links another provider to their account.
     #[serde(default)]
     pub link_user: Option<String>,
+    /// The person asked to create an account (`/auth/login?…&action=register`); providers
+    /// with separate sign-up pages (LoginRadius) open that one.
+    #[serde(default)]
+    pub register: bool,
 }
 
 impl LoginTxn {
@@ -39,6 +43,7 @@ impl LoginTxn {
             return_to,
             created_at: now,
             link_user,
+            register: false,
         }
     }
 

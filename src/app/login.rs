@@ -45,7 +45,16 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
         .get(&name)
         .ok_or_else(|| AppError::BadRequest(format!("Unknown provider {name:?}.")))?;
     let link_user = super::identities::link_user_for_login(ctx, req, provider).await?;
-    let t = LoginTxn::new(&name, return_to, link_user, ctx.p.now());
+    let mut t = LoginTxn::new(&name, return_to, link_user, ctx.p.now());
+    t.register = match req.query("action").as_deref() {
+        None | Some("login") => false,
+        Some("register") => true,
+        Some(other) => {
+            return Err(AppError::BadRequest(format!(
+                "Unknown action {other:?}: use login or register."
+            )))
+        }
+    };
     let location = match providers::begin(ctx.p, ctx.cfg, &name, provider, &t).await? {
         providers::Begin::Redirect(location) => location,
         // Magic links: the transaction starts when an address is entered.

@@ -109,12 +109,13 @@ impl LoginRadiusConfig {
     }
 }
 
-/// The hosted login page, returning to this transaction's callback URL.
+/// The hosted login (or, for `action=register`, sign-up) page, returning to this
+/// transaction's callback URL.
 pub fn begin(cfg: &Config, name: &str, c: &LoginRadiusConfig, txn: &LoginTxn) -> AppResult<String> {
     let mut url = url::Url::parse(&format!("{}/auth.aspx", c.hub_url))
         .map_err(|e| AppError::Internal(format!("hub_url: {e}")))?;
     url.query_pairs_mut()
-        .append_pair("action", "login")
+        .append_pair("action", if txn.register { "register" } else { "login" })
         .append_pair("return_url", &callback_url(cfg, name, txn));
     Ok(url.into())
 }
@@ -465,6 +466,21 @@ mod tests {
             .iter()
             .find(|(k, _)| k == "authorization")
             .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn register_intent_opens_the_sign_up_page() {
+        let (_, cfg) = platform(|_| unreachable!());
+        let mut txn = LoginTxn::new("lr", "/".into(), None, 0);
+        txn.register = true;
+        let url = begin(&cfg, "lr", lr(&cfg), &txn).unwrap();
+        let parsed = url::Url::parse(&url).unwrap();
+        assert!(
+            parsed
+                .query_pairs()
+                .any(|(k, v)| k == "action" && v == "register"),
+            "{url}"
+        );
     }
 
     #[test]
