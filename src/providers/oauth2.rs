@@ -3,7 +3,7 @@
 //! subject in a configured field (`sub_field`, default `id`); `issuer` is a stable name.
 
 use super::fetch::call_ok;
-use super::oidc::{callback_code, token_request, ClientAuth};
+use super::oidc::{callback_code, exchange_code, Client, ClientAuth};
 use super::{require_secret, settings};
 use crate::config::{parse_base_url, Config};
 use crate::crypto::Secret;
@@ -139,17 +139,12 @@ pub async fn complete<P: Platform>(
     txn: &LoginTxn,
 ) -> AppResult<Profile> {
     let code = callback_code(req, name)?;
-    let token_req = token_request(
-        &c.token_endpoint,
-        cfg,
-        name,
-        &code,
-        txn,
-        &c.client_id,
-        &c.client_secret,
-        c.client_auth,
-    );
-    let tokens = call_ok(p.http(), name, token_req).await?;
+    let client = Client {
+        id: &c.client_id,
+        secret: &c.client_secret,
+        auth: c.client_auth,
+    };
+    let tokens = exchange_code(p, cfg, name, &c.token_endpoint, client, &code, txn).await?;
     let access = tokens
         .get("access_token")
         .and_then(|t| t.as_str())

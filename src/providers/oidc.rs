@@ -150,35 +150,55 @@ fn basic_auth(id: &str, secret: &str) -> String {
     )
 }
 
-/// The token request of the code flow (shared with `oauth2`).
-pub fn token_request(
+/// How Gatehouse authenticates as an OAuth client (shared with `oauth2`).
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'a> {
+    pub id: &'a str,
+    pub secret: &'a Secret,
+    pub auth: ClientAuth,
+}
+
+/// The token request of the code flow.
+fn token_request(
     token_endpoint: &str,
-    cfg: &Config,
-    name: &str,
+    redirect_uri: &str,
     code: &str,
     txn: &LoginTxn,
-    client_id: &str,
-    secret: &Secret,
-    auth: ClientAuth,
+    client: Client<'_>,
 ) -> Outbound {
-    let redirect = cfg.redirect_uri(name);
     let mut pairs = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
-        ("redirect_uri", redirect.as_str()),
+        ("redirect_uri", redirect_uri),
         ("code_verifier", txn.pkce_verifier.as_str()),
     ];
-    if auth == ClientAuth::ClientSecretPost {
-        pairs.push(("client_id", client_id));
-        pairs.push(("client_secret", secret.expose()));
+    if client.auth == ClientAuth::ClientSecretPost {
+        pairs.push(("client_id", client.id));
+        pairs.push(("client_secret", client.secret.expose()));
     }
     let req = Outbound::post_form(token_endpoint, &pairs);
-    match auth {
-        ClientAuth::ClientSecretBasic => {
-            req.header("authorization", &basic_auth(client_id, secret.expose()))
-        }
+    match client.auth {
+        ClientAuth::ClientSecretBasic => req.header(
+            "authorization",
+            &basic_auth(client.id, client.secret.expose()),
+        ),
         ClientAuth::ClientSecretPost => req,
     }
+}
+
+/// Exchanges the callback's authorization code (see [`callback_code`]) at `token_endpoint`
+/// (shared with `oauth2`); any token-endpoint failure ends here.
+pub async fn exchange_code<P: Platform>(
+    p: &P,
+    cfg: &Config,
+    name: &str,
+    token_endpoint: &str,
+    client: Client<'_>,
+    code: &str,
+    txn: &LoginTxn,
+) -> AppResult<Value> {
+    let token_req = token_request(token_endpoint, &cfg.redirect_uri(name), code, txn, client);
+    call_ok(p.http(), name, token_req).await
 }
 
 fn jwt_rejected(name: &str, what: &str, e: JwtError) -> AppError {
@@ -236,17 +256,12 @@ pub async fn complete<P: Platform>(
 ) -> AppResult<Profile> {
     let code = callback_code(req, name)?;
     let d = discover(p, name, c).await?;
-    let token_req = token_request(
-        &d.token_endpoint,
-        cfg,
-        name,
-        &code,
-        txn,
-        &c.client_id,
-        &c.client_secret,
-        c.client_auth,
-    );
-    let tokens = call_ok(p.http(), name, token_req).await?;
+    let client = Client {
+        id: &c.client_id,
+        secret: &c.client_secret,
+        auth: c.client_auth,
+    };
+    let tokens = exchange_code(p, cfg, name, &d.token_endpoint, client, &code, txn).await?;
     let id_token = tokens
         .get("id_token")
         .and_then(|t| t.as_str())
