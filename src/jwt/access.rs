@@ -3,7 +3,7 @@
 //! session id, plus `email` and `name`. Verifying one reads no storage.
 
 use super::compact::{self, Untrusted};
-use super::validate::{check_claims, verify_signature, ClaimRules};
+use super::validate::{check_times, verify_signature, ClaimRules};
 use super::JwtError;
 use crate::config::Config;
 use crate::crypto::b64url;
@@ -26,6 +26,9 @@ pub struct AccessClaims {
     pub email: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
+    /// Never set by Gatehouse; checked if present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 impl AccessClaims {
@@ -46,6 +49,7 @@ impl AccessClaims {
             sid: sid.to_string(),
             email,
             name,
+            nbf: None,
         }
     }
 }
@@ -71,21 +75,32 @@ pub async fn issue<S: Signatures>(
     Ok(format!("{input}.{}", b64url(&signature)))
 }
 
-fn check_type(token: &Untrusted<'_>) -> Result<(), JwtError> {
+fn check_type<C>(token: &Untrusted<'_, C>) -> Result<(), JwtError> {
     if token.typ().as_deref() != Some(TYP) {
         return Err(JwtError::Type);
     }
     Ok(())
 }
 
-/// Verifies an access token: structure, type, our key, signature, claims.
+/// Verifies an access token: structure, type, our key, signature, claims. The claims go
+/// straight into [`AccessClaims`] (no intermediate JSON map): this is the hot path.
 pub async fn verify<S: Signatures>(
     cfg: &Config,
     sig: &S,
     token: &str,
     now: i64,
 ) -> Result<AccessClaims, JwtError> {
-    let untrusted = compact::parse(token)?;
+    verify_inner(cfg, sig, token, now, false).await
+}
+
+async fn verify_inner<S: Signatures>(
+    cfg: &Config,
+    sig: &S,
+    token: &str,
+    now: i64,
+    allow_expired: bool,
+) -> Result<AccessClaims, JwtError> {
+    let untrusted = compact::parse_as::<AccessClaims>(token)?;
     check_type(&untrusted)?;
     // Our tokens always name their key; no clone of the key set on the hot path.
     let kid = untrusted
@@ -99,36 +114,40 @@ pub async fn verify<S: Signatures>(
         .find(|k| k.kid == kid)
         .ok_or(JwtError::UnknownKey)?;
     verify_signature(sig, &untrusted, &key.public).await?;
+    let c = untrusted.claims;
+    if c.iss != cfg.public_url {
+        return Err(JwtError::Issuer);
+    }
+    if c.aud != cfg.public_url {
+        return Err(JwtError::Audience);
+    }
+    if c.sub.is_empty() {
+        return Err(JwtError::Claim("sub"));
+    }
     let rules = ClaimRules {
         issuer: &cfg.public_url,
         audience: &cfg.public_url,
         now,
         require_iat: true,
     };
-    check_claims(&untrusted.claims, &rules)?;
-    serde_json::from_value(serde_json::Value::Object(untrusted.claims))
-        .map_err(|_| JwtError::Claim("sid"))
+    match check_times(c.exp, c.nbf, Some(c.iat), &rules) {
+        Err(JwtError::Expired) if allow_expired => Ok(c),
+        Err(e) => Err(e),
+        Ok(()) => Ok(c),
+    }
 }
 
-/// Like [`verify`], but an expired token whose signature is good still yields its claims, so
-/// that the session it names can be renewed.
+/// Like [`verify`], but an expired token whose signature, type, issuer and audience are good
+/// still yields its claims (and `true`), so that the session it names can be renewed.
 pub async fn verify_allow_expired<S: Signatures>(
     cfg: &Config,
     sig: &S,
     token: &str,
     now: i64,
 ) -> Result<(AccessClaims, bool), JwtError> {
-    match verify(cfg, sig, token, now).await {
-        Ok(c) => Ok((c, false)),
-        Err(JwtError::Expired) => {
-            // The signature, type and issuer were checked before expiry was looked at.
-            let claims = compact::parse(token)?.claims;
-            let c = serde_json::from_value(serde_json::Value::Object(claims))
-                .map_err(|_| JwtError::Claim("sid"))?;
-            Ok((c, true))
-        }
-        Err(e) => Err(e),
-    }
+    let c = verify_inner(cfg, sig, token, now, true).await?;
+    let expired = now > c.exp + super::LEEWAY_SECONDS;
+    Ok((c, expired))
 }
 
 #[cfg(test)]

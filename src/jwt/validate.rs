@@ -43,19 +43,7 @@ pub fn check_claims(claims: &Map<String, Value>, rules: &ClaimRules<'_>) -> Resu
         return Err(JwtError::Audience);
     }
     let exp = number(claims, "exp")?.ok_or(JwtError::Claim("exp"))?;
-    if rules.now > exp + LEEWAY_SECONDS {
-        return Err(JwtError::Expired);
-    }
-    if let Some(nbf) = number(claims, "nbf")? {
-        if nbf > rules.now + LEEWAY_SECONDS {
-            return Err(JwtError::NotYetValid);
-        }
-    }
-    match number(claims, "iat")? {
-        Some(iat) if iat > rules.now + LEEWAY_SECONDS => return Err(JwtError::NotYetValid),
-        None if rules.require_iat => return Err(JwtError::Claim("iat")),
-        _ => {}
-    }
+    check_times(exp, number(claims, "nbf")?, number(claims, "iat")?, rules)?;
     if claims
         .get("sub")
         .and_then(|v| v.as_str())
@@ -67,9 +55,29 @@ pub fn check_claims(claims: &Map<String, Value>, rules: &ClaimRules<'_>) -> Resu
     Ok(())
 }
 
+/// Checks `exp`, `nbf` and `iat` against the rules' clock, each with [`LEEWAY_SECONDS`].
+pub fn check_times(
+    exp: i64,
+    nbf: Option<i64>,
+    iat: Option<i64>,
+    rules: &ClaimRules<'_>,
+) -> Result<(), JwtError> {
+    if rules.now > exp + LEEWAY_SECONDS {
+        return Err(JwtError::Expired);
+    }
+    if nbf.is_some_and(|nbf| nbf > rules.now + LEEWAY_SECONDS) {
+        return Err(JwtError::NotYetValid);
+    }
+    match iat {
+        Some(iat) if iat > rules.now + LEEWAY_SECONDS => Err(JwtError::NotYetValid),
+        None if rules.require_iat => Err(JwtError::Claim("iat")),
+        _ => Ok(()),
+    }
+}
+
 /// Picks the key named by `kid` (or the only key, when the token names none).
-pub fn select_key<'k>(
-    token: &Untrusted<'_>,
+pub fn select_key<'k, C>(
+    token: &Untrusted<'_, C>,
     keys: &'k [PublicJwk],
 ) -> Result<&'k PublicJwk, JwtError> {
     match token.header.kid.as_deref() {
@@ -83,9 +91,9 @@ pub fn select_key<'k>(
 }
 
 /// Verifies the signature with `key`, which must allow the token's algorithm.
-pub async fn verify_signature<S: Signatures>(
+pub async fn verify_signature<S: Signatures, C>(
     sig: &S,
-    token: &Untrusted<'_>,
+    token: &Untrusted<'_, C>,
     key: &PublicJwk,
 ) -> Result<(), JwtError> {
     let allowed = key.allowed_alg().map_err(JwtError::Algorithm)?;
