@@ -75,6 +75,8 @@ pub fn validate(cfg: &Config, raw: Option<&str>) -> Result<String, Refused> {
             out.push('#');
             out.push_str(f);
         }
+        // Dot segments resolve away: `/.//evil` becomes `//evil`. Check what we would send.
+        check_shape(&out)?;
         return Ok(out);
     }
     // Absolute URLs must be spelled out in full: `https:evil` parses as `https://evil/`.
@@ -151,6 +153,10 @@ mod tests {
             "data:text/html,x",
             "evil.com",
             "http://127.0.0.1:9999/",
+            "/.//evil.com",
+            "/a/..//evil.com",
+            "/%2e//evil.com",
+            "/x/%2e%2e//evil.com",
         ] {
             assert!(validate(&c, Some(evil)).is_err(), "accepted {evil:?}");
         }

@@ -54,7 +54,7 @@ test('signed in: forwarded with identity headers, spoofed ones and our cookies s
   const r = await browser.fetch(`${gh.url}/api/upload?q=1`, {
     method: 'PUT',
     body,
-    headers: { 'x-gatehouse-user': 'usr_admin', 'X-Gatehouse-Email': 'ceo@corp.example', cookie: `${browser.cookieHeader(gh.url)}; app_pref=dark`, 'content-type': 'application/octet-stream' },
+    headers: { origin: gh.url, 'x-gatehouse-user': 'usr_admin', 'X-Gatehouse-Email': 'ceo@corp.example', cookie: `${browser.cookieHeader(gh.url)}; app_pref=dark`, 'content-type': 'application/octet-stream' },
   });
   assert.equal(r.status, 201);
   assert.equal(r.headers.get('x-origin'), 'yes');
@@ -67,6 +67,11 @@ test('signed in: forwarded with identity headers, spoofed ones and our cookies s
   assert.equal(got.headers['x-gatehouse-user'], me.id);
   assert.equal(got.headers['x-gatehouse-email'], 'pat@example.test');
   assert.ok(got.headers['x-gatehouse-jwt'].split('.').length === 3);
+  // A cookie-authenticated write from another origin never reaches the origin.
+  const seenBefore = seen.length;
+  const cross = await browser.fetch(`${gh.url}/api/upload`, { method: 'POST', body: 'x', headers: { origin: 'https://evil.example' } });
+  assert.equal(cross.status, 403);
+  assert.equal(seen.length, seenBefore);
   // Other cookies of the host (here also the local IdP's) pass; Gatehouse's own never do.
   assert.match(got.headers.cookie, /(^|; )app_pref=dark($|;)/);
   assert.doesNotMatch(got.headers.cookie, /gh_(session|access|txn)=/, "Gatehouse's own cookies are not forwarded");

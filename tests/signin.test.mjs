@@ -128,7 +128,7 @@ test('the provider error parameter ends the sign-in with a clear page', async ()
 
 test('return_to open-redirect variants are refused before anything is stored', async () => {
   const variants = ['//evil.com', 'https:evil.com', '\\\\evil.com', '/\\evil.com', '/%2F%2Fevil.com', '%2F%2Fevil.com',
-    'javascript:alert(1)', 'https://evil.com/', 'http://127.0.0.1.evil.com/'];
+    'javascript:alert(1)', 'https://evil.com/', 'http://127.0.0.1.evil.com/', '/.//evil.com', '/a/..//evil.com'];
   const txnsBefore = (await gh.kv.list('t:')).length;
   for (const v of variants) {
     const r = await fetch(`${gh.url}/auth/login?provider=dev&return_to=${encodeURIComponent(v)}`);

@@ -117,8 +117,9 @@ async fn end_vendor_session<P: Platform>(ctx: &Ctx<'_, P>, rec: &crate::sessions
     };
     if let Err(e) = crate::providers::end_session(ctx.p, &rec.provider, provider, handle).await {
         ctx.p.log(&format!(
-            "gatehouse: vendor logout at {} failed: {e}",
-            rec.provider
+            "gatehouse: vendor logout at {} failed: {}",
+            rec.provider,
+            e.log_line().unwrap_or_else(|| e.to_string())
         ));
     }
 }

@@ -103,8 +103,10 @@ async fn end_vendor_session<P: Platform>(ctx: &Ctx<'_, P>, name: &str, profile: 
         return;
     };
     if let Err(e) = providers::end_session(ctx.p, name, provider, handle).await {
-        ctx.p
-            .log(&format!("gatehouse: vendor logout at {name} failed: {e}"));
+        ctx.p.log(&format!(
+            "gatehouse: vendor logout at {name} failed: {}",
+            e.log_line().unwrap_or_else(|| e.to_string())
+        ));
     }
 }
 

@@ -79,6 +79,7 @@ pub async fn callback<P: Platform>(
     name: &str,
 ) -> AppResult<Response> {
     let provider = ctx.cfg.providers.get(name).ok_or(AppError::NotFound)?;
+    let req = &providers::normalize_callback(req);
     match finish_sign_in(ctx, req, name, provider).await {
         Ok(mut r) => {
             r.append_header("set-cookie", &txn::clear_cookie(ctx.cfg));

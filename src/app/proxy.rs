@@ -31,7 +31,7 @@ pub fn is_own_path(path: &str) -> bool {
     path == "/healthz"
         || path == "/auth"
         || path.starts_with("/auth/")
-        || path.starts_with("/.well-known/")
+        || path == "/.well-known/jwks.json"
         || path == "/admin"
         || path.starts_with("/admin/")
 }
@@ -77,6 +77,11 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
         secure: ctx.cfg.secure_cookies,
     };
     let used_bearer = bearer(req).is_some();
+    // Cookies ride along on requests from sibling subdomains too (SameSite=Lax): a
+    // cookie-authenticated request that changes state must come from an allowed origin.
+    if req.method.is_unsafe() && !used_bearer {
+        super::check_origin(ctx.cfg, req)?;
+    }
     let mut headers: Vec<(String, String)> = Vec::with_capacity(req.headers.len() + 3);
     for (name, value) in &req.headers {
         let lower = name.to_ascii_lowercase();
@@ -157,7 +162,14 @@ mod tests {
         ] {
             assert!(is_own_path(p), "{p}");
         }
-        for p in ["/", "/app", "/authority", "/administrator", "/healthzx"] {
+        for p in [
+            "/",
+            "/app",
+            "/authority",
+            "/administrator",
+            "/healthzx",
+            "/.well-known/security.txt",
+        ] {
             assert!(!is_own_path(p), "{p}");
         }
     }
@@ -195,6 +207,7 @@ mod tests {
                 "cookie",
                 &format!("gh_access={token}; theirs=1; gh_session=abc"),
             )
+            .with_header("origin", "http://127.0.0.1:8787")
             .with_header("X-Gatehouse-User", "usr_admin")
             .with_header("x-gatehouse-email", "ceo@corp")
             .with_header("connection", "keep-alive")
@@ -216,5 +229,40 @@ mod tests {
         assert_eq!(get("cookie"), ["theirs=1"]);
         assert!(get("connection").is_empty());
         assert_eq!(get("content-type"), ["application/json"]);
+    }
+
+    #[test]
+    fn cookie_authenticated_writes_from_another_origin_are_refused() {
+        let cfg = ctx_cfg();
+        let p = TestPlatform::new(|_| unreachable!());
+        let ctx = Ctx { cfg: &cfg, p: &p };
+        let token = signed_in_token(&cfg, &p);
+        let cookie = format!("gh_access={token}");
+        let cross = Request::new(Method::Post, "http://127.0.0.1:8787/api/items")
+            .with_header("cookie", &cookie)
+            .with_header("origin", "https://evil.example.com");
+        assert!(matches!(
+            block_on(decide(&ctx, &cross)),
+            Err(AppError::Forbidden(_))
+        ));
+        let no_origin = Request::new(Method::Delete, "http://127.0.0.1:8787/api/items/1")
+            .with_header("cookie", &cookie);
+        assert!(matches!(
+            block_on(decide(&ctx, &no_origin)),
+            Err(AppError::Forbidden(_))
+        ));
+        // Reads need no Origin; bearer-token calls carry no ambient credential.
+        let read = Request::new(Method::Get, "http://127.0.0.1:8787/api/items")
+            .with_header("cookie", &cookie);
+        assert!(matches!(
+            block_on(decide(&ctx, &read)),
+            Ok(Decision::Forward { .. })
+        ));
+        let api = Request::new(Method::Post, "http://127.0.0.1:8787/api/items")
+            .with_header("authorization", &format!("Bearer {token}"));
+        assert!(matches!(
+            block_on(decide(&ctx, &api)),
+            Ok(Decision::Forward { .. })
+        ));
     }
 }

@@ -28,13 +28,18 @@ fn rejected(provider: &str, reason: impl Into<String>) -> AppError {
     }
 }
 
+/// The URL as it may appear in a log line: without its query, where API keys ride.
+fn loggable(url: &str) -> String {
+    url.split(['?', '#']).next().unwrap_or_default().to_string()
+}
+
 /// Sends `req` and returns the status and JSON body (any status; callers judge it).
 pub async fn call_json<H: HttpClient>(
     http: &H,
     provider: &str,
     req: Outbound,
 ) -> AppResult<(u16, Value)> {
-    let url = req.url.clone();
+    let url = loggable(&req.url);
     let resp = http
         .send(req)
         .await
@@ -59,7 +64,7 @@ pub async fn call_json<H: HttpClient>(
 
 /// Like [`call_json`] but any non-2xx is a provider error (with the body's `error` logged).
 pub async fn call_ok<H: HttpClient>(http: &H, provider: &str, req: Outbound) -> AppResult<Value> {
-    let url = req.url.clone();
+    let url = loggable(&req.url);
     let (status, json) = call_json(http, provider, req).await?;
     if !(200..300).contains(&status) {
         let code = json.get("error").map(|e| e.to_string()).unwrap_or_default();

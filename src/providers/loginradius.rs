@@ -196,7 +196,11 @@ pub fn profile_from_account(
     let email = m
         .get("Email")
         .and_then(|e| e.as_array())
-        .and_then(|list| list.first())
+        .and_then(|list| {
+            list.iter()
+                .find(|e| e["Type"] == "Primary")
+                .or_else(|| list.first())
+        })
         .and_then(|e| e.get("Value"))
         .and_then(|v| v.as_str())
         .map(str::trim)

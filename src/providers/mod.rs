@@ -64,6 +64,17 @@ pub fn callback_url(cfg: &Config, name: &str, txn: &LoginTxn) -> String {
     url
 }
 
+/// A callback whose query a vendor extended by plain concatenation — `…?gh_state=S?token=T`
+/// for a return URL that already had a query — read as `…?gh_state=S&token=T`. (The state is
+/// base64url: it never contains `?`.)
+pub fn normalize_callback(req: &Request) -> Request {
+    let mut out = req.clone();
+    if let Some(q) = req.url.query().filter(|q| q.contains('?')) {
+        out.url.set_query(Some(&q.replace('?', "&")));
+    }
+    out
+}
+
 /// How a sign-in starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
@@ -188,5 +199,27 @@ pub async fn end_session<P: Platform>(
         ProviderConfig::Passage(_) => Ok(()),
         ProviderConfig::Xwms(_) => Ok(()),
         ProviderConfig::LoginRadius(c) => loginradius::end_session(p, name, c, handle).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Method;
+
+    #[test]
+    fn a_concatenated_vendor_query_is_read_as_separate_parameters() {
+        let req = Request::new(
+            Method::Get,
+            "http://127.0.0.1:8787/auth/callback/xw?gh_state=abc_-9?token=T1",
+        );
+        let fixed = normalize_callback(&req);
+        assert_eq!(callback_state(&fixed).as_deref(), Some("abc_-9"));
+        assert_eq!(fixed.query("token").as_deref(), Some("T1"));
+        let plain = Request::new(
+            Method::Get,
+            "http://127.0.0.1:8787/auth/callback/xw?gh_state=abc&token=T1",
+        );
+        assert_eq!(normalize_callback(&plain).url, plain.url);
     }
 }

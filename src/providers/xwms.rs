@@ -183,7 +183,8 @@ pub fn profile_from_verify(
         .ok_or_else(|| rejected(name, "sign-token-verify: success without a data object"))?;
     let sub = match data.get("sub") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
-        Some(Value::Number(n)) => n.to_string(),
+        // XWMS's SDKs send numeric ids; only whole numbers, so that 4711 and 4711.0 are one id.
+        Some(Value::Number(n)) if n.as_u64().is_some() => n.to_string(),
         _ => return Err(rejected(name, "sign-token-verify: user without sub")),
     };
     let full_name = text(data, "name").or_else(|| {
