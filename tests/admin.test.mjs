@@ -400,6 +400,11 @@ test('linking an identity that belongs to another user is refused with 409 and n
   assert.equal(anon.status, 401);
   assert.equal(anon.headers.get('set-cookie'), null);
   assert.equal((await gh.kv.list('t:')).length, txns);
+  // Another site cannot start a link in a signed-in browser (it may have planted its own
+  // session at the provider).
+  const cross = await browser.fetch(`${gh.url}/auth/login?provider=other&link=1`, { headers: { 'sec-fetch-site': 'cross-site' } });
+  assert.equal(cross.status, 403);
+  assert.equal((await gh.kv.list('t:')).length, txns);
 });
 
 test('admin unlink: 400 without issuer and sub, 404 for an unknown identity, 409 for the last one', async () => {

@@ -66,6 +66,7 @@ test('signed in: forwarded with identity headers, spoofed ones and our cookies s
   assert.equal(got.sha, createHash('sha256').update(body).digest('hex'), 'body intact');
   assert.equal(got.headers['x-gatehouse-user'], me.id);
   assert.equal(got.headers['x-gatehouse-email'], 'pat@example.test');
+  assert.equal(got.headers['x-gatehouse-email-verified'], 'true');
   assert.ok(got.headers['x-gatehouse-jwt'].split('.').length === 3);
   // A cookie-authenticated write from another origin never reaches the origin.
   const seenBefore = seen.length;

@@ -40,6 +40,7 @@ test('sign in, /auth/me, sign in again as the same user, logout', async () => {
   assert.equal(me.status, 200);
   const user = await me.json();
   assert.equal(user.email, 'alice@example.test', 'email comes from userinfo');
+  assert.equal(user.email_verified, true, 'and the provider verified it');
   assert.equal(user.name, 'User alice');
   assert.match(user.id, /^usr_/);
   assert.deepEqual(await usersWithSub('alice'), [user.id]);

@@ -33,7 +33,8 @@ pub async fn me<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respo
     let mut r = Response::json(
         200,
         &json!({
-            "id": c.sub, "email": c.email, "name": c.name, "session_id": c.sid, "expires_at": rfc3339(c.exp),
+            "id": c.sub, "email": c.email, "email_verified": c.email_verified, "name": c.name,
+            "session_id": c.sid, "expires_at": rfc3339(c.exp),
         }),
     );
     r.set_header("cache-control", "no-store");

@@ -100,7 +100,7 @@ pub async fn issue_for<P: Platform>(
     user: &User,
     sid: &str,
 ) -> AppResult<(AccessClaims, String)> {
-    let claims = AccessClaims::new(
+    let mut claims = AccessClaims::new(
         ctx.cfg,
         &user.id,
         sid,
@@ -108,6 +108,7 @@ pub async fn issue_for<P: Platform>(
         user.name.clone(),
         ctx.p.now(),
     );
+    claims.email_verified = user.email_verified && user.email.is_some();
     let token = access::issue(ctx.cfg, ctx.p.sig(), &claims)
         .await
         .map_err(|e| crate::error::AppError::Internal(format!("signing: {e}")))?;

@@ -42,10 +42,19 @@ pub async fn link_user_for_login<P: Platform>(
     if !wants_link(req) {
         return Ok(None);
     }
-    if !provider.needs_transaction() {
+    if !provider.needs_transaction() || provider.is_magic_link() {
         return Err(AppError::BadRequest(
             "This provider cannot be linked from here.".into(),
         ));
+    }
+    // Linking attaches whatever identity the provider returns to this account, so another
+    // site must not be able to start it (it could have planted its own IdP session).
+    if let Some(site) = req.header("sec-fetch-site") {
+        if !matches!(site, "same-origin" | "none") {
+            return Err(AppError::Forbidden(
+                "Start linking from this site's own pages.".into(),
+            ));
+        }
     }
     let caller = authenticate(ctx, req).await?.ok_or_else(|| {
         AppError::Unauthorized("Sign in first to link another provider to your account.".into())

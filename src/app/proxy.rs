@@ -102,6 +102,13 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
     headers.push(("x-gatehouse-user".into(), caller.claims.sub.clone()));
     if let Some(email) = &caller.claims.email {
         headers.push(("x-gatehouse-email".into(), email.clone()));
+        // An email is only an identity if a provider verified it: say which.
+        let verified = if caller.claims.email_verified {
+            "true"
+        } else {
+            "false"
+        };
+        headers.push(("x-gatehouse-email-verified".into(), verified.into()));
     }
     headers.push(("x-gatehouse-jwt".into(), caller.token.clone()));
     Ok(Decision::Forward {

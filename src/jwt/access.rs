@@ -1,6 +1,6 @@
 //! Gatehouse's own access tokens (SPEC section 5): EdDSA, `kid` = thumbprint, `typ` =
 //! `at+jwt`, `iss` = `PUBLIC_URL`, `aud` = `PUBLIC_URL`, `sub` = local user id, `sid` =
-//! session id, plus `email` and `name`. Verifying one reads no storage.
+//! session id, plus `email`, `email_verified` and `name`. Verifying one reads no storage.
 
 use super::compact::{self, Untrusted};
 use super::validate::{check_times, verify_signature, ClaimRules};
@@ -26,6 +26,9 @@ pub struct AccessClaims {
     pub email: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
+    /// Whether a provider vouched for `email` (apps must not trust an unverified one).
+    #[serde(default)]
+    pub email_verified: bool,
     /// Never set by Gatehouse; checked if present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
@@ -49,6 +52,7 @@ impl AccessClaims {
             sid: sid.to_string(),
             email,
             name,
+            email_verified: false,
             nbf: None,
         }
     }
