@@ -28,7 +28,7 @@ pub trait Kv {
     /// Stores `value` for `ttl` seconds (KV's minimum TTL is 60 s; callers round up).
     async fn put(&self, key: &str, value: &str, ttl: u64) -> Result<(), StoreError>;
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
-    /// Keys starting with `prefix` (at most 1000).
+    /// Keys starting with `prefix` (every page of them).
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 }
 

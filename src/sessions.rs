@@ -36,6 +36,12 @@ fn session_key(sid: &str) -> String {
     format!("s:{sid}")
 }
 
+/// The mark a revoked session leaves, so that a renewal racing the revocation (or reading a
+/// KV location the delete has not reached yet) cannot write the session back.
+fn revoked_key(sid: &str) -> String {
+    format!("r:{sid}")
+}
+
 fn index_prefix(user_id: &str) -> String {
     format!("u:{user_id}:")
 }
@@ -98,25 +104,38 @@ impl<K: Kv> Sessions<'_, K> {
             return Ok(None);
         };
         let idle_deadline = rec.last_seen_at + self.cfg.session_idle as i64;
-        if now >= rec.expires_at || now >= idle_deadline {
+        if now >= rec.expires_at || now >= idle_deadline || self.is_revoked(sid).await? {
             return Ok(None);
         }
         Ok(Some(rec))
     }
 
-    /// Marks the session as used now (at renewal, not on every request).
+    async fn is_revoked(&self, sid: &str) -> Result<bool, StoreError> {
+        Ok(self.kv.get(&revoked_key(sid)).await?.is_some())
+    }
+
+    /// Marks the session as used now (at renewal, not on every request). `false` when it was
+    /// revoked meanwhile: then nothing is written back.
     pub async fn touch(
         &self,
         sid: &str,
         mut rec: SessionRecord,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        if self.is_revoked(sid).await? {
+            return Ok(false);
+        }
         rec.last_seen_at = now;
-        self.write(sid, &rec, now).await
+        self.write(sid, &rec, now).await?;
+        Ok(true)
     }
 
-    /// Ends one session.
+    /// Ends one session: the revocation mark first (it outlives any copy of the session),
+    /// then the session and its index entry.
     pub async fn revoke(&self, sid: &str, user_id: &str) -> Result<(), StoreError> {
+        self.kv
+            .put(&revoked_key(sid), "1", self.cfg.session_ttl)
+            .await?;
         self.kv.delete(&session_key(sid)).await?;
         self.kv
             .delete(&format!("{}{sid}", index_prefix(user_id)))
@@ -211,7 +230,7 @@ mod tests {
             "idle timeout"
         );
         let (_, r) = block_on(s.lookup(&raw, idle - 1)).unwrap().unwrap();
-        block_on(s.touch(&sid, r, idle - 1)).unwrap();
+        assert!(block_on(s.touch(&sid, r, idle - 1)).unwrap());
         assert!(
             block_on(s.lookup(&raw, idle + 10)).unwrap().is_some(),
             "touch extends idle"
@@ -237,5 +256,26 @@ mod tests {
         assert!(block_on(s.lookup(&a, 2)).unwrap().is_none());
         assert!(block_on(s.lookup(&b, 2)).unwrap().is_none());
         assert!(block_on(s.lookup(&c, 2)).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_renewal_racing_a_revocation_cannot_bring_the_session_back() {
+        let kv = MemoryKv::default();
+        let cfg = test_config();
+        let s = Sessions { kv: &kv, cfg: &cfg };
+        let (raw, sid) = block_on(s.create(rec("u1"), 0)).unwrap();
+        // A renewal read the session, then the user revoked it, then the renewal writes.
+        let (_, read) = block_on(s.lookup(&raw, 1)).unwrap().unwrap();
+        block_on(s.revoke(&sid, "u1")).unwrap();
+        assert!(!block_on(s.touch(&sid, read.clone(), 2)).unwrap());
+        assert!(block_on(s.lookup(&raw, 3)).unwrap().is_none());
+        // Even a stale copy written back by another location stays dead.
+        block_on(kv.put(
+            &format!("s:{sid}"),
+            &serde_json::to_string(&read).unwrap(),
+            60,
+        ))
+        .unwrap();
+        assert!(block_on(s.lookup(&raw, 3)).unwrap().is_none());
     }
 }

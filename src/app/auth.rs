@@ -84,7 +84,9 @@ pub async fn renew<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Op
             return Ok(None);
         }
     };
-    sessions.touch(&sid, rec, now).await?;
+    if !sessions.touch(&sid, rec, now).await? {
+        return Ok(None); // revoked while we looked
+    }
     let (claims, token) = issue_for(ctx, &user, &sid).await?;
     let cookie = jar.set(ACCESS, &token, ctx.cfg.access_ttl);
     Ok(Some(Caller {

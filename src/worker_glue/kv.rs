@@ -28,14 +28,19 @@ impl Kv for WorkerKv {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let resp = self
-            .0
-            .list()
-            .prefix(prefix.to_string())
-            .limit(1000)
-            .execute()
-            .await
-            .map_err(err)?;
-        Ok(resp.keys.into_iter().map(|k| k.name).collect())
+        let mut names = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query = self.0.list().prefix(prefix.to_string()).limit(1000);
+            if let Some(c) = cursor.take() {
+                query = query.cursor(c);
+            }
+            let page = query.execute().await.map_err(err)?;
+            names.extend(page.keys.into_iter().map(|k| k.name));
+            match page.cursor.filter(|c| !page.list_complete && !c.is_empty()) {
+                Some(c) => cursor = Some(c),
+                None => return Ok(names),
+            }
+        }
     }
 }
