@@ -63,11 +63,16 @@ test('sign in, /auth/me, sign in again as the same user, logout', async () => {
   assert.equal(events.length, 2, 'an audit event per sign-in');
 
   // Logout (a form post from our own origin) ends the session and clears the cookies.
+  const oldAccess = browser.cookie(gh.url, 'gh_access');
   const out = await browser.fetch(`${gh.url}/auth/logout`, { method: 'POST', headers: { origin: gh.url, 'content-type': 'application/x-www-form-urlencoded' }, body: '' });
   assert.equal(out.status, 303);
   assert.match(out.headers.getSetCookie().join('\n'), /gh_session=; Max-Age=0/);
   assert.equal((await browser.fetch(`${gh.url}/auth/me`)).status, 401);
   assert.equal(await gh.kv.get(`s:${user.session_id}`), null, 'session gone from KV');
+  // The ended session's access token still reads /auth/me until it expires (the documented
+  // bound), but it can no longer change the account: here, revoke the other device.
+  const revoke = await fetch(`${gh.url}/auth/sessions/${me2.session_id}`, { method: 'DELETE', headers: { authorization: `Bearer ${oldAccess}`, origin: gh.url } });
+  assert.equal(revoke.status, 401);
   // The other browser's session is untouched.
   assert.equal((await other.fetch(`${gh.url}/auth/me`)).status, 200);
 });

@@ -1,7 +1,7 @@
 //! The signed-in user's routes: `/auth/me`, `/auth/logout`, `/auth/token` (with CORS for
 //! allowed origins), the user's own sessions, the JWKS, and the home page.
 
-use super::auth::{authenticate, bearer, renew, Caller};
+use super::auth::{authenticate, bearer, renew, require_caller, require_live_caller, with_cookies};
 use super::{check_origin, Ctx};
 use crate::cookies::{CookieJar, ACCESS, SESSION};
 use crate::error::{AppError, AppResult};
@@ -12,19 +12,6 @@ use crate::sessions::Sessions;
 use crate::users::rfc3339;
 use crate::{pages, return_to};
 use serde_json::json;
-
-fn with_cookies(mut r: Response, caller: &Caller) -> Response {
-    for c in &caller.set_cookies {
-        r.append_header("set-cookie", c);
-    }
-    r
-}
-
-async fn require_caller<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Caller> {
-    authenticate(ctx, req)
-        .await?
-        .ok_or_else(|| AppError::Unauthorized("Not signed in.".into()))
-}
 
 /// `GET /auth/me`: the user, from the access token alone.
 pub async fn me<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
@@ -199,7 +186,7 @@ pub async fn revoke_session<P: Platform>(
     sid: &str,
 ) -> AppResult<Response> {
     check_origin(ctx.cfg, req)?;
-    let caller = require_caller(ctx, req).await?;
+    let caller = require_live_caller(ctx, req).await?;
     let sessions = Sessions {
         kv: ctx.p.kv(),
         cfg: ctx.cfg,

@@ -116,3 +116,41 @@ pub async fn issue_for<P: Platform>(
         .map_err(|e| crate::error::AppError::Internal(format!("signing: {e}")))?;
     Ok((claims, token))
 }
+
+/// The caller, or 401.
+pub async fn require_caller<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Caller> {
+    authenticate(ctx, req)
+        .await?
+        .ok_or_else(|| crate::error::AppError::Unauthorized("Not signed in.".into()))
+}
+
+/// The caller, whose session must still be live: routes that change the account read storage
+/// anyway, so they need not honour a revoked session's access token until it expires.
+pub async fn require_live_caller<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> AppResult<Caller> {
+    let caller = require_caller(ctx, req).await?;
+    let sessions = Sessions {
+        kv: ctx.p.kv(),
+        cfg: ctx.cfg,
+    };
+    if sessions
+        .get(&caller.claims.sid, ctx.p.now())
+        .await?
+        .is_none()
+    {
+        return Err(crate::error::AppError::Unauthorized(
+            "This session has ended.".into(),
+        ));
+    }
+    Ok(caller)
+}
+
+/// `r` with the caller's renewed cookies, if any.
+pub fn with_cookies(mut r: crate::http::Response, caller: &Caller) -> crate::http::Response {
+    for c in &caller.set_cookies {
+        r.append_header("set-cookie", c);
+    }
+    r
+}

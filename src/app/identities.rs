@@ -4,7 +4,7 @@
 //! (`DELETE /auth/identities?issuer=&sub=`). Email never links: an identity that already
 //! belongs to another user is refused (409) and nothing is merged.
 
-use super::auth::{authenticate, Caller};
+use super::auth::{authenticate, require_caller, require_live_caller, with_cookies};
 use super::{check_origin, Ctx};
 use crate::error::{AppError, AppResult};
 use crate::http::{Request, Response};
@@ -13,19 +13,6 @@ use crate::providers::{self, ProviderConfig};
 use crate::users::{LinkOutcome, Profile, UnlinkOutcome, UserStore};
 use crate::validate;
 use serde_json::json;
-
-fn with_cookies(mut r: Response, caller: &Caller) -> Response {
-    for c in &caller.set_cookies {
-        r.append_header("set-cookie", c);
-    }
-    r
-}
-
-async fn require_caller<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Caller> {
-    authenticate(ctx, req)
-        .await?
-        .ok_or_else(|| AppError::Unauthorized("Not signed in.".into()))
-}
 
 /// Whether `/auth/login` asks to link (`link=1` or `link=true`).
 pub fn wants_link(req: &Request) -> bool {
@@ -139,7 +126,7 @@ pub async fn list<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
 /// the last one.
 pub async fn unlink<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
     check_origin(ctx.cfg, req)?;
-    let caller = require_caller(ctx, req).await?;
+    let caller = require_live_caller(ctx, req).await?;
     let bad = AppError::BadRequest;
     let issuer = validate::required_param("issuer", req.query("issuer")).map_err(bad)?;
     let sub = validate::required_param("sub", req.query("sub")).map_err(bad)?;
