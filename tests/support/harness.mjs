@@ -3,7 +3,7 @@
 // migrations applied; waits for readiness (never a fixed sleep); exposes D1 and KV through
 // wrangler's own CLI; and stops everything when the test ends, pass or fail.
 import { spawn, execFile } from 'node:child_process';
-import { mkdtemp, writeFile, rm, access, copyFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, writeFile, rm, access, copyFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -68,12 +68,18 @@ export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port,
   const dir = await mkdtemp(join(tmpdir(), 'gatehouse-test-'));
   // Run a private copy of the build, so that a rebuild during the test cannot swap the
   // Worker under it (wrangler dev reloads when `main` changes).
-  for (const f of ['index.js', 'index_bg.wasm']) await copyFile(join(ROOT, 'build', f), join(dir, f));
+  // The Worker lives in its own folder, and wrangler's CLI (D1/KV reads) runs from another,
+  // so that nothing the CLI writes lands where `wrangler dev` watches for changes.
+  const workerDir = join(dir, 'worker');
+  const cliDir = join(dir, 'cli');
+  await mkdir(workerDir);
+  await mkdir(cliDir);
+  for (const f of ['index.js', 'index_bg.wasm']) await copyFile(join(ROOT, 'build', f), join(workerDir, f));
   const allVars = { PUBLIC_URL: url, ...vars };
   for (const [k, v] of Object.entries(allVars)) if (v === null) delete allVars[k];
   const config = {
     name: 'gatehouse-test',
-    main: join(dir, 'index.js'),
+    main: join(workerDir, 'index.js'),
     compatibility_date: '2026-04-01',
     d1_databases: [{ binding: 'DB', database_name: 'gatehouse', database_id: '00000000-0000-0000-0000-000000000000', migrations_dir: join(ROOT, 'migrations') }],
     kv_namespaces: [{ binding: 'SESSIONS', id: '00000000000000000000000000000000' }],
@@ -107,7 +113,7 @@ export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port,
     await stop();
     throw e;
   }
-  const cli = async (args) => (await run(WRANGLER, [...args, '--local', ...common], { env: QUIET_ENV, cwd: dir, maxBuffer: 16 << 20 })).stdout;
+  const cli = async (args) => (await run(WRANGLER, [...args, '--local', ...common], { env: QUIET_ENV, cwd: cliDir, maxBuffer: 16 << 20 })).stdout;
   return {
     url,
     port,
