@@ -87,6 +87,10 @@ export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port,
   };
   const configPath = join(dir, 'wrangler.json');
   await writeFile(configPath, JSON.stringify(config, null, 2));
+  // wrangler's CLI gets its own copy of the config (same bindings, same state folder), so
+  // that what it writes next to its config never lands where `wrangler dev` watches.
+  const cliConfigPath = join(cliDir, 'wrangler.json');
+  await writeFile(cliConfigPath, JSON.stringify(config, null, 2));
   await writeFile(join(dir, '.dev.vars'), Object.entries(secrets).map(([k, v]) => `${k}='${v}'`).join('\n') + '\n');
   // `stateDir` lets a test stop and restart Gatehouse over the same D1 and KV (key rotation).
   const state = stateDir ?? join(dir, 'state');
@@ -113,7 +117,8 @@ export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port,
     await stop();
     throw e;
   }
-  const cli = async (args) => (await run(WRANGLER, [...args, '--local', ...common], { env: QUIET_ENV, cwd: cliDir, maxBuffer: 16 << 20 })).stdout;
+  const cliArgs = ['--config', cliConfigPath, '--persist-to', state];
+  const cli = async (args) => (await run(WRANGLER, [...args, '--local', ...cliArgs], { env: QUIET_ENV, cwd: cliDir, maxBuffer: 16 << 20 })).stdout;
   return {
     url,
     port,
