@@ -16,13 +16,22 @@ const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
 const run = promisify(execFile);
 const QUIET_ENV = { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' };
 
-/** A free TCP port on loopback. */
+/**
+ * A free TCP port on loopback, for a server started later by another process. Drawn from
+ * 20000–31999, below Linux's ephemeral range (32768+), so that the ports the OS hands out
+ * meanwhile (to wrangler's and workerd's own sockets, to clients) cannot take it first.
+ */
 export async function freePort() {
-  const srv = createServer();
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const srv = createServer();
+    const ok = await new Promise((r) => { srv.once('error', () => r(false)); srv.listen(port, '127.0.0.1', () => r(true)); });
+    if (ok) {
+      await new Promise((r) => srv.close(r));
+      return port;
+    }
+  }
+  throw new Error('no free port in 20000-31999');
 }
 
 /** A fresh Ed25519 private JWK (what scripts/bootstrap / gatehouse-keys make). */
