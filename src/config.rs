@@ -238,10 +238,16 @@ fn parse_providers(env: &dyn EnvSource) -> Result<BTreeMap<String, ProviderConfi
 }
 
 fn parse_signing_keys(s: &str) -> Result<Vec<SigningKey>, AppError> {
+    // Only where the JSON broke, never serde's message: it can quote the input, and the
+    // input is private keys.
     let values: Vec<serde_json::Value> = serde_json::from_str(s).map_err(|e| {
         bad(
             "SIGNING_KEYS",
-            format!("must be a JSON array of private JWKs: {e}"),
+            format!(
+                "must be a JSON array of private JWKs (invalid at line {}, column {})",
+                e.line(),
+                e.column()
+            ),
         )
     })?;
     if values.is_empty() {
@@ -361,6 +367,27 @@ mod tests {
             let mut env = test_env();
             env.insert("SIGNING_KEYS".into(), bad.into());
             assert_eq!(err_setting(&env), "SIGNING_KEYS", "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_bad_signing_keys_value_is_never_quoted_in_the_log() {
+        let secret_d = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
+        for bad in [
+            // The whole value quoted once too often: a JSON string, not an array.
+            format!(r#""[{{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"d\":\"{secret_d}\"}}]""#),
+            format!(r#"[{{"kty":"OKP","crv":"Ed25519","d":"{secret_d}","x":7}}]"#),
+            format!(r#"[{{"kty":"OKP","crv":"Ed25519","d":"{secret_d}"#),
+        ] {
+            let mut env = test_env();
+            env.insert("SIGNING_KEYS".into(), bad.clone());
+            let Err(e) = Config::from_env(&env) else {
+                panic!("accepted: {bad}")
+            };
+            let line = e.log_line().unwrap_or_default();
+            assert!(line.contains("SIGNING_KEYS"), "{line}");
+            assert!(!line.contains(secret_d), "the private key leaked: {line}");
+            assert!(!format!("{e:?}").contains(secret_d), "{e:?}");
         }
     }
 

@@ -120,6 +120,23 @@ impl Request {
         self.header("cf-connecting-ip").unwrap_or("")
     }
 
+    /// The client's network, for rate limits: an IPv4 address as it is, an IPv6 address as
+    /// its /64 (one subscriber's usual allocation, so that rotating through it gains nothing).
+    pub fn client_network(&self) -> String {
+        let ip = self.client_ip();
+        match ip.parse::<std::net::Ipv6Addr>() {
+            Ok(v6) if v6.to_ipv4_mapped().is_none() => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            Ok(v6) => v6
+                .to_ipv4_mapped()
+                .map(|v4| v4.to_string())
+                .unwrap_or_default(),
+            Err(_) => ip.to_string(),
+        }
+    }
+
     fn is_form(&self) -> bool {
         self.header("content-type")
             .map(|c| c.starts_with("application/x-www-form-urlencoded"))
@@ -222,6 +239,24 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_networks_group_an_ipv6_slash_64() {
+        let net = |ip: &str| {
+            Request::new(Method::Get, "https://gh.example/")
+                .with_header("cf-connecting-ip", ip)
+                .client_network()
+        };
+        assert_eq!(net("198.51.100.7"), "198.51.100.7");
+        assert_eq!(net("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            net("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            net("2001:0db8:0001:0002::9")
+        );
+        assert_ne!(net("2001:db8:1:3::1"), net("2001:db8:1:2::1"));
+        assert_eq!(net("::ffff:198.51.100.7"), "198.51.100.7");
+        assert_eq!(net("not an ip"), "not an ip");
+    }
 
     #[derive(serde::Deserialize)]
     struct Email {

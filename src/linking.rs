@@ -25,7 +25,7 @@ pub async fn sign_in<U: UserStore>(store: &U, profile: &Profile, now: i64) -> Ap
     let user = store
         .get_user(&user_id)
         .await?
-        .ok_or_else(|| AppError::Internal(format!("identity points at missing user {user_id}")))?;
+        .ok_or_else(deleted_meanwhile)?;
     if !user.active {
         return Err(AppError::Forbidden("This account is deactivated.".into()));
     }
@@ -33,7 +33,13 @@ pub async fn sign_in<U: UserStore>(store: &U, profile: &Profile, now: i64) -> Ap
     store
         .get_user(&user_id)
         .await?
-        .ok_or_else(|| AppError::Internal("user vanished during sign-in".into()))
+        .ok_or_else(deleted_meanwhile)
+}
+
+/// The user was deleted (by an admin) between two steps of this sign-in: a race the person
+/// can resolve by signing in again (which then makes a new user), not a server fault.
+fn deleted_meanwhile() -> AppError {
+    AppError::Conflict("This account was deleted while signing in; please sign in again.".into())
 }
 
 #[cfg(test)]
@@ -79,6 +85,15 @@ mod tests {
         assert!(matches!(r, Err(AppError::Forbidden(_))));
         let u = block_on(store.get_user(&a.id)).unwrap().unwrap();
         assert_eq!(u.email.as_deref(), Some("a@x"));
+    }
+
+    #[test]
+    fn a_user_deleted_during_sign_in_is_a_conflict_not_a_server_error() {
+        let store = MemoryUsers::default();
+        let a = block_on(sign_in(&store, &profile("iss", "s1", None), 10)).unwrap();
+        store.drop_user_row(&a.id);
+        let r = block_on(sign_in(&store, &profile("iss", "s1", None), 20));
+        assert!(matches!(r, Err(AppError::Conflict(_))), "{r:?}");
     }
 
     #[test]

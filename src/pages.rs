@@ -135,6 +135,25 @@ a sign-in link is on its way to it. Open the link in this browser within 10 minu
     )
 }
 
+/// The confirmation page of an emailed invitation: whose account it opens, and the button
+/// that posts back to `action` (the invitation's own callback URL) to sign in.
+pub fn invitation_page(display: &str, invitee: Option<&str>, action: &str) -> String {
+    let who = invitee
+        .map(|e| format!(" as <strong id=\"invitee\">{}</strong>", esc(e)))
+        .unwrap_or_default();
+    layout(
+        "Sign in",
+        &format!(
+            "<h1>Sign in with {}</h1><p>This link signs you in{who}. Continue only if you asked \
+for it or were invited, and if this is your address.</p>\
+<form method=\"post\" action=\"{}\"><button type=\"submit\">Continue</button></form>\
+<p class=\"muted\">The link works once, within 10 minutes.</p>",
+            esc(display),
+            esc(action)
+        ),
+    )
+}
+
 /// The home page: who is signed in, and a sign-out button.
 pub fn home_page(signed_in: Option<(&str, Option<&str>)>) -> String {
     match signed_in {

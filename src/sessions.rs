@@ -61,10 +61,12 @@ impl<K: Kv> Sessions<'_, K> {
     async fn write(&self, sid: &str, rec: &SessionRecord, now: i64) -> Result<(), StoreError> {
         let ttl = self.ttl(rec, now);
         let json = serde_json::to_string(rec).map_err(|e| StoreError(e.to_string()))?;
-        self.kv.put(&session_key(sid), &json, ttl).await?;
+        // The index entry first: should the second put fail, what is left is an index entry
+        // without a session (skipped when listing), never a session that "revoke all" misses.
         self.kv
             .put(&format!("{}{sid}", index_prefix(&rec.user_id)), "", ttl)
-            .await
+            .await?;
+        self.kv.put(&session_key(sid), &json, ttl).await
     }
 
     /// Starts a session; returns the raw token (for the cookie) and its `sid`.

@@ -113,6 +113,10 @@ impl MemoryUsers {
     pub fn user_count(&self) -> usize {
         self.users.borrow().len()
     }
+    /// Drops the user row alone, as a delete racing a sign-in leaves it for a moment.
+    pub fn drop_user_row(&self, id: &str) {
+        self.users.borrow_mut().remove(id);
+    }
     pub fn set_active(&self, id: &str, active: bool) {
         if let Some(u) = self.users.borrow_mut().get_mut(id) {
             u.active = active;

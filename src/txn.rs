@@ -31,6 +31,9 @@ pub struct LoginTxn {
     /// with separate sign-up pages (LoginRadius) open that one.
     #[serde(default)]
     pub register: bool,
+    /// For an invitation: the address it was sent to, shown on its confirmation page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitee: Option<String>,
 }
 
 impl LoginTxn {
@@ -44,6 +47,7 @@ impl LoginTxn {
             created_at: now,
             link_user,
             register: false,
+            invitee: None,
         }
     }
 
@@ -98,6 +102,17 @@ pub async fn start_invitation<K: Kv>(kv: &K, cfg: &Config, txn: &LoginTxn) -> Ap
     let json = serde_json::to_string(txn).map_err(|e| AppError::Internal(e.to_string()))?;
     kv.put(&invite_key(&txn.state), &json, TXN_TTL).await?;
     Ok(invitation_url(cfg, txn))
+}
+
+/// The invitation a `gh_invite` token names, if it is still there, without taking it: its
+/// confirmation page shows it before anything is spent.
+pub async fn peek_invitation<K: Kv>(kv: &K, token: &str) -> AppResult<Option<LoginTxn>> {
+    let Some(json) = kv.get(&invite_key(token)).await? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&json)
+        .map(Some)
+        .map_err(|e| AppError::Internal(e.to_string()))
 }
 
 /// The callback URL of an invitation (what [`start_invitation`] returns).

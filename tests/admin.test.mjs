@@ -407,6 +407,24 @@ test('linking an identity that belongs to another user is refused with 409 and n
   assert.equal((await gh.kv.list('t:')).length, txns);
 });
 
+test('a revoked session cannot link a provider, even while its access token is unexpired', async () => {
+  const { browser, me } = await signIn('rex');
+  // A link started while the session was live cannot finish once it is revoked.
+  const callback = await oidcSignIn(browser, gh.url, { provider: 'other', login: 'rex-thief', link: true, stopAtCallback: true });
+  assert.equal((await admin('DELETE', `/admin/users/${me.id}/sessions`)).status, 204);
+  assert.equal((await browser.fetch(`${gh.url}/auth/me`)).status, 200, 'the access token alone is still valid');
+  const before = await counts();
+  const finished = await browser.fetch(callback, { headers: { accept: 'text/html' } });
+  assert.equal(finished.status, 403);
+  assert.deepEqual(await counts(), before);
+  // Nor can a new link be started from that device.
+  const txns = (await gh.kv.list('t:')).length;
+  const started = await browser.fetch(`${gh.url}/auth/login?provider=other&link=1`);
+  assert.equal(started.status, 401);
+  assert.equal((await gh.kv.list('t:')).length, txns);
+  assert.equal((await admin('GET', `/admin/users/${me.id}`)).json.identities.length, 1);
+});
+
 test('admin unlink: 400 without issuer and sub, 404 for an unknown identity, 409 for the last one', async () => {
   const { browser, me } = await signIn('uma');
   await oidcSignIn(browser, gh.url, { provider: 'other', login: 'uma2', link: true });
@@ -494,9 +512,27 @@ test('POST /admin/magic-links with a Stytch provider: the emailed link signs the
     assert.equal(email, 'ivy@example.test');
     assert.ok(link.startsWith(`${g.url}/auth/callback/mail?gh_invite=`), link);
 
-    // Ivy opens it in her own browser, which never started a sign-in.
+    // Ivy opens it in her own browser, which never started a sign-in. Opening it spends
+    // nothing (mail scanners open links): the page says whose account it opens.
     const ivy = new Client();
-    const done = await ivy.fetch(link, { headers: { accept: 'text/html' } });
+    const authenticated = () => stytch.callsTo('magic_links/authenticate').length;
+    const page = await ivy.fetch(link, { headers: { accept: 'text/html' } });
+    assert.equal(page.status, 200);
+    assert.equal(page.headers.get('referrer-policy'), 'no-referrer');
+    const html = await page.text();
+    assert.match(html, /<strong id="invitee">ivy@example\.test<\/strong>/);
+    const action = new URL(html.match(/<form method="post" action="([^"]+)"/)[1].replaceAll('&amp;', '&'), g.url).toString();
+    assert.equal(action, link, 'the button posts the link itself back');
+    assert.equal(authenticated(), 0);
+    assert.deepEqual(await g.kv.list('s:'), []);
+    // Another site cannot press the button for a victim's browser (login CSRF).
+    const cross = await new Client().fetch(action, { method: 'POST', headers: { origin: 'https://evil.example', accept: 'text/html' } });
+    assert.equal(cross.status, 403);
+    assert.equal(authenticated(), 0);
+    assert.deepEqual(await g.kv.list('s:'), []);
+    // Ivy's own click: a same-origin POST.
+    const done = await ivy.fetch(action, { method: 'POST', headers: { origin: g.url, accept: 'text/html' } });
+    assert.equal(authenticated(), 1);
     assert.equal(done.status, 302);
     assert.equal(done.headers.get('location'), '/welcome');
     const me = await (await ivy.fetch(`${g.url}/auth/me`)).json();
@@ -504,9 +540,11 @@ test('POST /admin/magic-links with a Stytch provider: the emailed link signs the
     const ids = await g.d1(`SELECT issuer FROM identities WHERE user_id = ${q(me.id)}`);
     assert.deepEqual(ids.map((i) => i.issuer), [`stytch:${stytch.projectId}`]);
     // Once only: the invitation is gone (and Stytch's token is used).
-    const again = await new Client().fetch(link);
-    assert.equal(again.status, 400);
-    assert.equal((await again.json()).error, 'invalid_login_transaction');
+    for (const method of ['GET', 'POST']) {
+      const again = await new Client().fetch(link, { method, headers: { origin: g.url } });
+      assert.equal(again.status, 400, method);
+      assert.equal((await again.json()).error, 'invalid_login_transaction');
+    }
     // An ordinary browser-bound transaction cannot be replayed as an invitation.
     const forged = link.replace('gh_invite=', 'gh_state=');
     assert.equal((await new Client().fetch(forged)).status, 400);

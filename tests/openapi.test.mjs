@@ -143,6 +143,8 @@ function paramValue(path, p) {
     session_id: fx.c.me.session_id,
     issuer: idp.issuer,
     sub: 'opal',
+    // An invitation that does not exist (or is used up): answered, and refused.
+    gh_invite: 'no-such-invitation',
   };
   assert.ok(p.name in values, `the test knows a value for ${p.name} of ${path}`);
   return values[p.name];

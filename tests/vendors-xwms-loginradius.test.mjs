@@ -9,6 +9,9 @@ import { startGatehouse, baseSecrets, Client } from './support/harness.mjs';
 import { startFakeXwms } from './support/fake-xwms.mjs';
 import { startFakeLoginRadius, lrError } from './support/fake-loginradius.mjs';
 
+/** The vendor's token in a callback URL (the vendors append `?token=` by plain concatenation). */
+const tokenOf = (callback) => decodeURIComponent(callback.match(/[?&]token=([^&]*)/)[1]);
+
 const XWMS = { clientId: 'gatehouse-client', domain: 'app.example.test', clientSecret: randomBytes(24).toString('base64url') };
 const XWMS_ISSUER = `xwms:${XWMS.domain}`;
 const LR = { appName: 'gatehouse-test', apiKey: randomUUID(), apiSecret: randomBytes(24).toString('base64url') };
@@ -17,9 +20,12 @@ const LR_ISSUER = `loginradius:${LR.appName}`;
 let gh;
 let xw;
 let lr;
+let ADMIN_KEY;
 before(async () => {
   xw = await startFakeXwms(XWMS);
   lr = await startFakeLoginRadius({ apiKey: LR.apiKey });
+  const secrets = baseSecrets();
+  ADMIN_KEY = secrets.ADMIN_API_KEY;
   const lrSettings = { kind: 'loginradius', app_name: LR.appName, hub_url: lr.hubUrl, api_url: lr.apiUrl };
   gh = await startGatehouse({
     vars: {
@@ -30,7 +36,7 @@ before(async () => {
         'lr-badkey': { ...lrSettings, api_key: 'not-the-api-key' },
       },
     },
-    secrets: { ...baseSecrets(), PROVIDER_XWMS_SECRET: XWMS.clientSecret, PROVIDER_LR_SECRET: LR.apiSecret },
+    secrets: { ...secrets, PROVIDER_XWMS_SECRET: XWMS.clientSecret, PROVIDER_LR_SECRET: LR.apiSecret },
   });
 });
 after(async () => { await gh?.stop(); await xw?.close(); await lr?.close(); });
@@ -153,7 +159,7 @@ test('xwms: a token is single use at the vendor', async () => {
   const browser = new Client();
   const callback = await signIn(browser, 'xwms', { stopAtCallback: true });
   assert.equal((await browser.fetch(callback)).status, 302);
-  const token = new URL(callback).searchParams.get('token');
+  const token = tokenOf(callback);
   assert.equal(xw.isLive(token), false, 'used by the sign-in');
   // The same token in a fresh, valid transaction of the same browser: XWMS refuses it.
   const before = await snapshot();
@@ -197,7 +203,7 @@ test('xwms: login CSRF — the callback of one browser cannot sign in another', 
   xw.setUser({ sub: attackerSub, name: 'Mallory' });
   const attacker = new Client();
   const attackerCallback = await signIn(attacker, 'xwms', { stopAtCallback: true });
-  const token = new URL(attackerCallback).searchParams.get('token');
+  const token = tokenOf(attackerCallback);
   const before = await snapshot();
 
   const victim = new Client();
@@ -226,7 +232,7 @@ test('loginradius: first sign-in creates a user, the next links to it, a changed
   const [hosted] = lr.callsTo('hosted').slice(-1);
   assert.equal(hosted.action, 'login');
   assert.match(hosted.returnUrl, new RegExp(`^${gh.url}/auth/callback/lr\\?gh_state=[\\w-]+$`));
-  const token = new URL(callback).searchParams.get('token');
+  const token = tokenOf(callback);
   assert.equal((await first.fetch(callback)).status, 302);
   const [profileCall] = lr.callsTo('account').slice(-1);
   assert.deepEqual(profileCall.query, { apikey: LR.apiKey });
@@ -255,7 +261,7 @@ test('loginradius: logout invalidates the access token at LoginRadius', async ()
   lr.setUser({ uid, email: `${uid}@example.test`, fullName: 'Out' });
   const browser = new Client();
   const callback = await signIn(browser, 'lr', { stopAtCallback: true });
-  const token = new URL(callback).searchParams.get('token');
+  const token = tokenOf(callback);
   assert.equal((await browser.fetch(callback)).status, 302);
   const { session_id } = await me(browser);
   assert.equal(lr.isLive(token), true);
@@ -275,6 +281,47 @@ test('loginradius: logout invalidates the access token at LoginRadius', async ()
   assert.equal((await direct.json()).ErrorCode, 906);
   assert.equal(await gh.kv.get(`s:${session_id}`), null, 'session gone');
   assert.equal((await browser.fetch(`${gh.url}/auth/me`)).status, 401);
+});
+
+test('loginradius: every other end of a session invalidates its token too: a revoked device, a new sign-in in the same browser, the admin, a refused sign-in', async () => {
+  const uid = uniq('lr-ends');
+  lr.setUser({ uid, email: `${uid}@example.test`, fullName: 'Ends' });
+  const signInWithToken = async (browser) => {
+    const callback = await signIn(browser, 'lr', { stopAtCallback: true });
+    return { token: tokenOf(callback), res: await browser.fetch(callback, { headers: { accept: 'text/html' } }) };
+  };
+  const laptop = new Client();
+  const phone = new Client();
+  const a = await signInWithToken(laptop);
+  const b = await signInWithToken(phone);
+  assert.equal(a.res.status, 302);
+  assert.equal(b.res.status, 302);
+  const user = await me(laptop);
+  const phoneSid = (await me(phone)).session_id;
+
+  // The laptop revokes the phone: the phone's token dies at LoginRadius, the laptop's lives.
+  const revoked = await laptop.fetch(`${gh.url}/auth/sessions/${phoneSid}`, { method: 'DELETE', headers: { origin: gh.url } });
+  assert.equal(revoked.status, 204);
+  assert.equal(lr.isLive(b.token), false, 'revoked device');
+  assert.equal(lr.isLive(a.token), true);
+
+  // Signing in again in the laptop supersedes its session: gone here and at LoginRadius.
+  const a2 = await signInWithToken(laptop);
+  assert.equal(a2.res.status, 302);
+  assert.equal(await gh.kv.get(`s:${user.session_id}`), null, 'the superseded session is gone');
+  assert.equal(lr.isLive(a.token), false, 'superseded session');
+  assert.equal(lr.isLive(a2.token), true);
+
+  // The admin's "revoke all".
+  const admin = (method, path) => fetch(`${gh.url}${path}`, { method, headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+  assert.equal((await admin('DELETE', `/admin/users/${user.id}/sessions`)).status, 204);
+  assert.equal(lr.isLive(a2.token), false, 'admin revoke-all');
+
+  // A sign-in refused after the LoginRadius step (a deactivated user) leaves no live token.
+  assert.equal((await admin('POST', `/admin/users/${user.id}/deactivate`)).status, 200);
+  const refused = await signInWithToken(new Client());
+  assert.equal(refused.res.status, 403);
+  assert.equal(lr.isLive(refused.token), false, 'refused sign-in');
 });
 
 test('loginradius: logout still ends the session when LoginRadius is down', async () => {
@@ -323,7 +370,7 @@ test('loginradius: ErrorCode answers end with no session and no user', async () 
   // A callback without a token.
   browser = new Client();
   callback = await signIn(browser, 'lr', { stopAtCallback: true });
-  await assertRefused(await browser.fetch(callback.replace(/&token=[^&]+/, '')), 400, 'bad_request', before, 'no token');
+  await assertRefused(await browser.fetch(callback.replace(/[?&]token=[^&]+/, '')), 400, 'bad_request', before, 'no token');
 
   assert.deepEqual(await identities(LR_ISSUER, uid), []);
 });

@@ -72,7 +72,7 @@ pub async fn logout<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
     if let Some(sid) = sid {
         if let Some(rec) = sessions.get(&sid, now).await? {
             sessions.revoke(&sid, &rec.user_id).await?;
-            end_vendor_session(ctx, &rec).await;
+            super::ending::end_vendor_of(ctx, &rec).await;
             ctx.event(
                 req,
                 Some(&rec.user_id),
@@ -94,22 +94,6 @@ pub async fn logout<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
     r.append_header("set-cookie", &jar.clear(SESSION));
     r.append_header("set-cookie", &jar.clear(ACCESS));
     Ok(r)
-}
-
-/// Ends the provider-side session too, where the provider has one (best effort: ours is
-/// already gone, and the user must not stay signed in because a vendor is down).
-async fn end_vendor_session<P: Platform>(ctx: &Ctx<'_, P>, rec: &crate::sessions::SessionRecord) {
-    let (Some(handle), Some(provider)) = (&rec.vendor_logout, ctx.cfg.providers.get(&rec.provider))
-    else {
-        return;
-    };
-    if let Err(e) = crate::providers::end_session(ctx.p, &rec.provider, provider, handle).await {
-        ctx.p.log(&format!(
-            "gatehouse: vendor logout at {} failed: {}",
-            rec.provider,
-            e.log_line().unwrap_or_else(|| e.to_string())
-        ));
-    }
 }
 
 fn cors(ctx_origin_ok: bool, req: &Request, r: &mut Response) {
@@ -199,7 +183,7 @@ pub async fn revoke_session<P: Platform>(
     if !own {
         return Err(AppError::NotFound);
     }
-    sessions.revoke(sid, &caller.claims.sub).await?;
+    super::ending::end_session(ctx, sid, &caller.claims.sub).await?;
     ctx.event(
         req,
         Some(&caller.claims.sub),

@@ -8,6 +8,7 @@
 //! Multi-row changes are one D1 batch (see [`crate::users::UserStore`]); sessions live in KV
 //! and go first on delete (a failure then leaves the user in place, and a retry finishes).
 
+use super::ending::{end_all_sessions, end_session};
 use super::Ctx;
 use crate::app::auth::bearer;
 use crate::config::Config;
@@ -77,7 +78,7 @@ pub async fn route<P: Platform>(
 /// Checks the bearer key; see the module comment.
 async fn authorize<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<()> {
     let now = ctx.p.now();
-    let bucket = format!("admin-auth:{}", req.client_ip());
+    let bucket = format!("admin-auth:{}", req.client_network());
     if ratelimit::exceeded(ctx.p.kv(), &bucket, AUTH_FAILURES, now).await? {
         return Err(AppError::RateLimited);
     }
@@ -233,7 +234,7 @@ async fn delete_user<P: Platform>(
     id: &str,
 ) -> AppResult<Response> {
     existing_user(ctx, id).await?;
-    let revoked = sessions(ctx).revoke_all(id).await?;
+    let revoked = end_all_sessions(ctx, id).await?;
     if !ctx.p.users().delete_user(id).await? {
         return Err(AppError::NotFound);
     }
@@ -267,7 +268,7 @@ async fn set_active<P: Platform>(
         ctx.event(req, Some(id), "activated", json!({"by": "admin"}))
             .await;
     } else {
-        let revoked = sessions(ctx).revoke_all(id).await?;
+        let revoked = end_all_sessions(ctx, id).await?;
         ctx.event(
             req,
             Some(id),
@@ -314,10 +315,10 @@ async fn revoke_sessions<P: Platform>(
             if !s.sids_of(id).await?.iter().any(|x| x == sid) {
                 return Err(AppError::NotFound);
             }
-            s.revoke(sid, id).await?;
+            end_session(ctx, sid, id).await?;
             json!({"by": "admin", "session_id": sid})
         }
-        None => json!({"by": "admin", "all": true, "count": s.revoke_all(id).await?}),
+        None => json!({"by": "admin", "all": true, "count": end_all_sessions(ctx, id).await?}),
     };
     ctx.event(req, Some(id), "session_revoked", detail).await;
     Ok(Response::new(204))
@@ -416,7 +417,8 @@ async fn magic_link<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
     if !within {
         return Err(AppError::RateLimited);
     }
-    let t = LoginTxn::new(name, return_to, None, ctx.p.now());
+    let mut t = LoginTxn::new(name, return_to, None, ctx.p.now());
+    t.invitee = Some(email.clone());
     let link = txn::invitation_url(ctx.cfg, &t);
     stytch::send_magic_link(ctx.p, name, c, &email, &link).await?;
     // Stored only once the link is on its way (the link is useless without it).

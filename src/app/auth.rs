@@ -81,6 +81,7 @@ pub async fn renew<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Op
         Some(u) if u.active => u,
         _ => {
             sessions.revoke(&sid, &rec.user_id).await?;
+            super::ending::end_vendor_of(ctx, &rec).await;
             return Ok(None);
         }
     };

@@ -4,12 +4,12 @@
 //! (`DELETE /auth/identities?issuer=&sub=`). Email never links: an identity that already
 //! belongs to another user is refused (409) and nothing is merged.
 
-use super::auth::{authenticate, require_caller, require_live_caller, with_cookies};
+use super::auth::{require_caller, require_live_caller, with_cookies};
 use super::{check_origin, Ctx};
 use crate::error::{AppError, AppResult};
 use crate::http::{Request, Response};
 use crate::platform::Platform;
-use crate::providers::{self, ProviderConfig};
+use crate::providers::ProviderConfig;
 use crate::users::{LinkOutcome, Profile, UnlinkOutcome, UserStore};
 use crate::validate;
 use serde_json::json;
@@ -43,8 +43,13 @@ pub async fn link_user_for_login<P: Platform>(
             ));
         }
     }
-    let caller = authenticate(ctx, req).await?.ok_or_else(|| {
-        AppError::Unauthorized("Sign in first to link another provider to your account.".into())
+    // A live session, not just an unexpired access token: a revoked (stolen) device must not
+    // be able to attach a lasting sign-in method of its own to the account.
+    let caller = require_live_caller(ctx, req).await.map_err(|e| match e {
+        AppError::Unauthorized(_) => {
+            AppError::Unauthorized("Sign in first to link another provider to your account.".into())
+        }
+        other => other,
     })?;
     Ok(Some(caller.claims.sub))
 }
@@ -60,14 +65,16 @@ pub async fn finish_link<P: Platform>(
     user_id: &str,
     return_to: &str,
 ) -> AppResult<Response> {
-    end_vendor_session(ctx, name, profile).await;
-    let caller = match authenticate(ctx, req).await? {
-        Some(c) if c.claims.sub == user_id => c,
-        _ => {
+    // A vendor session made by the provider step is not needed when linking.
+    super::ending::end_vendor(ctx, name, profile.vendor_logout.as_deref()).await;
+    let caller = match require_live_caller(ctx, req).await {
+        Ok(c) if c.claims.sub == user_id => c,
+        Ok(_) | Err(AppError::Unauthorized(_)) => {
             return Err(AppError::Forbidden(
                 "The account that started linking is no longer signed in here.".into(),
             ))
         }
+        Err(e) => return Err(e),
     };
     let store = ctx.p.users();
     match store.get_user(user_id).await? {
@@ -90,20 +97,6 @@ pub async fn finish_link<P: Platform>(
         }
     }
     Ok(with_cookies(Response::redirect(return_to), &caller))
-}
-
-/// A vendor session made by the provider step is not needed when linking (best effort).
-async fn end_vendor_session<P: Platform>(ctx: &Ctx<'_, P>, name: &str, profile: &Profile) {
-    let (Some(handle), Some(provider)) = (&profile.vendor_logout, ctx.cfg.providers.get(name))
-    else {
-        return;
-    };
-    if let Err(e) = providers::end_session(ctx.p, name, provider, handle).await {
-        ctx.p.log(&format!(
-            "gatehouse: vendor logout at {name} failed: {}",
-            e.log_line().unwrap_or_else(|| e.to_string())
-        ));
-    }
 }
 
 /// `GET /auth/identities`: the caller's linked identities.

@@ -6,7 +6,7 @@ use super::auth::issue_for;
 use super::Ctx;
 use crate::cookies::{CookieJar, ACCESS, SESSION};
 use crate::error::{AppError, AppResult};
-use crate::http::{Request, Response};
+use crate::http::{Method, Request, Response};
 use crate::platform::Platform;
 use crate::sessions::{SessionRecord, Sessions};
 use crate::txn::{self, LoginTxn};
@@ -80,6 +80,11 @@ pub async fn callback<P: Platform>(
 ) -> AppResult<Response> {
     let provider = ctx.cfg.providers.get(name).ok_or(AppError::NotFound)?;
     let req = &providers::normalize_callback(req);
+    if req.method == Method::Get {
+        if let Some(token) = req.query(txn::INVITE_PARAM) {
+            return invitation_page(ctx, req, provider, &token).await;
+        }
+    }
     match finish_sign_in(ctx, req, name, provider).await {
         Ok(mut r) => {
             r.append_header("set-cookie", &txn::clear_cookie(ctx.cfg));
@@ -101,6 +106,54 @@ pub async fn callback<P: Platform>(
             Ok(r)
         }
     }
+}
+
+/// `GET /auth/callback/{name}?gh_invite=…`: opening an emailed invitation spends nothing.
+/// Mail scanners open links, and another site could send a victim's browser to someone's
+/// invitation to sign it into that account (login CSRF): so the link shows who it signs in
+/// and a button, and only the same-origin POST of that button ([`confirm_invitation`]) takes
+/// the invitation and the provider's token.
+async fn invitation_page<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    provider: &providers::ProviderConfig,
+    token: &str,
+) -> AppResult<Response> {
+    let Some(invitation) = txn::peek_invitation(ctx.p.kv(), token).await? else {
+        return Err(AppError::LoginTransaction(
+            "This sign-in link has expired or was already used.".into(),
+        ));
+    };
+    let action = match req.url.query() {
+        Some(q) => format!("{}?{q}", req.path()),
+        None => req.path().to_string(),
+    };
+    let page = pages::invitation_page(
+        provider.display_name(),
+        invitation.invitee.as_deref(),
+        &action,
+    );
+    let mut r = Response::html(200, page);
+    r.set_header("cache-control", "no-store");
+    // The URL carries single-use tokens: keep them out of Referer headers.
+    r.set_header("referrer-policy", "no-referrer");
+    Ok(r)
+}
+
+/// `POST /auth/callback/{name}?gh_invite=…`: the button of [`invitation_page`], from this
+/// site's own page (Origin-checked); then the callback proper.
+pub async fn confirm_invitation<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    name: &str,
+) -> AppResult<Response> {
+    if req.query(txn::INVITE_PARAM).is_none() {
+        return Err(AppError::BadRequest(
+            "Only an emailed sign-in link is confirmed here; providers return with GET.".into(),
+        ));
+    }
+    super::check_origin(ctx.cfg, req)?;
+    callback(ctx, req, name).await
 }
 
 async fn finish_sign_in<P: Platform>(
@@ -139,7 +192,31 @@ async fn finish_sign_in<P: Platform>(
         return super::identities::finish_link(ctx, req, name, &profile, user_id, &t.return_to)
             .await;
     }
-    let user = linking::sign_in(ctx.p.users(), &profile, now).await?;
+    let return_to = t
+        .as_ref()
+        .map(|t| t.return_to.clone())
+        .or(query_return_to)
+        .unwrap_or_else(|| return_to::DEFAULT.into());
+    let signed_in = sign_in(ctx, req, name, &profile, &return_to).await;
+    if signed_in.is_err() {
+        // The vendor step may have made a session or spent a token of its own (Stytch,
+        // LoginRadius): it must not outlive a sign-in that failed here.
+        super::ending::end_vendor(ctx, name, profile.vendor_logout.as_deref()).await;
+    }
+    signed_in
+}
+
+/// The verified `profile` is linked to its user, who gets a new session (ending the one this
+/// browser had before, if any) and is sent to `return_to`.
+async fn sign_in<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    name: &str,
+    profile: &crate::users::Profile,
+    return_to: &str,
+) -> AppResult<Response> {
+    let now = ctx.p.now();
+    let user = linking::sign_in(ctx.p.users(), profile, now).await?;
     let record = SessionRecord {
         user_id: user.id.clone(),
         issuer: profile.issuer.clone(),
@@ -151,15 +228,11 @@ async fn finish_sign_in<P: Platform>(
         ip: req.client_ip().to_string(),
         vendor_logout: profile.vendor_logout.clone(),
     };
-    let return_to = t
-        .as_ref()
-        .map(|t| t.return_to.as_str())
-        .or(query_return_to.as_deref())
-        .unwrap_or(return_to::DEFAULT);
     let mut r = Response::redirect(return_to);
     for c in start_session(ctx, &user, record).await? {
         r.append_header("set-cookie", &c);
     }
+    end_superseded_session(ctx, req).await;
     ctx.event(
         req,
         Some(&user.id),
@@ -168,6 +241,36 @@ async fn finish_sign_in<P: Platform>(
     )
     .await;
     Ok(r)
+}
+
+/// The session this browser had before signing in again: its cookie is replaced, so nobody
+/// could use it any more, but it would linger in the device list until it idled out.
+/// Best effort: the new sign-in stands either way.
+async fn end_superseded_session<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) {
+    let jar = CookieJar {
+        secure: ctx.cfg.secure_cookies,
+    };
+    let Some(raw) = jar.get(req, SESSION) else {
+        return;
+    };
+    let sessions = Sessions {
+        kv: ctx.p.kv(),
+        cfg: ctx.cfg,
+    };
+    let sid = crate::sessions::sid_of(&raw);
+    let ended = match sessions.get(&sid, ctx.p.now()).await {
+        Ok(Some(old)) => super::ending::end_session(ctx, &sid, &old.user_id)
+            .await
+            .map(|_| ()),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = ended {
+        ctx.p.log(&format!(
+            "gatehouse: could not end the superseded session: {}",
+            e.log_line().unwrap_or_else(|| e.to_string())
+        ));
+    }
 }
 
 /// Creates a session for `user` and returns the cookies that carry it.

@@ -114,7 +114,7 @@ async fn within_limits<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, email: &str
     let now = ctx.p.now();
     let ip_ok = ratelimit::hit(
         ctx.p.kv(),
-        &format!("magic-ip:{}", req.client_ip()),
+        &format!("magic-ip:{}", req.client_network()),
         PER_IP,
         now,
     )

@@ -5,6 +5,7 @@
 mod account;
 mod admin;
 mod auth;
+mod ending;
 mod identities;
 mod login;
 mod magic;
@@ -85,6 +86,9 @@ async fn route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
         (Method::Get, ["auth", "login"]) => login::login(ctx, req).await,
         (Method::Post, ["auth", "magic-link"]) => magic::send(ctx, req).await,
         (Method::Get, ["auth", "callback", name]) => login::callback(ctx, req, name).await,
+        (Method::Post, ["auth", "callback", name]) => {
+            login::confirm_invitation(ctx, req, name).await
+        }
         (Method::Get, ["auth", "me"]) => account::me(ctx, req).await,
         (Method::Post, ["auth", "logout"]) => account::logout(ctx, req).await,
         (Method::Post, ["auth", "token"]) => account::token(ctx, req).await,

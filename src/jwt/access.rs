@@ -150,7 +150,7 @@ pub async fn verify_allow_expired<S: Signatures>(
     now: i64,
 ) -> Result<(AccessClaims, bool), JwtError> {
     let c = verify_inner(cfg, sig, token, now, true).await?;
-    let expired = now > c.exp + super::LEEWAY_SECONDS;
+    let expired = now > c.exp.saturating_add(super::LEEWAY_SECONDS);
     Ok((c, expired))
 }
 

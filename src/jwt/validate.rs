@@ -62,14 +62,15 @@ pub fn check_times(
     iat: Option<i64>,
     rules: &ClaimRules<'_>,
 ) -> Result<(), JwtError> {
-    if rules.now > exp + LEEWAY_SECONDS {
+    // Saturating: a signed but absurd `exp` must not overflow (it is simply far away).
+    if rules.now > exp.saturating_add(LEEWAY_SECONDS) {
         return Err(JwtError::Expired);
     }
-    if nbf.is_some_and(|nbf| nbf > rules.now + LEEWAY_SECONDS) {
+    if nbf.is_some_and(|nbf| nbf > rules.now.saturating_add(LEEWAY_SECONDS)) {
         return Err(JwtError::NotYetValid);
     }
     match iat {
-        Some(iat) if iat > rules.now + LEEWAY_SECONDS => Err(JwtError::NotYetValid),
+        Some(iat) if iat > rules.now.saturating_add(LEEWAY_SECONDS) => Err(JwtError::NotYetValid),
         None if rules.require_iat => Err(JwtError::Claim("iat")),
         _ => Ok(()),
     }
@@ -146,6 +147,42 @@ mod tests {
         assert_eq!(
             check_claims(&c, &rules(1001 + LEEWAY_SECONDS)),
             Err(JwtError::Expired)
+        );
+    }
+
+    #[test]
+    fn nbf_and_iat_in_the_future_are_accepted_within_the_leeway() {
+        let now = 1000;
+        let at_edge = now + LEEWAY_SECONDS;
+        let c = claims(
+            json!({"iss":"https://idp","aud":"client","exp":2000,"nbf":at_edge,"iat":at_edge,"sub":"s"}),
+        );
+        assert_eq!(check_claims(&c, &rules(now)), Ok(()));
+        for k in ["nbf", "iat"] {
+            let mut c = c.clone();
+            c.insert(k.into(), json!(at_edge + 1));
+            assert_eq!(
+                check_claims(&c, &rules(now)),
+                Err(JwtError::NotYetValid),
+                "{k}"
+            );
+        }
+    }
+
+    #[test]
+    fn absurd_times_do_not_overflow() {
+        let c = |exp: i64| {
+            claims(json!({"iss":"https://idp","aud":"client","exp":exp,"iat":900,"sub":"s"}))
+        };
+        assert_eq!(check_claims(&c(i64::MAX), &rules(1000)), Ok(()));
+        assert_eq!(
+            check_claims(&c(i64::MIN), &rules(1000)),
+            Err(JwtError::Expired)
+        );
+        assert_eq!(
+            check_times(i64::MAX, Some(i64::MAX), Some(i64::MAX), &rules(i64::MAX)),
+            Ok(()),
+            "a clock at the end of time adds no leeway past it"
         );
     }
 

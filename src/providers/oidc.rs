@@ -208,33 +208,33 @@ fn jwt_rejected(name: &str, what: &str, e: JwtError) -> AppError {
     }
 }
 
-/// Verifies a provider-signed JWT against the JWKS at `jwks_url`, refetching once (at most
-/// once a minute) when its `kid` is unknown. Returns the verified claims.
+/// Verifies a provider-signed JWT (`what`, for the log line) against the JWKS at `jwks_url`,
+/// refetching once (at most once a minute) when its `kid` is unknown. Returns the verified
+/// claims. A JWKS that cannot be fetched, the first time or on the refetch, is the provider
+/// being down (502); everything about the token itself is a refusal (400).
 pub async fn verify_provider_jwt<P: Platform>(
     p: &P,
     name: &str,
+    what: &str,
     token: &str,
     jwks_url: &str,
     rules: &ClaimRules<'_>,
-) -> Result<Map<String, Value>, JwtError> {
-    let untrusted = compact::parse(token)?;
+) -> AppResult<Map<String, Value>> {
+    let rejected = |e| jwt_rejected(name, what, e);
+    let untrusted = compact::parse(token).map_err(rejected)?;
     // An access token (ours or anyone's) is never an ID token.
     if untrusted.typ().as_deref() == Some(crate::jwt::access::TYP) {
-        return Err(JwtError::Type);
+        return Err(rejected(JwtError::Type));
     }
-    let fetch = |force| async move {
-        cached_document(p, name, jwks_url, force)
-            .await
-            .map(|doc| jwk::parse_set(&doc))
-            .map_err(|e| JwtError::Backend(e.to_string()))
-    };
-    let mut keys = fetch(false).await?;
+    let mut keys = jwk::parse_set(&cached_document(p, name, jwks_url, false).await?);
     if select_key(&untrusted, &keys).is_err() {
-        keys = fetch(true).await?;
+        keys = jwk::parse_set(&cached_document(p, name, jwks_url, true).await?);
     }
-    let key = select_key(&untrusted, &keys)?;
-    verify_signature(p.sig(), &untrusted, key).await?;
-    check_claims(&untrusted.claims, rules)?;
+    let key = select_key(&untrusted, &keys).map_err(rejected)?;
+    verify_signature(p.sig(), &untrusted, key)
+        .await
+        .map_err(rejected)?;
+    check_claims(&untrusted.claims, rules).map_err(rejected)?;
     Ok(untrusted.claims)
 }
 
@@ -275,11 +275,8 @@ pub async fn complete<P: Platform>(
         now: p.now(),
         require_iat: true,
     };
-    // An unreachable JWKS is the provider being down (502), not a bad token: fetch it first.
-    cached_document(p, name, &d.jwks_uri, false).await?;
-    let mut claims = verify_provider_jwt(p, name, id_token, &d.jwks_uri, &rules)
-        .await
-        .map_err(|e| jwt_rejected(name, "ID token", e))?;
+    let mut claims =
+        verify_provider_jwt(p, name, "ID token", id_token, &d.jwks_uri, &rules).await?;
     // OIDC Core §3.1.3.7: with several audiences, azp must be us.
     if let Some(Value::Array(auds)) = claims.get("aud") {
         if auds.len() > 1 && str_claim(&claims, "azp").as_deref() != Some(c.client_id.as_str()) {

@@ -10,7 +10,6 @@
 //! page cannot attach a bearer header to a navigation, and the cookie is the visitor's own,
 //! so the visitor can only ever be signed in as themselves.
 
-use super::fetch::cached_document;
 use super::oidc::verify_provider_jwt;
 use super::settings;
 use crate::config::{parse_base_url, Config};
@@ -152,6 +151,16 @@ pub async fn complete<P: Platform>(
     c: &PassageConfig,
     req: &Request,
 ) -> AppResult<Profile> {
+    // The cookie rides along on any navigation, also one that another site starts: a Passage
+    // cookie planted by a sibling subdomain (cookie tossing) must not sign this browser in
+    // through a cross-site link. A bearer token is always sent on purpose.
+    let from_cookie = req.header("authorization").is_none();
+    if from_cookie && req.header("sec-fetch-site") == Some("cross-site") {
+        return Err(AppError::Forbidden(format!(
+            "Continue to {} sign-in from this site's own pages.",
+            c.display_name
+        )));
+    }
     let token = presented_token(req, &c.cookie).ok_or_else(|| {
         AppError::Unauthorized(format!(
             "No {} sign-in was found in this browser. Please sign in with {} first.",
@@ -166,17 +175,13 @@ pub async fn complete<P: Platform>(
             JwtError::Algorithm(format!("{} (Passage tokens are RS256)", alg.name())),
         ));
     }
-    // An unreachable JWKS is the provider being down, not a bad token.
-    cached_document(p, name, &c.jwks_url, false).await?;
     let rules = ClaimRules {
         issuer: &c.issuer,
         audience: &c.audience,
         now: p.now(),
         require_iat: false,
     };
-    let claims = verify_provider_jwt(p, name, &token, &c.jwks_url, &rules)
-        .await
-        .map_err(|e| rejected(name, e))?;
+    let claims = verify_provider_jwt(p, name, "Passage token", &token, &c.jwks_url, &rules).await?;
     Ok(Profile {
         issuer: c.identity_issuer(),
         sub: str_claim(&claims, "sub").unwrap_or_default(),

@@ -85,8 +85,9 @@ export async function startFakeLoginRadius({ apiKey, tokenTtlMs = 15 * 60_000, w
       try { back = new URL(url.searchParams.get('return_url') ?? ''); } catch { return send(res, 400, '<p>return_url is missing or invalid</p>', 'text/html'); }
       if (!whitelist.includes(back.hostname)) return send(res, 403, '<p>This domain is not whitelisted</p>', 'text/html');
       if (!current) return send(res, 409, '<p>fake-loginradius: no user set (call setUser)</p>', 'text/html');
-      back.searchParams.set('token', mint(current));
-      res.writeHead(302, { location: back.toString() });
+      // As documented: `<return_url>?token=<access_token>`, by plain concatenation (a
+      // return_url that has a query of its own gets a second `?`).
+      res.writeHead(302, { location: `${back.toString()}?token=${encodeURIComponent(mint(current))}` });
       return res.end();
     }
     const endpoint = {

@@ -191,6 +191,9 @@ export async function startFakeStytch({ projectId = `project-test-${randomUUID()
     try { body = raw ? JSON.parse(raw) : {}; } catch { body = null; }
     fake.calls.push({ method: req.method, path, body, auth: req.headers.authorization });
 
+    // Credentials first, as the real API does: an injected failure never hides a request
+    // that Stytch would have refused as unauthorized.
+    if (!authorized(req)) return error(res, 401, 'unauthorized_credentials', 'Unauthorized credentials.');
     const f = faults.get(path);
     if (f) {
       if (f.once) faults.delete(path);
@@ -205,7 +208,6 @@ export async function startFakeStytch({ projectId = `project-test-${randomUUID()
       }
     }
 
-    if (!authorized(req)) return error(res, 401, 'unauthorized_credentials', 'Unauthorized credentials.');
     if (body === null) return error(res, 400, 'invalid_json', 'The request body is not valid JSON.');
     const user = req.method === 'GET' && path.match(/^users\/([^/]+)$/);
     if (user) {

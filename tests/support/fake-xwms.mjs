@@ -88,9 +88,9 @@ export async function startFakeXwms({ clientId, clientSecret, domain, tokenTtlMs
         if (!user) return send(res, 409, { status: 'error', message: 'fake-xwms: no user set (call setUser)' });
         login.used = true;
         const t = mint(user, login.clientId);
-        const back = new URL(login.redirectUrl);
-        back.searchParams.set('token', t);
-        res.writeHead(302, { location: back.toString() });
+        // As documented: `redirect_url?token=<token>`, by plain concatenation (a
+        // redirect_url that has a query of its own gets a second `?`).
+        res.writeHead(302, { location: `${login.redirectUrl}?token=${encodeURIComponent(t)}` });
         return res.end();
       }
       if (req.method === 'POST' && path === '/sign-token-verify') {

@@ -364,3 +364,47 @@ fn unreachable_jwks_is_provider_unavailable() {
     h.assert_refused(&r, 502, "timed out");
     assert_eq!(json_body(&r)["error"], "provider_unavailable");
 }
+
+#[test]
+fn jwks_down_on_the_refetch_for_a_new_kid_is_provider_unavailable() {
+    let h = H::new();
+    assert_eq!(h.callback("", Some(&h.good()), true).status, 302);
+    // The key rotated at Passage, and Passage went down before Gatehouse refetched.
+    let new = Key::new();
+    let token = h.token(&h.claims(), json!({}), &new);
+    h.fake.borrow_mut().down = true;
+    h.p.0.clock.set(h.now() + 61);
+    let users = h.p.0.users.user_count();
+    let r = h.callback("", Some(&token), true);
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(json_body(&r)["error"], "provider_unavailable");
+    assert_eq!(h.p.0.users.user_count(), users, "nothing written");
+}
+
+#[test]
+fn a_cross_site_navigation_cannot_sign_in_with_the_cookie() {
+    let h = H::new();
+    let token = h.good();
+    let req = |site: &str, bearer: bool| {
+        let r = Request::new(Method::Get, &format!("{PUBLIC_URL}/auth/callback/psg"))
+            .with_header("sec-fetch-site", site);
+        if bearer {
+            r.with_header("authorization", &format!("Bearer {token}"))
+        } else {
+            r.with_header("cookie", &format!("psg_auth_token={token}"))
+        }
+    };
+    let r = block_on(handle(Ok(&h.cfg), &h.p, req("cross-site", false)));
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(h.p.0.users.user_count(), 0);
+    assert_eq!(h.jwks_fetches(), 0, "refused before anything is verified");
+    for (site, bearer) in [
+        ("same-site", false),
+        ("same-origin", false),
+        ("none", false),
+        ("cross-site", true),
+    ] {
+        let r = block_on(handle(Ok(&h.cfg), &h.p, req(site, bearer)));
+        assert_eq!(r.status, 302, "{site} bearer={bearer}");
+    }
+}
