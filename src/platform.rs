@@ -132,14 +132,16 @@ pub trait Signatures {
     async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String>;
 }
 
-/// Per-isolate caches of remote documents (discovery, JWKS): they live as long as the
-/// isolate, which is what makes the hot path cheap.
+/// Per-isolate caches of remote documents (discovery, JWKS) and of successful signature
+/// checks: they live as long as the isolate, which is what makes the hot path cheap.
 #[derive(Default)]
 pub struct Caches {
     /// URL → (fetched at, body).
     pub documents: RefCell<HashMap<String, (i64, serde_json::Value)>>,
     /// URL → last forced refetch (the once-a-minute limit on unknown `kid`s).
     pub last_refetch: RefCell<HashMap<String, i64>>,
+    /// Signature checks that succeeded (see [`crate::jwt::remembered`]).
+    pub verified: crate::jwt::remembered::VerifiedSet,
 }
 
 /// Everything a request handler needs from the runtime.

@@ -10,6 +10,7 @@ pub mod jwk;
 pub mod keys;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
+pub mod remembered;
 pub mod validate;
 
 /// Tokens longer than this are refused before any parsing.

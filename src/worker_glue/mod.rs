@@ -11,6 +11,7 @@ mod webcrypto;
 use crate::config::{Config, EnvSource, EnvValue};
 use crate::error::AppError;
 use crate::http::{Method, Request, Response, MAX_BODY_BYTES};
+use crate::jwt::remembered::Remembered;
 use crate::platform::{Caches, Platform};
 use std::cell::OnceCell;
 use wasm_bindgen::JsValue;
@@ -57,7 +58,7 @@ pub struct WorkerPlatform {
     kv: kv::WorkerKv,
     users: d1::D1Users,
     http: fetch::WorkerFetch,
-    sig: webcrypto::WebCrypto,
+    sig: Remembered<'static, webcrypto::WebCrypto>,
     caches: &'static Caches,
 }
 
@@ -65,7 +66,7 @@ impl Platform for WorkerPlatform {
     type Kv = kv::WorkerKv;
     type Users = d1::D1Users;
     type Http = fetch::WorkerFetch;
-    type Sig = webcrypto::WebCrypto;
+    type Sig = Remembered<'static, webcrypto::WebCrypto>;
     fn kv(&self) -> &Self::Kv {
         &self.kv
     }
@@ -98,12 +99,16 @@ fn platform(env: &worker::Env) -> Result<WorkerPlatform, AppError> {
         setting: "DB (D1 binding)".into(),
         problem: e.to_string(),
     })?;
+    let caches: &'static Caches = CACHES.with(|c| *c);
     Ok(WorkerPlatform {
         kv: kv::WorkerKv(kv),
         users: d1::D1Users(db),
         http: fetch::WorkerFetch,
-        sig: webcrypto::WebCrypto,
-        caches: CACHES.with(|c| *c),
+        sig: Remembered {
+            inner: webcrypto::WebCrypto,
+            seen: &caches.verified,
+        },
+        caches,
     })
 }
 

@@ -132,6 +132,8 @@ export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port,
     url,
     port,
     dir,
+    /** The process group of `wrangler dev` (workerd runs inside it): for CPU accounting. */
+    pid: child.pid,
     logs: () => output,
     /** Waits (bounded) until the Worker's log output matches `re`; returns whether it did. */
     async waitForLog(re, timeoutMs = 10_000) {
