@@ -1,17 +1,28 @@
 //! Native benchmarks of the request hot path's pure-Rust parts: access-token parsing and
 //! verification (native Ed25519 backend — the Worker uses WebCrypto instead, see the load
-//! benchmark), token issuing, session-id hashing, cookie and `return_to` checks.
+//! benchmark), token issuing, session-id hashing, cookie and `return_to` checks; and a whole
+//! OIDC login callback through `app::handle` with in-memory stores, which is Gatehouse's own
+//! work on the callback (SPEC section 8) without the runtime, storage or network around it.
 //! Run with `cargo bench`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use gatehouse::config::Config;
 use gatehouse::cookies::CookieJar;
+use gatehouse::crypto::b64url;
 use gatehouse::http::{Method, Request};
 use gatehouse::jwt::access::{self, AccessClaims};
 use gatehouse::jwt::compact;
+use gatehouse::jwt::keys::SigningKey;
+use gatehouse::jwt::native::generate_ed25519_jwk;
 use gatehouse::jwt::native::NativeSignatures;
+use gatehouse::platform::{Inbound, Outbound};
 use gatehouse::testing::{block_on, test_config};
+use gatehouse::testing::{test_env, TestPlatform};
+use serde_json::json;
+use std::cell::RefCell;
 use std::hint::black_box;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 fn token(cfg: &Config) -> String {
     let claims = AccessClaims::new(
@@ -58,5 +69,108 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(hot_paths, benches);
+/// The `dev` provider of `test_env()`, answered in memory. The ID token for the next callback
+/// is made (and signed) before the clock starts, so only Gatehouse's work is timed.
+struct Idp {
+    key: SigningKey,
+    id_token: RefCell<String>,
+}
+
+impl Idp {
+    fn serve(&self, req: &Outbound) -> Result<Inbound, gatehouse::platform::FetchError> {
+        let body = match req.url.as_str() {
+            "http://127.0.0.1:9000/.well-known/openid-configuration" => json!({
+                "issuer": "http://127.0.0.1:9000",
+                "authorization_endpoint": "http://127.0.0.1:9000/authorize",
+                "token_endpoint": "http://127.0.0.1:9000/token",
+                "jwks_uri": "http://127.0.0.1:9000/jwks",
+                "userinfo_endpoint": "http://127.0.0.1:9000/userinfo",
+            }),
+            "http://127.0.0.1:9000/jwks" => json!({"keys": [self.key.public]}),
+            "http://127.0.0.1:9000/token" => {
+                json!({"id_token": *self.id_token.borrow(), "access_token": "at", "token_type": "Bearer"})
+            }
+            "http://127.0.0.1:9000/userinfo" => {
+                json!({"sub": "user-42", "email": "ada@example.com", "name": "Ada"})
+            }
+            _ => json!({}),
+        };
+        Ok(Inbound {
+            status: 200,
+            body: body.to_string().into_bytes(),
+        })
+    }
+
+    fn prepare(&self, nonce: &str, now: i64) {
+        let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": self.key.kid});
+        let claims = json!({
+            "iss": "http://127.0.0.1:9000", "aud": "gatehouse", "sub": "user-42", "exp": now + 3600,
+            "iat": now, "nonce": nonce, "email": "ada@example.com", "name": "Ada",
+        });
+        let input = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        let sig = NativeSignatures.sign_sync(&self.key, input.as_bytes());
+        *self.id_token.borrow_mut() = format!("{input}.{}", b64url(&sig));
+    }
+}
+
+fn query_param(url: &str, name: &str) -> String {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap()
+}
+
+fn login_callback(c: &mut Criterion) {
+    let cfg = Config::from_env(&test_env()).unwrap();
+    let idp = Rc::new(Idp {
+        key: SigningKey::from_private_jwk(&generate_ed25519_jwk()).unwrap(),
+        id_token: RefCell::default(),
+    });
+    let served = idp.clone();
+    let p = TestPlatform::new(move |req| served.serve(req));
+    let base = "http://127.0.0.1:8787";
+    let get = |url: &str, cookie: Option<&str>| {
+        let mut req = Request::new(Method::Get, url);
+        if let Some(c) = cookie {
+            req = req.with_header("cookie", c);
+        }
+        block_on(gatehouse::app::handle(Ok(&cfg), &p, req))
+    };
+    c.bench_function(
+        "login callback: code exchange, ID-token verify, userinfo, link, session (native, in-memory stores)",
+        |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    // Untimed: the login redirect, and the provider's side of the callback.
+                    let login = get(&format!("{base}/auth/login?provider=dev"), None);
+                    let location = login.header("location").unwrap().to_string();
+                    let txn = login
+                        .headers_named("set-cookie")
+                        .find(|c| c.starts_with("gh_txn="))
+                        .map(|c| c.split(';').next().unwrap().to_string())
+                        .unwrap();
+                    idp.prepare(&query_param(&location, "nonce"), p.clock.get());
+                    let url = format!(
+                        "{base}/auth/callback/dev?code=c&state={}",
+                        query_param(&location, "state")
+                    );
+                    let started = Instant::now();
+                    let r = get(&url, Some(&txn));
+                    spent += started.elapsed();
+                    assert_eq!(r.status, 302, "{}", String::from_utf8_lossy(&r.body));
+                }
+                spent
+            })
+        },
+    );
+}
+
+criterion_group!(hot_paths, benches, login_callback);
 criterion_main!(hot_paths);
