@@ -11,7 +11,8 @@
 // session) and prints the gzip bundle size. Usage: node bench/load.mjs [seconds]
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { writeFile, readFile, readdir } from 'node:fs/promises';
+import { writeFile, readFile } from 'node:fs/promises';
+import { workerdCpu } from './cpu.mjs';
 import { gzipSync } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -24,23 +25,6 @@ const run = promisify(execFile);
 const SECONDS = Number(process.argv[2] ?? 8);
 const CONNECTIONS = 8;
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
-
-const CLK_TCK = 100; // Linux's USER_HZ: /proc times are in 1/100 s
-
-/** CPU seconds (user + system) so far of the workerd processes in process group `pgid`. */
-async function workerdCpu(pgid) {
-  let ticks = 0;
-  for (const d of await readdir('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    let stat;
-    try { stat = await readFile(`/proc/${d}/stat`, 'utf8'); } catch { continue; }
-    const close = stat.lastIndexOf(')');
-    const comm = stat.slice(stat.indexOf('(') + 1, close);
-    const f = stat.slice(close + 2).split(' '); // from field 3 (state): pgrp = f[2], utime = f[11], stime = f[12]
-    if (comm.startsWith('workerd') && Number(f[2]) === pgid) ticks += Number(f[11]) + Number(f[12]);
-  }
-  return ticks / CLK_TCK;
-}
 
 let GH_PGID;
 

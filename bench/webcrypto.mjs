@@ -5,27 +5,15 @@
 // Usage: node bench/webcrypto.mjs [rounds]
 import { spawn, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtemp, writeFile, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, freePort } from '../tests/support/harness.mjs';
+import { workerdCpu } from './cpu.mjs';
 
 const run = promisify(execFile);
 const ROUNDS = Number(process.argv[2] ?? 15);
-
-async function workerdCpu(pgid) {
-  let ticks = 0;
-  for (const d of await readdir('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    let stat;
-    try { stat = await readFile(`/proc/${d}/stat`, 'utf8'); } catch { continue; }
-    const close = stat.lastIndexOf(')');
-    const f = stat.slice(close + 2).split(' ');
-    if (stat.slice(stat.indexOf('(') + 1, close).startsWith('workerd') && Number(f[2]) === pgid) ticks += Number(f[11]) + Number(f[12]);
-  }
-  return ticks / 100;
-}
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const msg = Buffer.from('eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJ1c3JfYmVuY2gifQ');
