@@ -353,6 +353,8 @@ test('loginradius: ErrorCode answers end with no session and no user', async () 
   browser = new Client();
   callback = await signIn(browser, 'lr', { stopAtCallback: true });
   await assertRefused(await browser.fetch(callback), 400, 'provider_error', before, 'ErrorCode with 200');
+  // The token the hosted page issued does not outlive the refused sign-in.
+  assert.equal(lr.isLive(tokenOf(callback)), false, 'invalidated at LoginRadius');
   lr.reset();
 
   // A key LoginRadius does not know (901 from the fake's real check).

@@ -183,7 +183,7 @@ pub async fn revoke_session<P: Platform>(
     if !own {
         return Err(AppError::NotFound);
     }
-    super::ending::end_session(ctx, sid, &caller.claims.sub).await?;
+    super::ending::end_session(ctx, sid, &caller.claims.sub, None).await?;
     ctx.event(
         req,
         Some(&caller.claims.sub),

@@ -610,6 +610,10 @@ fn magic_links_are_invitations_sent_through_the_stytch_provider() {
             .into(),
     );
     env.insert("PROVIDER_MAIL_SECRET".into(), "stytch-secret".into());
+    env.insert(
+        "ALLOWED_RETURN_ORIGINS".into(),
+        "https://app.example.test".into(),
+    );
     let h = H {
         cfg: Config::from_env(&env).unwrap(),
         p: TestPlatform::new(|o| {
@@ -653,6 +657,7 @@ fn magic_links_are_invitations_sent_through_the_stytch_provider() {
         1
     );
     drop(calls);
+    invitation_page_spends_nothing_and_only_its_own_page_confirms(&h, link);
     for (b, status) in [
         (r#"{"email":"ivy@example.test","provider":"dev"}"#, 400),
         (r#"{"email":"ivy@example.test","provider":"nope"}"#, 400),
@@ -679,4 +684,62 @@ fn magic_links_are_invitations_sent_through_the_stytch_provider() {
         Some(r#"{"email":"ivy@example.test"}"#),
     );
     assert_eq!(r.status, 429);
+}
+
+/// The emailed invitation `link` (not yet used): its GET is a page that spends nothing; a POST
+/// from any page but Gatehouse's own, or to another provider's callback, is refused without
+/// using it up or asking Stytch anything.
+fn invitation_page_spends_nothing_and_only_its_own_page_confirms(h: &H, link: &str) {
+    let stytch_calls = || h.p.http.calls.borrow().len();
+    let invitations = || {
+        h.p.kv
+            .keys()
+            .iter()
+            .filter(|k| k.starts_with("ti:"))
+            .count()
+    };
+    let before = (stytch_calls(), invitations());
+    let call = |method: Method, url: &str, headers: &[(&str, &str)]| {
+        let mut req = Request::new(method, url).with_header("accept", "text/html");
+        for (k, v) in headers {
+            req = req.with_header(k, v);
+        }
+        block_on(handle(Ok(&h.cfg), &h.p, req))
+    };
+    let page = call(Method::Get, link, &[]);
+    assert_eq!(page.status, 200);
+    let html = String::from_utf8_lossy(&page.body).to_string();
+    assert!(
+        html.contains("<strong id=\"invitee\">ivy@example.test</strong>"),
+        "{html}"
+    );
+    assert!(html.contains("<form method=\"post\" action=\"/auth/callback/mail?gh_invite="));
+    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+    for headers in [
+        vec![("origin", "https://evil.example")],
+        // An origin allowed for return_to and CORS is still not Gatehouse's own page.
+        vec![("origin", "https://app.example.test")],
+        vec![("sec-fetch-site", "same-site")],
+        vec![("cookie", "gh_session=x")],
+    ] {
+        let r = call(Method::Post, link, &headers);
+        assert_eq!(r.status, 403, "{headers:?}");
+    }
+    // Sent to another provider's callback: refused, and the invitation is not used up.
+    let elsewhere = link.replace("/auth/callback/mail?", "/auth/callback/dev?");
+    let r = call(
+        Method::Post,
+        &elsewhere,
+        &[("origin", "http://127.0.0.1:8787")],
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(call(Method::Get, &elsewhere, &[]).status, 400);
+    // A POST without an invitation is not a callback.
+    let r = call(
+        Method::Post,
+        "http://127.0.0.1:8787/auth/callback/mail?token=x",
+        &[("origin", "http://127.0.0.1:8787")],
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!((stytch_calls(), invitations()), before, "nothing spent");
 }

@@ -35,18 +35,34 @@ pub async fn end_vendor_of<P: Platform>(ctx: &Ctx<'_, P>, rec: &SessionRecord) {
     end_vendor(ctx, &rec.provider, rec.vendor_logout.as_deref()).await;
 }
 
+/// The record of session `sid`, for its vendor side. A read that fails is logged and counts
+/// as no record: it must not stop the revocation, which matters more.
+async fn record_of<P: Platform>(ctx: &Ctx<'_, P>, sid: &str) -> Option<SessionRecord> {
+    match sessions(ctx).get(sid, ctx.p.now()).await {
+        Ok(rec) => rec,
+        Err(e) => {
+            ctx.p.log(&format!(
+                "gatehouse: could not read a session being ended (its vendor side stays): {}",
+                e.0
+            ));
+            None
+        }
+    }
+}
+
 /// Ends session `sid` of `user_id` here (always, even when its record cannot be read, so that
-/// a copy KV has not shown us yet is revoked too) and at the vendor; returns the record if it
-/// was live.
+/// a copy KV has not shown us yet is revoked too) and at the vendor unless the vendor handle
+/// is `keep` (one a new session carries on); returns the record if it was live.
 pub async fn end_session<P: Platform>(
     ctx: &Ctx<'_, P>,
     sid: &str,
     user_id: &str,
+    keep: Option<&str>,
 ) -> AppResult<Option<SessionRecord>> {
-    let s = sessions(ctx);
-    let rec = s.get(sid, ctx.p.now()).await?;
-    s.revoke(sid, user_id).await?;
-    if let Some(rec) = &rec {
+    let rec = record_of(ctx, sid).await;
+    sessions(ctx).revoke(sid, user_id).await?;
+    let carried_on = |r: &SessionRecord| keep.is_some() && r.vendor_logout.as_deref() == keep;
+    if let Some(rec) = rec.as_ref().filter(|r| !carried_on(r)) {
         end_vendor_of(ctx, rec).await;
     }
     Ok(rec)
@@ -55,11 +71,10 @@ pub async fn end_session<P: Platform>(
 /// Ends every session of `user_id`, here and at the vendors; returns how many.
 pub async fn end_all_sessions<P: Platform>(ctx: &Ctx<'_, P>, user_id: &str) -> AppResult<usize> {
     let s = sessions(ctx);
-    let now = ctx.p.now();
     let sids = s.sids_of(user_id).await?;
     let mut vendor_sides = Vec::new();
     for sid in &sids {
-        let rec = s.get(sid, now).await?;
+        let rec = record_of(ctx, sid).await;
         s.revoke(sid, user_id).await?;
         vendor_sides.extend(rec.filter(|r| r.vendor_logout.is_some()));
     }
@@ -67,4 +82,103 @@ pub async fn end_all_sessions<P: Platform>(ctx: &Ctx<'_, P>, user_id: &str) -> A
     // down costs one timeout, not one per session.
     futures_util::future::join_all(vendor_sides.iter().map(|r| end_vendor_of(ctx, r))).await;
     Ok(sids.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::platform::Inbound;
+    use crate::testing::{block_on, test_env, TestPlatform};
+
+    /// A LoginRadius provider whose `invalidate` calls are recorded by the platform.
+    fn platform() -> (Config, TestPlatform) {
+        let mut env = test_env();
+        env.insert(
+            "PROVIDERS".into(),
+            serde_json::json!({"lr": {"kind": "loginradius", "app_name": "app", "api_key": "key",
+                "hub_url": "http://127.0.0.1:9100", "api_url": "http://127.0.0.1:9100/"}})
+            .to_string(),
+        );
+        let p = TestPlatform::new(|_| {
+            Ok(Inbound {
+                status: 200,
+                body: br#"{"IsPosted":true}"#.to_vec(),
+            })
+        });
+        (Config::from_env(&env).unwrap(), p)
+    }
+
+    fn session(ctx: &Ctx<'_, TestPlatform>, handle: &str) -> String {
+        let rec = SessionRecord {
+            user_id: "u1".into(),
+            issuer: "loginradius:app".into(),
+            provider: "lr".into(),
+            created_at: ctx.p.now(),
+            last_seen_at: ctx.p.now(),
+            expires_at: ctx.p.now() + 3600,
+            user_agent: "ua".into(),
+            ip: "192.0.2.1".into(),
+            vendor_logout: Some(handle.into()),
+        };
+        block_on(sessions(ctx).create(rec, ctx.p.now())).unwrap().1
+    }
+
+    fn invalidated(p: &TestPlatform) -> Vec<String> {
+        p.http
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| c.url.contains("access_token/invalidate"))
+            .filter_map(|c| {
+                c.headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                    .map(|(_, v)| v.trim_start_matches("Bearer ").to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_session_ends_here_and_at_the_vendor_unless_its_handle_carries_on() {
+        let (cfg, p) = platform();
+        let ctx = Ctx { cfg: &cfg, p: &p };
+        let live = |sid: &str| {
+            block_on(sessions(&ctx).get(sid, p.now()))
+                .unwrap()
+                .is_some()
+        };
+
+        // Superseded by a sign-in that LoginRadius gave the same token: only ours ends.
+        let same = session(&ctx, "tok-1");
+        assert!(block_on(end_session(&ctx, &same, "u1", Some("tok-1")))
+            .unwrap()
+            .is_some());
+        assert!(!live(&same));
+        assert!(invalidated(&p).is_empty());
+
+        // Superseded by one with another token, or ended outright: the vendor side ends too.
+        let other = session(&ctx, "tok-2");
+        block_on(end_session(&ctx, &other, "u1", Some("tok-9"))).unwrap();
+        let plain = session(&ctx, "tok-3");
+        block_on(end_session(&ctx, &plain, "u1", None)).unwrap();
+        assert!(!live(&other) && !live(&plain));
+        assert_eq!(invalidated(&p), ["tok-2", "tok-3"]);
+    }
+
+    #[test]
+    fn ending_all_sessions_asks_the_vendor_about_each() {
+        let (cfg, p) = platform();
+        let ctx = Ctx { cfg: &cfg, p: &p };
+        let sids = [session(&ctx, "a"), session(&ctx, "b")];
+        assert_eq!(block_on(end_all_sessions(&ctx, "u1")).unwrap(), 2);
+        for sid in &sids {
+            assert!(block_on(sessions(&ctx).get(sid, p.now()))
+                .unwrap()
+                .is_none());
+        }
+        let mut asked = invalidated(&p);
+        asked.sort();
+        assert_eq!(asked, ["a", "b"]);
+    }
 }

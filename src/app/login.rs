@@ -82,7 +82,7 @@ pub async fn callback<P: Platform>(
     let req = &providers::normalize_callback(req);
     if req.method == Method::Get {
         if let Some(token) = req.query(txn::INVITE_PARAM) {
-            return invitation_page(ctx, req, provider, &token).await;
+            return invitation_page(ctx, req, name, provider, &token).await;
         }
     }
     match finish_sign_in(ctx, req, name, provider).await {
@@ -116,14 +116,11 @@ pub async fn callback<P: Platform>(
 async fn invitation_page<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
+    name: &str,
     provider: &providers::ProviderConfig,
     token: &str,
 ) -> AppResult<Response> {
-    let Some(invitation) = txn::peek_invitation(ctx.p.kv(), token).await? else {
-        return Err(AppError::LoginTransaction(
-            "This sign-in link has expired or was already used.".into(),
-        ));
-    };
+    let invitation = txn::peek_invitation(ctx.p.kv(), token, name, ctx.p.now()).await?;
     let action = match req.url.query() {
         Some(q) => format!("{}?{q}", req.path()),
         None => req.path().to_string(),
@@ -140,8 +137,10 @@ async fn invitation_page<P: Platform>(
     Ok(r)
 }
 
-/// `POST /auth/callback/{name}?gh_invite=…`: the button of [`invitation_page`], from this
-/// site's own page (Origin-checked); then the callback proper.
+/// `POST /auth/callback/{name}?gh_invite=…`: the button of [`invitation_page`], pressed on
+/// Gatehouse's own page — its exact origin, not merely an allowed one (an app allowed for
+/// `return_to` and CORS must not be able to push an invitation into a browser either); then
+/// the callback proper.
 pub async fn confirm_invitation<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
@@ -152,7 +151,17 @@ pub async fn confirm_invitation<P: Platform>(
             "Only an emailed sign-in link is confirmed here; providers return with GET.".into(),
         ));
     }
-    super::check_origin(ctx.cfg, req)?;
+    let own_page = match (req.header("origin"), req.header("sec-fetch-site")) {
+        (Some(origin), _) => origin == ctx.cfg.public_origin,
+        (None, Some(site)) => site == "same-origin",
+        // No Fetch Metadata at all: not a browser, so no ambient cookies to abuse.
+        (None, None) => req.header("cookie").is_none(),
+    };
+    if !own_page {
+        return Err(AppError::Forbidden(
+            "Confirm the sign-in link on its own page.".into(),
+        ));
+    }
     callback(ctx, req, name).await
 }
 
@@ -232,7 +241,7 @@ async fn sign_in<P: Platform>(
     for c in start_session(ctx, &user, record).await? {
         r.append_header("set-cookie", &c);
     }
-    end_superseded_session(ctx, req).await;
+    end_superseded_session(ctx, req, profile.vendor_logout.as_deref()).await;
     ctx.event(
         req,
         Some(&user.id),
@@ -244,9 +253,14 @@ async fn sign_in<P: Platform>(
 }
 
 /// The session this browser had before signing in again: its cookie is replaced, so nobody
-/// could use it any more, but it would linger in the device list until it idled out.
-/// Best effort: the new sign-in stands either way.
-async fn end_superseded_session<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) {
+/// could use it any more, but it would linger in the device list until it idled out. Its
+/// vendor side ends too, unless the vendor handed the new sign-in the same session or token
+/// (`new_vendor_handle`). Best effort: the new sign-in stands either way.
+async fn end_superseded_session<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    new_vendor_handle: Option<&str>,
+) {
     let jar = CookieJar {
         secure: ctx.cfg.secure_cookies,
     };
@@ -259,9 +273,16 @@ async fn end_superseded_session<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) {
     };
     let sid = crate::sessions::sid_of(&raw);
     let ended = match sessions.get(&sid, ctx.p.now()).await {
-        Ok(Some(old)) => super::ending::end_session(ctx, &sid, &old.user_id)
-            .await
-            .map(|_| ()),
+        Ok(Some(old)) => {
+            let ended =
+                super::ending::end_session(ctx, &sid, &old.user_id, new_vendor_handle).await;
+            if ended.is_ok() {
+                let detail = serde_json::json!({"session_id": sid, "reason": "superseded"});
+                ctx.event(req, Some(&old.user_id), "session_revoked", detail)
+                    .await;
+            }
+            ended.map(|_| ())
+        }
         Ok(None) => Ok(()),
         Err(e) => Err(e.into()),
     };

@@ -244,7 +244,19 @@ pub async fn complete<P: Platform>(
         c.api_get("identity/v2/auth/account", &[], &token),
     )
     .await?;
-    profile_from_account(name, &c.issuer(), status, &body, &token)
+    let refused = match profile_from_account(name, &c.issuer(), status, &body, &token) {
+        Ok(profile) => return Ok(profile),
+        Err(e) => e,
+    };
+    // LoginRadius answered, but not with a profile Gatehouse can use: the access token the
+    // hosted page issued must not outlive the refused sign-in (best effort).
+    if let Err(e) = end_session(p, name, c, &token).await {
+        p.log(&format!(
+            "gatehouse: vendor logout at {name} failed: {}",
+            e.log_line().unwrap_or_else(|| e.to_string())
+        ));
+    }
+    Err(refused)
 }
 
 /// Invalidates the session's access token at LoginRadius. A token LoginRadius already holds

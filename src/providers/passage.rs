@@ -117,8 +117,17 @@ pub fn begin(cfg: &Config, name: &str, return_to: &str) -> String {
     url
 }
 
+/// Where a presented Passage JWT came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `Authorization: Bearer`: always sent on purpose.
+    Bearer,
+    /// The Passage cookie: rides along on any navigation to Gatehouse.
+    Cookie,
+}
+
 /// The Passage JWT of the request: `Authorization: Bearer` first, else the cookie.
-pub fn presented_token(req: &Request, cookie: &str) -> Option<String> {
+pub fn presented_token(req: &Request, cookie: &str) -> Option<(String, Source)> {
     let bearer = req.header("authorization").and_then(|h| {
         let (scheme, rest) = h.split_once(' ')?;
         scheme
@@ -127,7 +136,8 @@ pub fn presented_token(req: &Request, cookie: &str) -> Option<String> {
     });
     bearer
         .filter(|t| !t.is_empty())
-        .or_else(|| read_cookie(req, cookie))
+        .map(|t| (t, Source::Bearer))
+        .or_else(|| read_cookie(req, cookie).map(|t| (t, Source::Cookie)))
 }
 
 fn rejected(name: &str, e: JwtError) -> AppError {
@@ -151,22 +161,28 @@ pub async fn complete<P: Platform>(
     c: &PassageConfig,
     req: &Request,
 ) -> AppResult<Profile> {
-    // The cookie rides along on any navigation, also one that another site starts: a Passage
-    // cookie planted by a sibling subdomain (cookie tossing) must not sign this browser in
-    // through a cross-site link. A bearer token is always sent on purpose.
-    let from_cookie = req.header("authorization").is_none();
-    if from_cookie && req.header("sec-fetch-site") == Some("cross-site") {
-        return Err(AppError::Forbidden(format!(
-            "Continue to {} sign-in from this site's own pages.",
-            c.display_name
-        )));
-    }
-    let token = presented_token(req, &c.cookie).ok_or_else(|| {
+    let (token, source) = presented_token(req, &c.cookie).ok_or_else(|| {
         AppError::Unauthorized(format!(
             "No {} sign-in was found in this browser. Please sign in with {} first.",
             c.display_name, c.display_name
         ))
     })?;
+    // The cookie rides along on any navigation, also one that another page starts, and a
+    // page on a sibling subdomain can plant one (cookie tossing) and then navigate here as
+    // `same-site`. So a cookie token signs in only on a navigation from Gatehouse's own origin
+    // or one the person started (`none`: typed, bookmarked); a browser that sends no Fetch
+    // Metadata is taken as is.
+    if source == Source::Cookie
+        && !matches!(
+            req.header("sec-fetch-site"),
+            None | Some("same-origin" | "none")
+        )
+    {
+        return Err(AppError::Forbidden(format!(
+            "Continue to {} sign-in from this site's own pages.",
+            c.display_name
+        )));
+    }
     // Passage signs with RS256 and nothing else.
     let alg = compact::parse(&token).map_err(|e| rejected(name, e))?.alg;
     if alg != Alg::Rs256 {
@@ -256,17 +272,23 @@ mod tests {
         assert_eq!(presented_token(&base(), "psg_auth_token"), None);
         let c = base().with_header("cookie", "a=1; psg_auth_token=from-cookie");
         assert_eq!(
-            presented_token(&c, "psg_auth_token").as_deref(),
-            Some("from-cookie")
+            presented_token(&c, "psg_auth_token"),
+            Some(("from-cookie".into(), Source::Cookie))
         );
         assert_eq!(presented_token(&c, "other"), None);
         let b = c.clone().with_header("authorization", "Bearer from-header");
         assert_eq!(
-            presented_token(&b, "psg_auth_token").as_deref(),
-            Some("from-header")
+            presented_token(&b, "psg_auth_token"),
+            Some(("from-header".into(), Source::Bearer))
         );
         let basic = base().with_header("authorization", "Basic xyz");
         assert_eq!(presented_token(&basic, "psg_auth_token"), None);
+        // Another scheme (or an empty bearer) falls back to the cookie, and says so.
+        let basic_and_cookie = c.clone().with_header("authorization", "Basic xyz");
+        assert_eq!(
+            presented_token(&basic_and_cookie, "psg_auth_token"),
+            Some(("from-cookie".into(), Source::Cookie))
+        );
     }
 }
 

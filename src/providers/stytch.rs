@@ -287,7 +287,21 @@ pub async fn complete<P: Platform>(
         &json!({"token": token, "session_duration_minutes": c.session_minutes}),
     )
     .await?;
-    profile_from_authenticate(name, c, &body)
+    let refused = match profile_from_authenticate(name, c, &body) {
+        Ok(profile) => return Ok(profile),
+        Err(e) => e,
+    };
+    // Stytch made a session before its answer turned out unusable here: it must not outlive
+    // the refused sign-in (best effort; the refusal stands either way).
+    if let Some(session) = text(&body, "session_token").filter(|t| !t.is_empty()) {
+        if let Err(e) = end_session(p, name, c, &session).await {
+            p.log(&format!(
+                "gatehouse: vendor logout at {name} failed: {}",
+                e.log_line().unwrap_or_else(|| e.to_string())
+            ));
+        }
+    }
+    Err(refused)
 }
 
 /// Revokes the Stytch session at logout; one that is already gone (404

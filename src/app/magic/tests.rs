@@ -28,6 +28,9 @@ enum Mode {
     Http500,
     TooMany,
     BadRequest,
+    /// `magic_links/authenticate` makes a session but answers with a `user` that is not its
+    /// `user_id` (an answer Gatehouse must refuse).
+    InconsistentUser,
 }
 
 #[derive(Default)]
@@ -87,7 +90,7 @@ impl FakeStytch {
             Mode::Http500 => return answer(500, json!({"status_code": 500})),
             Mode::TooMany => return stytch_error(429, "too_many_requests"),
             Mode::BadRequest => return stytch_error(400, "invalid_magic_link_url"),
-            Mode::Normal => {}
+            Mode::Normal | Mode::InconsistentUser => {}
         }
         use base64::Engine;
         let basic = format!(
@@ -133,10 +136,14 @@ impl FakeStytch {
                 };
                 let session_token = self.next("session-token");
                 self.sessions.insert(session_token.clone(), user_id.clone());
+                let mut user = self.user(&user_id);
+                if self.mode == Mode::InconsistentUser {
+                    user["user_id"] = json!("user-test-someone-else");
+                }
                 answer(
                     200,
                     json!({"status_code": 200, "request_id": "r", "user_id": user_id, "method_id": format!("email-{user_id}"),
-                           "session_token": session_token, "session_jwt": "a.b.c", "user": self.user(&user_id),
+                           "session_token": session_token, "session_jwt": "a.b.c", "user": user,
                            "session": {"session_id": "session-1", "user_id": user_id}, "reset_sessions": false}),
                 )
             }
@@ -712,4 +719,17 @@ fn authenticate_failures_leave_no_user_and_no_session() {
         assert_eq!(r.status, status, "{mode:?}");
         h.assert_nothing_signed_in(&r);
     }
+}
+
+#[test]
+fn a_refused_authenticate_answer_revokes_the_session_stytch_made() {
+    let h = H::new();
+    let (cookie, link) = h.request_link("ada@example.com");
+    h.fake.borrow_mut().mode = Mode::InconsistentUser;
+    let r = h.get(&link, Some(&cookie));
+    assert_eq!(r.status, 400);
+    h.assert_nothing_signed_in(&r);
+    let fake = h.fake.borrow();
+    assert_eq!(fake.revoked.len(), 1, "the Stytch session was revoked");
+    assert!(fake.sessions.is_empty());
 }
