@@ -3,12 +3,11 @@
 
 use super::auth::{authenticate, bearer, renew, require_caller, require_live_caller, with_cookies};
 use super::{check_origin, Ctx};
-use crate::cookies::{CookieJar, ACCESS, SESSION};
+use crate::cookies::{ACCESS, SESSION};
 use crate::error::{AppError, AppResult};
 use crate::http::{Request, Response};
 use crate::jwt::keys::jwks_document;
 use crate::platform::Platform;
-use crate::sessions::Sessions;
 use crate::users::rfc3339;
 use crate::{pages, return_to};
 use serde_json::json;
@@ -52,13 +51,8 @@ pub async fn home<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
 /// `POST /auth/logout`: ends the session, clears cookies; redirect for forms, 204 for APIs.
 pub async fn logout<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
     check_origin(ctx.cfg, req)?;
-    let jar = CookieJar {
-        secure: ctx.cfg.secure_cookies,
-    };
-    let sessions = Sessions {
-        kv: ctx.p.kv(),
-        cfg: ctx.cfg,
-    };
+    let jar = ctx.jar();
+    let sessions = ctx.sessions();
     let now = ctx.p.now();
     let sid = if let Some(raw) = jar.get(req, SESSION) {
         Some(crate::sessions::sid_of(&raw))
@@ -141,10 +135,7 @@ pub fn token_preflight<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResul
 /// `GET /auth/sessions`: the caller's own sessions.
 pub async fn list_sessions<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
     let caller = require_caller(ctx, req).await?;
-    let sessions = Sessions {
-        kv: ctx.p.kv(),
-        cfg: ctx.cfg,
-    };
+    let sessions = ctx.sessions();
     let list: Vec<_> = sessions
         .list(&caller.claims.sub, ctx.p.now())
         .await?
@@ -171,10 +162,7 @@ pub async fn revoke_session<P: Platform>(
 ) -> AppResult<Response> {
     check_origin(ctx.cfg, req)?;
     let caller = require_live_caller(ctx, req).await?;
-    let sessions = Sessions {
-        kv: ctx.p.kv(),
-        cfg: ctx.cfg,
-    };
+    let sessions = ctx.sessions();
     let own = sessions
         .sids_of(&caller.claims.sub)
         .await?

@@ -17,7 +17,6 @@ use crate::http::{Method, Request, Response};
 use crate::platform::Platform;
 use crate::providers::{stytch, ProviderConfig};
 use crate::ratelimit::{self, Limit};
-use crate::sessions::Sessions;
 use crate::txn::{self, LoginTxn};
 use crate::users::{new_user_id, rfc3339, UnlinkOutcome, User, UserQuery, UserStore};
 use crate::validate;
@@ -105,13 +104,6 @@ async fn authorize<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<()
         return Err(AppError::RateLimited);
     }
     Err(AppError::Unauthorized(UNAUTHORIZED.into()))
-}
-
-fn sessions<'a, P: Platform>(ctx: &'a Ctx<'a, P>) -> Sessions<'a, P::Kv> {
-    Sessions {
-        kv: ctx.p.kv(),
-        cfg: ctx.cfg,
-    }
 }
 
 async fn existing_user<P: Platform>(ctx: &Ctx<'_, P>, id: &str) -> AppResult<User> {
@@ -286,7 +278,8 @@ async fn set_active<P: Platform>(
 /// `GET /admin/users/{id}/sessions`.
 async fn list_sessions<P: Platform>(ctx: &Ctx<'_, P>, id: &str) -> AppResult<Response> {
     existing_user(ctx, id).await?;
-    let list: Vec<Value> = sessions(ctx)
+    let list: Vec<Value> = ctx
+        .sessions()
         .list(id, ctx.p.now())
         .await?
         .into_iter()
@@ -309,7 +302,7 @@ async fn revoke_sessions<P: Platform>(
     sid: Option<&str>,
 ) -> AppResult<Response> {
     existing_user(ctx, id).await?;
-    let s = sessions(ctx);
+    let s = ctx.sessions();
     let detail = match sid {
         Some(sid) => {
             if !s.sids_of(id).await?.iter().any(|x| x == sid) {

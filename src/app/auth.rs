@@ -4,12 +4,11 @@
 //! This is where the revocation bound (`ACCESS_TOKEN_TTL_SECONDS`) comes from.
 
 use super::Ctx;
-use crate::cookies::{CookieJar, ACCESS, SESSION};
+use crate::cookies::{ACCESS, SESSION};
 use crate::error::AppResult;
 use crate::http::Request;
 use crate::jwt::access::{self, AccessClaims};
 use crate::platform::Platform;
-use crate::sessions::Sessions;
 use crate::users::{User, UserStore};
 
 /// An authenticated caller.
@@ -34,9 +33,7 @@ pub async fn authenticate<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
 ) -> AppResult<Option<Caller>> {
-    let jar = CookieJar {
-        secure: ctx.cfg.secure_cookies,
-    };
+    let jar = ctx.jar();
     let now = ctx.p.now();
     if let Some(token) = bearer(req) {
         // An explicit bearer token stands alone: no fallback to cookies.
@@ -63,17 +60,12 @@ pub async fn authenticate<P: Platform>(
 
 /// A fresh access token from the session cookie, after D1 confirms the user is active.
 pub async fn renew<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Option<Caller>> {
-    let jar = CookieJar {
-        secure: ctx.cfg.secure_cookies,
-    };
+    let jar = ctx.jar();
     let now = ctx.p.now();
     let Some(raw) = jar.get(req, SESSION) else {
         return Ok(None);
     };
-    let sessions = Sessions {
-        kv: ctx.p.kv(),
-        cfg: ctx.cfg,
-    };
+    let sessions = ctx.sessions();
     let Some((sid, rec)) = sessions.lookup(&raw, now).await? else {
         return Ok(None);
     };
@@ -132,10 +124,7 @@ pub async fn require_live_caller<P: Platform>(
     req: &Request,
 ) -> AppResult<Caller> {
     let caller = require_caller(ctx, req).await?;
-    let sessions = Sessions {
-        kv: ctx.p.kv(),
-        cfg: ctx.cfg,
-    };
+    let sessions = ctx.sessions();
     if sessions
         .get(&caller.claims.sid, ctx.p.now())
         .await?

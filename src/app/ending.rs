@@ -8,14 +8,7 @@
 use super::Ctx;
 use crate::error::AppResult;
 use crate::platform::Platform;
-use crate::sessions::{SessionRecord, Sessions};
-
-fn sessions<'a, P: Platform>(ctx: &'a Ctx<'a, P>) -> Sessions<'a, P::Kv> {
-    Sessions {
-        kv: ctx.p.kv(),
-        cfg: ctx.cfg,
-    }
-}
+use crate::sessions::SessionRecord;
 
 /// Ends the vendor-side session or token `handle` of provider `name`, if there is one.
 pub async fn end_vendor<P: Platform>(ctx: &Ctx<'_, P>, name: &str, handle: Option<&str>) {
@@ -38,7 +31,7 @@ pub async fn end_vendor_of<P: Platform>(ctx: &Ctx<'_, P>, rec: &SessionRecord) {
 /// The record of session `sid`, for its vendor side. A read that fails is logged and counts
 /// as no record: it must not stop the revocation, which matters more.
 async fn record_of<P: Platform>(ctx: &Ctx<'_, P>, sid: &str) -> Option<SessionRecord> {
-    match sessions(ctx).get(sid, ctx.p.now()).await {
+    match ctx.sessions().get(sid, ctx.p.now()).await {
         Ok(rec) => rec,
         Err(e) => {
             ctx.p.log(&format!(
@@ -60,7 +53,7 @@ pub async fn end_session<P: Platform>(
     keep: Option<&str>,
 ) -> AppResult<Option<SessionRecord>> {
     let rec = record_of(ctx, sid).await;
-    sessions(ctx).revoke(sid, user_id).await?;
+    ctx.sessions().revoke(sid, user_id).await?;
     let carried_on = |r: &SessionRecord| keep.is_some() && r.vendor_logout.as_deref() == keep;
     if let Some(rec) = rec.as_ref().filter(|r| !carried_on(r)) {
         end_vendor_of(ctx, rec).await;
@@ -70,7 +63,7 @@ pub async fn end_session<P: Platform>(
 
 /// Ends every session of `user_id`, here and at the vendors; returns how many.
 pub async fn end_all_sessions<P: Platform>(ctx: &Ctx<'_, P>, user_id: &str) -> AppResult<usize> {
-    let s = sessions(ctx);
+    let s = ctx.sessions();
     let sids = s.sids_of(user_id).await?;
     let mut vendor_sides = Vec::new();
     for sid in &sids {
@@ -121,7 +114,7 @@ mod tests {
             ip: "192.0.2.1".into(),
             vendor_logout: Some(handle.into()),
         };
-        block_on(sessions(ctx).create(rec, ctx.p.now())).unwrap().1
+        block_on(ctx.sessions().create(rec, ctx.p.now())).unwrap().1
     }
 
     fn invalidated(p: &TestPlatform) -> Vec<String> {
@@ -144,7 +137,7 @@ mod tests {
         let (cfg, p) = platform();
         let ctx = Ctx { cfg: &cfg, p: &p };
         let live = |sid: &str| {
-            block_on(sessions(&ctx).get(sid, p.now()))
+            block_on(ctx.sessions().get(sid, p.now()))
                 .unwrap()
                 .is_some()
         };
@@ -173,7 +166,7 @@ mod tests {
         let sids = [session(&ctx, "a"), session(&ctx, "b")];
         assert_eq!(block_on(end_all_sessions(&ctx, "u1")).unwrap(), 2);
         for sid in &sids {
-            assert!(block_on(sessions(&ctx).get(sid, p.now()))
+            assert!(block_on(ctx.sessions().get(sid, p.now()))
                 .unwrap()
                 .is_none());
         }

@@ -4,11 +4,11 @@
 
 use super::auth::issue_for;
 use super::Ctx;
-use crate::cookies::{CookieJar, ACCESS, SESSION};
+use crate::cookies::{ACCESS, SESSION};
 use crate::error::{AppError, AppResult};
 use crate::http::{Method, Request, Response};
 use crate::platform::Platform;
-use crate::sessions::{SessionRecord, Sessions};
+use crate::sessions::SessionRecord;
 use crate::txn::{self, LoginTxn};
 use crate::users::User;
 use crate::{linking, pages, providers, return_to};
@@ -261,16 +261,11 @@ async fn end_superseded_session<P: Platform>(
     req: &Request,
     new_vendor_handle: Option<&str>,
 ) {
-    let jar = CookieJar {
-        secure: ctx.cfg.secure_cookies,
-    };
+    let jar = ctx.jar();
     let Some(raw) = jar.get(req, SESSION) else {
         return;
     };
-    let sessions = Sessions {
-        kv: ctx.p.kv(),
-        cfg: ctx.cfg,
-    };
+    let sessions = ctx.sessions();
     let sid = crate::sessions::sid_of(&raw);
     let ended = match sessions.get(&sid, ctx.p.now()).await {
         Ok(Some(old)) => {
@@ -300,15 +295,10 @@ async fn start_session<P: Platform>(
     user: &User,
     record: SessionRecord,
 ) -> AppResult<Vec<String>> {
-    let sessions = Sessions {
-        kv: ctx.p.kv(),
-        cfg: ctx.cfg,
-    };
+    let sessions = ctx.sessions();
     let (raw, sid) = sessions.create(record, ctx.p.now()).await?;
     let (_, token) = issue_for(ctx, user, &sid).await?;
-    let jar = CookieJar {
-        secure: ctx.cfg.secure_cookies,
-    };
+    let jar = ctx.jar();
     Ok(vec![
         jar.set(SESSION, &raw, ctx.cfg.session_ttl),
         jar.set(ACCESS, &token, ctx.cfg.access_ttl),

@@ -15,9 +15,11 @@ pub mod proxy;
 mod flow_tests;
 
 use crate::config::Config;
+use crate::cookies::CookieJar;
 use crate::error::{AppError, AppResult};
 use crate::http::{Method, Request, Response};
 use crate::platform::Platform;
+use crate::sessions::Sessions;
 use crate::users::{Event, UserStore};
 
 pub use auth::{authenticate, Caller};
@@ -29,6 +31,21 @@ pub struct Ctx<'a, P: Platform> {
 }
 
 impl<P: Platform> Ctx<'_, P> {
+    /// Session operations over this platform's KV.
+    pub fn sessions(&self) -> Sessions<'_, P::Kv> {
+        Sessions {
+            kv: self.p.kv(),
+            cfg: self.cfg,
+        }
+    }
+
+    /// The cookie jar for this deployment (`__Host-` and `Secure` unless plain-http localhost).
+    pub fn jar(&self) -> CookieJar {
+        CookieJar {
+            secure: self.cfg.secure_cookies,
+        }
+    }
+
     /// Records an audit event; a failure is logged, never fatal (the action itself is done).
     pub async fn event(
         &self,

@@ -73,9 +73,7 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
     let Some(caller) = authenticate(ctx, req).await? else {
         return Ok(Decision::Respond(unauthenticated(req)));
     };
-    let jar = CookieJar {
-        secure: ctx.cfg.secure_cookies,
-    };
+    let jar = ctx.jar();
     let used_bearer = bearer(req).is_some();
     // Cookies ride along on requests from sibling subdomains too (SameSite=Lax): a
     // cookie-authenticated request that changes state must come from an allowed origin.
