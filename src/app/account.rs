@@ -65,8 +65,7 @@ pub async fn logout<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
     };
     if let Some(sid) = sid {
         if let Some(rec) = sessions.get(&sid, now).await? {
-            sessions.revoke(&sid, &rec.user_id).await?;
-            super::ending::end_vendor_of(ctx, &rec).await;
+            super::ending::end_record(ctx, &sid, &rec, None).await?;
             ctx.event(
                 req,
                 Some(&rec.user_id),
@@ -171,7 +170,7 @@ pub async fn revoke_session<P: Platform>(
     if !own {
         return Err(AppError::NotFound);
     }
-    super::ending::end_session(ctx, sid, &caller.claims.sub, None).await?;
+    super::ending::end_session(ctx, sid, &caller.claims.sub).await?;
     ctx.event(
         req,
         Some(&caller.claims.sub),

@@ -308,7 +308,7 @@ async fn revoke_sessions<P: Platform>(
             if !s.sids_of(id).await?.iter().any(|x| x == sid) {
                 return Err(AppError::NotFound);
             }
-            end_session(ctx, sid, id, None).await?;
+            end_session(ctx, sid, id).await?;
             json!({"by": "admin", "session_id": sid})
         }
         None => json!({"by": "admin", "all": true, "count": end_all_sessions(ctx, id).await?}),

@@ -72,8 +72,7 @@ pub async fn renew<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Op
     let user = match ctx.p.users().get_user(&rec.user_id).await? {
         Some(u) if u.active => u,
         _ => {
-            sessions.revoke(&sid, &rec.user_id).await?;
-            super::ending::end_vendor_of(ctx, &rec).await;
+            super::ending::end_record(ctx, &sid, &rec, None).await?;
             return Ok(None);
         }
     };

@@ -43,22 +43,30 @@ async fn record_of<P: Platform>(ctx: &Ctx<'_, P>, sid: &str) -> Option<SessionRe
     }
 }
 
-/// Ends session `sid` of `user_id` here (always, even when its record cannot be read, so that
-/// a copy KV has not shown us yet is revoked too) and at the vendor unless the vendor handle
-/// is `keep` (one a new session carries on); returns the record if it was live.
-pub async fn end_session<P: Platform>(
+/// Ends session `sid`, whose record the caller has already read, here and at the vendor —
+/// unless the vendor handle is `keep` (one that a new session carries on).
+pub async fn end_record<P: Platform>(
     ctx: &Ctx<'_, P>,
     sid: &str,
-    user_id: &str,
+    rec: &SessionRecord,
     keep: Option<&str>,
-) -> AppResult<Option<SessionRecord>> {
-    let rec = record_of(ctx, sid).await;
-    ctx.sessions().revoke(sid, user_id).await?;
-    let carried_on = |r: &SessionRecord| keep.is_some() && r.vendor_logout.as_deref() == keep;
-    if let Some(rec) = rec.as_ref().filter(|r| !carried_on(r)) {
+) -> AppResult<()> {
+    ctx.sessions().revoke(sid, &rec.user_id).await?;
+    if keep.is_none() || rec.vendor_logout.as_deref() != keep {
         end_vendor_of(ctx, rec).await;
     }
-    Ok(rec)
+    Ok(())
+}
+
+/// Ends session `sid` of `user_id` here (always, even when its record cannot be read, so that
+/// a copy KV has not shown us yet is revoked too) and, when its record is read, at the vendor.
+pub async fn end_session<P: Platform>(ctx: &Ctx<'_, P>, sid: &str, user_id: &str) -> AppResult<()> {
+    let rec = record_of(ctx, sid).await;
+    ctx.sessions().revoke(sid, user_id).await?;
+    if let Some(rec) = &rec {
+        end_vendor_of(ctx, rec).await;
+    }
+    Ok(())
 }
 
 /// Ends every session of `user_id`, here and at the vendors; returns how many.
@@ -103,8 +111,12 @@ mod tests {
     }
 
     fn session(ctx: &Ctx<'_, TestPlatform>, handle: &str) -> String {
+        session_of(ctx, "u1", handle)
+    }
+
+    fn session_of(ctx: &Ctx<'_, TestPlatform>, user: &str, handle: &str) -> String {
         let rec = SessionRecord {
-            user_id: "u1".into(),
+            user_id: user.into(),
             issuer: "loginradius:app".into(),
             provider: "lr".into(),
             created_at: ctx.p.now(),
@@ -142,19 +154,23 @@ mod tests {
                 .is_some()
         };
 
+        let record = |sid: &str| {
+            block_on(ctx.sessions().get(sid, p.now()))
+                .unwrap()
+                .expect("live")
+        };
+
         // Superseded by a sign-in that LoginRadius gave the same token: only ours ends.
         let same = session(&ctx, "tok-1");
-        assert!(block_on(end_session(&ctx, &same, "u1", Some("tok-1")))
-            .unwrap()
-            .is_some());
+        block_on(end_record(&ctx, &same, &record(&same), Some("tok-1"))).unwrap();
         assert!(!live(&same));
         assert!(invalidated(&p).is_empty());
 
         // Superseded by one with another token, or ended outright: the vendor side ends too.
         let other = session(&ctx, "tok-2");
-        block_on(end_session(&ctx, &other, "u1", Some("tok-9"))).unwrap();
+        block_on(end_record(&ctx, &other, &record(&other), Some("tok-9"))).unwrap();
         let plain = session(&ctx, "tok-3");
-        block_on(end_session(&ctx, &plain, "u1", None)).unwrap();
+        block_on(end_session(&ctx, &plain, "u1")).unwrap();
         assert!(!live(&other) && !live(&plain));
         assert_eq!(invalidated(&p), ["tok-2", "tok-3"]);
     }
@@ -164,6 +180,7 @@ mod tests {
         let (cfg, p) = platform();
         let ctx = Ctx { cfg: &cfg, p: &p };
         let sids = [session(&ctx, "a"), session(&ctx, "b")];
+        let theirs = session_of(&ctx, "u2", "c");
         assert_eq!(block_on(end_all_sessions(&ctx, "u1")).unwrap(), 2);
         for sid in &sids {
             assert!(block_on(ctx.sessions().get(sid, p.now()))
@@ -173,5 +190,9 @@ mod tests {
         let mut asked = invalidated(&p);
         asked.sort();
         assert_eq!(asked, ["a", "b"]);
+        // Another user's session is untouched.
+        assert!(block_on(ctx.sessions().get(&theirs, p.now()))
+            .unwrap()
+            .is_some());
     }
 }

@@ -261,26 +261,20 @@ async fn end_superseded_session<P: Platform>(
     req: &Request,
     new_vendor_handle: Option<&str>,
 ) {
-    let jar = ctx.jar();
-    let Some(raw) = jar.get(req, SESSION) else {
+    let Some(raw) = ctx.jar().get(req, SESSION) else {
         return;
     };
-    let sessions = ctx.sessions();
-    let sid = crate::sessions::sid_of(&raw);
-    let ended = match sessions.get(&sid, ctx.p.now()).await {
-        Ok(Some(old)) => {
-            let ended =
-                super::ending::end_session(ctx, &sid, &old.user_id, new_vendor_handle).await;
-            if ended.is_ok() {
-                let detail = serde_json::json!({"session_id": sid, "reason": "superseded"});
-                ctx.event(req, Some(&old.user_id), "session_revoked", detail)
-                    .await;
-            }
-            ended.map(|_| ())
-        }
-        Ok(None) => Ok(()),
-        Err(e) => Err(e.into()),
-    };
+    let ended = async {
+        let Some((sid, old)) = ctx.sessions().lookup(&raw, ctx.p.now()).await? else {
+            return Ok(());
+        };
+        super::ending::end_record(ctx, &sid, &old, new_vendor_handle).await?;
+        let detail = serde_json::json!({"session_id": sid, "reason": "superseded"});
+        ctx.event(req, Some(&old.user_id), "session_revoked", detail)
+            .await;
+        Ok::<(), AppError>(())
+    }
+    .await;
     if let Err(e) = ended {
         ctx.p.log(&format!(
             "gatehouse: could not end the superseded session: {}",
