@@ -16,10 +16,7 @@ pub async fn end_vendor<P: Platform>(ctx: &Ctx<'_, P>, name: &str, handle: Optio
         return;
     };
     if let Err(e) = crate::providers::end_session(ctx.p, name, provider, handle).await {
-        ctx.p.log(&format!(
-            "gatehouse: vendor logout at {name} failed: {}",
-            e.log_line().unwrap_or_else(|| e.to_string())
-        ));
+        crate::providers::log_failed_logout(ctx.p, name, &e);
     }
 }
 

@@ -11,7 +11,7 @@
 //! ([`super::callback_url`]), checked against the transaction cookie before the token is used.
 
 use super::fetch::call_json;
-use super::xwms::{api_base, callback_token};
+use super::xwms::api_base;
 use super::{callback_url, settings};
 use crate::config::{parse_base_url, Config};
 use crate::crypto::Secret;
@@ -237,7 +237,7 @@ pub async fn complete<P: Platform>(
     req: &Request,
     _txn: &LoginTxn,
 ) -> AppResult<Profile> {
-    let token = callback_token(req)?;
+    let token = super::query_token(req, super::MAX_QUERY_TOKEN_LEN)?;
     let (status, body) = call_json(
         p.http(),
         name,
@@ -251,10 +251,7 @@ pub async fn complete<P: Platform>(
     // LoginRadius answered, but not with a profile Gatehouse can use: the access token the
     // hosted page issued must not outlive the refused sign-in (best effort).
     if let Err(e) = end_session(p, name, c, &token).await {
-        p.log(&format!(
-            "gatehouse: vendor logout at {name} failed: {}",
-            e.log_line().unwrap_or_else(|| e.to_string())
-        ));
+        super::log_failed_logout(p, name, &e);
     }
     Err(refused)
 }

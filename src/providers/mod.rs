@@ -21,7 +21,7 @@ pub mod xwms;
 
 use crate::config::Config;
 use crate::crypto::Secret;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::platform::Platform;
 use crate::txn::LoginTxn;
@@ -47,6 +47,36 @@ pub fn settings<T: DeserializeOwned>(v: &serde_json::Value) -> Result<T, String>
 /// The secret a kind needs, or a clear error naming the variable.
 pub fn require_secret(name: &str, secret: Option<Secret>) -> Result<Secret, String> {
     secret.ok_or_else(|| format!("needs the secret {}", crate::config::secret_var_name(name)))
+}
+
+/// Longest `?token=` Gatehouse passes on to a vendor (XWMS, LoginRadius).
+pub const MAX_QUERY_TOKEN_LEN: usize = 4096;
+
+/// The `?token=` a vendor's redirect or emailed link comes back with (XWMS, LoginRadius,
+/// Stytch), at most `max_len` long and made only of the characters of a token
+/// (base64/base64url, hex, UUIDs, JWTs): the value goes into a JSON body or an
+/// `Authorization` header, where a space or a line break would be the vendor's problem to
+/// refuse, or no valid header at all.
+pub fn query_token(req: &Request, max_len: usize) -> AppResult<String> {
+    let token = req
+        .query("token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| AppError::BadRequest("The provider returned no sign-in token.".into()))?;
+    let token_char = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    if token.len() > max_len || !token.chars().all(token_char) {
+        return Err(AppError::BadRequest(
+            "The sign-in token in this link is malformed.".into(),
+        ));
+    }
+    Ok(token)
+}
+
+/// The one log line of a vendor logout that failed: it is best effort wherever it is tried.
+pub fn log_failed_logout<P: Platform>(p: &P, name: &str, e: &AppError) {
+    p.log(&format!(
+        "gatehouse: vendor logout at {name} failed: {}",
+        e.log_line().unwrap_or_else(|| e.to_string())
+    ));
 }
 
 /// The query parameter that carries the transaction key back on flows without OAuth `state`.
@@ -221,5 +251,40 @@ mod tests {
             "http://127.0.0.1:8787/auth/callback/xw?gh_state=abc&token=T1",
         );
         assert_eq!(normalize_callback(&plain).url, plain.url);
+    }
+
+    #[test]
+    fn callback_tokens_are_token_characters_only() {
+        let req = |q: &str| {
+            Request::new(
+                Method::Get,
+                &format!("https://gh.example/auth/callback/xw?{q}"),
+            )
+        };
+        for ok in [
+            "token=abc-DEF_123.x~y",
+            "token=eyJh.eyJz.c2ln",
+            "token=YWJj%2Bdw%3D%3D",
+        ] {
+            assert!(query_token(&req(ok), MAX_QUERY_TOKEN_LEN).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "token=",
+            "token=a%20b",
+            "token=a%0D%0ASet-Cookie:x",
+            "token=%22a%22",
+            "token=a;b",
+        ] {
+            assert!(
+                matches!(
+                    query_token(&req(bad), MAX_QUERY_TOKEN_LEN),
+                    Err(crate::error::AppError::BadRequest(_))
+                ),
+                "{bad}"
+            );
+        }
+        let long = format!("token={}", "a".repeat(MAX_QUERY_TOKEN_LEN + 1));
+        assert!(query_token(&req(&long), MAX_QUERY_TOKEN_LEN).is_err());
     }
 }

@@ -202,9 +202,7 @@ pub fn callback_token(req: &Request) -> AppResult<String> {
                 .into(),
         )),
     }
-    req.query("token")
-        .filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_LEN)
-        .ok_or_else(|| AppError::BadRequest("The sign-in link carries no valid token.".into()))
+    super::query_token(req, MAX_TOKEN_LEN)
 }
 
 /// `name{first_name, middle_name, last_name}` as one string.
@@ -295,10 +293,7 @@ pub async fn complete<P: Platform>(
     // the refused sign-in (best effort; the refusal stands either way).
     if let Some(session) = text(&body, "session_token").filter(|t| !t.is_empty()) {
         if let Err(e) = end_session(p, name, c, &session).await {
-            p.log(&format!(
-                "gatehouse: vendor logout at {name} failed: {}",
-                e.log_line().unwrap_or_else(|| e.to_string())
-            ));
+            super::log_failed_logout(p, name, &e);
         }
     }
     Err(refused)

@@ -22,9 +22,6 @@ use serde_json::{json, Map, Value};
 /// XWMS's API base.
 pub const DEFAULT_API_URL: &str = "https://api.xwms.com/";
 
-/// Longest callback token Gatehouse passes on to a vendor.
-const MAX_TOKEN_LEN: usize = 4096;
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Settings {
@@ -89,24 +86,6 @@ fn rejected(name: &str, reason: impl Into<String>) -> AppError {
         provider: name.into(),
         reason: reason.into(),
     }
-}
-
-/// The `?token=` a state-less vendor flow comes back with (shared with `loginradius`). Only
-/// the characters of a token (base64/base64url, hex, UUIDs, JWTs): the value goes into a JSON
-/// body or an `Authorization` header, where a space or a line break would be the vendor's
-/// problem to refuse, or no valid header at all.
-pub fn callback_token(req: &Request) -> AppResult<String> {
-    let token = req
-        .query("token")
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| AppError::BadRequest("The provider returned no sign-in token.".into()))?;
-    let token_char = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
-    if token.len() > MAX_TOKEN_LEN || !token.chars().all(token_char) {
-        return Err(AppError::BadRequest(
-            "The sign-in token in this link is malformed.".into(),
-        ));
-    }
-    Ok(token)
 }
 
 /// A vendor's `message`, shortened, for the log line (never shown to the client).
@@ -225,7 +204,7 @@ pub async fn complete<P: Platform>(
     req: &Request,
     _txn: &LoginTxn,
 ) -> AppResult<Profile> {
-    let token = callback_token(req)?;
+    let token = super::query_token(req, super::MAX_QUERY_TOKEN_LEN)?;
     let body = json!({
         "token": token,
         "client_id": c.client_id,
@@ -262,38 +241,6 @@ mod tests {
             }
             other => panic!("expected a provider error, got {other:?}"),
         }
-    }
-
-    #[test]
-    fn callback_tokens_are_token_characters_only() {
-        let req = |q: &str| {
-            crate::http::Request::new(
-                Method::Get,
-                &format!("https://gh.example/auth/callback/xw?{q}"),
-            )
-        };
-        for ok in [
-            "token=abc-DEF_123.x~y",
-            "token=eyJh.eyJz.c2ln",
-            "token=YWJj%2Bdw%3D%3D",
-        ] {
-            assert!(callback_token(&req(ok)).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "token=",
-            "token=a%20b",
-            "token=a%0D%0ASet-Cookie:x",
-            "token=%22a%22",
-            "token=a;b",
-        ] {
-            assert!(
-                matches!(callback_token(&req(bad)), Err(AppError::BadRequest(_))),
-                "{bad}"
-            );
-        }
-        let long = format!("token={}", "a".repeat(MAX_TOKEN_LEN + 1));
-        assert!(callback_token(&req(&long)).is_err());
     }
 
     #[test]
