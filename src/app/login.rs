@@ -151,17 +151,7 @@ pub async fn confirm_invitation<P: Platform>(
             "Only an emailed sign-in link is confirmed here; providers return with GET.".into(),
         ));
     }
-    let own_page = match (req.header("origin"), req.header("sec-fetch-site")) {
-        (Some(origin), _) => origin == ctx.cfg.public_origin,
-        (None, Some(site)) => site == "same-origin",
-        // No Fetch Metadata at all: not a browser, so no ambient cookies to abuse.
-        (None, None) => req.header("cookie").is_none(),
-    };
-    if !own_page {
-        return Err(AppError::Forbidden(
-            "Confirm the sign-in link on its own page.".into(),
-        ));
-    }
+    super::check_own_origin(ctx.cfg, req)?;
     callback(ctx, req, name).await
 }
 

@@ -127,16 +127,33 @@ async fn route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
 }
 
 /// SPEC section 7: state-changing routes check `Origin` (or Fetch Metadata) besides SameSite.
+/// `PUBLIC_URL`'s origin and `ALLOWED_RETURN_ORIGINS` may send them.
 pub fn check_origin(cfg: &Config, req: &Request) -> AppResult<()> {
+    check_sender(cfg, req, false)
+}
+
+/// Like [`check_origin`], but only Gatehouse's own pages may send it: for a button that must
+/// be pressed on a page Gatehouse served (an invitation's confirmation), which no allowed app
+/// may press on someone's behalf.
+pub fn check_own_origin(cfg: &Config, req: &Request) -> AppResult<()> {
+    check_sender(cfg, req, true)
+}
+
+fn check_sender(cfg: &Config, req: &Request, own_only: bool) -> AppResult<()> {
     if let Some(origin) = req.header("origin") {
-        return if cfg.is_allowed_origin(origin) {
+        let allowed = if own_only {
+            origin == cfg.public_origin
+        } else {
+            cfg.is_allowed_origin(origin)
+        };
+        return if allowed {
             Ok(())
         } else {
             Err(AppError::Forbidden("Cross-origin request refused.".into()))
         };
     }
     if let Some(site) = req.header("sec-fetch-site") {
-        return if matches!(site, "same-origin" | "none") {
+        return if site == "same-origin" || (site == "none" && !own_only) {
             Ok(())
         } else {
             Err(AppError::Forbidden("Cross-site request refused.".into()))
