@@ -124,16 +124,15 @@ impl Request {
     /// its /64 (one subscriber's usual allocation, so that rotating through it gains nothing).
     pub fn client_network(&self) -> String {
         let ip = self.client_ip();
-        match ip.parse::<std::net::Ipv6Addr>() {
-            Ok(v6) if v6.to_ipv4_mapped().is_none() => {
+        let Ok(v6) = ip.parse::<std::net::Ipv6Addr>() else {
+            return ip.to_string();
+        };
+        match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
                 let s = v6.segments();
                 format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
             }
-            Ok(v6) => v6
-                .to_ipv4_mapped()
-                .map(|v4| v4.to_string())
-                .unwrap_or_default(),
-            Err(_) => ip.to_string(),
         }
     }
 

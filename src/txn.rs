@@ -104,25 +104,21 @@ pub async fn start_invitation<K: Kv>(kv: &K, cfg: &Config, txn: &LoginTxn) -> Ap
     Ok(invitation_url(cfg, txn))
 }
 
-/// The invitation a `gh_invite` token names, if it is still there, fresh and for `provider`.
-async fn invitation<K: Kv>(kv: &K, token: &str, provider: &str, now: i64) -> AppResult<LoginTxn> {
-    let json = kv.get(&invite_key(token)).await?.ok_or_else(|| {
-        AppError::LoginTransaction("This sign-in link has expired or was already used.".into())
-    })?;
-    let txn: LoginTxn =
-        serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
-    checked(txn, provider, now)
-}
-
-/// The invitation a `gh_invite` token names, without taking it: its confirmation page shows
-/// it before anything is spent.
+/// The invitation a `gh_invite` token names, if it is still there, fresh and for `provider`,
+/// without taking it: its confirmation page shows it before anything is spent, and
+/// [`finish`] checks it before it takes it.
 pub async fn peek_invitation<K: Kv>(
     kv: &K,
     token: &str,
     provider: &str,
     now: i64,
 ) -> AppResult<LoginTxn> {
-    invitation(kv, token, provider, now).await
+    let json = kv.get(&invite_key(token)).await?.ok_or_else(|| {
+        AppError::LoginTransaction("This sign-in link has expired or was already used.".into())
+    })?;
+    let txn: LoginTxn =
+        serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
+    checked(txn, provider, now)
 }
 
 /// The callback URL of an invitation (what [`start_invitation`] returns).
@@ -147,7 +143,7 @@ pub async fn finish<K: Kv>(
     if let Some(token) = req.query(INVITE_PARAM) {
         // Checked before it is taken: a link sent to the wrong provider's callback does not
         // use the invitation up.
-        let txn = invitation(kv, &token, provider, now).await?;
+        let txn = peek_invitation(kv, &token, provider, now).await?;
         kv.delete(&invite_key(&token)).await?;
         return Ok(txn);
     }

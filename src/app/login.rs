@@ -80,10 +80,8 @@ pub async fn callback<P: Platform>(
 ) -> AppResult<Response> {
     let provider = ctx.cfg.providers.get(name).ok_or(AppError::NotFound)?;
     let req = &providers::normalize_callback(req);
-    if req.method == Method::Get {
-        if let Some(token) = req.query(txn::INVITE_PARAM) {
-            return invitation_page(ctx, req, name, provider, &token).await;
-        }
+    if let (Method::Get, Some(token)) = (req.method, req.query(txn::INVITE_PARAM)) {
+        return invitation_page(ctx, req, name, provider, &token).await;
     }
     match finish_sign_in(ctx, req, name, provider).await {
         Ok(mut r) => {
