@@ -10,8 +10,8 @@
 use super::jwk::PublicJwk;
 use super::keys::SigningKey;
 use super::Alg;
-use crate::crypto::sha256;
 use crate::platform::Signatures;
+use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::HashSet;
 
@@ -40,13 +40,9 @@ impl VerifiedSet {
     }
 
     /// How many successes are remembered now.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.digests.borrow().len()
-    }
-
-    /// Whether nothing is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -56,15 +52,16 @@ pub struct Remembered<'a, S> {
     pub seen: &'a VerifiedSet,
 }
 
-/// One unambiguous digest of a check: every part is length-prefixed.
+/// One unambiguous digest of a check: every part is length-prefixed, and hashed as it comes
+/// (no copy of the token on the hot path).
 fn digest(key: &PublicJwk, alg: Alg, msg: &[u8], sig: &[u8]) -> Option<[u8; 32]> {
     let key = serde_json::to_vec(key).ok()?;
-    let mut input = Vec::with_capacity(40 + key.len() + msg.len() + sig.len());
+    let mut h = Sha256::new();
     for part in [alg.name().as_bytes(), &key, msg, sig] {
-        input.extend_from_slice(&(part.len() as u64).to_be_bytes());
-        input.extend_from_slice(part);
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
     }
-    Some(sha256(&input))
+    Some(h.finalize().into())
 }
 
 impl<S: Signatures> Signatures for Remembered<'_, S> {
