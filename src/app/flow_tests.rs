@@ -578,6 +578,79 @@ fn id_token_with_wrong_audience_is_refused() {
 }
 
 #[test]
+fn id_token_for_several_audiences_needs_azp_naming_us() {
+    // OIDC Core §3.1.3.7: with more than one audience, `azp` must be our client id.
+    for azp in [None, Some("someone-else")] {
+        let h = Harness::new();
+        let r = h.sign_in_with(|s| {
+            s.claims
+                .insert("aud".into(), json!([CLIENT_ID, "someone-else"]));
+            if let Some(azp) = azp {
+                s.claims.insert("azp".into(), json!(azp));
+            }
+        });
+        h.assert_sign_in_refused(&r, 400, "provider_error", "wrong audience");
+    }
+    let h = Harness::new();
+    let r = h.sign_in_with(|s| {
+        s.claims
+            .insert("aud".into(), json!([CLIENT_ID, "someone-else"]));
+        s.claims.insert("azp".into(), json!(CLIENT_ID));
+    });
+    assert_eq!(r.status, 302, "{}", String::from_utf8_lossy(&r.body));
+}
+
+#[test]
+fn id_token_signed_with_an_algorithm_its_key_does_not_allow_is_refused() {
+    // The JWKS key is Ed25519; a token claiming ES256 under its kid is refused before any
+    // signature math, whatever the signature bytes are.
+    let h = Harness::new();
+    let r = h.sign_in_with(|s| {
+        s.header.insert("alg".into(), json!("ES256"));
+    });
+    h.assert_sign_in_refused(&r, 400, "provider_error", "ES256 with a EdDSA key");
+}
+
+#[test]
+fn no_secret_reaches_the_log() {
+    // A successful sign-in, the failures that log the most, and a wrong admin key.
+    let h = Harness::new();
+    let login = h.login();
+    let ok = h.callback(&login);
+    assert_eq!(ok.status, 302);
+    let cookie = |name: &str| {
+        let c = set_cookie(&ok, name).unwrap();
+        c.split_once('=').unwrap().1.to_string()
+    };
+    let (session, access) = (cookie("gh_session"), cookie("gh_access"));
+    h.sign_in_with(|s| s.token_endpoint = TokenEndpoint::Http500);
+    h.sign_in_with(|s| s.token_endpoint = TokenEndpoint::MalformedJson);
+    h.sign_in_with(|s| s.tamper = Tamper::FlipSignatureByte);
+    let r = h.callback(&Login {
+        state: "forged".into(),
+        ..h.login()
+    });
+    assert_eq!(r.status, 400);
+    let state_secret = test_env()["STATE_SECRET"].clone();
+    let signing_d = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
+    let logs = h.p.logs.borrow().join("\n");
+    assert!(
+        logs.contains("gatehouse:"),
+        "the failures were logged: {logs}"
+    );
+    for (what, secret) in [
+        ("client secret", CLIENT_SECRET),
+        ("STATE_SECRET", state_secret.as_str()),
+        ("signing key", signing_d),
+        ("session token", session.as_str()),
+        ("access token", access.as_str()),
+        ("login state", login.state.as_str()),
+    ] {
+        assert!(!logs.contains(secret), "{what} in the log: {logs}");
+    }
+}
+
+#[test]
 fn expired_id_token_is_refused() {
     let h = Harness::new();
     let r = h.sign_in_with(|s| {

@@ -217,6 +217,21 @@ mod tests {
             block_on(verify(&cfg, &NativeSignatures, &t2, 1000)),
             Err(JwtError::UnknownKey)
         );
+
+        // Our kid, another algorithm: the key allows EdDSA only.
+        let kid = &cfg.active_key().kid;
+        for alg in ["ES256", "RS256"] {
+            let header = serde_json::json!({"alg": alg, "typ": TYP, "kid": kid});
+            let (_, rest) = t.split_once('.').unwrap();
+            let relabelled = format!("{}.{rest}", b64url(header.to_string().as_bytes()));
+            assert!(
+                matches!(
+                    block_on(verify(&cfg, &NativeSignatures, &relabelled, 1000)),
+                    Err(JwtError::Algorithm(_))
+                ),
+                "{alg}"
+            );
+        }
     }
 
     #[test]
