@@ -105,11 +105,15 @@ pub fn parse_base_url(setting: &str, s: &str) -> Result<Url, AppError> {
     Ok(url)
 }
 
-fn is_loopback_host(url: &Url) -> bool {
-    matches!(
-        url.host_str(),
-        Some("localhost") | Some("127.0.0.1") | Some("[::1]")
-    )
+/// Whether `url`'s host is this machine: `localhost`, 127.0.0.0/8 or `::1` — the only
+/// places where plain http cannot be read or changed on the way.
+pub fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 impl Config {
@@ -232,9 +236,52 @@ fn parse_providers(env: &dyn EnvSource) -> Result<BTreeMap<String, ProviderConfi
         let secret = text(env, &secret_var_name(name))?.map(Secret::new);
         let provider = ProviderConfig::parse(name, settings, secret)
             .map_err(|problem| bad("PROVIDERS", format!("provider {name:?}: {problem}")))?;
+        check_provider_urls(name, &provider)?;
         out.insert(name.clone(), provider);
     }
+    refuse_shared_issuers(&out)?;
     Ok(out)
+}
+
+/// A provider's URLs carry its secrets and the identities it vouches for: https, except
+/// on loopback (local fakes and development providers).
+fn check_provider_urls(name: &str, provider: &ProviderConfig) -> Result<(), AppError> {
+    for (setting, raw) in provider.urls() {
+        let plain_off_loopback = Url::parse(raw)
+            .map(|u| u.scheme() != "https" && !is_loopback_host(&u))
+            .unwrap_or(true);
+        if plain_off_loopback {
+            return Err(bad(
+                "PROVIDERS",
+                format!(
+                    "provider {name:?}: {setting} must be https (plain http only on loopback: \
+                     localhost, 127.0.0.0/8, ::1)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Two providers with one identity issuer (two `oauth2` entries both `issuer = "github"`,
+/// GitHub Enterprise beside github.com, one OIDC issuer twice) would put their users into
+/// one identity space: a `sub` at one would sign in as the user with that `sub` at the other.
+fn refuse_shared_issuers(providers: &BTreeMap<String, ProviderConfig>) -> Result<(), AppError> {
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for (name, provider) in providers {
+        let issuer = provider.identity_issuer();
+        let key = issuer.trim_end_matches('/').to_string();
+        if let Some(first) = seen.insert(key, name) {
+            return Err(bad(
+                "PROVIDERS",
+                format!(
+                    "providers {first:?} and {name:?} have the same identity issuer {issuer:?}; \
+                     their accounts would merge (give each its own issuer)"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse_signing_keys(s: &str) -> Result<Vec<SigningKey>, AppError> {
@@ -337,6 +384,103 @@ mod tests {
         assert_eq!(err_setting(&env), "PUBLIC_URL");
         env.insert("PUBLIC_URL".into(), "http://example.com".into());
         assert_eq!(err_setting(&env), "PUBLIC_URL", "plain http off localhost");
+    }
+
+    fn problem(env: &BTreeMap<String, String>) -> (String, String) {
+        match Config::from_env(env) {
+            Err(AppError::Config { setting, problem }) => (setting, problem),
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    fn with_providers(providers: serde_json::Value) -> BTreeMap<String, String> {
+        let mut env = test_env();
+        env.insert("PROVIDERS".into(), providers.to_string());
+        for n in ["A", "B"] {
+            env.insert(format!("PROVIDER_{n}_SECRET"), "s3cret".into());
+        }
+        env
+    }
+
+    #[test]
+    fn two_providers_with_one_identity_issuer_are_refused() {
+        let oauth2 = |issuer: &str, base: &str| {
+            serde_json::json!({"kind": "oauth2", "client_id": "c", "issuer": issuer,
+                "authorization_endpoint": format!("{base}/authorize"),
+                "token_endpoint": format!("{base}/token"), "userinfo_endpoint": format!("{base}/user")})
+        };
+        for (a, b) in [
+            (
+                oauth2("github", "https://github.com"),
+                oauth2("github", "https://ghe.corp.example"),
+            ),
+            (
+                serde_json::json!({"kind": "oauth2", "preset": "github", "client_id": "c"}),
+                oauth2("github", "https://ghe.corp.example"),
+            ),
+            (
+                serde_json::json!({"kind": "oidc", "issuer": "https://idp.example", "client_id": "c"}),
+                serde_json::json!({"kind": "oidc", "issuer": "https://idp.example/", "client_id": "d"}),
+            ),
+            (
+                serde_json::json!({"kind": "xwms", "client_id": "c", "domain": "example.com"}),
+                serde_json::json!({"kind": "xwms", "client_id": "d", "domain": "example.com"}),
+            ),
+            (
+                serde_json::json!({"kind": "passage", "app_id": "app1"}),
+                serde_json::json!({"kind": "passage", "app_id": "app1", "cookie": "other"}),
+            ),
+        ] {
+            let (setting, why) = problem(&with_providers(serde_json::json!({"a": a, "b": b})));
+            assert_eq!(setting, "PROVIDERS");
+            assert!(
+                why.contains("same identity issuer") && why.contains("\"a\""),
+                "{why}"
+            );
+        }
+        // Distinct issuers are fine.
+        let ok = with_providers(serde_json::json!({
+            "a": oauth2("github", "https://github.com"),
+            "b": oauth2("github-enterprise", "https://ghe.corp.example")}));
+        assert!(Config::from_env(&ok).is_ok());
+    }
+
+    #[test]
+    fn provider_urls_must_be_https_off_loopback() {
+        let oidc = |issuer: &str| {
+            with_providers(
+                serde_json::json!({"a": {"kind": "oidc", "issuer": issuer, "client_id": "c"}}),
+            )
+        };
+        for ok in [
+            "https://idp.example",
+            "http://127.0.0.1:9000",
+            "http://127.8.9.10",
+            "http://localhost:9000",
+            "http://[::1]:9000",
+        ] {
+            assert!(Config::from_env(&oidc(ok)).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://idp.example",
+            "http://10.0.0.1",
+            "http://localhost.evil.example",
+            "http://[::ffff:127.0.0.1]",
+        ] {
+            let (setting, why) = problem(&oidc(refused));
+            assert_eq!(setting, "PROVIDERS", "{refused}");
+            assert!(why.contains("issuer must be https"), "{refused}: {why}");
+        }
+        let lr = with_providers(
+            serde_json::json!({"a": {"kind": "loginradius", "app_name": "app",
+            "api_key": "k", "api_url": "http://api.example/"}}),
+        );
+        assert!(problem(&lr).1.contains("api_url must be https"));
+        let gh = with_providers(
+            serde_json::json!({"a": {"kind": "oauth2", "preset": "github",
+            "client_id": "c", "token_endpoint": "http://github.example/token"}}),
+        );
+        assert!(problem(&gh).1.contains("token_endpoint must be https"));
     }
 
     #[test]

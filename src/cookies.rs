@@ -58,6 +58,28 @@ impl CookieJar {
     }
 }
 
+/// The first of `names` that the request's `Cookie` headers carry more than once, if any.
+/// Browsers send every cookie whose domain and path match, so two of one name means one
+/// was set by someone else — a sibling subdomain "tossing" a cookie of its own choosing —
+/// and taking either would let it pick the session (or token) this request runs as.
+pub fn duplicated<'n>(req: &Request, names: &[&'n str]) -> Option<&'n str> {
+    let mut seen = vec![false; names.len()];
+    for (k, _) in req
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "cookie")
+        .flat_map(|(_, v)| parse_cookie_header(v))
+    {
+        if let Some(i) = names.iter().position(|n| *n == k) {
+            if seen[i] {
+                return Some(names[i]);
+            }
+            seen[i] = true;
+        }
+    }
+    None
+}
+
 /// All `name=value` pairs of the request's `Cookie` headers.
 pub fn parse_cookie_header(header: &str) -> impl Iterator<Item = (&str, &str)> {
     header.split(';').filter_map(|pair| {
@@ -108,5 +130,29 @@ mod tests {
         let jar = CookieJar { secure: true };
         assert_eq!(jar.get(&req, SESSION).as_deref(), Some("s3"));
         assert_eq!(CookieJar { secure: false }.get(&req, SESSION), None);
+    }
+
+    #[test]
+    fn a_cookie_sent_twice_is_detected_across_headers_and_even_when_empty() {
+        let names = ["gh_session", "psg_auth_token"];
+        let once = Request::new(Method::Get, "http://x/")
+            .with_header("cookie", "gh_session=a; other=1; other=2; psg_auth_token=t");
+        assert_eq!(duplicated(&once, &names), None, "only the named ones count");
+        for (header, second) in [
+            ("gh_session=a; gh_session=b", None),
+            ("gh_session=; gh_session=b", None),
+            ("psg_auth_token=t", Some("psg_auth_token=u")),
+            (" gh_session = a ", Some("gh_session=b")),
+        ] {
+            let mut req = Request::new(Method::Get, "http://x/").with_header("cookie", header);
+            if let Some(h) = second {
+                req = req.with_header("cookie", h);
+            }
+            assert!(duplicated(&req, &names).is_some(), "{header} / {second:?}");
+        }
+        // Another name that merely starts the same way is another cookie.
+        let prefixed = Request::new(Method::Get, "http://x/")
+            .with_header("cookie", "gh_session=a; __Host-gh_session=b");
+        assert_eq!(duplicated(&prefixed, &names), None);
     }
 }

@@ -24,6 +24,11 @@ pub struct User {
     pub created_at: i64,
     pub updated_at: i64,
     pub last_login_at: Option<i64>,
+    /// Sessions begun at or before this time are refused at renewal: set by "revoke all"
+    /// (and so by deactivation and deletion), it stops even a session that KV's index did
+    /// not list yet. 0: none refused.
+    #[serde(default)]
+    pub sessions_valid_after: i64,
 }
 
 /// RFC 3339 for a Unix time.
@@ -52,6 +57,7 @@ impl User {
             created_at: now,
             updated_at: now,
             last_login_at: Some(now),
+            sessions_valid_after: 0,
         }
     }
 
@@ -154,6 +160,9 @@ pub trait UserStore {
         patch: &UserPatch,
         now: i64,
     ) -> Result<Option<User>, StoreError>;
+    /// Refuses, from now on, every session of the user begun at or before `at`
+    /// ([`User::sessions_valid_after`]; it never moves back).
+    async fn end_sessions_until(&self, user_id: &str, at: i64) -> Result<(), StoreError>;
     /// Sets `active`; `false` when there is no such user.
     async fn set_user_active(&self, id: &str, active: bool, now: i64) -> Result<bool, StoreError>;
     /// Deletes the user and its identities in one batch; `false` when there is no such user.

@@ -1,7 +1,9 @@
 //! The signed-in user's routes: `/auth/me`, `/auth/logout`, `/auth/token` (with CORS for
 //! allowed origins), the user's own sessions, the JWKS, and the home page.
 
-use super::auth::{authenticate, bearer, renew, require_caller, require_live_caller, with_cookies};
+use super::auth::{
+    authenticate, bearer, renew, require_account_owner, require_caller, with_cookies,
+};
 use super::{check_origin, Ctx};
 use crate::cookies::{ACCESS, SESSION};
 use crate::error::{AppError, AppResult};
@@ -159,8 +161,7 @@ pub async fn revoke_session<P: Platform>(
     req: &Request,
     sid: &str,
 ) -> AppResult<Response> {
-    check_origin(ctx.cfg, req)?;
-    let caller = require_live_caller(ctx, req).await?;
+    let caller = require_account_owner(ctx, req, true).await?;
     let sessions = ctx.sessions();
     let own = sessions
         .sids_of(&caller.claims.sub)

@@ -1,6 +1,7 @@
 //! Gatehouse's own access tokens (SPEC section 5): EdDSA, `kid` = thumbprint, `typ` =
 //! `at+jwt`, `iss` = `PUBLIC_URL`, `aud` = `PUBLIC_URL`, `sub` = local user id, `sid` =
 //! session id, plus `email`, `email_verified` and `name`. Verifying one reads no storage.
+//! They expire at `exp` exactly: no leeway (see [`expired`]).
 
 use super::compact::{self, Untrusted};
 use super::validate::{check_times, verify_signature, ClaimRules};
@@ -135,10 +136,20 @@ async fn verify_inner<S: Signatures>(
         require_iat: true,
     };
     match check_times(c.exp, c.nbf, Some(c.iat), &rules) {
-        Err(JwtError::Expired) if allow_expired => Ok(c),
-        Err(e) => Err(e),
-        Ok(()) => Ok(c),
+        Ok(()) | Err(JwtError::Expired) => {}
+        Err(e) => return Err(e),
     }
+    if expired(c.exp, now) && !allow_expired {
+        return Err(JwtError::Expired);
+    }
+    Ok(c)
+}
+
+/// Whether one of Gatehouse's own tokens has expired: at `exp` exactly, with no leeway.
+/// Leeway is for other parties' clocks; this token was issued by this service's clock, and
+/// any leeway would stretch the revocation bound past `ACCESS_TOKEN_TTL_SECONDS`.
+pub fn expired(exp: i64, now: i64) -> bool {
+    now >= exp
 }
 
 /// Like [`verify`], but an expired token whose signature, type, issuer and audience are good
@@ -150,8 +161,8 @@ pub async fn verify_allow_expired<S: Signatures>(
     now: i64,
 ) -> Result<(AccessClaims, bool), JwtError> {
     let c = verify_inner(cfg, sig, token, now, true).await?;
-    let expired = now > c.exp.saturating_add(super::LEEWAY_SECONDS);
-    Ok((c, expired))
+    let is_expired = expired(c.exp, now);
+    Ok((c, is_expired))
 }
 
 #[cfg(test)]
@@ -178,6 +189,24 @@ mod tests {
         let c = block_on(verify(&cfg, &NativeSignatures, &t, 1100)).unwrap();
         assert_eq!(c.sub, "u1");
         assert_eq!(c.sid, "sid1");
+    }
+
+    #[test]
+    fn no_leeway_past_exp_on_our_own_tokens() {
+        let cfg = test_config();
+        let t = block_on(issue(&cfg, &NativeSignatures, &claims(&cfg, 1000))).unwrap();
+        let exp = 1000 + cfg.access_ttl as i64;
+        assert!(block_on(verify(&cfg, &NativeSignatures, &t, exp - 1)).is_ok());
+        for at in [exp, exp + 1, exp + 30] {
+            assert_eq!(
+                block_on(verify(&cfg, &NativeSignatures, &t, at)),
+                Err(JwtError::Expired),
+                "{at}"
+            );
+            let (_, expired) =
+                block_on(verify_allow_expired(&cfg, &NativeSignatures, &t, at)).unwrap();
+            assert!(expired, "{at}");
+        }
     }
 
     #[test]

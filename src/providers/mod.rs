@@ -157,6 +157,36 @@ impl ProviderConfig {
         !matches!(self, ProviderConfig::Passage(_))
     }
 
+    /// The issuer of the identities this provider vouches for: half of the identity key.
+    pub fn identity_issuer(&self) -> String {
+        match self {
+            ProviderConfig::Oidc(c) => c.issuer.clone(),
+            ProviderConfig::OAuth2(c) => c.issuer.clone(),
+            ProviderConfig::Stytch(c) => c.issuer(),
+            ProviderConfig::Passage(c) => c.identity_issuer(),
+            ProviderConfig::Xwms(c) => c.issuer(),
+            ProviderConfig::LoginRadius(c) => c.issuer(),
+        }
+    }
+
+    /// The URLs of its settings (given or defaulted), each with the setting's name.
+    pub fn urls(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            ProviderConfig::Oidc(c) => vec![("issuer", &c.issuer)],
+            ProviderConfig::OAuth2(c) => vec![
+                ("authorization_endpoint", &c.authorization_endpoint),
+                ("token_endpoint", &c.token_endpoint),
+                ("userinfo_endpoint", &c.userinfo_endpoint),
+            ],
+            ProviderConfig::Stytch(c) => vec![("api_url", &c.api_url)],
+            ProviderConfig::Passage(c) => vec![("jwks_url", &c.jwks_url)],
+            ProviderConfig::Xwms(c) => vec![("api_url", &c.api_url)],
+            ProviderConfig::LoginRadius(c) => {
+                vec![("hub_url", &c.hub_url), ("api_url", &c.api_url)]
+            }
+        }
+    }
+
     /// Whether sign-in starts with an email address (`POST /auth/magic-link`).
     pub fn is_magic_link(&self) -> bool {
         matches!(self, ProviderConfig::Stytch(_))

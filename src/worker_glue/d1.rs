@@ -42,6 +42,8 @@ struct UserRow {
     created_at: f64,
     updated_at: f64,
     last_login_at: Option<f64>,
+    #[serde(default)]
+    sessions_valid_after: f64,
 }
 
 impl From<UserRow> for User {
@@ -58,6 +60,7 @@ impl From<UserRow> for User {
             created_at: r.created_at as i64,
             updated_at: r.updated_at as i64,
             last_login_at: r.last_login_at.map(|t| t as i64),
+            sessions_valid_after: r.sessions_valid_after as i64,
         }
     }
 }
@@ -306,6 +309,17 @@ impl UserStore for D1Users {
             .results()
             .map_err(err)?;
         Ok(rows.into_iter().next().map(User::from))
+    }
+
+    async fn end_sessions_until(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
+        self.stmt(
+            "UPDATE users SET sessions_valid_after = MAX(sessions_valid_after, ?2) WHERE id = ?1",
+            &[s(user_id), n(at)],
+        )?
+        .run()
+        .await
+        .map_err(err)?;
+        Ok(())
     }
 
     async fn set_user_active(&self, id: &str, active: bool, now: i64) -> Result<bool, StoreError> {
