@@ -236,52 +236,43 @@ fn parse_providers(env: &dyn EnvSource) -> Result<BTreeMap<String, ProviderConfi
         let secret = text(env, &secret_var_name(name))?.map(Secret::new);
         let provider = ProviderConfig::parse(name, settings, secret)
             .map_err(|problem| bad("PROVIDERS", format!("provider {name:?}: {problem}")))?;
-        check_provider_urls(name, &provider)?;
+        check_provider(name, &provider, &out)?;
         out.insert(name.clone(), provider);
     }
-    refuse_shared_issuers(&out)?;
     Ok(out)
 }
 
-/// A provider's URLs carry its secrets and the identities it vouches for: https, except
-/// on loopback (local fakes and development providers).
-fn check_provider_urls(name: &str, provider: &ProviderConfig) -> Result<(), AppError> {
-    for (setting, raw) in provider.urls() {
-        let plain_off_loopback = Url::parse(raw)
-            .map(|u| u.scheme() != "https" && !is_loopback_host(&u))
-            .unwrap_or(true);
-        if plain_off_loopback {
-            return Err(bad(
-                "PROVIDERS",
-                format!(
-                    "provider {name:?}: {setting} must be https (plain http only on loopback: \
-                     localhost, 127.0.0.0/8, ::1)"
-                ),
-            ));
-        }
-    }
-    Ok(())
+/// Whether `raw` is not https and not on loopback (or not a URL at all).
+#[inline(never)]
+fn plain_http_off_loopback(raw: &str) -> bool {
+    Url::parse(raw)
+        .map(|u| u.scheme() != "https" && !is_loopback_host(&u))
+        .unwrap_or(true)
 }
 
-/// Two providers with one identity issuer (two `oauth2` entries both `issuer = "github"`,
-/// GitHub Enterprise beside github.com, one OIDC issuer twice) would put their users into
-/// one identity space: a `sub` at one would sign in as the user with that `sub` at the other.
-fn refuse_shared_issuers(providers: &BTreeMap<String, ProviderConfig>) -> Result<(), AppError> {
-    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
-    for (name, provider) in providers {
-        let issuer = provider.identity_issuer();
-        let key = issuer.trim_end_matches('/').to_string();
-        if let Some(first) = seen.insert(key, name) {
-            return Err(bad(
-                "PROVIDERS",
-                format!(
-                    "providers {first:?} and {name:?} have the same identity issuer {issuer:?}; \
-                     their accounts would merge (give each its own issuer)"
-                ),
-            ));
-        }
-    }
-    Ok(())
+/// Refuses `provider` when one of its URLs is plain http off loopback (its URLs carry its
+/// secrets and the identities it vouches for; loopback is for local providers and fakes),
+/// or when an `earlier` provider has the same identity issuer: two providers with one
+/// issuer (two `oauth2` entries both `issuer = "github"`, GitHub Enterprise beside
+/// github.com, one OIDC issuer twice) would put their users in one identity space, so a
+/// `sub` at one would sign in as the user with that `sub` at the other.
+fn check_provider(
+    name: &str,
+    provider: &ProviderConfig,
+    earlier: &BTreeMap<String, ProviderConfig>,
+) -> Result<(), AppError> {
+    let issuer = provider.identity_issuer();
+    let same = |p: &ProviderConfig| {
+        p.identity_issuer().trim_end_matches('/') == issuer.trim_end_matches('/')
+    };
+    let problem = if let Some(setting) = provider.url_setting_where(plain_http_off_loopback) {
+        format!("{setting} must be https (http only on localhost, 127.0.0.0/8, ::1)")
+    } else if let Some((first, _)) = earlier.iter().find(|(_, p)| same(p)) {
+        format!("has the same identity issuer {issuer:?} as provider {first:?} (their users would merge)")
+    } else {
+        return Ok(());
+    };
+    Err(bad("PROVIDERS", format!("provider {name:?}: {problem}")))
 }
 
 fn parse_signing_keys(s: &str) -> Result<Vec<SigningKey>, AppError> {

@@ -37,17 +37,7 @@ pub async fn link_user_for_login<P: Platform>(
     // Linking attaches whatever identity the provider returns to this account, so only this
     // browser's own session, on Gatehouse's own pages, may start it: not another site (it
     // could have planted its own IdP session), and not a leaked access token.
-    let caller = require_account_owner(ctx, req, true)
-        .await
-        .map_err(|e| match e {
-            AppError::Unauthorized(_) => AppError::Unauthorized(
-                "Sign in first (in this browser) to link another provider to your account.".into(),
-            ),
-            AppError::Forbidden(_) => {
-                AppError::Forbidden("Start linking from this site's own pages.".into())
-            }
-            other => other,
-        })?;
+    let caller = require_account_owner(ctx, req, true).await?;
     Ok(Some(caller.claims.sub))
 }
 

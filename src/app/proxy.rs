@@ -54,14 +54,11 @@ pub enum Decision {
 /// `X_Gatehouse_Roles` into the same variable as `X-Gatehouse-Roles`.
 pub fn is_gatehouse_header(name: &str) -> bool {
     const PREFIX: &[u8] = b"x-gatehouse-";
+    let name = name.as_bytes();
     name.len() >= PREFIX.len()
-        && name.bytes().zip(PREFIX).all(|(b, p)| {
-            let b = if b == b'_' {
-                b'-'
-            } else {
-                b.to_ascii_lowercase()
-            };
-            b == *p
+        && (0..PREFIX.len()).all(|i| {
+            let c = name[i].to_ascii_lowercase();
+            c == PREFIX[i] || (c == b'_' && PREFIX[i] == b'-')
         })
 }
 

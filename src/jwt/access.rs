@@ -95,16 +95,6 @@ pub async fn verify<S: Signatures>(
     token: &str,
     now: i64,
 ) -> Result<AccessClaims, JwtError> {
-    verify_inner(cfg, sig, token, now, false).await
-}
-
-async fn verify_inner<S: Signatures>(
-    cfg: &Config,
-    sig: &S,
-    token: &str,
-    now: i64,
-    allow_expired: bool,
-) -> Result<AccessClaims, JwtError> {
     let untrusted = compact::parse_as::<AccessClaims>(token)?;
     check_type(&untrusted)?;
     // Our tokens always name their key; no clone of the key set on the hot path.
@@ -135,13 +125,10 @@ async fn verify_inner<S: Signatures>(
         now,
         require_iat: true,
     };
-    match check_times(c.exp, c.nbf, Some(c.iat), &rules) {
-        Ok(()) | Err(JwtError::Expired) => {}
-        Err(e) => return Err(e),
-    }
-    if expired(c.exp, now) && !allow_expired {
+    if expired(c.exp, now) {
         return Err(JwtError::Expired);
     }
+    check_times(c.exp, c.nbf, Some(c.iat), &rules)?;
     Ok(c)
 }
 
@@ -150,19 +137,6 @@ async fn verify_inner<S: Signatures>(
 /// any leeway would stretch the revocation bound past `ACCESS_TOKEN_TTL_SECONDS`.
 pub fn expired(exp: i64, now: i64) -> bool {
     now >= exp
-}
-
-/// Like [`verify`], but an expired token whose signature, type, issuer and audience are good
-/// still yields its claims (and `true`), so that the session it names can be renewed.
-pub async fn verify_allow_expired<S: Signatures>(
-    cfg: &Config,
-    sig: &S,
-    token: &str,
-    now: i64,
-) -> Result<(AccessClaims, bool), JwtError> {
-    let c = verify_inner(cfg, sig, token, now, true).await?;
-    let is_expired = expired(c.exp, now);
-    Ok((c, is_expired))
 }
 
 #[cfg(test)]
@@ -203,25 +177,7 @@ mod tests {
                 Err(JwtError::Expired),
                 "{at}"
             );
-            let (_, expired) =
-                block_on(verify_allow_expired(&cfg, &NativeSignatures, &t, at)).unwrap();
-            assert!(expired, "{at}");
         }
-    }
-
-    #[test]
-    fn expired_is_refused_but_renewable() {
-        let cfg = test_config();
-        let t = block_on(issue(&cfg, &NativeSignatures, &claims(&cfg, 1000))).unwrap();
-        let late = 1000 + cfg.access_ttl as i64 + 61;
-        assert_eq!(
-            block_on(verify(&cfg, &NativeSignatures, &t, late)),
-            Err(JwtError::Expired)
-        );
-        let (c, expired) =
-            block_on(verify_allow_expired(&cfg, &NativeSignatures, &t, late)).unwrap();
-        assert!(expired);
-        assert_eq!(c.sub, "u1");
     }
 
     #[test]

@@ -169,22 +169,23 @@ impl ProviderConfig {
         }
     }
 
-    /// The URLs of its settings (given or defaulted), each with the setting's name.
-    pub fn urls(&self) -> Vec<(&'static str, &str)> {
-        match self {
-            ProviderConfig::Oidc(c) => vec![("issuer", &c.issuer)],
-            ProviderConfig::OAuth2(c) => vec![
+    /// The name of the first of its URL settings (given or defaulted) for which `bad` holds.
+    pub fn url_setting_where(&self, bad: impl Fn(&str) -> bool) -> Option<&'static str> {
+        let urls: &[(&'static str, &str)] = match self {
+            ProviderConfig::Oidc(c) => &[("issuer", &c.issuer)],
+            ProviderConfig::OAuth2(c) => &[
                 ("authorization_endpoint", &c.authorization_endpoint),
                 ("token_endpoint", &c.token_endpoint),
                 ("userinfo_endpoint", &c.userinfo_endpoint),
             ],
-            ProviderConfig::Stytch(c) => vec![("api_url", &c.api_url)],
-            ProviderConfig::Passage(c) => vec![("jwks_url", &c.jwks_url)],
-            ProviderConfig::Xwms(c) => vec![("api_url", &c.api_url)],
-            ProviderConfig::LoginRadius(c) => {
-                vec![("hub_url", &c.hub_url), ("api_url", &c.api_url)]
-            }
-        }
+            ProviderConfig::Stytch(c) => &[("api_url", &c.api_url)],
+            ProviderConfig::Passage(c) => &[("jwks_url", &c.jwks_url)],
+            ProviderConfig::Xwms(c) => &[("api_url", &c.api_url)],
+            ProviderConfig::LoginRadius(c) => &[("hub_url", &c.hub_url), ("api_url", &c.api_url)],
+        };
+        urls.iter()
+            .find(|(_, u)| bad(u))
+            .map(|(setting, _)| *setting)
     }
 
     /// Whether sign-in starts with an email address (`POST /auth/magic-link`).
