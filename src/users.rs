@@ -316,3 +316,24 @@ impl Identity {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_user_object_has_exactly_the_api_fields() {
+        let mut u = User::from_profile(&crate::testing::profile("i", "s", Some("a@b.c")), 0);
+        u.phone = Some("+4912345678".into());
+        u.sessions_valid_after = 99;
+        assert_eq!(
+            u.to_json(),
+            serde_json::json!({
+                "id": u.id, "name": "Test", "email": "a@b.c", "email_verified": true,
+                "phone": "+4912345678", "picture": null, "active": true, "metadata": {},
+                "created_at": "1970-01-01T00:00:00Z", "updated_at": "1970-01-01T00:00:00Z",
+                "last_login_at": "1970-01-01T00:00:00Z",
+            })
+        );
+    }
+}

@@ -135,6 +135,13 @@ impl D1Users {
         self.0.prepare(sql).bind(args).map_err(err)
     }
 
+    /// Runs one statement; how many rows it changed. (One copy of the run-and-count code
+    /// for every single-statement write: it is sizeable in wasm.)
+    async fn exec(&self, sql: &str, args: &[JsValue]) -> Result<usize, StoreError> {
+        let r = self.stmt(sql, args)?.run().await.map_err(err)?;
+        changes(&r)
+    }
+
     async fn rows<T: serde::de::DeserializeOwned>(
         &self,
         sql: &str,
@@ -226,13 +233,11 @@ impl UserStore for D1Users {
     }
 
     async fn record_event(&self, e: &Event) -> Result<(), StoreError> {
-        self.stmt(
+        self.exec(
             "INSERT INTO events (user_id, type, at, ip, user_agent, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             &[opt(&e.user_id), s(e.kind), n(e.at), s(&e.ip), s(&e.user_agent), s(&e.detail.to_string())],
-        )?
-        .run()
-        .await
-        .map_err(err)?;
+        )
+        .await?;
         Ok(())
     }
 
@@ -253,7 +258,7 @@ impl UserStore for D1Users {
     }
 
     async fn create_user(&self, u: &User) -> Result<(), StoreError> {
-        self.stmt(
+        self.exec(
             "INSERT INTO users (id, name, email, email_verified, phone, picture, active, metadata, created_at, updated_at, last_login_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             &[
@@ -261,10 +266,8 @@ impl UserStore for D1Users {
                 opt(&u.picture), n(u.active as i64), s(&u.metadata.to_string()), n(u.created_at),
                 n(u.updated_at), u.last_login_at.map(n).unwrap_or(JsValue::NULL),
             ],
-        )?
-        .run()
-        .await
-        .map_err(err)?;
+        )
+        .await?;
         Ok(())
     }
 
@@ -312,26 +315,22 @@ impl UserStore for D1Users {
     }
 
     async fn end_sessions_until(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
-        self.stmt(
+        self.exec(
             "UPDATE users SET sessions_valid_after = MAX(sessions_valid_after, ?2) WHERE id = ?1",
             &[s(user_id), n(at)],
-        )?
-        .run()
-        .await
-        .map_err(err)?;
+        )
+        .await?;
         Ok(())
     }
 
     async fn set_user_active(&self, id: &str, active: bool, now: i64) -> Result<bool, StoreError> {
-        let r = self
-            .stmt(
+        let changed = self
+            .exec(
                 "UPDATE users SET active = ?2, updated_at = ?3 WHERE id = ?1",
                 &[s(id), n(active as i64), n(now)],
-            )?
-            .run()
-            .await
-            .map_err(err)?;
-        Ok(changes(&r)? > 0)
+            )
+            .await?;
+        Ok(changed > 0)
     }
 
     async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
@@ -448,14 +447,12 @@ impl UserStore for D1Users {
     }
 
     async fn prune_events(&self, before: i64, max: u32) -> Result<u64, StoreError> {
-        let r = self
-            .stmt(
+        let deleted = self
+            .exec(
                 "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ?1 LIMIT ?2)",
                 &[n(before), n(max as i64)],
-            )?
-            .run()
-            .await
-            .map_err(err)?;
-        Ok(changes(&r)? as u64)
+            )
+            .await?;
+        Ok(deleted as u64)
     }
 }
