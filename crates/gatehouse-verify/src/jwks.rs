@@ -11,7 +11,19 @@ use std::sync::Mutex;
 pub struct FetchError(pub String);
 
 /// How the verifier gets the JWKS document: implement it with your HTTP client, a service
-/// binding, or a file. Answer the body of a `200`; anything else is an error.
+/// binding, or a file. Answer the body of a `200`; anything else is an error. Give the
+/// request a timeout: the verifier waits for it.
+///
+/// Natively the future must be `Send`, so that `verify` can run inside multi-threaded
+/// servers (axum, actix); on wasm32 it need not be (JavaScript promises are not).
+#[cfg(not(target_arch = "wasm32"))]
+pub trait JwksFetcher: Send + Sync {
+    fn fetch_jwks(&self, url: &str) -> impl Future<Output = Result<Vec<u8>, FetchError>> + Send;
+}
+
+/// How the verifier gets the JWKS document: implement it with `fetch` or a service binding
+/// (see [`crate::GlobalFetch`]). Answer the body of a `200`; anything else is an error.
+#[cfg(target_arch = "wasm32")]
 pub trait JwksFetcher {
     fn fetch_jwks(&self, url: &str) -> impl Future<Output = Result<Vec<u8>, FetchError>>;
 }

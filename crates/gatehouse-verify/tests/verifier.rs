@@ -333,3 +333,13 @@ fn tokens_are_found_in_bearer_header_or_cookie_and_two_cookies_are_refused() {
         Err(VerifyError::MissingToken)
     );
 }
+
+#[test]
+fn a_verifier_is_shareable_across_threads_and_its_future_is_send() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: T) {}
+    let e = Endpoint::serving(&[&Key::new(1)]);
+    let v = Verifier::new(VerifierConfig::new(ISS, ISS), e);
+    send_sync(&v);
+    send(v.verify("x"));
+}

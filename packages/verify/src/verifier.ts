@@ -41,8 +41,11 @@ export interface VerifierOptions {
 }
 
 export interface Verifier {
-  /** The token's claims when every check passes; otherwise rejects with a {@link GatehouseVerifyError}. */
-  verify(token: string): Promise<GatehouseClaims>;
+  /**
+   * The token's claims when every check passes; otherwise rejects with a
+   * {@link GatehouseVerifyError} (`missing_token` for no token at all).
+   */
+  verify(token: string | null | undefined): Promise<GatehouseClaims>;
   /** How many JWKS requests this verifier has made. */
   readonly jwksFetches: number;
 }
@@ -125,8 +128,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
     onError: options.onJwksError ?? ((e) => console.warn(`@gatehouse/verify: ${e.message}`)),
   });
 
-  async function verify(token: string): Promise<GatehouseClaims> {
+  async function verify(token: string | null | undefined): Promise<GatehouseClaims> {
     const header = checkedHeader(token, allowed);
+    const jws = token as string; // checkedHeader refused anything else
     const key = await keys.key(header.kid);
     // The key decides its algorithm; the token only gets to agree with it.
     if (key.alg !== header.alg) fail("alg_not_allowed", `The key "${key.kid}" is for ${key.alg}, not ${header.alg}.`);
@@ -137,7 +141,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       fail("jwks_unavailable", `The published key "${key.kid}" cannot be imported.`, cause);
     }
     try {
-      const { payload } = await jwtVerify(token, cryptoKey, {
+      const { payload } = await jwtVerify(jws, cryptoKey, {
         algorithms: [key.alg],
         issuer,
         audience,

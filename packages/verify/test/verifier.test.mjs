@@ -169,6 +169,15 @@ test('the cache ages out; a failing JWKS keeps the known keys, with none it is j
   assert.equal(jwks.fetches, before, 'a failed fetch also starts the cooldown');
 });
 
+test('one key of an unknown type or a broken one does not reject the set', async () => {
+  const key = await newKey();
+  const fetch = async () => Response.json({ keys: [{ kty: 'RSA', kid: 'r', n: 'AQAB', e: 'AQAB' }, { kty: 'OKP', crv: 'X25519', kid: 'x', x: 'AA' }, { kty: 'OKP', crv: 'Ed25519', kid: 'enc', use: 'enc', x: key.jwk.x }, 42, key.jwk] });
+  const v = createVerifier({ issuer: ISS, audience: ISS, fetch });
+  assert.equal(await codeOf(v.verify(await mint(key))), 'ok');
+  const [, p, s] = (await mint(key)).split('.');
+  assert.equal(await codeOf(v.verify(`${b64({ alg: 'EdDSA', typ: 'at+jwt', kid: 'enc' })}.${p}.${s}`)), 'unknown_kid', 'an encryption key never verifies');
+});
+
 test('algorithms: none and HMAC cannot even be configured; the key decides its algorithm', async () => {
   for (const alg of ['none', 'HS256']) assert.throws(() => createVerifier({ issuer: ISS, audience: ISS, algorithms: [alg] }), TypeError);
   const key = await newKey();
