@@ -3,6 +3,8 @@
 //! each step of a key rotation, the clock, and the expected outcome and JWKS request count
 //! of every check. That test runs this one; on its own it is ignored (it needs the fixture).
 
+#![cfg(not(target_arch = "wasm32"))] // native; tests/webcrypto.rs runs on wasm32
+
 mod common;
 
 use common::{block_on, Endpoint, ManualClock};

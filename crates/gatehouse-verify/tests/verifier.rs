@@ -1,6 +1,8 @@
 //! The verifier's rules with the crate's own signer, an injected clock and an injected
 //! JWKS endpoint. Tokens from the real Worker: tests/real_worker.rs.
 
+#![cfg(not(target_arch = "wasm32"))] // native; tests/webcrypto.rs runs on wasm32
+
 mod common;
 
 use common::*;
