@@ -53,12 +53,15 @@ struct State {
     last_attempt: Option<i64>,
     last_error: Option<String>,
     fetches: u64,
+    in_flight: u32,
 }
 
 /// The cache. Timing rules (seconds): the set is fetched on first use, again once it is
 /// `max_age` old, and again for an unknown `kid` — never more than once per `cooldown`,
 /// whatever the reason, so that made-up `kid`s cannot make it hammer the endpoint. When a
-/// refresh fails, the keys already known stay in use.
+/// refresh fails, the keys already known stay in use. Concurrent callers do not share one
+/// request; but while the very first one is in flight, others fetch too rather than fail
+/// (a cold start under load gets keys, not 503s). After that, the cooldown holds.
 pub(crate) struct KeyCache {
     pub url: String,
     pub cooldown: i64,
@@ -107,7 +110,8 @@ impl KeyCache {
             let s = self.state();
             let stale = s.fetched_at.is_none_or(|t| now - t >= self.max_age);
             let known = s.keys.iter().any(|k| k.kid == kid);
-            let may = s.last_attempt.is_none_or(|t| now - t >= self.cooldown);
+            let may = s.last_attempt.is_none_or(|t| now - t >= self.cooldown)
+                || (s.fetched_at.is_none() && s.in_flight > 0);
             (stale || !known) && may
         };
         if must_fetch {
@@ -131,12 +135,14 @@ impl KeyCache {
             let mut s = self.state();
             s.last_attempt = Some(now);
             s.fetches += 1;
+            s.in_flight += 1;
         }
         let outcome = match fetcher.fetch_jwks(&self.url).await {
             Ok(body) => self.import_all(&body).await,
             Err(FetchError(e)) => Err(e),
         };
         let mut s = self.state();
+        s.in_flight -= 1;
         match outcome {
             Ok(keys) => {
                 s.keys = keys;

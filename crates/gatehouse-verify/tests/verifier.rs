@@ -345,3 +345,76 @@ fn a_verifier_is_shareable_across_threads_and_its_future_is_send() {
     send_sync(&v);
     send(v.verify("x"));
 }
+
+/// Answers after yielding once, so that two verifies overlap.
+struct Slow(Endpoint);
+
+impl gatehouse_verify::JwksFetcher for Slow {
+    async fn fetch_jwks(&self, url: &str) -> Result<Vec<u8>, gatehouse_verify::FetchError> {
+        let mut yielded = false;
+        std::future::poll_fn(|cx| {
+            if yielded {
+                return std::task::Poll::Ready(());
+            }
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        })
+        .await;
+        self.0.fetch_jwks(url).await
+    }
+}
+
+/// Polls both futures to completion, interleaved.
+fn join2<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {
+    use std::task::Poll;
+    let (mut a, mut b) = (Box::pin(a), Box::pin(b));
+    let (mut ra, mut rb) = (None, None);
+    block_on(std::future::poll_fn(|cx| {
+        if ra.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        if ra.is_some() && rb.is_some() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }));
+    (ra.unwrap(), rb.unwrap())
+}
+
+#[test]
+fn at_a_cold_start_concurrent_verifies_get_keys_not_jwks_unavailable() {
+    let key = Key::new(1);
+    let e = Endpoint::serving(&[&key]);
+    let v = Verifier::with_clock(
+        VerifierConfig::new(ISS, ISS),
+        Slow(e.clone()),
+        ManualClock::at(T0),
+    );
+    let token = key.sign(&claims(T0), json!({}));
+    let (a, b) = join2(v.verify(&token), v.verify(&token));
+    assert_eq!((code(a), code(b)), ("ok", "ok"));
+    assert_eq!(
+        e.fetches(),
+        2,
+        "no shared request: both fetched while the first was in flight"
+    );
+    e.fail();
+    let fresh = Verifier::with_clock(
+        VerifierConfig::new(ISS, ISS),
+        Slow(e.clone()),
+        ManualClock::at(T0),
+    );
+    let (a, b) = join2(fresh.verify(&token), fresh.verify(&token));
+    assert_eq!((code(a), code(b)), ("jwks_unavailable", "jwks_unavailable"));
+    assert_eq!(code(block_on(fresh.verify(&token))), "jwks_unavailable");
+    assert_eq!(e.fetches(), 4, "after the failure, the cooldown holds");
+}
