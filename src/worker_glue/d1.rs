@@ -445,3 +445,37 @@ impl UserStore for D1Users {
         Ok(changes(&r)? as u64)
     }
 }
+
+/// The spent-set: one `INSERT` whose primary-key conflict means "spent before". D1 runs it
+/// on its one primary, so of concurrent spends of one key exactly one inserts the row.
+impl crate::platform::SingleUse for D1Users {
+    async fn spend(
+        &self,
+        kind: crate::platform::SpendKind,
+        key_hash: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let key = format!("{}:{key_hash}", kind.prefix());
+        let r = self
+            .stmt(
+                "INSERT INTO spent (key, expires_at) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                &[s(&key), n(expires_at)],
+            )?
+            .run()
+            .await
+            .map_err(err)?;
+        Ok(changes(&r)? == 1)
+    }
+
+    async fn prune_spent(&self, now: i64, max: u32) -> Result<u64, StoreError> {
+        let r = self
+            .stmt(
+                "DELETE FROM spent WHERE key IN (SELECT key FROM spent WHERE expires_at < ?1 LIMIT ?2)",
+                &[n(now), n(max as i64)],
+            )?
+            .run()
+            .await
+            .map_err(err)?;
+        Ok(changes(&r)? as u64)
+    }
+}
