@@ -79,6 +79,9 @@ pub trait SingleUse {
         key_hash: &str,
         expires_at: i64,
     ) -> Result<bool, StoreError>;
+    /// Whether `key_hash` of `kind` was spent (for a page that shows a thing without spending
+    /// it; never a check before [`SingleUse::spend`], which alone decides).
+    async fn is_spent(&self, kind: SpendKind, key_hash: &str) -> Result<bool, StoreError>;
     /// Forgets at most `max` spent keys whose `expires_at` is before `now`; returns how many.
     async fn prune_spent(&self, now: i64, max: u32) -> Result<u64, StoreError>;
 }

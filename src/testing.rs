@@ -345,6 +345,10 @@ impl SingleUse for MemoryUsers {
         spent.insert(key, expires_at);
         Ok(true)
     }
+    async fn is_spent(&self, kind: SpendKind, key_hash: &str) -> Result<bool, StoreError> {
+        let key = format!("{}:{key_hash}", kind.prefix());
+        Ok(self.spent.borrow().contains_key(&key))
+    }
     async fn prune_spent(&self, now: i64, max: u32) -> Result<u64, StoreError> {
         let mut spent = self.spent.borrow_mut();
         let old: Vec<String> = spent

@@ -115,9 +115,8 @@ pub async fn start_invitation<K: Kv>(kv: &K, cfg: &Config, txn: &LoginTxn) -> Ap
 }
 
 /// The invitation a `gh_invite` token names, if it is still there, fresh and for `provider`,
-/// without taking it: its confirmation page shows it before anything is spent, and
-/// [`finish`] checks it before it takes it.
-pub async fn peek_invitation<K: Kv>(
+/// without taking it: [`show_invitation`] and [`finish`] check it before anything is spent.
+async fn peek_invitation<K: Kv>(
     kv: &K,
     token: &str,
     provider: &str,
@@ -129,6 +128,26 @@ pub async fn peek_invitation<K: Kv>(
     let txn: LoginTxn =
         serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
     checked(txn, provider, now)
+}
+
+/// The invitation a `gh_invite` token names, for its confirmation page: like
+/// [`peek_invitation`], and refused once spent (its KV entry is left to expire).
+pub async fn show_invitation<P: Platform>(
+    p: &P,
+    token: &str,
+    provider: &str,
+) -> AppResult<LoginTxn> {
+    let txn = peek_invitation(p.kv(), token, provider, p.now()).await?;
+    let hash = sha256_b64url(token.as_bytes());
+    if p.single_use()
+        .is_spent(SpendKind::Invitation, &hash)
+        .await?
+    {
+        return Err(AppError::LoginTransaction(
+            "This sign-in link has expired or was already used.".into(),
+        ));
+    }
+    Ok(txn)
 }
 
 /// The callback URL of an invitation (what [`start_invitation`] returns).
@@ -329,7 +348,16 @@ mod tests {
             )
         );
         let req = Request::new(Method::Get, &url);
+        assert_eq!(
+            block_on(show_invitation(&p, &t.state, "mail")).unwrap(),
+            t,
+            "shown before it is spent"
+        );
         assert_eq!(block_on(finish(&p, &cfg, &req, None, "mail")).unwrap(), t);
+        assert!(
+            block_on(show_invitation(&p, &t.state, "mail")).is_err(),
+            "not shown once spent"
+        );
         let again = block_on(finish(&p, &cfg, &req, None, "mail"));
         assert!(
             matches!(again, Err(AppError::LoginTransaction(_))),

@@ -142,7 +142,7 @@ async fn invitation_page<P: Platform>(
     provider: &providers::ProviderConfig,
     token: &str,
 ) -> AppResult<Response> {
-    let invitation = txn::peek_invitation(ctx.p.kv(), token, name, ctx.p.now()).await?;
+    let invitation = txn::show_invitation(ctx.p, token, name).await?;
     let action = match req.url.query() {
         Some(q) => format!("{}?{q}", req.path()),
         None => req.path().to_string(),

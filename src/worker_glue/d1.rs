@@ -467,6 +467,19 @@ impl crate::platform::SingleUse for D1Users {
         Ok(changes(&r)? == 1)
     }
 
+    async fn is_spent(
+        &self,
+        kind: crate::platform::SpendKind,
+        key_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let key = format!("{}:{key_hash}", kind.prefix());
+        let rows: Vec<Count> = self
+            .rows("SELECT COUNT(*) AS n FROM spent WHERE key = ?1", &[s(&key)])
+            .await?;
+        let count = rows.first().ok_or_else(|| err("COUNT returned no row"))?;
+        Ok(count.n > 0.0)
+    }
+
     async fn prune_spent(&self, now: i64, max: u32) -> Result<u64, StoreError> {
         let r = self
             .stmt(

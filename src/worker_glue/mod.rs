@@ -112,17 +112,17 @@ fn platform(env: &worker::Env) -> Result<WorkerPlatform, AppError> {
         setting: "DB (D1 binding)".into(),
         problem: e.to_string(),
     })?;
-    let limiter = env
-        .rate_limiter(RATE_LIMITER)
-        .map_err(|e| AppError::Config {
+    let limiter = limiter::WorkerLimiter::from_env(env, RATE_LIMITER).map_err(|problem| {
+        AppError::Config {
             setting: format!("{RATE_LIMITER} (rate limiting binding)"),
-            problem: e.to_string(),
-        })?;
+            problem,
+        }
+    })?;
     let caches: &'static Caches = CACHES.with(|c| *c);
     Ok(WorkerPlatform {
         kv: kv::WorkerKv(kv),
         users: d1::D1Users(db),
-        limiter: limiter::WorkerLimiter(limiter),
+        limiter,
         http: fetch::WorkerFetch,
         sig: Remembered {
             inner: webcrypto::WebCrypto,
