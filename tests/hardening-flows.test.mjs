@@ -92,6 +92,7 @@ async function inOneWindow(burst) {
   throw new Error('three bursts in a row straddled a window boundary');
 }
 
+const sha256 = (s) => createHash('sha256').update(s).digest('base64url');
 const tally = (statuses) => statuses.reduce((m, s) => ({ ...m, [s]: (m[s] ?? 0) + 1 }), {});
 
 // ---------------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ test('ten concurrent callbacks with one browser\'s transaction and link: exactly
   assert.equal(await sessionKeys(), sessionsBefore + 1, 'one session');
   const spent = await gh.d1("SELECT key FROM spent WHERE key LIKE 'txn:%'");
   const state = new URL(link).searchParams.get('gh_state');
-  assert.ok(spent.some((r) => r.key === `txn:${createHash('sha256').update(state).digest('base64url')}`), 'spent by hash');
+  assert.ok(spent.some((r) => r.key === `txn:${sha256(state)}`), 'spent by hash');
   assert.ok(spent.every((r) => !r.key.includes(state)), 'the state itself is not stored');
 });
 
@@ -132,6 +133,35 @@ test('the same invitation confirmed ten times at once: exactly one sign-in', asy
   const page = await fetch(link, { headers: { 'cf-connecting-ip': freshIp() } });
   assert.equal(page.status, 400);
   assert.equal((await page.json()).error, 'invalid_login_transaction');
+});
+
+test('a transaction or invitation that KV still shows after its use is not spent twice (KV is eventually consistent)', async () => {
+  // At the edge a KV read can return a value for up to 60 s after it was deleted elsewhere:
+  // a get-then-delete lets a replay through. Here the stale copy is written back by hand.
+  const browser = new Client();
+  const link = await linkFor(browser, uniqEmail('stale'));
+  const txnKey = `t:${sha256(new URL(link).searchParams.get('gh_state'))}`;
+  const txnValue = await gh.kv.get(txnKey);
+  assert.ok(txnValue, 'the transaction is in KV');
+  const invitation = await invite(uniqEmail('stale-invitee'));
+  const invKey = `ti:${sha256(new URL(invitation).searchParams.get('gh_invite'))}`;
+  const invValue = await gh.kv.get(invKey);
+  assert.ok(invValue, 'the invitation is in KV');
+
+  const cookie = browser.cookieHeader(gh.url);
+  const callback = () => fetch(link, { redirect: 'manual', headers: { cookie, 'cf-connecting-ip': freshIp() } });
+  const confirm = () => fetch(invitation, { method: 'POST', redirect: 'manual', headers: { origin: gh.url, 'cf-connecting-ip': freshIp() } });
+  assert.equal((await callback()).status, 302);
+  assert.equal((await confirm()).status, 302);
+  const authBefore = authenticateCalls();
+  await gh.kv.put(txnKey, txnValue.trim());
+  await gh.kv.put(invKey, invValue.trim());
+  for (const replay of [callback, confirm]) {
+    const r = await replay();
+    assert.equal(r.status, 400);
+    assert.equal((await r.json()).error, 'invalid_login_transaction');
+  }
+  assert.equal(authenticateCalls(), authBefore, 'a replay never reaches Stytch');
 });
 
 test('the cron trigger forgets spent keys once they have expired, and keeps live ones', async () => {
