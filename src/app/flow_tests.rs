@@ -788,3 +788,43 @@ fn login_keeps_a_safe_return_to_for_after_the_callback() {
     assert_eq!(r.status, 302);
     assert_eq!(r.header("location"), Some("/dash?x=1"));
 }
+
+// ---------------------------------------------------------------------------------------
+// Rate limits per client network.
+
+#[test]
+fn login_starts_past_the_network_limit_are_429_and_store_nothing() {
+    let h = Harness::new();
+    h.p.limiter.max.set(2);
+    h.login();
+    h.login();
+    let r = h.get("/auth/login?provider=dev", None);
+    assert_eq!(r.status, 429);
+    assert_eq!(json_body(&r)["error"], "rate_limited");
+    assert!(set_cookie(&r, "gh_txn").is_none());
+    let txns = h.p.kv.keys().iter().filter(|k| k.starts_with("t:")).count();
+    assert_eq!(txns, 2, "no transaction stored past the limit");
+    // The login page itself (no provider) starts nothing and is not counted.
+    assert_eq!(h.get("/auth/login", None).status, 200);
+}
+
+#[test]
+fn callbacks_past_the_network_limit_are_429_and_spend_nothing() {
+    let h = Harness::new();
+    let login = h.login();
+    h.p.limiter.max.set(1);
+    let forged = h.get("/auth/callback/dev?code=x&state=forged", None);
+    assert_eq!(forged.status, 400, "the first callback is within the limit");
+    let r = h.callback(&login);
+    assert_eq!(r.status, 429);
+    assert!(
+        set_cookie(&r, "gh_txn").is_none(),
+        "the transaction cookie stays"
+    );
+    assert!(h.p.users.spent.borrow().is_empty(), "nothing spent");
+    assert!(h.p.users.events.borrow().is_empty(), "no row");
+    assert_eq!(h.calls_to(TOKEN_URL), 0);
+    // A new window: the same transaction completes.
+    h.p.limiter.reset();
+    assert_eq!(h.callback(&login).status, 302);
+}
