@@ -91,15 +91,12 @@ pub async fn callback<P: Platform>(
     if let (Method::Get, Some(token)) = (req.method, req.query(txn::INVITE_PARAM)) {
         return invitation_page(ctx, req, name, provider, &token).await;
     }
-    let outcome = match take_transaction(ctx, req, name, provider).await {
-        Ok(t) => finish_sign_in(ctx, req, name, provider, t.as_ref())
-            .await
-            .map_err(|e| (e, t.is_some())),
-        Err(e) => Err((e, false)),
-    };
-    let mut r = match outcome {
+    let mut r = match finish_sign_in(ctx, req, name, provider).await {
         Ok(r) => r,
-        Err((e, spent)) => {
+        Err(e) => {
+            // Past a spent transaction: a refusal of the transaction itself (or a kind
+            // without one) is not one.
+            let spent = provider.needs_transaction() && !matches!(e, AppError::LoginTransaction(_));
             if spent {
                 let detail = serde_json::json!({"provider": name, "error": e.code()});
                 ctx.event(req, None, "sign_in_failed", detail).await;
@@ -112,22 +109,6 @@ pub async fn callback<P: Platform>(
     };
     r.append_header("set-cookie", &txn::clear_cookie(ctx.cfg));
     Ok(r)
-}
-
-/// The login transaction of this callback, spent; `None` for kinds that have none.
-async fn take_transaction<P: Platform>(
-    ctx: &Ctx<'_, P>,
-    req: &Request,
-    name: &str,
-    provider: &providers::ProviderConfig,
-) -> AppResult<Option<LoginTxn>> {
-    if !provider.needs_transaction() {
-        return Ok(None);
-    }
-    let state = providers::callback_state(req);
-    txn::finish(ctx.p, ctx.cfg, req, state.as_deref(), name)
-        .await
-        .map(Some)
 }
 
 /// `GET /auth/callback/{name}?gh_invite=…`: opening an emailed invitation spends nothing.
@@ -177,24 +158,31 @@ pub async fn confirm_invitation<P: Platform>(
     callback(ctx, req, name).await
 }
 
-/// The callback after its transaction (`t`, if the kind has one) was spent: verification
-/// with the provider, then linking or signing in.
+/// The callback proper: the transaction is spent (if the kind has one), then the provider
+/// verifies, then linking or signing in.
 async fn finish_sign_in<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
     name: &str,
     provider: &providers::ProviderConfig,
-    t: Option<&LoginTxn>,
 ) -> AppResult<Response> {
     // Transaction-less kinds (passage) carry `return_to` in the query; refuse a bad one
     // before anything is verified or written.
-    let query_return_to = match t {
-        Some(_) => None,
-        None => Some(checked_return_to(
-            ctx.cfg,
-            req.query("return_to").as_deref(),
-        )?),
+    let (query_return_to, t) = match provider.needs_transaction() {
+        false => (
+            Some(checked_return_to(
+                ctx.cfg,
+                req.query("return_to").as_deref(),
+            )?),
+            None,
+        ),
+        true => {
+            let state = providers::callback_state(req);
+            let t = txn::finish(ctx.p, ctx.cfg, req, state.as_deref(), name).await?;
+            (None, Some(t))
+        }
     };
+    let t = t.as_ref();
     let profile = providers::complete(ctx.p, ctx.cfg, name, provider, req, t).await?;
     if let Some(t) = t.filter(|t| t.link_user.is_some()) {
         let user_id = t.link_user.as_deref().unwrap_or_default();
