@@ -442,7 +442,7 @@ test('admin unlink: 400 without issuer and sub, 404 for an unknown identity, 409
   assert.deepEqual(unlinkEvent.detail, { by: 'admin', issuer: idp2.issuer, sub: 'uma2' });
 });
 
-test('events: sign-in, failed sign-in and logout are recorded with time, IP and user agent; newest first, paginated', async () => {
+test('events: sign-in and logout are recorded with time, IP and user agent, newest first, paginated; a callback without a transaction writes none', async () => {
   const browser = new Client();
   const done = await oidcSignIn(browser, gh.url, { login: 'eve' });
   assert.equal(done.status, 302);
