@@ -45,3 +45,11 @@ CREATE TABLE events (
 );
 CREATE INDEX events_user_at ON events (user_id, at DESC);
 CREATE INDEX events_at ON events (at);
+
+-- Spent single-use things (kind prefix + SHA-256 of the secret), kept until they would have
+-- expired anyway; a second spend of one key is a primary-key conflict.
+CREATE TABLE spent (
+  key        TEXT PRIMARY KEY,
+  expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX spent_expires ON spent (expires_at);

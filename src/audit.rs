@@ -1,14 +1,15 @@
 //! The audit log (SPEC section 6, table `events`): what kinds of events there are, and how
 //! long they are kept. Events are written through [`crate::app::Ctx::event`] (best effort:
 //! the action itself is already done) and pruned by the Worker's scheduled (cron) handler,
-//! which calls [`prune`].
+//! which calls [`prune`] — and [`prune_spent`], which forgets spent single-use keys once the
+//! things they name have expired anyway.
 //!
 //! Kinds: `sign_in`, `sign_in_failed`, `logout`, `link`, `link_refused`, `unlink`,
 //! `session_revoked`, `created`, `updated`, `deactivated`, `activated`, `deleted`,
 //! `admin_auth_failed`, `magic_link_sent`. Each event has its time, the client's IP and user
 //! agent, and a small JSON `detail` (never a secret, a token or a provider response body).
 
-use crate::platform::StoreError;
+use crate::platform::{SingleUse, StoreError};
 use crate::users::UserStore;
 
 /// How long audit events are kept: 90 days.
@@ -33,9 +34,24 @@ pub async fn prune<U: UserStore>(store: &U, now: i64) -> Result<u64, StoreError>
     Ok(total)
 }
 
+/// Forgets spent single-use keys whose `expires_at` has passed (see [`SingleUse`]), in the
+/// same rounds as [`prune`]; returns how many.
+pub async fn prune_spent<S: SingleUse>(store: &S, now: i64) -> Result<u64, StoreError> {
+    let mut total = 0;
+    for _ in 0..PRUNE_ROUNDS {
+        let n = store.prune_spent(now, PRUNE_BATCH).await?;
+        total += n;
+        if n < PRUNE_BATCH as u64 {
+            break;
+        }
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::SpendKind;
     use crate::testing::{block_on, MemoryUsers};
     use crate::users::Event;
 
@@ -63,5 +79,27 @@ mod tests {
         let left: Vec<i64> = store.events.borrow().iter().map(|e| e.at).collect();
         assert_eq!(left, [now - RETENTION_SECONDS, now]);
         assert_eq!(block_on(prune(&store, now)).unwrap(), 0);
+    }
+
+    #[test]
+    fn prunes_only_expired_spent_keys_in_rounds() {
+        let store = MemoryUsers::default();
+        let now = 1_800_000_000;
+        for i in 0..2500 {
+            let spent = block_on(store.spend(SpendKind::LoginTxn, &format!("k{i}"), now - 1 - i));
+            assert!(spent.unwrap());
+        }
+        assert!(block_on(store.spend(SpendKind::Invitation, "live", now)).unwrap());
+        assert_eq!(block_on(prune_spent(&store, now)).unwrap(), 2500);
+        assert_eq!(
+            store.spent.borrow().keys().collect::<Vec<_>>(),
+            ["inv:live"],
+            "a key is kept through its expiry second"
+        );
+        assert!(
+            !block_on(store.spend(SpendKind::Invitation, "live", now)).unwrap(),
+            "still spent"
+        );
+        assert_eq!(block_on(prune_spent(&store, now)).unwrap(), 0);
     }
 }

@@ -1,6 +1,6 @@
 //! The seams between the domain logic and the runtime: one small trait per concern (key-value
 //! store, outbound HTTP, signatures, clock), bundled by [`Platform`]. The Worker implements
-//! them with KV, `fetch` and WebCrypto (`worker_glue`); unit tests with in-memory fakes
+//! them with KV, D1, the rate-limiting binding, `fetch` and WebCrypto (`worker_glue`); unit tests with in-memory fakes
 //! (`testing`). User storage has its own trait in [`crate::users`].
 
 #![allow(async_fn_in_trait)] // single-threaded runtime: the futures need not be Send
@@ -30,6 +30,69 @@ pub trait Kv {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Keys starting with `prefix` (every page of them).
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+}
+
+/// What a single-use thing is: the namespace of its key in the spent-set, so that two kinds
+/// can never collide, and so that a log or a row says what was spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SpendKind {
+    /// A login transaction (the `state` of a browser's sign-in).
+    LoginTxn,
+    /// An emailed invitation (`POST /admin/magic-links`).
+    Invitation,
+}
+
+impl SpendKind {
+    /// The key prefix of this kind in the spent-set.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            SpendKind::LoginTxn => "txn",
+            SpendKind::Invitation => "inv",
+        }
+    }
+}
+
+/// Spends single-use things atomically: of any number of concurrent [`SingleUse::spend`]s
+/// of one key, exactly one gets `true`. D1 in the Worker (one conditional `INSERT` into the
+/// `spent` table, whose primary key is the spent key: a conflict means someone spent it
+/// first); a map in tests. KV cannot do this: a get-then-delete lets two readers both see the
+/// thing before either deletes it.
+///
+/// How to use it for a new single-use thing (authorization code, refresh token, email code,
+/// passkey challenge):
+///
+/// 1. Add a [`SpendKind`] variant with its own prefix.
+/// 2. Check everything that does not spend first: the thing exists, is fresh, belongs to
+///    this caller — so that a refused request spends (and writes) nothing.
+/// 3. Call `spend(kind, &sha256_b64url(secret), expires_at)` with the hash of the secret
+///    (never the secret itself) and the time after which the thing is refused anyway by its
+///    own expiry check; go on only on `Ok(true)`. `Ok(false)` is a replay or a lost race.
+/// 4. The spent row is kept until `expires_at` and then pruned by the cron trigger
+///    ([`crate::audit::prune_spent`]): the thing's own expiry check must refuse it from then
+///    on, so `expires_at` must not be earlier than the last moment the thing is accepted.
+pub trait SingleUse {
+    /// Marks `key_hash` of `kind` as spent until `expires_at` (Unix seconds). `Ok(true)`: this
+    /// call spent it; `Ok(false)`: it was spent before.
+    async fn spend(
+        &self,
+        kind: SpendKind,
+        key_hash: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError>;
+    /// Whether `key_hash` of `kind` was spent (for a page that shows a thing without spending
+    /// it; never a check before [`SingleUse::spend`], which alone decides).
+    async fn is_spent(&self, kind: SpendKind, key_hash: &str) -> Result<bool, StoreError>;
+    /// Forgets at most `max` spent keys whose `expires_at` is before `now`; returns how many.
+    async fn prune_spent(&self, now: i64, max: u32) -> Result<u64, StoreError>;
+}
+
+/// Short-window request limits per key (a client network and what it asks for): the
+/// Workers Rate Limiting binding in the Worker, which counts in memory at the edge and writes
+/// no storage; a counter map in tests.
+pub trait Limiter {
+    /// Counts one request under `key`; `Ok(false)` once the key's limit for the current
+    /// window is used up.
+    async fn allow(&self, key: &str) -> Result<bool, StoreError>;
 }
 
 /// An outbound HTTP request.
@@ -150,10 +213,16 @@ pub trait Platform {
     type Users: UserStore;
     type Http: HttpClient;
     type Sig: Signatures;
+    type Once: SingleUse;
+    type Limits: Limiter;
     fn kv(&self) -> &Self::Kv;
     fn users(&self) -> &Self::Users;
     fn http(&self) -> &Self::Http;
     fn sig(&self) -> &Self::Sig;
+    /// The spent-set of single-use things.
+    fn single_use(&self) -> &Self::Once;
+    /// Per-client-network limits on what anonymous clients can start.
+    fn limiter(&self) -> &Self::Limits;
     fn caches(&self) -> &Caches;
     /// Seconds since the Unix epoch.
     fn now(&self) -> i64;

@@ -7,7 +7,8 @@ use crate::jwt::keys::SigningKey;
 use crate::jwt::native::NativeSignatures;
 use crate::jwt::Alg;
 use crate::platform::{
-    Caches, FetchError, HttpClient, Inbound, Kv, Outbound, Platform, Signatures, StoreError,
+    Caches, FetchError, HttpClient, Inbound, Kv, Limiter, Outbound, Platform, Signatures,
+    SingleUse, SpendKind, StoreError,
 };
 use crate::users::{
     Event, Identity, LinkOutcome, Profile, StoredEvent, UnlinkOutcome, User, UserPatch, UserQuery,
@@ -107,6 +108,8 @@ pub struct MemoryUsers {
     users: RefCell<HashMap<String, User>>,
     identities: RefCell<HashMap<(String, String), Identity>>,
     pub events: RefCell<Vec<Event>>,
+    /// The spent-set ([`SingleUse`]): `kind:hash` → expires at.
+    pub spent: RefCell<BTreeMap<String, i64>>,
 }
 
 impl MemoryUsers {
@@ -333,6 +336,75 @@ fn identity_of(user_id: &str, p: &Profile, now: i64) -> Identity {
     }
 }
 
+impl SingleUse for MemoryUsers {
+    async fn spend(
+        &self,
+        kind: SpendKind,
+        key_hash: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let key = format!("{}:{key_hash}", kind.prefix());
+        let mut spent = self.spent.borrow_mut();
+        if spent.contains_key(&key) {
+            return Ok(false);
+        }
+        spent.insert(key, expires_at);
+        Ok(true)
+    }
+    async fn is_spent(&self, kind: SpendKind, key_hash: &str) -> Result<bool, StoreError> {
+        let key = format!("{}:{key_hash}", kind.prefix());
+        Ok(self.spent.borrow().contains_key(&key))
+    }
+    async fn prune_spent(&self, now: i64, max: u32) -> Result<u64, StoreError> {
+        let mut spent = self.spent.borrow_mut();
+        let old: Vec<String> = spent
+            .iter()
+            .filter(|(_, at)| **at < now)
+            .map(|(k, _)| k.clone())
+            .take(max as usize)
+            .collect();
+        for k in &old {
+            spent.remove(k);
+        }
+        Ok(old.len() as u64)
+    }
+}
+
+/// Request limits in a map: at most `max` requests per key until [`MemoryLimiter::reset`]
+/// (the window's end).
+pub struct MemoryLimiter {
+    pub max: Cell<u32>,
+    pub counts: RefCell<HashMap<String, u32>>,
+}
+
+impl Default for MemoryLimiter {
+    fn default() -> Self {
+        MemoryLimiter {
+            max: Cell::new(1000),
+            counts: RefCell::default(),
+        }
+    }
+}
+
+impl MemoryLimiter {
+    /// A new window: every key starts from zero.
+    pub fn reset(&self) {
+        self.counts.borrow_mut().clear();
+    }
+}
+
+impl Limiter for MemoryLimiter {
+    async fn allow(&self, key: &str) -> Result<bool, StoreError> {
+        let mut counts = self.counts.borrow_mut();
+        let n = counts.entry(key.to_string()).or_insert(0);
+        if *n >= self.max.get() {
+            return Ok(false);
+        }
+        *n += 1;
+        Ok(true)
+    }
+}
+
 /// Outbound HTTP answered by a closure.
 pub struct FakeHttp {
     #[allow(clippy::type_complexity)]
@@ -353,6 +425,7 @@ pub struct TestPlatform {
     pub kv: MemoryKv,
     pub users: MemoryUsers,
     pub http: FakeHttp,
+    pub limiter: MemoryLimiter,
     pub caches: Caches,
     pub clock: Cell<i64>,
     pub logs: RefCell<Vec<String>>,
@@ -369,6 +442,7 @@ impl TestPlatform {
                 handler: Box::new(handler),
                 calls: RefCell::new(vec![]),
             },
+            limiter: MemoryLimiter::default(),
             caches: Caches::default(),
             clock: Cell::new(1_700_000_000),
             logs: RefCell::new(vec![]),
@@ -396,8 +470,16 @@ impl Platform for TestPlatform {
     type Users = MemoryUsers;
     type Http = FakeHttp;
     type Sig = TestPlatform;
+    type Once = MemoryUsers;
+    type Limits = MemoryLimiter;
     fn kv(&self) -> &MemoryKv {
         &self.kv
+    }
+    fn single_use(&self) -> &MemoryUsers {
+        &self.users
+    }
+    fn limiter(&self) -> &MemoryLimiter {
+        &self.limiter
     }
     fn users(&self) -> &MemoryUsers {
         &self.users

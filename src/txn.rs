@@ -1,19 +1,29 @@
 //! The login transaction: what must survive the round trip to the provider (state, nonce,
 //! PKCE verifier, provider, `return_to`). It lives in KV under the hash of its `state` for 10
-//! minutes and is deleted on first use (single-use); the browser that started it holds a
-//! cookie with the state and an HMAC under `STATE_SECRET`, so a callback in another browser,
-//! without the cookie, or replayed, is refused.
+//! minutes; the browser that started it holds a cookie with the state and an HMAC under
+//! `STATE_SECRET`, so a callback in another browser or without the cookie is refused.
+//!
+//! Single use is the spent-set's job ([`SingleUse`], a conditional write in D1), not KV's: a
+//! KV get-then-delete lets two concurrent callbacks both read the transaction before either
+//! deletes it. A callback reads the transaction, checks it, then spends its state; of any
+//! number of concurrent callbacks exactly one gets past the spend. The KV entry is left to
+//! expire (deleting it would be one more KV operation on the sign-in path, and it is dead
+//! once spent).
 
 use crate::config::Config;
 use crate::cookies::{CookieJar, TXN};
 use crate::crypto::{b64url, b64url_decode, ct_eq, hmac_sha256, random_token, sha256_b64url};
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
-use crate::platform::Kv;
+use crate::platform::{Kv, Platform, SingleUse, SpendKind};
 use serde::{Deserialize, Serialize};
 
 /// How long a sign-in may take.
 pub const TXN_TTL: u64 = 600;
+/// How long a spent state is remembered past [`TXN_TTL`]: longer than any clock difference
+/// between two isolates, so that a transaction is refused as expired before its spent row is
+/// pruned.
+const SPENT_MARGIN: i64 = 300;
 
 /// A login in progress.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,9 +115,8 @@ pub async fn start_invitation<K: Kv>(kv: &K, cfg: &Config, txn: &LoginTxn) -> Ap
 }
 
 /// The invitation a `gh_invite` token names, if it is still there, fresh and for `provider`,
-/// without taking it: its confirmation page shows it before anything is spent, and
-/// [`finish`] checks it before it takes it.
-pub async fn peek_invitation<K: Kv>(
+/// without taking it: [`show_invitation`] and [`finish`] check it before anything is spent.
+async fn peek_invitation<K: Kv>(
     kv: &K,
     token: &str,
     provider: &str,
@@ -121,6 +130,26 @@ pub async fn peek_invitation<K: Kv>(
     checked(txn, provider, now)
 }
 
+/// The invitation a `gh_invite` token names, for its confirmation page: like
+/// [`peek_invitation`], and refused once spent (its KV entry is left to expire).
+pub async fn show_invitation<P: Platform>(
+    p: &P,
+    token: &str,
+    provider: &str,
+) -> AppResult<LoginTxn> {
+    let txn = peek_invitation(p.kv(), token, provider, p.now()).await?;
+    let hash = sha256_b64url(token.as_bytes());
+    if p.single_use()
+        .is_spent(SpendKind::Invitation, &hash)
+        .await?
+    {
+        return Err(AppError::LoginTransaction(
+            "This sign-in link has expired or was already used.".into(),
+        ));
+    }
+    Ok(txn)
+}
+
 /// The callback URL of an invitation (what [`start_invitation`] returns).
 pub fn invitation_url(cfg: &Config, txn: &LoginTxn) -> String {
     let query = url::form_urlencoded::Serializer::new(String::new())
@@ -132,20 +161,20 @@ pub fn invitation_url(cfg: &Config, txn: &LoginTxn) -> String {
 /// Takes the transaction named by `state` (single use), checking that this browser started
 /// it and that it belongs to `provider`. A callback carrying `gh_invite` instead completes an
 /// invitation (see [`start_invitation`]), which no browser holds a cookie for.
-pub async fn finish<K: Kv>(
-    kv: &K,
+pub async fn finish<P: Platform>(
+    p: &P,
     cfg: &Config,
     req: &Request,
     state: Option<&str>,
     provider: &str,
-    now: i64,
 ) -> AppResult<LoginTxn> {
+    let now = p.now();
+    let kv = p.kv();
     if let Some(token) = req.query(INVITE_PARAM) {
-        // Checked before it is taken: a link sent to the wrong provider's callback does not
+        // Checked before it is spent: a link sent to the wrong provider's callback does not
         // use the invitation up.
         let txn = peek_invitation(kv, &token, provider, now).await?;
-        kv.delete(&invite_key(&token)).await?;
-        return Ok(txn);
+        return spend(p, SpendKind::Invitation, &token, txn).await;
     }
     let jar = CookieJar {
         secure: cfg.secure_cookies,
@@ -170,14 +199,35 @@ pub async fn finish<K: Kv>(
             "This sign-in was started in another browser or tab.".into(),
         ));
     }
-    let k = key(state);
-    let json = kv.get(&k).await?.ok_or_else(|| {
+    let json = kv.get(&key(state)).await?.ok_or_else(|| {
         AppError::LoginTransaction("This sign-in has expired or was already used.".into())
     })?;
-    kv.delete(&k).await?;
     let txn: LoginTxn =
         serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
-    checked(txn, provider, now)
+    let txn = checked(txn, provider, now)?;
+    spend(p, SpendKind::LoginTxn, state, txn).await
+}
+
+/// Spends `secret` (a state or an invitation token, by its hash) for `txn`, which has passed
+/// every other check: `Ok(txn)` for the one caller that spends it, a refusal for a replay or
+/// the loser of a race.
+async fn spend<P: Platform>(
+    p: &P,
+    kind: SpendKind,
+    secret: &str,
+    txn: LoginTxn,
+) -> AppResult<LoginTxn> {
+    let until = txn.created_at + TXN_TTL as i64 + SPENT_MARGIN;
+    let spent = p
+        .single_use()
+        .spend(kind, &sha256_b64url(secret.as_bytes()), until)
+        .await?;
+    if !spent {
+        return Err(AppError::LoginTransaction(
+            "This sign-in was already used.".into(),
+        ));
+    }
+    Ok(txn)
 }
 
 /// A taken transaction is still fresh and belongs to `provider`.
@@ -207,7 +257,13 @@ pub fn clear_cookie(cfg: &Config) -> String {
 mod tests {
     use super::*;
     use crate::http::Method;
-    use crate::testing::{block_on, test_config, MemoryKv};
+    use crate::testing::{block_on, test_config, TestPlatform};
+
+    fn platform(now: i64) -> TestPlatform {
+        let p = TestPlatform::new(|_| unreachable!("no outbound calls"));
+        p.clock.set(now);
+        p
+    }
 
     fn callback_req(cookie: Option<&str>) -> Request {
         let r = Request::new(Method::Get, "http://127.0.0.1:8787/auth/callback/dev");
@@ -219,28 +275,35 @@ mod tests {
 
     #[test]
     fn round_trip_is_single_use() {
-        let (kv, cfg) = (MemoryKv::default(), test_config());
+        let (p, cfg) = (platform(200), test_config());
         let t = LoginTxn::new("dev", "/".into(), None, 100);
-        let cookie = block_on(start(&kv, &cfg, &t)).unwrap();
+        let cookie = block_on(start(p.kv(), &cfg, &t)).unwrap();
         let req = callback_req(Some(&cookie));
         assert_eq!(
-            block_on(finish(&kv, &cfg, &req, Some(&t.state), "dev", 200)).unwrap(),
+            block_on(finish(&p, &cfg, &req, Some(&t.state), "dev")).unwrap(),
             t
         );
-        let again = block_on(finish(&kv, &cfg, &req, Some(&t.state), "dev", 200));
+        let again = block_on(finish(&p, &cfg, &req, Some(&t.state), "dev"));
         assert!(
             matches!(again, Err(AppError::LoginTransaction(_))),
             "replay refused"
         );
+        // The spent row outlives the transaction's own expiry, and names only a hash.
+        let spent = p.users.spent.borrow();
+        let (key, until) = spent.iter().next().expect("one spent row");
+        assert_eq!(spent.len(), 1);
+        assert!(!key.contains(&t.state), "the state is stored hashed");
+        assert!(*until > t.created_at + TXN_TTL as i64);
     }
 
     #[test]
-    fn other_browser_missing_cookie_bad_state_expired_are_refused() {
-        let (kv, cfg) = (MemoryKv::default(), test_config());
+    fn other_browser_missing_cookie_bad_state_expired_are_refused_and_spend_nothing() {
+        let cfg = test_config();
+        let p = platform(200);
         let mine = LoginTxn::new("dev", "/".into(), None, 100);
         let theirs = LoginTxn::new("dev", "/".into(), None, 100);
-        let my_cookie = block_on(start(&kv, &cfg, &mine)).unwrap();
-        block_on(start(&kv, &cfg, &theirs)).unwrap();
+        let my_cookie = block_on(start(p.kv(), &cfg, &mine)).unwrap();
+        block_on(start(p.kv(), &cfg, &theirs)).unwrap();
         let cases = [
             (callback_req(None), Some(mine.state.clone()), 200),
             (
@@ -262,19 +325,21 @@ mod tests {
             ),
         ];
         for (i, (req, state, now)) in cases.into_iter().enumerate() {
-            let r = block_on(finish(&kv, &cfg, &req, state.as_deref(), "dev", now));
+            p.clock.set(now);
+            let r = block_on(finish(&p, &cfg, &req, state.as_deref(), "dev"));
             assert!(
                 matches!(r, Err(AppError::LoginTransaction(_))),
                 "case {i}: {r:?}"
             );
         }
+        assert!(p.users.spent.borrow().is_empty(), "refusals spend nothing");
     }
 
     #[test]
     fn invitations_need_no_cookie_but_are_single_use_and_separate_from_transactions() {
-        let (kv, cfg) = (MemoryKv::default(), test_config());
+        let (p, cfg) = (platform(200), test_config());
         let t = LoginTxn::new("mail", "/welcome".into(), None, 100);
-        let url = block_on(start_invitation(&kv, &cfg, &t)).unwrap();
+        let url = block_on(start_invitation(p.kv(), &cfg, &t)).unwrap();
         assert_eq!(
             url,
             format!(
@@ -284,10 +349,16 @@ mod tests {
         );
         let req = Request::new(Method::Get, &url);
         assert_eq!(
-            block_on(finish(&kv, &cfg, &req, None, "mail", 200)).unwrap(),
-            t
+            block_on(show_invitation(&p, &t.state, "mail")).unwrap(),
+            t,
+            "shown before it is spent"
         );
-        let again = block_on(finish(&kv, &cfg, &req, None, "mail", 200));
+        assert_eq!(block_on(finish(&p, &cfg, &req, None, "mail")).unwrap(), t);
+        assert!(
+            block_on(show_invitation(&p, &t.state, "mail")).is_err(),
+            "not shown once spent"
+        );
+        let again = block_on(finish(&p, &cfg, &req, None, "mail"));
         assert!(
             matches!(again, Err(AppError::LoginTransaction(_))),
             "single use"
@@ -296,7 +367,7 @@ mod tests {
         // An ordinary transaction cannot be completed without its cookie by calling its
         // state an invitation.
         let normal = LoginTxn::new("mail", "/".into(), None, 100);
-        block_on(start(&kv, &cfg, &normal)).unwrap();
+        block_on(start(p.kv(), &cfg, &normal)).unwrap();
         let forged = Request::new(
             Method::Get,
             &format!(
@@ -304,40 +375,40 @@ mod tests {
                 normal.state
             ),
         );
-        let r = block_on(finish(&kv, &cfg, &forged, None, "mail", 200));
+        let r = block_on(finish(&p, &cfg, &forged, None, "mail"));
         assert!(matches!(r, Err(AppError::LoginTransaction(_))));
 
-        // Expired, or for another provider.
+        // Expired, or for another provider: refused, and not spent.
         for (provider, now) in [("mail", 100 + TXN_TTL as i64 + 1), ("other", 200)] {
             let t = LoginTxn::new("mail", "/".into(), None, 100);
-            let url = block_on(start_invitation(&kv, &cfg, &t)).unwrap();
+            let url = block_on(start_invitation(p.kv(), &cfg, &t)).unwrap();
+            p.clock.set(now);
             let r = block_on(finish(
-                &kv,
+                &p,
                 &cfg,
                 &Request::new(Method::Get, &url),
                 None,
                 provider,
-                now,
             ));
             assert!(
                 matches!(r, Err(AppError::LoginTransaction(_))),
                 "{provider}"
             );
         }
+        assert_eq!(p.users.spent.borrow().len(), 1, "only the used invitation");
     }
 
     #[test]
     fn wrong_provider_is_refused() {
-        let (kv, cfg) = (MemoryKv::default(), test_config());
+        let (p, cfg) = (platform(100), test_config());
         let t = LoginTxn::new("dev", "/".into(), None, 100);
-        let cookie = block_on(start(&kv, &cfg, &t)).unwrap();
+        let cookie = block_on(start(p.kv(), &cfg, &t)).unwrap();
         let r = block_on(finish(
-            &kv,
+            &p,
             &cfg,
             &callback_req(Some(&cookie)),
             Some(&t.state),
             "other",
-            100,
         ));
         assert!(matches!(r, Err(AppError::LoginTransaction(_))));
     }

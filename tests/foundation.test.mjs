@@ -37,13 +37,22 @@ test('the login page lists the configured providers', async () => {
 
 test('the Worker writes to KV and D1, and both read back', async () => {
   const client = new Client();
-  // A callback without a login transaction is refused, and the refusal is an audit event
-  // the Worker writes to D1. (The sign-in tests show the Worker's KV writes: sessions.)
-  const before = await gh.d1("SELECT COUNT(*) AS n FROM events WHERE type = 'sign_in_failed'");
+  // A callback without a login transaction is refused and writes nothing: a flood of them
+  // must cost no storage (it is counted by the per-network limit instead).
+  const failed = "SELECT COUNT(*) AS n FROM events WHERE type = 'sign_in_failed'";
+  const before = await gh.d1(failed);
   const r = await client.fetch(`${gh.url}/auth/callback/dev?code=x&state=y`);
   assert.equal(r.status, 400);
-  const after = await gh.d1("SELECT COUNT(*) AS n FROM events WHERE type = 'sign_in_failed'");
-  assert.equal(after[0].n, before[0].n + 1, 'the failed sign-in was recorded in D1');
+  assert.deepEqual(await gh.d1(failed), before, 'no row for a callback without a transaction');
+
+  // D1: a refused admin key is an audit event the Worker writes. (The sign-in tests show the
+  // Worker's KV writes: sessions.)
+  const refusedKey = "SELECT COUNT(*) AS n FROM events WHERE type = 'admin_auth_failed'";
+  const keyBefore = await gh.d1(refusedKey);
+  const admin = await fetch(`${gh.url}/admin/users`, { headers: { authorization: 'Bearer wrong', 'cf-connecting-ip': '192.0.2.201' } });
+  assert.equal(admin.status, 401);
+  const keyAfter = await gh.d1(refusedKey);
+  assert.equal(keyAfter[0].n, keyBefore[0].n + 1, 'the refused key was recorded in D1');
 
   // KV: the local namespace the Worker is bound to, through wrangler's CLI.
   await gh.kv.put('probe:key', 'probe-value');

@@ -360,8 +360,10 @@ impl Harness {
         );
     }
 
-    /// Like [`Harness::assert_refused`], for a callback: also the reason is in the log, the
-    /// transaction cookie is cleared and the failure is audited.
+    /// Like [`Harness::assert_refused`], for a callback: also the reason is in the log and the
+    /// transaction cookie is cleared. The failure is audited only once a transaction was
+    /// spent: a callback refused for its transaction writes no row (a flood of them must
+    /// write nothing).
     fn assert_sign_in_refused(&self, r: &Response, status: u16, code: &str, reason: &str) {
         self.assert_refused(r, status, code);
         assert!(
@@ -370,13 +372,18 @@ impl Harness {
             self.p.logs.borrow()
         );
         assert_eq!(set_cookie(r, "gh_txn").as_deref(), Some("gh_txn="));
-        assert!(self
+        let audited = self
             .p
             .users
             .events
             .borrow()
             .iter()
-            .any(|e| e.kind == "sign_in_failed" && e.detail["error"] == code));
+            .any(|e| e.kind == "sign_in_failed" && e.detail["error"] == code);
+        let without_transaction = code == "invalid_login_transaction";
+        assert_eq!(audited, !without_transaction, "audited: {audited}");
+        if without_transaction {
+            assert!(self.p.users.events.borrow().is_empty(), "no row at all");
+        }
     }
 }
 
@@ -398,9 +405,10 @@ fn happy_path_signs_in_and_redirects_home() {
     assert_eq!(set_cookie(&r, "gh_txn").as_deref(), Some("gh_txn="));
     assert_eq!(h.p.users.user_count(), 1);
     assert_eq!(h.session_keys().len(), 1);
-    assert!(
-        !h.p.kv.keys().iter().any(|k| k.starts_with("t:")),
-        "the login transaction is used up"
+    assert_eq!(
+        h.p.users.spent.borrow().len(),
+        1,
+        "the login transaction is spent"
     );
 
     // The cookies identify the new user.
@@ -779,4 +787,44 @@ fn login_keeps_a_safe_return_to_for_after_the_callback() {
     let r = h.callback(&login);
     assert_eq!(r.status, 302);
     assert_eq!(r.header("location"), Some("/dash?x=1"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Rate limits per client network.
+
+#[test]
+fn login_starts_past_the_network_limit_are_429_and_store_nothing() {
+    let h = Harness::new();
+    h.p.limiter.max.set(2);
+    h.login();
+    h.login();
+    let r = h.get("/auth/login?provider=dev", None);
+    assert_eq!(r.status, 429);
+    assert_eq!(json_body(&r)["error"], "rate_limited");
+    assert!(set_cookie(&r, "gh_txn").is_none());
+    let txns = h.p.kv.keys().iter().filter(|k| k.starts_with("t:")).count();
+    assert_eq!(txns, 2, "no transaction stored past the limit");
+    // The login page itself (no provider) starts nothing and is not counted.
+    assert_eq!(h.get("/auth/login", None).status, 200);
+}
+
+#[test]
+fn callbacks_past_the_network_limit_are_429_and_spend_nothing() {
+    let h = Harness::new();
+    let login = h.login();
+    h.p.limiter.max.set(1);
+    let forged = h.get("/auth/callback/dev?code=x&state=forged", None);
+    assert_eq!(forged.status, 400, "the first callback is within the limit");
+    let r = h.callback(&login);
+    assert_eq!(r.status, 429);
+    assert!(
+        set_cookie(&r, "gh_txn").is_none(),
+        "the transaction cookie stays"
+    );
+    assert!(h.p.users.spent.borrow().is_empty(), "nothing spent");
+    assert!(h.p.users.events.borrow().is_empty(), "no row");
+    assert_eq!(h.calls_to(TOKEN_URL), 0);
+    // A new window: the same transaction completes.
+    h.p.limiter.reset();
+    assert_eq!(h.callback(&login).status, 302);
 }

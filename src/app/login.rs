@@ -8,6 +8,7 @@ use crate::cookies::{ACCESS, SESSION};
 use crate::error::{AppError, AppResult};
 use crate::http::{Method, Request, Response};
 use crate::platform::Platform;
+use crate::ratelimit::{self, Flow};
 use crate::sessions::SessionRecord;
 use crate::txn::{self, LoginTxn};
 use crate::users::User;
@@ -44,6 +45,8 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
         .providers
         .get(&name)
         .ok_or_else(|| AppError::BadRequest(format!("Unknown provider {name:?}.")))?;
+    // Before anything is stored or sent (XWMS is called with the client secret).
+    ratelimit::per_network(ctx.p.limiter(), Flow::Start, req).await?;
     let link_user = super::identities::link_user_for_login(ctx, req, provider).await?;
     let mut t = LoginTxn::new(&name, return_to, link_user, ctx.p.now());
     t.register = match req.query("action").as_deref() {
@@ -72,38 +75,40 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
     Ok(r)
 }
 
-/// `GET /auth/callback/{name}`: every outcome clears the transaction cookie.
+/// `GET /auth/callback/{name}`: every outcome past the rate limit clears the transaction
+/// cookie. A failure is an audit event only once a login transaction was spent: a callback
+/// that carries none (forged, replayed, from another browser, or a transaction-less kind)
+/// writes no row — it is counted by the per-network limit and logged, so a flood of them
+/// writes nothing.
 pub async fn callback<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
     name: &str,
 ) -> AppResult<Response> {
     let provider = ctx.cfg.providers.get(name).ok_or(AppError::NotFound)?;
+    ratelimit::per_network(ctx.p.limiter(), Flow::Callback, req).await?;
     let req = &providers::normalize_callback(req);
     if let (Method::Get, Some(token)) = (req.method, req.query(txn::INVITE_PARAM)) {
         return invitation_page(ctx, req, name, provider, &token).await;
     }
-    match finish_sign_in(ctx, req, name, provider).await {
-        Ok(mut r) => {
-            r.append_header("set-cookie", &txn::clear_cookie(ctx.cfg));
-            Ok(r)
-        }
+    let mut r = match finish_sign_in(ctx, req, name, provider).await {
+        Ok(r) => r,
         Err(e) => {
-            ctx.event(
-                req,
-                None,
-                "sign_in_failed",
-                serde_json::json!({"provider": name, "error": e.code()}),
-            )
-            .await;
+            // Past a spent transaction: a refusal of the transaction itself (or a kind
+            // without one) is not one.
+            let spent = provider.needs_transaction() && !matches!(e, AppError::LoginTransaction(_));
+            if spent {
+                let detail = serde_json::json!({"provider": name, "error": e.code()});
+                ctx.event(req, None, "sign_in_failed", detail).await;
+            }
             if let Some(line) = e.log_line() {
                 ctx.p.log(&line);
             }
-            let mut r = e.into_response(req.wants());
-            r.append_header("set-cookie", &txn::clear_cookie(ctx.cfg));
-            Ok(r)
+            e.into_response(req.wants())
         }
-    }
+    };
+    r.append_header("set-cookie", &txn::clear_cookie(ctx.cfg));
+    Ok(r)
 }
 
 /// `GET /auth/callback/{name}?gh_invite=…`: opening an emailed invitation spends nothing.
@@ -118,7 +123,7 @@ async fn invitation_page<P: Platform>(
     provider: &providers::ProviderConfig,
     token: &str,
 ) -> AppResult<Response> {
-    let invitation = txn::peek_invitation(ctx.p.kv(), token, name, ctx.p.now()).await?;
+    let invitation = txn::show_invitation(ctx.p, token, name).await?;
     let action = match req.url.query() {
         Some(q) => format!("{}?{q}", req.path()),
         None => req.path().to_string(),
@@ -153,44 +158,38 @@ pub async fn confirm_invitation<P: Platform>(
     callback(ctx, req, name).await
 }
 
+/// The callback proper: the transaction is spent (if the kind has one), then the provider
+/// verifies, then linking or signing in.
 async fn finish_sign_in<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
     name: &str,
     provider: &providers::ProviderConfig,
 ) -> AppResult<Response> {
-    let now = ctx.p.now();
     // Transaction-less kinds (passage) carry `return_to` in the query; refuse a bad one
     // before anything is verified or written.
-    let query_return_to = match provider.needs_transaction() {
-        true => None,
-        false => Some(checked_return_to(
-            ctx.cfg,
-            req.query("return_to").as_deref(),
-        )?),
-    };
-    let t = match provider.needs_transaction() {
-        true => Some(
-            txn::finish(
-                ctx.p.kv(),
+    let (query_return_to, t) = match provider.needs_transaction() {
+        false => (
+            Some(checked_return_to(
                 ctx.cfg,
-                req,
-                providers::callback_state(req).as_deref(),
-                name,
-                now,
-            )
-            .await?,
+                req.query("return_to").as_deref(),
+            )?),
+            None,
         ),
-        false => None,
+        true => {
+            let state = providers::callback_state(req);
+            let t = txn::finish(ctx.p, ctx.cfg, req, state.as_deref(), name).await?;
+            (None, Some(t))
+        }
     };
-    let profile = providers::complete(ctx.p, ctx.cfg, name, provider, req, t.as_ref()).await?;
-    if let Some(t) = t.as_ref().filter(|t| t.link_user.is_some()) {
+    let t = t.as_ref();
+    let profile = providers::complete(ctx.p, ctx.cfg, name, provider, req, t).await?;
+    if let Some(t) = t.filter(|t| t.link_user.is_some()) {
         let user_id = t.link_user.as_deref().unwrap_or_default();
         return super::identities::finish_link(ctx, req, name, &profile, user_id, &t.return_to)
             .await;
     }
     let return_to = t
-        .as_ref()
         .map(|t| t.return_to.clone())
         .or(query_return_to)
         .unwrap_or_else(|| return_to::DEFAULT.into());

@@ -3,10 +3,13 @@
 //!
 //! - Origin-checked like every state-changing route; the address and `return_to` are
 //!   validated before anything is counted, stored or sent.
-//! - Sends are rate limited per address and per client IP (429).
+//! - Sends are rate limited per client network (a burst limit, then 20 per 15 minutes) and
+//!   per address (5 per 15 minutes) (429).
 //! - The link is bound to this browser: it lands on [`providers::callback_url`] with the
 //!   `gh_state` of a login transaction whose cookie this answer sets, so a link requested by
-//!   someone else cannot complete a sign-in here, nor this one elsewhere.
+//!   someone else cannot complete a sign-in here; and Stytch's token in it is bound by PKCE
+//!   to that transaction's verifier, so it cannot complete a sign-in the thief of the link
+//!   starts in another browser either.
 //! - The answer is the same whether or not the address is known: a "check your email" page
 //!   for forms, `202` JSON for API clients.
 
@@ -16,7 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::http::{Request, Response};
 use crate::platform::Platform;
 use crate::providers::{self, stytch, ProviderConfig};
-use crate::ratelimit::{self, Limit};
+use crate::ratelimit::{self, Flow, Limit};
 use crate::txn::{self, LoginTxn};
 use crate::{config::Config, pages};
 use serde::Deserialize;
@@ -111,6 +114,8 @@ fn pick<'c>(
 
 /// Counts one send against the client's and the address's limits.
 async fn within_limits<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, email: &str) -> AppResult<()> {
+    // The exact burst limit first: the KV windows below are approximate under concurrency.
+    ratelimit::per_network(ctx.p.limiter(), Flow::Send, req).await?;
     let now = ctx.p.now();
     let ip_ok = ratelimit::hit(
         ctx.p.kv(),
@@ -147,7 +152,7 @@ pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
 
     let t = LoginTxn::new(name, return_to, None, ctx.p.now());
     let link = providers::callback_url(ctx.cfg, name, &t);
-    stytch::send_magic_link(ctx.p, name, c, &email, &link).await?;
+    stytch::send_magic_link(ctx.p, name, c, &email, &link, &t).await?;
     // Stored only once the link is on its way; the link is useless without it.
     let cookie = txn::start(ctx.p.kv(), ctx.cfg, &t).await?;
 

@@ -235,10 +235,7 @@ pub async fn complete<P: Platform>(
     match provider {
         ProviderConfig::Oidc(c) => oidc::complete(p, cfg, name, c, req, txn()?).await,
         ProviderConfig::OAuth2(c) => oauth2::complete(p, cfg, name, c, req, txn()?).await,
-        ProviderConfig::Stytch(c) => {
-            txn()?;
-            stytch::complete(p, name, c, req).await
-        }
+        ProviderConfig::Stytch(c) => stytch::complete(p, name, c, req, txn()?).await,
         ProviderConfig::Passage(c) => passage::complete(p, name, c, req).await,
         ProviderConfig::Xwms(c) => xwms::complete(p, name, c, req, txn()?).await,
         ProviderConfig::LoginRadius(c) => loginradius::complete(p, name, c, req, txn()?).await,

@@ -9,6 +9,14 @@
 //! `sub`) and a Stytch session, whose token is kept so that [`end_session`] can revoke it
 //! (`sessions/revoke`) at logout.
 //!
+//! PKCE binds the emailed token to the login transaction that asked for it: the send carries
+//! `code_challenge` (the S256 challenge of the transaction's random verifier) and
+//! `magic_links/authenticate` carries `code_verifier`. Stytch refuses a token minted with a
+//! challenge without the matching verifier (400 `pkce_mismatch`), so a token taken from
+//! someone's mail cannot be spent in a flow the thief starts in their own browser: their
+//! transaction holds another verifier. For an admin's invitation the verifier stays in the
+//! invitation record on the server (no browser started it); see docs/providers-stytch-passage.md.
+//!
 //! Every call uses HTTP Basic `project_id:secret`. Stytch errors
 //! (`{status_code, request_id, error_type, error_message, error_url}`) become provider
 //! errors whose detail goes to the log only; Stytch's own 429 becomes Gatehouse's 429.
@@ -20,6 +28,7 @@ use crate::crypto::Secret;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::platform::{HttpClient, Outbound, Platform};
+use crate::txn::LoginTxn;
 use crate::users::Profile;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -156,14 +165,16 @@ async fn call<H: HttpClient>(
     Ok(json)
 }
 
-/// Asks Stytch to email a login-or-signup link to `email` that lands on `link_url`. Answers
-/// the same whether or not Stytch knew the address (`user_created` is not passed on).
+/// Asks Stytch to email a login-or-signup link to `email` that lands on `link_url`, bound by
+/// PKCE to `txn` (its challenge goes to Stytch, its verifier stays in the transaction).
+/// Answers the same whether or not Stytch knew the address (`user_created` is not passed on).
 pub async fn send_magic_link<P: Platform>(
     p: &P,
     name: &str,
     c: &StytchConfig,
     email: &str,
     link_url: &str,
+    txn: &LoginTxn,
 ) -> AppResult<()> {
     let body = json!({
         "email": email,
@@ -171,6 +182,7 @@ pub async fn send_magic_link<P: Platform>(
         "signup_magic_link_url": link_url,
         "login_expiration_minutes": LINK_EXPIRATION_MINUTES,
         "signup_expiration_minutes": LINK_EXPIRATION_MINUTES,
+        "code_challenge": txn.pkce_challenge(),
     });
     call(
         p.http(),
@@ -269,12 +281,14 @@ pub fn profile_from_authenticate(name: &str, c: &StytchConfig, body: &Value) -> 
     })
 }
 
-/// Trades the callback's magic-link token for the Stytch user and session.
+/// Trades the callback's magic-link token, with the PKCE verifier of the spent transaction
+/// `txn`, for the Stytch user and session.
 pub async fn complete<P: Platform>(
     p: &P,
     name: &str,
     c: &StytchConfig,
     req: &Request,
+    txn: &LoginTxn,
 ) -> AppResult<Profile> {
     let token = callback_token(req)?;
     let body = call(
@@ -282,7 +296,11 @@ pub async fn complete<P: Platform>(
         name,
         c,
         "magic_links/authenticate",
-        &json!({"token": token, "session_duration_minutes": c.session_minutes}),
+        &json!({
+            "token": token,
+            "session_duration_minutes": c.session_minutes,
+            "code_verifier": txn.pkce_verifier,
+        }),
     )
     .await?;
     let refused = match profile_from_authenticate(name, c, &body) {

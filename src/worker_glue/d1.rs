@@ -456,3 +456,46 @@ impl UserStore for D1Users {
         Ok(deleted as u64)
     }
 }
+
+/// The spent-set: one `INSERT` whose primary-key conflict means "spent before". D1 runs it
+/// on its one primary, so of concurrent spends of one key exactly one inserts the row.
+impl crate::platform::SingleUse for D1Users {
+    async fn spend(
+        &self,
+        kind: crate::platform::SpendKind,
+        key_hash: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let key = format!("{}:{key_hash}", kind.prefix());
+        let inserted = self
+            .exec(
+                "INSERT INTO spent (key, expires_at) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                &[s(&key), n(expires_at)],
+            )
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    async fn is_spent(
+        &self,
+        kind: crate::platform::SpendKind,
+        key_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let key = format!("{}:{key_hash}", kind.prefix());
+        let rows: Vec<Count> = self
+            .rows("SELECT COUNT(*) AS n FROM spent WHERE key = ?1", &[s(&key)])
+            .await?;
+        let count = rows.first().ok_or_else(|| err("COUNT returned no row"))?;
+        Ok(count.n > 0.0)
+    }
+
+    async fn prune_spent(&self, now: i64, max: u32) -> Result<u64, StoreError> {
+        let deleted = self
+            .exec(
+                "DELETE FROM spent WHERE key IN (SELECT key FROM spent WHERE expires_at < ?1 LIMIT ?2)",
+                &[n(now), n(max as i64)],
+            )
+            .await?;
+        Ok(deleted as u64)
+    }
+}

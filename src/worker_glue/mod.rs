@@ -6,6 +6,7 @@
 mod d1;
 mod fetch;
 mod kv;
+mod limiter;
 mod webcrypto;
 
 use crate::config::{Config, EnvSource, EnvValue};
@@ -57,6 +58,7 @@ fn config(env: &worker::Env) -> &'static Result<Config, AppError> {
 pub struct WorkerPlatform {
     kv: kv::WorkerKv,
     users: d1::D1Users,
+    limiter: limiter::WorkerLimiter,
     http: fetch::WorkerFetch,
     sig: Remembered<'static, webcrypto::WebCrypto>,
     caches: &'static Caches,
@@ -67,8 +69,16 @@ impl Platform for WorkerPlatform {
     type Users = d1::D1Users;
     type Http = fetch::WorkerFetch;
     type Sig = Remembered<'static, webcrypto::WebCrypto>;
+    type Once = d1::D1Users;
+    type Limits = limiter::WorkerLimiter;
     fn kv(&self) -> &Self::Kv {
         &self.kv
+    }
+    fn single_use(&self) -> &Self::Once {
+        &self.users
+    }
+    fn limiter(&self) -> &Self::Limits {
+        &self.limiter
     }
     fn users(&self) -> &Self::Users {
         &self.users
@@ -90,6 +100,9 @@ impl Platform for WorkerPlatform {
     }
 }
 
+/// The rate limiting binding of login starts, callbacks and magic-link sends.
+const RATE_LIMITER: &str = "RATE_LIMITER";
+
 fn platform(env: &worker::Env) -> Result<WorkerPlatform, AppError> {
     let kv = env.kv("SESSIONS").map_err(|e| AppError::Config {
         setting: "SESSIONS (KV binding)".into(),
@@ -99,10 +112,17 @@ fn platform(env: &worker::Env) -> Result<WorkerPlatform, AppError> {
         setting: "DB (D1 binding)".into(),
         problem: e.to_string(),
     })?;
+    let limiter = limiter::WorkerLimiter::from_env(env, RATE_LIMITER).map_err(|problem| {
+        AppError::Config {
+            setting: format!("{RATE_LIMITER} (rate limiting binding)"),
+            problem,
+        }
+    })?;
     let caches: &'static Caches = CACHES.with(|c| *c);
     Ok(WorkerPlatform {
         kv: kv::WorkerKv(kv),
         users: d1::D1Users(db),
+        limiter,
         http: fetch::WorkerFetch,
         sig: Remembered {
             inner: webcrypto::WebCrypto,
@@ -280,7 +300,8 @@ async fn fetch(
 }
 
 /// The cron trigger (`[triggers] crons` in wrangler.toml): prunes audit events older than
-/// [`crate::audit::RETENTION_SECONDS`]. Failures are logged; the next run tries again.
+/// [`crate::audit::RETENTION_SECONDS`] and expired spent single-use keys. Failures are
+/// logged; the next run tries again.
 #[worker::event(scheduled)]
 async fn scheduled(
     _event: worker::ScheduledEvent,
@@ -299,5 +320,9 @@ async fn scheduled(
     match crate::audit::prune(p.users(), p.now()).await {
         Ok(n) => worker::console_log!("gatehouse: pruned {n} audit events"),
         Err(e) => worker::console_error!("gatehouse: pruning audit events failed: {}", e.0),
+    }
+    match crate::audit::prune_spent(p.single_use(), p.now()).await {
+        Ok(n) => worker::console_log!("gatehouse: pruned {n} spent single-use keys"),
+        Err(e) => worker::console_error!("gatehouse: pruning spent keys failed: {}", e.0),
     }
 }

@@ -8,11 +8,13 @@
 //   recorded in `fake.sent` so a test can read the URL Gatehouse passed. Sends to one address
 //   closer than `sendIntervalMs` apart get 429 `too_many_requests` (Stytch: about 1/s).
 // - POST magic_links/authenticate: single-use tokens that expire after the requested
-//   minutes; a used, expired or unknown token is 401 `unable_to_auth_magic_link`.
+//   minutes; a used, expired or unknown token is 401 `unable_to_auth_magic_link`. PKCE: a
+//   token minted with a `code_challenge` needs the `code_verifier` whose base64url SHA-256 it
+//   is, else 400 `pkce_mismatch` (the token stays unused).
 // - POST sessions/authenticate, POST sessions/revoke (404 `session_not_found`), GET users/{id}.
 // - `fault(path, {status, body, raw, delayMs, once})` makes one endpoint slow or failing.
 import { createServer } from 'node:http';
-import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 
 const ERROR_URL = 'https://stytch.com/docs/api/errors';
 
@@ -31,7 +33,7 @@ function isHttpUrl(s) {
 export async function startFakeStytch({ projectId = `project-test-${randomUUID()}`, secret = `secret-test-${randomBytes(12).toString('hex')}`, sendIntervalMs = 0 } = {}) {
   const users = new Map(); // user_id → user
   const byEmail = new Map(); // lower-cased email → user_id
-  const tokens = new Map(); // token → { userId, emailId, expiresAt, used }
+  const tokens = new Map(); // token → { userId, emailId, expiresAt, used, codeChallenge }
   const sessions = new Map(); // session_token → session
   const lastSend = new Map(); // email → ms
   const faults = new Map(); // path → fault
@@ -135,7 +137,7 @@ export async function startFakeStytch({ projectId = `project-test-${randomUUID()
       const url = created ? body.signup_magic_link_url : body.login_magic_link_url;
       const minutes = (created ? body.signup_expiration_minutes : body.login_expiration_minutes) ?? 60;
       const token = randomBytes(24).toString('base64url');
-      tokens.set(token, { userId, emailId: user.emails[0].email_id, expiresAt: now + minutes * 60_000, used: false });
+      tokens.set(token, { userId, emailId: user.emails[0].email_id, expiresAt: now + minutes * 60_000, used: false, codeChallenge: body.code_challenge });
       if (url) {
         const link = new URL(url);
         link.searchParams.set('stytch_token_type', 'magic_links');
@@ -148,6 +150,12 @@ export async function startFakeStytch({ projectId = `project-test-${randomUUID()
       const t = tokens.get(body.token);
       if (!t || t.used || Date.now() > t.expiresAt) {
         return error(res, 401, 'unable_to_auth_magic_link', 'Magic link could not be authenticated because it was either already used or expired. Send another magic link to this user.');
+      }
+      if (t.codeChallenge !== undefined) {
+        const verifier = typeof body.code_verifier === 'string' ? body.code_verifier : '';
+        if (createHash('sha256').update(verifier).digest('base64url') !== t.codeChallenge) {
+          return error(res, 400, 'pkce_mismatch', 'The code_verifier does not match the code_challenge of this magic link.');
+        }
       }
       t.used = true;
       const user = users.get(t.userId);

@@ -67,8 +67,10 @@ async function waitUntilReady(url, child, log, timeoutMs = 90_000) {
  * Starts Gatehouse. `vars` go to the config's [vars] (objects allowed), `secrets` to
  * .dev.vars. `PUBLIC_URL` defaults to the chosen URL; pass `PUBLIC_URL: null` to omit it.
  * `testScheduled` turns on wrangler's `/__scheduled` route, which runs the cron handler.
+ * `rateLimit` ({limit, period}) is the RATE_LIMITER binding's per-network limit; high by
+ * default, so that tests sending many requests from one address are not limited.
  */
-export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port, stateDir, testScheduled = false } = {}) {
+export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port, stateDir, testScheduled = false, rateLimit = { limit: 10000, period: 60 } } = {}) {
   await access(join(ROOT, 'build', 'index.js')).catch(() => {
     throw new Error('build/index.js is missing: run scripts/build (the test command does)');
   });
@@ -92,6 +94,7 @@ export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port,
     compatibility_date: '2026-04-01',
     d1_databases: [{ binding: 'DB', database_name: 'gatehouse', database_id: '00000000-0000-0000-0000-000000000000', migrations_dir: join(ROOT, 'migrations') }],
     kv_namespaces: [{ binding: 'SESSIONS', id: '00000000000000000000000000000000' }],
+    ratelimits: [{ name: 'RATE_LIMITER', namespace_id: '4771', simple: rateLimit }],
     vars: allVars,
   };
   const configPath = join(dir, 'wrangler.json');

@@ -40,12 +40,14 @@ struct FakeStytch {
     users: BTreeMap<String, String>,
     /// user_id → current email (changes at the vendor).
     emails: HashMap<String, String>,
-    /// Unused magic-link tokens → user_id.
-    tokens: HashMap<String, String>,
+    /// Unused magic-link tokens → (user_id, PKCE `code_challenge` it was minted with).
+    tokens: HashMap<String, (String, Option<String>)>,
     /// Live session tokens → user_id.
     sessions: HashMap<String, String>,
     /// (email, link) of every link "sent".
     sent: Vec<(String, String)>,
+    /// (path, JSON body) of every call.
+    calls: Vec<(String, Value)>,
     revoked: Vec<String>,
     counter: u32,
 }
@@ -73,6 +75,15 @@ fn header<'a>(req: &'a Outbound, name: &str) -> Option<&'a str> {
 }
 
 impl FakeStytch {
+    /// The JSON bodies of every call to `path`.
+    fn calls_body(&self, path: &str) -> Vec<Value> {
+        self.calls
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+
     fn next(&mut self, prefix: &str) -> String {
         self.counter += 1;
         format!("{prefix}-{}", self.counter)
@@ -103,6 +114,7 @@ impl FakeStytch {
         let body: Value =
             serde_json::from_slice(req.body.as_deref().unwrap_or_default()).unwrap_or(Value::Null);
         let path = req.url.strip_prefix(API).unwrap_or("?");
+        self.calls.push((path.to_string(), body.clone()));
         match (req.method, path) {
             ("POST", "magic_links/email/login_or_create") => {
                 let email = body["email"].as_str().unwrap().to_string();
@@ -116,7 +128,9 @@ impl FakeStytch {
                 }
                 let user_id = self.users[&email].clone();
                 let token = self.next("tok");
-                self.tokens.insert(token.clone(), user_id.clone());
+                let challenge = body["code_challenge"].as_str().map(String::from);
+                self.tokens
+                    .insert(token.clone(), (user_id.clone(), challenge));
                 let url = body["login_magic_link_url"].as_str().unwrap();
                 let sep = if url.contains('?') { '&' } else { '?' };
                 self.sent.push((
@@ -131,9 +145,17 @@ impl FakeStytch {
             ("POST", "magic_links/authenticate") => {
                 let token = body["token"].as_str().unwrap_or("");
                 assert_eq!(body["session_duration_minutes"], 60);
-                let Some(user_id) = self.tokens.remove(token) else {
+                let Some((user_id, challenge)) = self.tokens.get(token).cloned() else {
                     return stytch_error(401, "unable_to_auth_magic_link");
                 };
+                // PKCE: a token minted with a challenge needs its verifier.
+                if let Some(challenge) = challenge {
+                    let verifier = body["code_verifier"].as_str().unwrap_or("");
+                    if crate::crypto::sha256_b64url(verifier.as_bytes()) != challenge {
+                        return stytch_error(400, "pkce_mismatch");
+                    }
+                }
+                self.tokens.remove(token);
                 let session_token = self.next("session-token");
                 self.sessions.insert(session_token.clone(), user_id.clone());
                 let mut user = self.user(&user_id);
@@ -654,6 +676,52 @@ fn a_link_from_another_browser_signs_no_one_in() {
         0,
         "the token is never spent"
     );
+}
+
+#[test]
+fn a_token_taken_from_the_mail_is_useless_in_the_thiefs_own_flow() {
+    let h = H::new();
+    let (victim_cookie, victim_link) = h.request_link("victim@example.com");
+    let sent = &h
+        .fake
+        .borrow()
+        .calls_body("magic_links/email/login_or_create");
+    let challenge = sent[0]["code_challenge"]
+        .as_str()
+        .expect("a PKCE challenge");
+    assert_eq!(challenge.len(), 43, "base64url SHA-256");
+    let stolen = victim_link.rsplit("token=").next().unwrap().to_string();
+
+    // The thief starts a flow of their own (own browser, own cookie) and swaps the token in.
+    let (thief_cookie, thief_link) = h.request_link("thief@example.com");
+    let thief_state = thief_link
+        .split("gh_state=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = h.get(
+        &format!(
+            "/auth/callback/mail?gh_state={thief_state}&stytch_token_type=magic_links&token={stolen}"
+        ),
+        Some(&thief_cookie),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(json_body(&r)["error"], "provider_error");
+    assert!(h
+        .p
+        .logs
+        .borrow()
+        .iter()
+        .any(|l| l.contains("pkce_mismatch")));
+    h.assert_nothing_signed_in(&r);
+
+    // The victim's own browser still signs in with it.
+    let done = h.get(&victim_link, Some(&victim_cookie));
+    assert_eq!(done.status, 302, "{}", String::from_utf8_lossy(&done.body));
+    assert_eq!(h.p.users.user_count(), 1);
 }
 
 #[test]

@@ -55,8 +55,16 @@ impl Platform for RsPlatform {
     type Users = MemoryUsers;
     type Http = FakeHttp;
     type Sig = RsPlatform;
+    type Once = MemoryUsers;
+    type Limits = crate::testing::MemoryLimiter;
     fn kv(&self) -> &MemoryKv {
         &self.0.kv
+    }
+    fn single_use(&self) -> &MemoryUsers {
+        &self.0.users
+    }
+    fn limiter(&self) -> &crate::testing::MemoryLimiter {
+        &self.0.limiter
     }
     fn users(&self) -> &MemoryUsers {
         &self.0.users
