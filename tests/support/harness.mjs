@@ -298,15 +298,18 @@ async function startOnce({ vars = {}, secrets = baseSecrets(), port, stateDir, t
   child.stdin.on('error', () => {}); // the reaper gone first: nothing to tell it
   let stopped = false;
   const stop = async () => {
-    if (!stopped) {
-      stopped = true;
-      // The whole group (wrangler, workerd) has exited when this resolves: the port is free.
-      await endGroup(child.pid);
-      child.stdin.destroy();
-      await rm(dir, { recursive: true, force: true });
-    }
+    if (stopped) return;
+    stopped = true;
+    // The whole group (wrangler, workerd) has exited when this resolves: the port is free.
+    await endGroup(child.pid);
+    child.stdin.destroy();
+    await rm(dir, { recursive: true, force: true });
+    // The whole log of this instance, every case of the run included, is checked for secrets
+    // and tokens. A finding fails the test run (an uncaught error, which node:test reports
+    // against the test or hook that stopped the instance) without cutting that hook short: a
+    // throw here would skip the caller's remaining clean-up and leave its servers running.
     const leaks = leaksIn(output);
-    if (leaks.length) throw new Error(`secrets or tokens in the Worker's log:\n${leaks.join('\n')}`);
+    if (leaks.length) setTimeout(() => { throw new Error(`secrets or tokens in the Worker's log:\n${leaks.join('\n')}`); });
   };
   try {
     await waitUntilReady({ url, token, instance, child, log: () => output });
