@@ -91,7 +91,7 @@ export async function freePort() {
  * first: it returns at once unless fewer than `neededSeconds` are left in the current window,
  * and then waits for the next window to begin (a bounded wait for a known instant).
  */
-export async function freshRateWindow(windowSeconds, neededSeconds = 60) {
+export async function freshRateWindow(windowSeconds, neededSeconds = 30) {
   const left = windowSeconds * 1000 - (Date.now() % (windowSeconds * 1000));
   if (left < neededSeconds * 1000) await new Promise((r) => setTimeout(r, left + 250));
 }
