@@ -13,7 +13,9 @@ CREATE TABLE users (
   created_at     INTEGER NOT NULL,
   updated_at     INTEGER NOT NULL,
   last_login_at  INTEGER
-);
+  , sessions_valid_after INTEGER NOT NULL DEFAULT 0);
+-- sessions_valid_after (migration 0002, laid out as SQLite records an added column):
+-- "revoke all" sets it, and renewal refuses every session begun at or before it.
 CREATE INDEX users_email ON users (email);
 CREATE INDEX users_created ON users (created_at DESC, id DESC);
 

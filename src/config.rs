@@ -105,11 +105,15 @@ pub fn parse_base_url(setting: &str, s: &str) -> Result<Url, AppError> {
     Ok(url)
 }
 
-fn is_loopback_host(url: &Url) -> bool {
-    matches!(
-        url.host_str(),
-        Some("localhost") | Some("127.0.0.1") | Some("[::1]")
-    )
+/// Whether `url`'s host is this machine: `localhost`, 127.0.0.0/8 or `::1` — the only
+/// places where plain http cannot be read or changed on the way.
+pub fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 impl Config {
@@ -232,9 +236,43 @@ fn parse_providers(env: &dyn EnvSource) -> Result<BTreeMap<String, ProviderConfi
         let secret = text(env, &secret_var_name(name))?.map(Secret::new);
         let provider = ProviderConfig::parse(name, settings, secret)
             .map_err(|problem| bad("PROVIDERS", format!("provider {name:?}: {problem}")))?;
+        check_provider(name, &provider, &out)?;
         out.insert(name.clone(), provider);
     }
     Ok(out)
+}
+
+/// Whether `raw` is not https and not on loopback (or not a URL at all).
+#[inline(never)]
+fn plain_http_off_loopback(raw: &str) -> bool {
+    Url::parse(raw)
+        .map(|u| u.scheme() != "https" && !is_loopback_host(&u))
+        .unwrap_or(true)
+}
+
+/// Refuses `provider` when one of its URLs is plain http off loopback (its URLs carry its
+/// secrets and the identities it vouches for; loopback is for local providers and fakes),
+/// or when an `earlier` provider has the same identity issuer: two providers with one
+/// issuer (two `oauth2` entries both `issuer = "github"`, GitHub Enterprise beside
+/// github.com, one OIDC issuer twice) would put their users in one identity space, so a
+/// `sub` at one would sign in as the user with that `sub` at the other.
+fn check_provider(
+    name: &str,
+    provider: &ProviderConfig,
+    earlier: &BTreeMap<String, ProviderConfig>,
+) -> Result<(), AppError> {
+    let issuer = provider.identity_issuer();
+    let same = |p: &ProviderConfig| {
+        p.identity_issuer().trim_end_matches('/') == issuer.trim_end_matches('/')
+    };
+    let problem = if let Some(setting) = provider.url_setting_where(plain_http_off_loopback) {
+        format!("{setting} must be https (http only on localhost, 127.0.0.0/8, ::1)")
+    } else if let Some((first, _)) = earlier.iter().find(|(_, p)| same(p)) {
+        format!("has the same identity issuer {issuer:?} as provider {first:?} (their users would merge)")
+    } else {
+        return Ok(());
+    };
+    Err(bad("PROVIDERS", format!("provider {name:?}: {problem}")))
 }
 
 fn parse_signing_keys(s: &str) -> Result<Vec<SigningKey>, AppError> {
@@ -337,6 +375,103 @@ mod tests {
         assert_eq!(err_setting(&env), "PUBLIC_URL");
         env.insert("PUBLIC_URL".into(), "http://example.com".into());
         assert_eq!(err_setting(&env), "PUBLIC_URL", "plain http off localhost");
+    }
+
+    fn problem(env: &BTreeMap<String, String>) -> (String, String) {
+        match Config::from_env(env) {
+            Err(AppError::Config { setting, problem }) => (setting, problem),
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    fn with_providers(providers: serde_json::Value) -> BTreeMap<String, String> {
+        let mut env = test_env();
+        env.insert("PROVIDERS".into(), providers.to_string());
+        for n in ["A", "B"] {
+            env.insert(format!("PROVIDER_{n}_SECRET"), "s3cret".into());
+        }
+        env
+    }
+
+    #[test]
+    fn two_providers_with_one_identity_issuer_are_refused() {
+        let oauth2 = |issuer: &str, base: &str| {
+            serde_json::json!({"kind": "oauth2", "client_id": "c", "issuer": issuer,
+                "authorization_endpoint": format!("{base}/authorize"),
+                "token_endpoint": format!("{base}/token"), "userinfo_endpoint": format!("{base}/user")})
+        };
+        for (a, b) in [
+            (
+                oauth2("github", "https://github.com"),
+                oauth2("github", "https://ghe.corp.example"),
+            ),
+            (
+                serde_json::json!({"kind": "oauth2", "preset": "github", "client_id": "c"}),
+                oauth2("github", "https://ghe.corp.example"),
+            ),
+            (
+                serde_json::json!({"kind": "oidc", "issuer": "https://idp.example", "client_id": "c"}),
+                serde_json::json!({"kind": "oidc", "issuer": "https://idp.example/", "client_id": "d"}),
+            ),
+            (
+                serde_json::json!({"kind": "xwms", "client_id": "c", "domain": "example.com"}),
+                serde_json::json!({"kind": "xwms", "client_id": "d", "domain": "example.com"}),
+            ),
+            (
+                serde_json::json!({"kind": "passage", "app_id": "app1"}),
+                serde_json::json!({"kind": "passage", "app_id": "app1", "cookie": "other"}),
+            ),
+        ] {
+            let (setting, why) = problem(&with_providers(serde_json::json!({"a": a, "b": b})));
+            assert_eq!(setting, "PROVIDERS");
+            assert!(
+                why.contains("same identity issuer") && why.contains("\"a\""),
+                "{why}"
+            );
+        }
+        // Distinct issuers are fine.
+        let ok = with_providers(serde_json::json!({
+            "a": oauth2("github", "https://github.com"),
+            "b": oauth2("github-enterprise", "https://ghe.corp.example")}));
+        assert!(Config::from_env(&ok).is_ok());
+    }
+
+    #[test]
+    fn provider_urls_must_be_https_off_loopback() {
+        let oidc = |issuer: &str| {
+            with_providers(
+                serde_json::json!({"a": {"kind": "oidc", "issuer": issuer, "client_id": "c"}}),
+            )
+        };
+        for ok in [
+            "https://idp.example",
+            "http://127.0.0.1:9000",
+            "http://127.8.9.10",
+            "http://localhost:9000",
+            "http://[::1]:9000",
+        ] {
+            assert!(Config::from_env(&oidc(ok)).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://idp.example",
+            "http://10.0.0.1",
+            "http://localhost.evil.example",
+            "http://[::ffff:127.0.0.1]",
+        ] {
+            let (setting, why) = problem(&oidc(refused));
+            assert_eq!(setting, "PROVIDERS", "{refused}");
+            assert!(why.contains("issuer must be https"), "{refused}: {why}");
+        }
+        let lr = with_providers(
+            serde_json::json!({"a": {"kind": "loginradius", "app_name": "app",
+            "api_key": "k", "api_url": "http://api.example/"}}),
+        );
+        assert!(problem(&lr).1.contains("api_url must be https"));
+        let gh = with_providers(
+            serde_json::json!({"a": {"kind": "oauth2", "preset": "github",
+            "client_id": "c", "token_endpoint": "http://github.example/token"}}),
+        );
+        assert!(problem(&gh).1.contains("token_endpoint must be https"));
     }
 
     #[test]

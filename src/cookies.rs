@@ -11,6 +11,12 @@ pub const ACCESS: &str = "gh_access";
 /// The login-transaction cookie (10 minutes).
 pub const TXN: &str = "gh_txn";
 
+/// Gatehouse's own cookies as they are named on the wire: plain-http localhost, then https.
+pub const WIRE_NAMES: [[&str; 3]; 2] = [
+    [SESSION, ACCESS, TXN],
+    ["__Host-gh_session", "__Host-gh_access", "__Host-gh_txn"],
+];
+
 /// Cookie settings derived from `PUBLIC_URL`.
 #[derive(Debug, Clone, Copy)]
 pub struct CookieJar {
@@ -58,6 +64,24 @@ impl CookieJar {
     }
 }
 
+/// Whether the request's `Cookie` headers carry a cookie called `name` more than once.
+/// Browsers send every cookie whose domain and path match, so two of one name means one
+/// was set by someone else — a sibling subdomain "tossing" a cookie of its own choosing —
+/// and taking either would let it pick the session (or token) this request runs as.
+pub fn sent_twice(req: &Request, name: &str) -> bool {
+    let mut seen = 0;
+    for (k, v) in &req.headers {
+        if k == "cookie" {
+            for pair in v.split(';') {
+                if pair.split('=').next().unwrap_or_default().trim() == name {
+                    seen += 1;
+                }
+            }
+        }
+    }
+    seen > 1
+}
+
 /// All `name=value` pairs of the request's `Cookie` headers.
 pub fn parse_cookie_header(header: &str) -> impl Iterator<Item = (&str, &str)> {
     header.split(';').filter_map(|pair| {
@@ -93,6 +117,15 @@ mod tests {
     }
 
     #[test]
+    fn wire_names_are_what_the_jar_sets() {
+        for secure in [false, true] {
+            let jar = CookieJar { secure };
+            let names = [SESSION, ACCESS, TXN].map(|n| jar.wire_name(n));
+            assert_eq!(names, WIRE_NAMES[secure as usize]);
+        }
+    }
+
+    #[test]
     fn localhost_cookies_drop_prefix_and_secure_only() {
         let jar = CookieJar { secure: false };
         let c = jar.set(SESSION, "abc", 60);
@@ -108,5 +141,29 @@ mod tests {
         let jar = CookieJar { secure: true };
         assert_eq!(jar.get(&req, SESSION).as_deref(), Some("s3"));
         assert_eq!(CookieJar { secure: false }.get(&req, SESSION), None);
+    }
+
+    #[test]
+    fn a_cookie_sent_twice_is_detected_across_headers_and_even_when_empty() {
+        let once = Request::new(Method::Get, "http://x/")
+            .with_header("cookie", "gh_session=a; other=1; other=2; psg_auth_token=t");
+        assert!(!sent_twice(&once, "gh_session") && !sent_twice(&once, "psg_auth_token"));
+        assert!(sent_twice(&once, "other"));
+        for (header, second) in [
+            ("gh_session=a; gh_session=b", None),
+            ("gh_session=; gh_session=b", None),
+            ("gh_session=a", Some("gh_session=b")),
+            (" gh_session = a ", Some("gh_session=b")),
+        ] {
+            let mut req = Request::new(Method::Get, "http://x/").with_header("cookie", header);
+            if let Some(h) = second {
+                req = req.with_header("cookie", h);
+            }
+            assert!(sent_twice(&req, "gh_session"), "{header} / {second:?}");
+        }
+        // Another name that merely ends the same way is another cookie.
+        let prefixed = Request::new(Method::Get, "http://x/")
+            .with_header("cookie", "gh_session=a; __Host-gh_session=b");
+        assert!(!sent_twice(&prefixed, "gh_session"));
     }
 }

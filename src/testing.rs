@@ -207,6 +207,12 @@ impl UserStore for MemoryUsers {
         patch.apply(u, now);
         Ok(Some(u.clone()))
     }
+    async fn end_sessions_until(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
+        if let Some(u) = self.users.borrow_mut().get_mut(user_id) {
+            u.sessions_valid_after = u.sessions_valid_after.max(at);
+        }
+        Ok(())
+    }
     async fn set_user_active(&self, id: &str, active: bool, now: i64) -> Result<bool, StoreError> {
         let mut users = self.users.borrow_mut();
         let Some(u) = users.get_mut(id) else {

@@ -24,6 +24,11 @@ pub struct User {
     pub created_at: i64,
     pub updated_at: i64,
     pub last_login_at: Option<i64>,
+    /// Sessions begun at or before this time are refused at renewal: set by "revoke all"
+    /// (and so by deactivation and deletion), it stops even a session that KV's index did
+    /// not list yet. 0: none refused.
+    #[serde(default)]
+    pub sessions_valid_after: i64,
 }
 
 /// RFC 3339 for a Unix time.
@@ -52,6 +57,7 @@ impl User {
             created_at: now,
             updated_at: now,
             last_login_at: Some(now),
+            sessions_valid_after: 0,
         }
     }
 
@@ -154,6 +160,9 @@ pub trait UserStore {
         patch: &UserPatch,
         now: i64,
     ) -> Result<Option<User>, StoreError>;
+    /// Refuses, from now on, every session of the user begun at or before `at`
+    /// ([`User::sessions_valid_after`]; it never moves back).
+    async fn end_sessions_until(&self, user_id: &str, at: i64) -> Result<(), StoreError>;
     /// Sets `active`; `false` when there is no such user.
     async fn set_user_active(&self, id: &str, active: bool, now: i64) -> Result<bool, StoreError>;
     /// Deletes the user and its identities in one batch; `false` when there is no such user.
@@ -305,5 +314,26 @@ impl Identity {
             "email": self.email, "created_at": rfc3339(self.created_at),
             "last_login_at": self.last_login_at.map(rfc3339),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_user_object_has_exactly_the_api_fields() {
+        let mut u = User::from_profile(&crate::testing::profile("i", "s", Some("a@b.c")), 0);
+        u.phone = Some("+4912345678".into());
+        u.sessions_valid_after = 99;
+        assert_eq!(
+            u.to_json(),
+            serde_json::json!({
+                "id": u.id, "name": "Test", "email": "a@b.c", "email_verified": true,
+                "phone": "+4912345678", "picture": null, "active": true, "metadata": {},
+                "created_at": "1970-01-01T00:00:00Z", "updated_at": "1970-01-01T00:00:00Z",
+                "last_login_at": "1970-01-01T00:00:00Z",
+            })
+        );
     }
 }

@@ -35,8 +35,9 @@ before(async () => {
       PROVIDERS: {
         xwms: { kind: 'xwms', client_id: XWMS.clientId, domain: XWMS.domain, api_url: xw.url, display_name: 'XWMS' },
         lr: { ...lrSettings, api_key: LR.apiKey, display_name: 'LoginRadius' },
-        // The same app with a key LoginRadius does not know (ErrorCode 901).
-        'lr-badkey': { ...lrSettings, api_key: 'not-the-api-key' },
+        // Another app, whose key LoginRadius does not know (ErrorCode 901). (Not the same
+        // app_name: two providers with one identity issuer are refused.)
+        'lr-badkey': { ...lrSettings, app_name: `${LR.appName}-badkey`, api_key: 'not-the-api-key' },
       },
     },
     secrets: { ...secrets, PROVIDER_XWMS_SECRET: XWMS.clientSecret, PROVIDER_LR_SECRET: LR.apiSecret },

@@ -1,7 +1,7 @@
 //! The signed-in user's routes: `/auth/me`, `/auth/logout`, `/auth/token` (with CORS for
 //! allowed origins), the user's own sessions, the JWKS, and the home page.
 
-use super::auth::{authenticate, bearer, renew, require_caller, require_live_caller, with_cookies};
+use super::auth::{authenticate, renew, require_account_owner, require_caller, with_cookies};
 use super::{check_origin, Ctx};
 use crate::cookies::{ACCESS, SESSION};
 use crate::error::{AppError, AppResult};
@@ -48,22 +48,19 @@ pub async fn home<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
     })
 }
 
-/// `POST /auth/logout`: ends the session, clears cookies; redirect for forms, 204 for APIs.
+/// `POST /auth/logout`: ends this browser's session, clears cookies; redirect for forms, 204
+/// for APIs.
 pub async fn logout<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
     check_origin(ctx.cfg, req)?;
     let jar = ctx.jar();
     let sessions = ctx.sessions();
     let now = ctx.p.now();
-    let sid = if let Some(raw) = jar.get(req, SESSION) {
-        Some(crate::sessions::sid_of(&raw))
-    } else if let Some(token) = bearer(req) {
-        let claims =
-            crate::jwt::access::verify_allow_expired(ctx.cfg, ctx.p.sig(), token, now).await;
-        claims.ok().map(|(c, _)| c.sid)
-    } else {
-        None
-    };
-    if let Some(sid) = sid {
+    // The session of this browser's cookie only: an access token (which apps, origins and
+    // logs see), even an expired one, must not be able to end someone's session.
+    if let Some(sid) = jar
+        .get(req, SESSION)
+        .map(|raw| crate::sessions::sid_of(&raw))
+    {
         if let Some(rec) = sessions.get(&sid, now).await? {
             super::ending::end_record(ctx, &sid, &rec, None).await?;
             ctx.event(
@@ -159,8 +156,7 @@ pub async fn revoke_session<P: Platform>(
     req: &Request,
     sid: &str,
 ) -> AppResult<Response> {
-    check_origin(ctx.cfg, req)?;
-    let caller = require_live_caller(ctx, req).await?;
+    let caller = require_account_owner(ctx, req, true).await?;
     let sessions = ctx.sessions();
     let own = sessions
         .sids_of(&caller.claims.sub)

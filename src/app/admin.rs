@@ -158,6 +158,7 @@ async fn create_user<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<
         created_at: now,
         updated_at: now,
         last_login_at: None,
+        sessions_valid_after: 0,
     };
     ctx.p.users().create_user(&user).await?;
     ctx.event(req, Some(&user.id), "created", json!({"by": "admin"}))

@@ -4,8 +4,8 @@
 //! This is where the revocation bound (`ACCESS_TOKEN_TTL_SECONDS`) comes from.
 
 use super::Ctx;
-use crate::cookies::{ACCESS, SESSION};
-use crate::error::AppResult;
+use crate::cookies::{sent_twice, ACCESS, SESSION};
+use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::jwt::access::{self, AccessClaims};
 use crate::platform::Platform;
@@ -58,7 +58,9 @@ pub async fn authenticate<P: Platform>(
     renew(ctx, req).await
 }
 
-/// A fresh access token from the session cookie, after D1 confirms the user is active.
+/// A fresh access token from the session cookie, after D1 confirms — in one read — that the
+/// user is active and has not revoked all sessions since this one began (which also stops a
+/// session that KV's index did not list to "revoke all").
 pub async fn renew<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Option<Caller>> {
     let jar = ctx.jar();
     let now = ctx.p.now();
@@ -70,7 +72,7 @@ pub async fn renew<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Op
         return Ok(None);
     };
     let user = match ctx.p.users().get_user(&rec.user_id).await? {
-        Some(u) if u.active => u,
+        Some(u) if u.active && !revoked_by_time(rec.created_at, &u) => u,
         _ => {
             super::ending::end_record(ctx, &sid, &rec, None).await?;
             return Ok(None);
@@ -86,6 +88,13 @@ pub async fn renew<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Op
         token,
         set_cookies: vec![cookie],
     }))
+}
+
+/// Whether a session started at `created_at` is ended by its user's last "revoke all".
+/// Inclusive: a session started in the same second as the revocation ends too (the clock
+/// has only seconds, and a session the revocation may not have seen must not survive it).
+pub fn revoked_by_time(created_at: i64, user: &User) -> bool {
+    created_at <= user.sessions_valid_after
 }
 
 /// Issues an access token for `user` in session `sid`.
@@ -105,7 +114,7 @@ pub async fn issue_for<P: Platform>(
     claims.email_verified = user.email_verified && user.email.is_some();
     let token = access::issue(ctx.cfg, ctx.p.sig(), &claims)
         .await
-        .map_err(|e| crate::error::AppError::Internal(format!("signing: {e}")))?;
+        .map_err(|e| AppError::Internal(format!("signing: {e}")))?;
     Ok((claims, token))
 }
 
@@ -113,27 +122,58 @@ pub async fn issue_for<P: Platform>(
 pub async fn require_caller<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Caller> {
     authenticate(ctx, req)
         .await?
-        .ok_or_else(|| crate::error::AppError::Unauthorized("Not signed in.".into()))
+        .ok_or_else(|| AppError::Unauthorized("Not signed in.".into()))
 }
 
-/// The caller, whose session must still be live: routes that change the account read storage
-/// anyway, so they need not honour a revoked session's access token until it expires.
-pub async fn require_live_caller<P: Platform>(
+/// What an access token alone cannot do.
+const NEEDS_SESSION: &str =
+    "An access token alone cannot change the account: this needs the browser's live session.";
+
+/// The one gate of every route that changes the account (starting or finishing a link,
+/// unlinking, revoking a device): the caller is the owner of this browser's first-party
+/// session cookie — renewed from it, so live in KV, its user active in D1 and not revoked
+/// since — and the request comes from Gatehouse's own pages (`same_origin`, for everything
+/// but the provider's redirect back). The `Authorization` header and the access cookie are
+/// not used: access tokens are seen by apps, origins and logs by design, so one that leaks
+/// must not be able to take the account over.
+pub async fn require_account_owner<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
+    same_origin: bool,
 ) -> AppResult<Caller> {
-    let caller = require_caller(ctx, req).await?;
-    let sessions = ctx.sessions();
-    if sessions
-        .get(&caller.claims.sid, ctx.p.now())
+    let caller = renew(ctx, req)
         .await?
-        .is_none()
-    {
-        return Err(crate::error::AppError::Unauthorized(
-            "This session has ended.".into(),
-        ));
+        .ok_or_else(|| AppError::Unauthorized(NEEDS_SESSION.into()))?;
+    if same_origin {
+        // `Origin` exactly `PUBLIC_URL`'s origin, or `Sec-Fetch-Site: same-origin`: this
+        // request carries the session cookie, so one that says neither is refused too.
+        super::check_own_origin(ctx.cfg, req)?;
     }
     Ok(caller)
+}
+
+/// Two cookies of one name on any cookie Gatehouse authenticates with (its session, access
+/// and login-transaction cookies, and each Passage provider's cookie) → 400 before anything
+/// is read or written. See [`crate::cookies::sent_twice`].
+pub fn refuse_duplicate_cookies(cfg: &crate::config::Config, req: &Request) -> AppResult<()> {
+    if req.header("cookie").is_none() {
+        return Ok(());
+    }
+    let own = crate::cookies::WIRE_NAMES[cfg.secure_cookies as usize];
+    let twice = own.into_iter().find(|n| sent_twice(req, n)).or_else(|| {
+        cfg.providers.iter().find_map(|(_, p)| match p {
+            crate::providers::ProviderConfig::Passage(c) if sent_twice(req, &c.cookie) => {
+                Some(c.cookie.as_str())
+            }
+            _ => None,
+        })
+    });
+    match twice {
+        None => Ok(()),
+        Some(name) => Err(AppError::BadRequest(format!(
+            "Cookie {name} was sent twice (one may come from another site); clear this site's cookies."
+        ))),
+    }
 }
 
 /// `r` with the caller's renewed cookies, if any.

@@ -9,6 +9,7 @@ use super::Ctx;
 use crate::error::AppResult;
 use crate::platform::Platform;
 use crate::sessions::SessionRecord;
+use crate::users::UserStore;
 
 /// Ends the vendor-side session or token `handle` of provider `name`, if there is one.
 pub async fn end_vendor<P: Platform>(ctx: &Ctx<'_, P>, name: &str, handle: Option<&str>) {
@@ -66,8 +67,15 @@ pub async fn end_session<P: Platform>(ctx: &Ctx<'_, P>, sid: &str, user_id: &str
     Ok(())
 }
 
-/// Ends every session of `user_id`, here and at the vendors; returns how many.
+/// Ends every session of `user_id`, here and at the vendors; returns how many. D1 first:
+/// the user's "sessions valid after" time stops every session begun until now at its next
+/// renewal, even one that KV's index (which lags) does not list; the listed ones are then
+/// revoked in KV at once, and their vendor sides ended.
 pub async fn end_all_sessions<P: Platform>(ctx: &Ctx<'_, P>, user_id: &str) -> AppResult<usize> {
+    ctx.p
+        .users()
+        .end_sessions_until(user_id, ctx.p.now())
+        .await?;
     let s = ctx.sessions();
     let sids = s.sids_of(user_id).await?;
     let mut vendor_sides = Vec::new();

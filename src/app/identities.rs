@@ -4,8 +4,8 @@
 //! (`DELETE /auth/identities?issuer=&sub=`). Email never links: an identity that already
 //! belongs to another user is refused (409) and nothing is merged.
 
-use super::auth::{require_caller, require_live_caller, with_cookies};
-use super::{check_origin, Ctx};
+use super::auth::{require_account_owner, require_caller, with_cookies};
+use super::Ctx;
 use crate::error::{AppError, AppResult};
 use crate::http::{Request, Response};
 use crate::platform::Platform;
@@ -34,23 +34,10 @@ pub async fn link_user_for_login<P: Platform>(
             "This provider cannot be linked from here.".into(),
         ));
     }
-    // Linking attaches whatever identity the provider returns to this account, so another
-    // site must not be able to start it (it could have planted its own IdP session).
-    if let Some(site) = req.header("sec-fetch-site") {
-        if !matches!(site, "same-origin" | "none") {
-            return Err(AppError::Forbidden(
-                "Start linking from this site's own pages.".into(),
-            ));
-        }
-    }
-    // A live session, not just an unexpired access token: a revoked (stolen) device must not
-    // be able to attach a lasting sign-in method of its own to the account.
-    let caller = require_live_caller(ctx, req).await.map_err(|e| match e {
-        AppError::Unauthorized(_) => {
-            AppError::Unauthorized("Sign in first to link another provider to your account.".into())
-        }
-        other => other,
-    })?;
+    // Linking attaches whatever identity the provider returns to this account, so only this
+    // browser's own session, on Gatehouse's own pages, may start it: not another site (it
+    // could have planted its own IdP session), and not a leaked access token.
+    let caller = require_account_owner(ctx, req, true).await?;
     Ok(Some(caller.claims.sub))
 }
 
@@ -67,7 +54,10 @@ pub async fn finish_link<P: Platform>(
 ) -> AppResult<Response> {
     // A vendor session made by the provider step is not needed when linking.
     super::ending::end_vendor(ctx, name, profile.vendor_logout.as_deref()).await;
-    let caller = match require_live_caller(ctx, req).await {
+    // The provider sends the browser back here from its own site, so there is no same-origin
+    // request to check; what binds this step is the login transaction (only a same-origin
+    // start by this session made it) and this browser's session cookie, of the same user.
+    let caller = match require_account_owner(ctx, req, false).await {
         Ok(c) if c.claims.sub == user_id => c,
         Ok(_) | Err(AppError::Unauthorized(_)) => {
             return Err(AppError::Forbidden(
@@ -77,11 +67,6 @@ pub async fn finish_link<P: Platform>(
         Err(e) => return Err(e),
     };
     let store = ctx.p.users();
-    match store.get_user(user_id).await? {
-        Some(u) if u.active => {}
-        Some(_) => return Err(AppError::Forbidden("This account is deactivated.".into())),
-        None => return Err(AppError::Forbidden("This account no longer exists.".into())),
-    }
     let detail = json!({"provider": name, "issuer": profile.issuer, "sub": profile.sub});
     match store.link_identity(user_id, profile, ctx.p.now()).await? {
         LinkOutcome::Linked => ctx.event(req, Some(user_id), "link", detail).await,
@@ -118,8 +103,7 @@ pub async fn list<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
 /// `DELETE /auth/identities?issuer=&sub=`: unlinks one of the caller's identities; 409 for
 /// the last one.
 pub async fn unlink<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
-    check_origin(ctx.cfg, req)?;
-    let caller = require_live_caller(ctx, req).await?;
+    let caller = require_account_owner(ctx, req, true).await?;
     let bad = AppError::BadRequest;
     let issuer = validate::required_param("issuer", req.query("issuer")).map_err(bad)?;
     let sub = validate::required_param("sub", req.query("sub")).map_err(bad)?;

@@ -12,6 +12,8 @@ mod magic;
 pub mod proxy;
 
 #[cfg(test)]
+mod account_gate_tests;
+#[cfg(test)]
 mod flow_tests;
 
 use crate::config::Config;
@@ -97,6 +99,7 @@ pub async fn handle<P: Platform>(cfg: Result<&Config, &AppError>, p: &P, req: Re
 }
 
 async fn route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
+    auth::refuse_duplicate_cookies(ctx.cfg, req)?;
     let path = req.path().to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (req.method, segments.as_slice()) {

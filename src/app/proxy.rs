@@ -49,6 +49,19 @@ pub enum Decision {
     Respond(Response),
 }
 
+/// Whether a client header claims to be one of Gatehouse's identity headers. Case and `_`
+/// against `-` do not matter: CGI-style origins (PHP, older WSGI and Rack servers) fold
+/// `X_Gatehouse_Roles` into the same variable as `X-Gatehouse-Roles`.
+pub fn is_gatehouse_header(name: &str) -> bool {
+    const PREFIX: &[u8] = b"x-gatehouse-";
+    let name = name.as_bytes();
+    name.len() >= PREFIX.len()
+        && (0..PREFIX.len()).all(|i| {
+            let c = name[i].to_ascii_lowercase();
+            c == PREFIX[i] || (c == b'_' && PREFIX[i] == b'-')
+        })
+}
+
 /// The origin URL for this request: `ORIGIN_URL` joined with the path and query.
 fn origin_url(origin: &url::Url, req: &Request) -> String {
     let mut url = origin.clone();
@@ -70,6 +83,7 @@ fn foreign_cookies(jar: &CookieJar, header: &str) -> Option<String> {
 /// Decides what happens to `req` (whose body the Worker layer keeps unread).
 pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Decision> {
     let origin = ctx.cfg.origin_url.as_ref().ok_or(AppError::NotFound)?;
+    super::auth::refuse_duplicate_cookies(ctx.cfg, req)?;
     let Some(caller) = authenticate(ctx, req).await? else {
         return Ok(Decision::Respond(unauthenticated(req)));
     };
@@ -83,7 +97,7 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
     let mut headers: Vec<(String, String)> = Vec::with_capacity(req.headers.len() + 3);
     for (name, value) in &req.headers {
         let lower = name.to_ascii_lowercase();
-        if lower.starts_with("x-gatehouse-") || HOP_BY_HOP.contains(&lower.as_str()) {
+        if is_gatehouse_header(&lower) || HOP_BY_HOP.contains(&lower.as_str()) {
             continue;
         }
         if lower == "authorization" && used_bearer {
@@ -176,6 +190,29 @@ mod tests {
             "/.well-known/security.txt",
         ] {
             assert!(!is_own_path(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn gatehouse_headers_are_recognised_whatever_the_case_and_separator() {
+        for name in [
+            "x-gatehouse-user",
+            "X-Gatehouse-Roles",
+            "X_Gatehouse_Roles",
+            "x-GATEHOUSE_user",
+            "X_GATEHOUSE_JWT",
+            "x_gatehouse-email",
+        ] {
+            assert!(is_gatehouse_header(name), "{name}");
+        }
+        for name in [
+            "x-gatehouse",
+            "x-gatehousex-user",
+            "gatehouse-user",
+            "x-gate-house-u",
+            "",
+        ] {
+            assert!(!is_gatehouse_header(name), "{name}");
         }
     }
 

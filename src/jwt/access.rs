@@ -1,6 +1,7 @@
 //! Gatehouse's own access tokens (SPEC section 5): EdDSA, `kid` = thumbprint, `typ` =
 //! `at+jwt`, `iss` = `PUBLIC_URL`, `aud` = `PUBLIC_URL`, `sub` = local user id, `sid` =
 //! session id, plus `email`, `email_verified` and `name`. Verifying one reads no storage.
+//! They expire at `exp` exactly: no leeway (see [`expired`]).
 
 use super::compact::{self, Untrusted};
 use super::validate::{check_times, verify_signature, ClaimRules};
@@ -94,16 +95,6 @@ pub async fn verify<S: Signatures>(
     token: &str,
     now: i64,
 ) -> Result<AccessClaims, JwtError> {
-    verify_inner(cfg, sig, token, now, false).await
-}
-
-async fn verify_inner<S: Signatures>(
-    cfg: &Config,
-    sig: &S,
-    token: &str,
-    now: i64,
-    allow_expired: bool,
-) -> Result<AccessClaims, JwtError> {
     let untrusted = compact::parse_as::<AccessClaims>(token)?;
     check_type(&untrusted)?;
     // Our tokens always name their key; no clone of the key set on the hot path.
@@ -134,24 +125,18 @@ async fn verify_inner<S: Signatures>(
         now,
         require_iat: true,
     };
-    match check_times(c.exp, c.nbf, Some(c.iat), &rules) {
-        Err(JwtError::Expired) if allow_expired => Ok(c),
-        Err(e) => Err(e),
-        Ok(()) => Ok(c),
+    if expired(c.exp, now) {
+        return Err(JwtError::Expired);
     }
+    check_times(c.exp, c.nbf, Some(c.iat), &rules)?;
+    Ok(c)
 }
 
-/// Like [`verify`], but an expired token whose signature, type, issuer and audience are good
-/// still yields its claims (and `true`), so that the session it names can be renewed.
-pub async fn verify_allow_expired<S: Signatures>(
-    cfg: &Config,
-    sig: &S,
-    token: &str,
-    now: i64,
-) -> Result<(AccessClaims, bool), JwtError> {
-    let c = verify_inner(cfg, sig, token, now, true).await?;
-    let expired = now > c.exp.saturating_add(super::LEEWAY_SECONDS);
-    Ok((c, expired))
+/// Whether one of Gatehouse's own tokens has expired: at `exp` exactly, with no leeway.
+/// Leeway is for other parties' clocks; this token was issued by this service's clock, and
+/// any leeway would stretch the revocation bound past `ACCESS_TOKEN_TTL_SECONDS`.
+pub fn expired(exp: i64, now: i64) -> bool {
+    now >= exp
 }
 
 #[cfg(test)]
@@ -181,18 +166,18 @@ mod tests {
     }
 
     #[test]
-    fn expired_is_refused_but_renewable() {
+    fn no_leeway_past_exp_on_our_own_tokens() {
         let cfg = test_config();
         let t = block_on(issue(&cfg, &NativeSignatures, &claims(&cfg, 1000))).unwrap();
-        let late = 1000 + cfg.access_ttl as i64 + 61;
-        assert_eq!(
-            block_on(verify(&cfg, &NativeSignatures, &t, late)),
-            Err(JwtError::Expired)
-        );
-        let (c, expired) =
-            block_on(verify_allow_expired(&cfg, &NativeSignatures, &t, late)).unwrap();
-        assert!(expired);
-        assert_eq!(c.sub, "u1");
+        let exp = 1000 + cfg.access_ttl as i64;
+        assert!(block_on(verify(&cfg, &NativeSignatures, &t, exp - 1)).is_ok());
+        for at in [exp, exp + 1, exp + 30] {
+            assert_eq!(
+                block_on(verify(&cfg, &NativeSignatures, &t, at)),
+                Err(JwtError::Expired),
+                "{at}"
+            );
+        }
     }
 
     #[test]

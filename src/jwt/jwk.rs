@@ -79,16 +79,25 @@ impl PublicJwk {
 
     /// RFC 7638 thumbprint (base64url SHA-256 of the required members in order).
     pub fn thumbprint(&self) -> String {
-        let s = |o: &Option<String>| o.clone().unwrap_or_default();
+        // The canonical JSON written out directly (members in lexicographic order, no
+        // spaces), each value escaped by serde_json: far less code in wasm than building a
+        // JSON map to serialize.
+        let q = |v: Option<&str>| serde_json::to_string(v.unwrap_or_default()).unwrap_or_default();
+        let (crv, x) = (q(self.crv.as_deref()), q(self.x.as_deref()));
         let canonical = match self.kty.as_str() {
-            "OKP" => serde_json::json!({"crv": s(&self.crv), "kty": "OKP", "x": s(&self.x)}),
-            "EC" => {
-                serde_json::json!({"crv": s(&self.crv), "kty": "EC", "x": s(&self.x), "y": s(&self.y)})
-            }
-            _ => serde_json::json!({"e": s(&self.e), "kty": self.kty, "n": s(&self.n)}),
+            "OKP" => format!(r#"{{"crv":{crv},"kty":"OKP","x":{x}}}"#),
+            "EC" => format!(
+                r#"{{"crv":{crv},"kty":"EC","x":{x},"y":{}}}"#,
+                q(self.y.as_deref())
+            ),
+            kty => format!(
+                r#"{{"e":{},"kty":{},"n":{}}}"#,
+                q(self.e.as_deref()),
+                q(Some(kty)),
+                q(self.n.as_deref())
+            ),
         };
-        // serde_json's map is ordered by key, which is what RFC 7638 asks for.
-        sha256_b64url(canonical.to_string().as_bytes())
+        sha256_b64url(canonical.as_bytes())
     }
 }
 
@@ -121,6 +130,31 @@ mod tests {
             "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
         );
         assert_eq!(k.allowed_alg().unwrap(), Alg::EdDsa);
+    }
+
+    #[test]
+    fn thumbprints_are_the_canonical_json_of_rfc7638() {
+        // RFC 7638 section 3.1's RSA example.
+        let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+        let rsa = PublicJwk::parse(
+            &serde_json::json!({"kty": "RSA", "n": n, "e": "AQAB", "alg": "RS256"}),
+        )
+        .unwrap();
+        assert_eq!(
+            rsa.thumbprint(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+        // An EC key: the same as hashing serde_json's (ordered) canonical object.
+        let (x, y) = (
+            "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+        );
+        let ec =
+            PublicJwk::parse(&serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}))
+                .unwrap();
+        let canonical =
+            serde_json::json!({"crv": "P-256", "kty": "EC", "x": x, "y": y}).to_string();
+        assert_eq!(ec.thumbprint(), sha256_b64url(canonical.as_bytes()));
     }
 
     #[test]

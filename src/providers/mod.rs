@@ -157,6 +157,37 @@ impl ProviderConfig {
         !matches!(self, ProviderConfig::Passage(_))
     }
 
+    /// The issuer of the identities this provider vouches for: half of the identity key.
+    pub fn identity_issuer(&self) -> String {
+        match self {
+            ProviderConfig::Oidc(c) => c.issuer.clone(),
+            ProviderConfig::OAuth2(c) => c.issuer.clone(),
+            ProviderConfig::Stytch(c) => c.issuer(),
+            ProviderConfig::Passage(c) => c.identity_issuer(),
+            ProviderConfig::Xwms(c) => c.issuer(),
+            ProviderConfig::LoginRadius(c) => c.issuer(),
+        }
+    }
+
+    /// The name of the first of its URL settings (given or defaulted) for which `bad` holds.
+    pub fn url_setting_where(&self, bad: impl Fn(&str) -> bool) -> Option<&'static str> {
+        let urls: &[(&'static str, &str)] = match self {
+            ProviderConfig::Oidc(c) => &[("issuer", &c.issuer)],
+            ProviderConfig::OAuth2(c) => &[
+                ("authorization_endpoint", &c.authorization_endpoint),
+                ("token_endpoint", &c.token_endpoint),
+                ("userinfo_endpoint", &c.userinfo_endpoint),
+            ],
+            ProviderConfig::Stytch(c) => &[("api_url", &c.api_url)],
+            ProviderConfig::Passage(c) => &[("jwks_url", &c.jwks_url)],
+            ProviderConfig::Xwms(c) => &[("api_url", &c.api_url)],
+            ProviderConfig::LoginRadius(c) => &[("hub_url", &c.hub_url), ("api_url", &c.api_url)],
+        };
+        urls.iter()
+            .find(|(_, u)| bad(u))
+            .map(|(setting, _)| *setting)
+    }
+
     /// Whether sign-in starts with an email address (`POST /auth/magic-link`).
     pub fn is_magic_link(&self) -> bool {
         matches!(self, ProviderConfig::Stytch(_))

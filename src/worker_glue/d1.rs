@@ -42,6 +42,8 @@ struct UserRow {
     created_at: f64,
     updated_at: f64,
     last_login_at: Option<f64>,
+    #[serde(default)]
+    sessions_valid_after: f64,
 }
 
 impl From<UserRow> for User {
@@ -58,6 +60,7 @@ impl From<UserRow> for User {
             created_at: r.created_at as i64,
             updated_at: r.updated_at as i64,
             last_login_at: r.last_login_at.map(|t| t as i64),
+            sessions_valid_after: r.sessions_valid_after as i64,
         }
     }
 }
@@ -130,6 +133,13 @@ fn changes(r: &worker::d1::D1Result) -> Result<usize, StoreError> {
 impl D1Users {
     fn stmt(&self, sql: &str, args: &[JsValue]) -> Result<D1PreparedStatement, StoreError> {
         self.0.prepare(sql).bind(args).map_err(err)
+    }
+
+    /// Runs one statement; how many rows it changed. (One copy of the run-and-count code
+    /// for every single-statement write: it is sizeable in wasm.)
+    async fn exec(&self, sql: &str, args: &[JsValue]) -> Result<usize, StoreError> {
+        let r = self.stmt(sql, args)?.run().await.map_err(err)?;
+        changes(&r)
     }
 
     async fn rows<T: serde::de::DeserializeOwned>(
@@ -223,13 +233,11 @@ impl UserStore for D1Users {
     }
 
     async fn record_event(&self, e: &Event) -> Result<(), StoreError> {
-        self.stmt(
+        self.exec(
             "INSERT INTO events (user_id, type, at, ip, user_agent, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             &[opt(&e.user_id), s(e.kind), n(e.at), s(&e.ip), s(&e.user_agent), s(&e.detail.to_string())],
-        )?
-        .run()
-        .await
-        .map_err(err)?;
+        )
+        .await?;
         Ok(())
     }
 
@@ -250,7 +258,7 @@ impl UserStore for D1Users {
     }
 
     async fn create_user(&self, u: &User) -> Result<(), StoreError> {
-        self.stmt(
+        self.exec(
             "INSERT INTO users (id, name, email, email_verified, phone, picture, active, metadata, created_at, updated_at, last_login_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             &[
@@ -258,10 +266,8 @@ impl UserStore for D1Users {
                 opt(&u.picture), n(u.active as i64), s(&u.metadata.to_string()), n(u.created_at),
                 n(u.updated_at), u.last_login_at.map(n).unwrap_or(JsValue::NULL),
             ],
-        )?
-        .run()
-        .await
-        .map_err(err)?;
+        )
+        .await?;
         Ok(())
     }
 
@@ -308,16 +314,23 @@ impl UserStore for D1Users {
         Ok(rows.into_iter().next().map(User::from))
     }
 
+    async fn end_sessions_until(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE users SET sessions_valid_after = MAX(sessions_valid_after, ?2) WHERE id = ?1",
+            &[s(user_id), n(at)],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn set_user_active(&self, id: &str, active: bool, now: i64) -> Result<bool, StoreError> {
-        let r = self
-            .stmt(
+        let changed = self
+            .exec(
                 "UPDATE users SET active = ?2, updated_at = ?3 WHERE id = ?1",
                 &[s(id), n(active as i64), n(now)],
-            )?
-            .run()
-            .await
-            .map_err(err)?;
-        Ok(changes(&r)? > 0)
+            )
+            .await?;
+        Ok(changed > 0)
     }
 
     async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
@@ -434,14 +447,12 @@ impl UserStore for D1Users {
     }
 
     async fn prune_events(&self, before: i64, max: u32) -> Result<u64, StoreError> {
-        let r = self
-            .stmt(
+        let deleted = self
+            .exec(
                 "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ?1 LIMIT ?2)",
                 &[n(before), n(max as i64)],
-            )?
-            .run()
-            .await
-            .map_err(err)?;
-        Ok(changes(&r)? as u64)
+            )
+            .await?;
+        Ok(deleted as u64)
     }
 }

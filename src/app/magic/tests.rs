@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 const PUBLIC_URL: &str = "http://127.0.0.1:8787";
-const API: &str = "http://stytch.test/v1/";
+const API: &str = "https://stytch.test/v1/";
 const PROJECT: &str = "project-test-11111111-2222";
 const SECRET: &str = "secret-test-abc";
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -172,7 +172,7 @@ fn default_providers() -> Value {
     json!({
         "dev": {"kind": "oidc", "issuer": "http://127.0.0.1:9000", "client_id": "gatehouse"},
         "mail": {"kind": "stytch", "project_id": PROJECT, "api_url": API, "display_name": "Email"},
-        "psg": {"kind": "passage", "app_id": "app1", "jwks_url": "http://passage.test/jwks"},
+        "psg": {"kind": "passage", "app_id": "app1", "jwks_url": "https://passage.test/jwks"},
     })
 }
 

@@ -19,7 +19,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 const APP: &str = "app-123";
-const JWKS: &str = "http://passage.test/v1/apps/app-123/.well-known/jwks.json";
+const JWKS: &str = "https://passage.test/v1/apps/app-123/.well-known/jwks.json";
 const ISS: &str = "https://auth.passage.id/v1/apps/app-123";
 const PUBLIC_URL: &str = "http://127.0.0.1:8787";
 
