@@ -9,7 +9,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// A secret string (client secret, API key, state key). `Debug` prints `[redacted]`.
-#[derive(Clone, PartialEq, Eq)]
+/// Deliberately not `PartialEq`: a secret is compared only through [`Secret::matches`]
+/// (constant time), never with `==`; the test command refuses `==` on an exposed secret.
+#[derive(Clone)]
 pub struct Secret(String);
 
 impl Secret {
@@ -89,6 +91,29 @@ mod tests {
         assert!(s.matches("hunter2"));
         assert!(!s.matches("hunter3"));
         assert!(!s.matches("hunter"));
+    }
+
+    /// `Secret` must not be `PartialEq`: a plain `==` on secrets would compile and compare in
+    /// time that depends on the first differing byte. With the derive back, the two
+    /// implementations below both apply and this does not compile.
+    #[test]
+    fn secret_has_no_equality_operator() {
+        trait AmbiguousIfPartialEq<A> {
+            fn check() {}
+        }
+        impl<T: ?Sized> AmbiguousIfPartialEq<()> for T {}
+        impl<T: ?Sized + PartialEq> AmbiguousIfPartialEq<u8> for T {}
+        <Secret as AmbiguousIfPartialEq<_>>::check();
+    }
+
+    #[test]
+    fn ct_eq_is_equality_of_bytes_and_lengths() {
+        assert!(ct_eq(b"", b""));
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"xbc"));
+        assert!(!ct_eq(b"abc", b"ab"), "a prefix is not equal");
+        assert!(!ct_eq(b"ab", b"abc"));
     }
 
     #[test]

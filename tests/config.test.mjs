@@ -10,6 +10,7 @@ const SECRETS = { ...baseSecrets(), PROVIDER_DEV_SECRET: 's' };
 async function expectConfigError({ vars, secrets }, setting) {
   const gh = await startGatehouse({ vars, secrets });
   try {
+    const mark = gh.mark();
     for (let i = 0; i < 2; i++) { // the second request proves the isolate survived
       const api = await fetch(`${gh.url}/auth/me`);
       assert.equal(api.status, 500);
@@ -21,7 +22,7 @@ async function expectConfigError({ vars, secrets }, setting) {
     assert.equal(page.status, 500);
     assert.ok((await page.text()).includes(setting));
     assert.equal((await fetch(`${gh.url}/healthz`)).status, 200, 'liveness does not depend on config');
-    assert.ok(await gh.waitForLog(new RegExp(`configuration error: ${setting}`)), `log names ${setting}:\n${gh.logs()}`);
+    assert.ok(await gh.waitForLog(new RegExp(`configuration error: ${setting}`), { since: mark }), `log names ${setting}:\n${gh.logs()}`);
     assert.doesNotMatch(gh.logs(), /panicked/);
   } finally {
     await gh.stop();

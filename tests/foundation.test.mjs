@@ -2,14 +2,19 @@
 // and KV written by the Worker and read back, and bad configuration reported, not panicked.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { startGatehouse, baseSecrets, Client } from './support/harness.mjs';
+import { startOidcProvider } from './support/oidc-provider.mjs';
 
-const DEV_PROVIDERS = { dev: { kind: 'oidc', issuer: 'http://127.0.0.1:9', client_id: 'c', display_name: 'Dev' } };
 let gh;
+let idp;
 before(async () => {
-  gh = await startGatehouse({ vars: { PROVIDERS: DEV_PROVIDERS }, secrets: { ...baseSecrets(), PROVIDER_DEV_SECRET: 's' } });
+  // A real provider, so that starting a sign-in works and the Worker writes its transaction.
+  idp = await startOidcProvider({ clients: [{ client_id: 'c', client_secret: 'foundation-client-secret', redirect_uris: ['http://127.0.0.1:9/cb'] }] });
+  const providers = { dev: { kind: 'oidc', issuer: idp.issuer, client_id: 'c', display_name: 'Dev' } };
+  gh = await startGatehouse({ vars: { PROVIDERS: providers }, secrets: { ...baseSecrets(), PROVIDER_DEV_SECRET: 'foundation-client-secret' } });
 });
-after(async () => { await gh?.stop(); });
+after(async () => { await gh?.stop(); await idp?.close(); });
 
 test('GET /healthz answers ok', async () => {
   const r = await fetch(`${gh.url}/healthz`);
@@ -54,10 +59,26 @@ test('the Worker writes to KV and D1, and both read back', async () => {
   const keyAfter = await gh.d1(refusedKey);
   assert.equal(keyAfter[0].n, keyBefore[0].n + 1, 'the refused key was recorded in D1');
 
-  // KV: the local namespace the Worker is bound to, through wrangler's CLI.
-  await gh.kv.put('probe:key', 'probe-value');
-  assert.equal((await gh.kv.get('probe:key'))?.trim(), 'probe-value');
-  assert.deepEqual(await gh.kv.list('probe:'), ['probe:key']);
+  // KV: starting a sign-in makes the Worker store its login transaction under the hash of
+  // the state (never the state itself); the test reads back what the Worker wrote.
+  const browser = new Client();
+  const txnsBefore = await gh.kv.list('t:');
+  const start = await browser.fetch(`${gh.url}/auth/login?provider=dev&return_to=${encodeURIComponent('/probe')}`);
+  assert.equal(start.status, 302);
+  const state = new URL(start.headers.get('location')).searchParams.get('state');
+  const key = `t:${createHash('sha256').update(state).digest('base64url')}`;
+  assert.deepEqual((await gh.kv.list('t:')).filter((k) => !txnsBefore.includes(k)), [key], 'one transaction, under the hash of the state');
+  const stored = JSON.parse(await gh.kv.get(key));
+  assert.equal(stored.provider, 'dev');
+  assert.equal(stored.return_to, '/probe');
+  // A key nobody wrote reads as absent — an answer from the store, not a failed read.
+  assert.equal(await gh.kv.get(`t:${createHash('sha256').update('never-issued').digest('base64url')}`), null);
+});
+
+test('a failed store read is an error, never "absent"', async () => {
+  // KV refuses keys over 512 bytes; the harness must surface that, not answer null.
+  await assert.rejects(gh.kv.get('x'.repeat(600)), /test route kv\/get failed: HTTP 500/);
+  await assert.rejects(gh.d1('SELECT * FROM no_such_table'), /test route d1 failed: HTTP 500.*no such table/s);
 });
 
 test('the JWKS publishes the signing key with cache headers', async () => {

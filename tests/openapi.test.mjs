@@ -162,7 +162,43 @@ function rank({ method, path }) {
   return method === 'delete' ? 3 : 1;
 }
 
-test('every documented operation answers through the Worker with one of its documented statuses', async () => {
+/**
+ * The status each operation must answer in this walk (fixtures and order as set up above) —
+ * one status, not "any documented one", so that an operation that fails differently fails
+ * the test. Each must also be documented.
+ */
+const EXPECTED = {
+  'GET /healthz': 200,
+  'GET /': 200,
+  'GET /.well-known/jwks.json': 200,
+  'GET /auth/login': 200, // the provider list (no provider named)
+  'GET /auth/callback/{provider}': 400, // no login transaction
+  'POST /auth/callback/{provider}': 400, // an invitation that does not exist
+  'POST /auth/magic-link': 400, // no magic-link provider configured
+  'GET /auth/me': 200,
+  'POST /auth/token': 200,
+  'OPTIONS /auth/token': 204,
+  'GET /auth/sessions': 200,
+  'GET /auth/identities': 200,
+  'DELETE /auth/sessions/{id}': 204, // session B, by session A
+  'DELETE /auth/identities': 409, // the user's only identity
+  'POST /auth/logout': 204,
+  'GET /admin/users': 200,
+  'POST /admin/users': 201,
+  'GET /admin/users/{id}': 200,
+  'PATCH /admin/users/{id}': 200,
+  'GET /admin/users/{id}/sessions': 200,
+  'GET /admin/users/{id}/events': 200,
+  'POST /admin/magic-links': 409, // no magic-link provider configured
+  'DELETE /admin/users/{id}/sessions/{session_id}': 204, // session C
+  'DELETE /admin/users/{id}/sessions': 204,
+  'DELETE /admin/users/{id}/identities': 409, // the user's only identity
+  'POST /admin/users/{id}/deactivate': 200,
+  'POST /admin/users/{id}/activate': 200,
+  'DELETE /admin/users/{id}': 204,
+};
+
+test('every documented operation answers through the Worker with the status it must, a documented one', async () => {
   const ops = operations().sort((x, y) => rank(x) - rank(y));
   const results = [];
   for (const { method, path, op, params } of ops) {
@@ -187,11 +223,15 @@ test('every documented operation answers through the Worker with one of its docu
     const text = await res.text();
     results.push(`${method.toUpperCase()} ${url.split('?')[0]} → ${res.status}`);
     const documented = Object.keys(op.responses);
-    assert.ok(documented.includes(String(res.status)), `${method.toUpperCase()} ${path} answered ${res.status}, documented ${documented}: ${text.slice(0, 200)}`);
+    const name = `${method.toUpperCase()} ${path}`;
+    assert.ok(name in EXPECTED, `${name} is documented: add the status it must answer here to EXPECTED`);
+    assert.ok(documented.includes(String(EXPECTED[name])), `${name}: the expected ${EXPECTED[name]} is documented (${documented})`);
+    assert.equal(res.status, EXPECTED[name], `${name} answered ${res.status}, expected ${EXPECTED[name]}: ${text.slice(0, 200)}`);
     assert.notEqual(res.status, 405, `${method} ${path}`);
     if (res.status === 404) assert.doesNotMatch(text, /There is nothing here/, `${method} ${path} is a route`);
     assert.ok(res.status < 500, `${method} ${path}: ${text.slice(0, 200)}`);
   }
+  assert.deepEqual(Object.keys(EXPECTED).filter((k) => !ops.some(({ method, path }) => `${method.toUpperCase()} ${path}` === k)), [], 'EXPECTED names only documented operations');
   // The real ids made these succeed, not just exist.
   for (const expected of ['GET /admin/users → 200', `GET /admin/users/${fx.id} → 200`, 'POST /admin/users → 201', `PATCH /admin/users/${fx.id} → 200`,
     `DELETE /auth/sessions/${fx.b.me.session_id} → 204`, `DELETE /admin/users/${fx.id}/sessions/${fx.c.me.session_id} → 204`, `DELETE /admin/users/${fx.id} → 204`]) {

@@ -6,25 +6,40 @@ import assert from 'node:assert/strict';
 import { randomBytes, createHash } from 'node:crypto';
 import { startGatehouse, baseSecrets, freePort, Client, oidcSignIn } from './support/harness.mjs';
 import { startOidcProvider } from './support/oidc-provider.mjs';
+import { expiredAccess, signingKeyOf } from './support/jwt.mjs';
 
 let gh;
 let idp;
+let key; // the deployment's signing key, to mint the expired access tokens browsers hold
 before(async () => {
   const port = await freePort();
   const secret = randomBytes(24).toString('base64url');
   idp = await startOidcProvider({
     clients: [{ client_id: 'gatehouse', client_secret: secret, redirect_uris: [`http://127.0.0.1:${port}/auth/callback/dev`], token_endpoint_auth_method: 'client_secret_basic' }],
   });
+  const secrets = { ...baseSecrets(), PROVIDER_DEV_SECRET: secret };
+  key = signingKeyOf(secrets);
   gh = await startGatehouse({
     port,
     vars: { PROVIDERS: { dev: { kind: 'oidc', issuer: idp.issuer, client_id: 'gatehouse', display_name: 'Local dev' } } },
-    secrets: { ...baseSecrets(), PROVIDER_DEV_SECRET: secret },
+    secrets,
   });
 });
 after(async () => { await gh?.stop(); await idp?.close(); });
 
 const sidOf = (raw) => createHash('sha256').update(raw).digest('base64url');
 const usersWithSub = async (sub) => (await gh.d1(`SELECT user_id FROM identities WHERE sub = '${sub}'`)).map((r) => r.user_id);
+/**
+ * What a browser holding this session cookie gets once its access token has expired: the
+ * request must be renewed from the session (200 with a fresh access cookie) or refused (401).
+ */
+async function renewal(session, me) {
+  const expired = expiredAccess(key, gh.url, { sub: me.id, sid: me.session_id });
+  const r = await fetch(`${gh.url}/auth/me`, { headers: { cookie: `gh_access=${expired}; gh_session=${session}` } });
+  const renewed = r.headers.getSetCookie().some((c) => /^gh_access=[^;]/.test(c));
+  assert.equal(renewed, r.status === 200, `a fresh access cookie exactly when renewed (HTTP ${r.status})`);
+  return r.status;
+}
 const counts = async () => (await gh.d1('SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*) FROM identities) AS identities'))[0];
 
 test('sign in, /auth/me, sign in again as the same user, logout', async () => {
@@ -64,28 +79,50 @@ test('sign in, /auth/me, sign in again as the same user, logout', async () => {
 
   // Logout (a form post from our own origin) ends the session and clears the cookies.
   const oldAccess = browser.cookie(gh.url, 'gh_access');
+  const otherSession = other.cookie(gh.url, 'gh_session');
+  assert.equal(await renewal(raw, user), 200, 'before logout, the session renews an expired token');
   const out = await browser.fetch(`${gh.url}/auth/logout`, { method: 'POST', headers: { origin: gh.url, 'content-type': 'application/x-www-form-urlencoded' }, body: '' });
   assert.equal(out.status, 303);
   assert.match(out.headers.getSetCookie().join('\n'), /gh_session=; Max-Age=0/);
-  assert.equal((await browser.fetch(`${gh.url}/auth/me`)).status, 401);
   assert.equal(await gh.kv.get(`s:${user.session_id}`), null, 'session gone from KV');
+  // The old session cookie, replayed (a copy kept by the browser or a thief) next to an
+  // expired access token, renews nothing; nor does it get a token for an SPA.
+  assert.equal(await renewal(raw, user), 401, 'the ended session renews nothing');
+  const token = await fetch(`${gh.url}/auth/token`, { method: 'POST', headers: { cookie: `gh_session=${raw}`, origin: gh.url } });
+  assert.equal(token.status, 401);
   // The ended session's access token still reads /auth/me until it expires (the documented
   // bound), but it can no longer change the account: here, revoke the other device.
   const revoke = await fetch(`${gh.url}/auth/sessions/${me2.session_id}`, { method: 'DELETE', headers: { authorization: `Bearer ${oldAccess}`, origin: gh.url } });
   assert.equal(revoke.status, 401);
-  // The other browser's session is untouched.
-  assert.equal((await other.fetch(`${gh.url}/auth/me`)).status, 200);
+  // The other browser's session is untouched: it still renews.
+  assert.equal(await renewal(otherSession, me2), 200);
+});
+
+test('logout sends a browser to a safe return_to, and to / for an unsafe one', async () => {
+  for (const [returnTo, location] of [['/bye?x=1', '/bye?x=1'], ['//evil.com', '/'], ['https://evil.example/', '/'], [undefined, '/']]) {
+    const browser = new Client();
+    await oidcSignIn(browser, gh.url, { login: 'lou' });
+    const me = await (await browser.fetch(`${gh.url}/auth/me`)).json();
+    const session = browser.cookie(gh.url, 'gh_session');
+    const query = returnTo === undefined ? '' : `?return_to=${encodeURIComponent(returnTo)}`;
+    const out = await browser.fetch(`${gh.url}/auth/logout${query}`, { method: 'POST', headers: { origin: gh.url, 'content-type': 'application/x-www-form-urlencoded' }, body: '' });
+    assert.equal(out.status, 303, String(returnTo));
+    assert.equal(out.headers.get('location'), location, String(returnTo));
+    assert.equal(await gh.kv.get(`s:${me.session_id}`), null, 'the session ended either way');
+    assert.equal(await renewal(session, me), 401);
+  }
 });
 
 test('logout from another site is refused and changes nothing', async () => {
   const browser = new Client();
   await oidcSignIn(browser, gh.url, { login: 'carol' });
-  const { session_id } = await (await browser.fetch(`${gh.url}/auth/me`)).json();
+  const me = await (await browser.fetch(`${gh.url}/auth/me`)).json();
   const r = await browser.fetch(`${gh.url}/auth/logout`, { method: 'POST', headers: { origin: 'https://evil.example' } });
   assert.equal(r.status, 403);
   const r2 = await browser.fetch(`${gh.url}/auth/logout`, { method: 'POST', headers: { 'sec-fetch-site': 'cross-site' } });
   assert.equal(r2.status, 403);
-  assert.ok(await gh.kv.get(`s:${session_id}`), 'session still there');
+  assert.ok(await gh.kv.get(`s:${me.session_id}`), 'session still there');
+  assert.equal(await renewal(browser.cookie(gh.url, 'gh_session'), me), 200, 'and it still renews');
 });
 
 test('a replayed callback is refused and creates nothing', async () => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, createHmac } from 'node:crypto';
 import { startGatehouse, baseSecrets, freePort, Client, oidcSignIn, newSigningKey } from './support/harness.mjs';
 import { startOidcProvider } from './support/oidc-provider.mjs';
-import { signEd25519, unsigned, decode, accessClaims, thumbprint } from './support/jwt.mjs';
+import { signEd25519, unsigned, decode, accessClaims, thumbprint, expiredAccess, accessTokenOfLength } from './support/jwt.mjs';
 
 const APP_ORIGIN = 'https://app.example.test';
 let gh;
@@ -34,18 +34,22 @@ async function signedIn(login) {
   return { browser, me, access: browser.cookie(gh.url, 'gh_access'), session: browser.cookie(gh.url, 'gh_session') };
 }
 const bearer = (token) => fetch(`${gh.url}/auth/me`, { headers: { authorization: `Bearer ${token}` } });
+/** /auth/me for a browser whose access token has expired: renewed from `session`, or not. */
+const renewal = (me, session) => fetch(`${gh.url}/auth/me`, { headers: { cookie: `gh_access=${expiredAccess(key, gh.url, { sub: me.id, sid: me.session_id })}; gh_session=${session}` } });
 
 test('a valid access token is accepted with no storage read: it outlives its KV session until expiry', async () => {
-  const { me, access } = await signedIn('tina');
+  const { me, access, session } = await signedIn('tina');
   assert.equal(decode(access).header.typ, 'at+jwt');
   assert.equal(decode(access).header.kid, thumbprint(key));
+  assert.equal((await renewal(me, session)).status, 200, 'the session renews while it is in KV');
   await gh.kv.delete(`s:${me.session_id}`);
   assert.equal(await gh.kv.get(`s:${me.session_id}`), null);
   const r = await bearer(access);
   assert.equal(r.status, 200, 'verified from the token alone');
   assert.equal((await r.json()).id, me.id);
-  // The session cookie alone can no longer renew anything.
-  const renew = await fetch(`${gh.url}/auth/token`, { method: 'POST', headers: { cookie: `gh_session=x` , origin: gh.url } });
+  // The session cookie itself can no longer renew anything.
+  assert.equal((await renewal(me, session)).status, 401);
+  const renew = await fetch(`${gh.url}/auth/token`, { method: 'POST', headers: { cookie: `gh_session=${session}`, origin: gh.url } });
   assert.equal(renew.status, 401);
 });
 
@@ -65,13 +69,33 @@ test('an expired access token is renewed from the session', async () => {
 
 test('the token of a deactivated user is not renewed, and its session ends', async () => {
   const { me, access, session } = await signedIn('vic');
-  await gh.d1(`UPDATE users SET active = 0 WHERE id = '${me.id}'`);
-  // Within the access TTL the token still works: that is the documented revocation bound.
-  assert.equal((await bearer(access)).status, 200);
-  const r = await fetch(`${gh.url}/auth/me`, { headers: { cookie: `gh_session=${session}` } });
-  assert.equal(r.status, 401, 'no renewal for a deactivated user');
-  assert.equal(await gh.kv.get(`s:${me.session_id}`), null, 'and the session is gone');
-  await gh.d1(`UPDATE users SET active = 1 WHERE id = '${me.id}'`);
+  await gh.d1(`UPDATE users SET active = 0 WHERE id = ?`, [me.id]);
+  try {
+    // Within the access TTL the token still works: that is the documented revocation bound.
+    assert.equal((await bearer(access)).status, 200);
+    const r = await renewal(me, session);
+    assert.equal(r.status, 401, 'no renewal for a deactivated user');
+    assert.equal(r.headers.getSetCookie().some((c) => /^gh_access=[^;]/.test(c)), false);
+    assert.equal(await gh.kv.get(`s:${me.session_id}`), null, 'and the session is gone');
+  } finally {
+    await gh.d1(`UPDATE users SET active = 1 WHERE id = ?`, [me.id]);
+  }
+  // Reactivated, the ended session stays ended.
+  assert.equal((await renewal(me, session)).status, 401);
+});
+
+test('a token of exactly 16 384 bytes is verified; one byte more is refused unread', async () => {
+  const { me } = await signedIn('max');
+  const claims = accessClaims(gh.url, { sub: me.id, sid: me.session_id });
+  const atLimit = accessTokenOfLength(key, claims, 16 * 1024);
+  const overLimit = accessTokenOfLength(key, claims, 16 * 1024 + 1);
+  assert.equal(atLimit.length, 16384);
+  const ok = await bearer(atLimit);
+  assert.equal(ok.status, 200, 'the limit itself is allowed');
+  assert.equal((await ok.json()).id, me.id);
+  const refused = await bearer(overLimit);
+  assert.equal(refused.status, 401);
+  assert.equal((await refused.json()).error, 'unauthorized');
 });
 
 test('every SPEC section 7 attack on access tokens is refused', async () => {

@@ -7,17 +7,21 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { startGatehouse, baseSecrets, Client } from './support/harness.mjs';
+import { startGatehouse, baseSecrets, freshRateWindow, Client } from './support/harness.mjs';
 import { startFakeStytch } from './support/fake-stytch.mjs';
 import { startFakePassage } from './support/fake-passage.mjs';
+import { expiredAccess, signingKeyOf } from './support/jwt.mjs';
 
 let gh;
 let stytch;
 let psg; // the main Passage app
 let psgRot; // an app of its own for key rotation (its JWKS cache is separate)
 let psgDown; // an app whose JWKS fails
+let signingKey;
 before(async () => {
   [stytch, psg, psgRot, psgDown] = await Promise.all([startFakeStytch(), startFakePassage(), startFakePassage(), startFakePassage()]);
+  const secrets = baseSecrets();
+  signingKey = signingKeyOf(secrets);
   gh = await startGatehouse({
     vars: {
       PROVIDERS: {
@@ -27,9 +31,15 @@ before(async () => {
         'psg-down': { kind: 'passage', app_id: psgDown.appId, jwks_url: psgDown.jwksUrl },
       },
     },
-    secrets: { ...baseSecrets(), PROVIDER_MAIL_SECRET: stytch.secret },
+    secrets: { ...secrets, PROVIDER_MAIL_SECRET: stytch.secret },
   });
 });
+
+/** /auth/me for a browser holding `session` whose access token has expired: 200 only if renewed. */
+async function renewalStatus(user, session) {
+  const expired = expiredAccess(signingKey, gh.url, { sub: user.id, sid: user.session_id });
+  return (await fetch(`${gh.url}/auth/me`, { headers: { cookie: `gh_access=${expired}; gh_session=${session}` } })).status;
+}
 after(async () => {
   await gh?.stop();
   await Promise.all([stytch, psg, psgRot, psgDown].map((f) => f?.close()));
@@ -130,13 +140,17 @@ test('stytch: first sign-in creates a user, the second links to it, a changed em
   // Logout ends Gatehouse's session and revokes the Stytch session of that sign-in only.
   const liveBefore = stytch.sessions.size;
   const revokedBefore = stytch.revoked.length;
+  const session = browser.cookie(gh.url, 'gh_session');
+  const otherUser = await me(other);
+  const otherSession = other.cookie(gh.url, 'gh_session');
+  assert.equal(await renewalStatus(user, session), 200, 'the session renews before logout');
   const out = await browser.fetch(`${gh.url}/auth/logout`, { method: 'POST', headers: { origin: gh.url, ...FORM }, body: '' });
   assert.equal(out.status, 303);
-  assert.equal(await me(browser), null);
+  assert.equal(await renewalStatus(user, session), 401, 'the old session cookie, replayed, renews nothing');
   assert.equal(stytch.revoked.length, revokedBefore + 1, 'sessions/revoke called');
   assert.equal(stytch.sessions.size, liveBefore - 1);
   assert.equal(stytch.callsTo('sessions/revoke').at(-1).auth, `Basic ${Buffer.from(`${stytch.projectId}:${stytch.secret}`).toString('base64')}`);
-  assert.ok(await me(other), 'the other browser stays signed in');
+  assert.equal(await renewalStatus(otherUser, otherSession), 200, 'the other browser stays signed in: its session renews');
 });
 
 test('stytch: the form answers identically for known and unknown addresses (form and JSON)', async () => {
@@ -195,6 +209,7 @@ test('stytch: bad input is refused before anything is sent; cross-site posts are
 });
 
 test('stytch: sends are rate limited per address and per client IP', async () => {
+  await freshRateWindow(900);
   const email = `flood-${randomBytes(4).toString('hex')}@example.com`;
   const statuses = [];
   for (let i = 0; i < 6; i++) statuses.push((await requestLink(new Client(), email, { json: true })).status);
@@ -210,6 +225,24 @@ test('stytch: sends are rate limited per address and per client IP', async () =>
   assert.deepEqual(byIp.slice(0, 20), Array(20).fill(202));
   assert.equal(byIp[20], 429);
   assert.equal((await requestLink(new Client(), `other-ip-${randomBytes(3).toString('hex')}@example.com`, { json: true })).status, 202);
+});
+
+test('stytch: a burst of concurrent sends keeps both limits (5 per address, 20 per client IP)', { todo: 'needs atomic rate limit (issue 9)' }, async () => {
+  await freshRateWindow(900);
+  const email = `burst-${randomBytes(4).toString('hex')}@example.com`;
+  const sentTo = (address) => stytch.sent.filter((x) => x.email.toLowerCase() === address).length;
+  const byAddress = await Promise.all(Array.from({ length: 15 }, () => requestLink(new Client(), email, { json: true })));
+  const ip = '198.51.100.77';
+  const byIp = await Promise.all(Array.from({ length: 40 }, (_, i) => requestLink(new Client(), `burst-ip-${i}-${randomBytes(3).toString('hex')}@example.com`, { json: true, ip })));
+  for (const r of [...byAddress, ...byIp]) assert.ok(r.status === 202 || r.status === 429, `HTTP ${r.status}`);
+  // Both bursts are measured before anything is asserted, so that a failure reports both.
+  const accepted = byAddress.filter((r) => r.status === 202).length;
+  const fromIp = byIp.filter((r) => r.status === 202).length;
+  assert.deepEqual(
+    { perAddress: Math.min(accepted, 6), mailed: Math.min(sentTo(email), 6), perClient: Math.min(fromIp, 21) },
+    { perAddress: Math.min(accepted, 5), mailed: Math.min(sentTo(email), 5), perClient: Math.min(fromIp, 20) },
+    `accepted ${accepted}/15 sends to one address (limit 5), mailed ${sentTo(email)}, accepted ${fromIp}/40 from one client (limit 20)`,
+  );
 });
 
 test('stytch: Stytch\'s own 429 becomes 429, with no transaction started', async () => {
@@ -269,12 +302,13 @@ test('stytch: a used or expired link is refused (Stytch 401 unable_to_auth_magic
   const state = browser.cookie(gh.url, 'gh_txn').split('.')[0];
   const replay = new URL(link);
   replay.searchParams.set('gh_state', state);
+  const mark = gh.mark();
   const r = await browser.fetch(replay.toString());
   assert.equal(r.status, 400);
   const body = await r.json();
   assert.equal(body.error, 'provider_error');
   assert.doesNotMatch(JSON.stringify(body), /unable_to_auth|request-id/, 'no vendor detail echoed');
-  assert.ok(await gh.waitForLog(/unable_to_auth_magic_link/), 'the vendor error is in the log');
+  assert.ok(await gh.waitForLog(/unable_to_auth_magic_link/, { since: mark }), 'the vendor error is in the log');
 
   // An expired link.
   const fresh = new Client();
@@ -387,12 +421,13 @@ test('passage: bad signature, wrong aud, wrong iss, expired, alg none and friend
     garbage: ['not.a.jwt', 'malformed token'],
   };
   for (const [label, [token, reason]] of Object.entries(cases)) {
+    const mark = gh.mark();
     const r = await new Client().fetch(`${gh.url}/auth/callback/psg`, { headers: { cookie: `psg_auth_token=${token}` } });
     assert.equal(r.status, 400, label);
     assert.equal((await r.json()).error, 'provider_error', label);
     assert.equal(r.headers.getSetCookie().some((c) => /^gh_(session|access)=[^;]/.test(c)), false, label);
     const logged = new RegExp(`provider psg rejected: Passage token: ${reason}`);
-    assert.ok(await gh.waitForLog(logged), `${label}: log lacks ${logged}`);
+    assert.ok(await gh.waitForLog(logged, { since: mark }), `${label}: log lacks ${logged}`);
   }
   const none = await fetch(`${gh.url}/auth/callback/psg`);
   assert.equal(none.status, 401);

@@ -61,6 +61,12 @@ impl H {
 
     /// A user signed in through `issuer`/`sub`, with `n` sessions.
     fn signed_in(&self, sub: &str, n: usize) -> (String, Vec<String>) {
+        let (id, sessions) = self.signed_in_raw(sub, n);
+        (id, sessions.into_iter().map(|(_, sid)| sid).collect())
+    }
+
+    /// Like [`H::signed_in`], with each session's cookie value next to its id.
+    fn signed_in_raw(&self, sub: &str, n: usize) -> (String, Vec<(String, String)>) {
         let user = block_on(crate::linking::sign_in(
             &self.p.users,
             &profile("https://idp", sub, Some(&format!("{sub}@x.test"))),
@@ -84,7 +90,7 @@ impl H {
                     ip: "198.51.100.1".into(),
                     vendor_logout: None,
                 };
-                block_on(s.create(rec, self.p.clock.get())).unwrap().1
+                block_on(s.create(rec, self.p.clock.get())).unwrap()
             })
             .collect();
         (user.id, sids)
@@ -99,6 +105,22 @@ impl H {
             .sids_of(user),
         )
         .unwrap()
+    }
+
+    /// Whether the session record `s:{sid}` is in KV.
+    fn has_record(&self, sid: &str) -> bool {
+        use crate::platform::Kv;
+        block_on(self.p.kv.get(&format!("s:{sid}")))
+            .unwrap()
+            .is_some()
+    }
+
+    /// What a browser with only this session cookie (its access token expired) gets from
+    /// `/auth/me`: 200 when the session renews it, 401 when the session is over.
+    fn renewal_status(&self, raw: &str) -> u16 {
+        let req = Request::new(Method::Get, &format!("{BASE}/auth/me"))
+            .with_header("cookie", &format!("gh_session={raw}"));
+        block_on(handle(Ok(&self.cfg), &self.p, req)).status
     }
 
     fn user(&self, id: &str) -> Option<User> {
@@ -395,18 +417,35 @@ fn list_paginates_newest_first_and_filters_by_email() {
 #[test]
 fn deactivate_revokes_sessions_and_blocks_sign_in_until_activated() {
     let h = h();
-    let (id, _) = h.signed_in("dee", 2);
+    let (id, sessions) = h.signed_in_raw("dee", 2);
+    let (_, bystander) = h.signed_in_raw("bystander", 1);
     assert_eq!(h.sids(&id).len(), 2);
+    for (raw, sid) in &sessions {
+        assert!(h.has_record(sid));
+        assert_eq!(h.renewal_status(raw), 200, "renews before");
+    }
     let r = h.admin(Method::Post, &format!("/admin/users/{id}/deactivate"), None);
     assert_eq!(r.status, 200);
     assert_eq!(body(&r)["active"], false);
     assert!(h.sids(&id).is_empty(), "every session revoked");
+    for (raw, sid) in &sessions {
+        assert!(!h.has_record(sid), "the session record is gone");
+        assert_eq!(h.renewal_status(raw), 401, "and it renews nothing");
+    }
+    assert_eq!(
+        h.renewal_status(&bystander[0].0),
+        200,
+        "another user's session renews"
+    );
     let refused = block_on(crate::linking::sign_in(
         &h.p.users,
         &profile("https://idp", "dee", None),
         1,
     ));
-    assert!(refused.is_err());
+    assert!(
+        matches!(&refused, Err(crate::error::AppError::Forbidden(m)) if m.contains("deactivated")),
+        "{refused:?}"
+    );
     let r = h.admin(Method::Post, &format!("/admin/users/{id}/activate"), None);
     assert_eq!(body(&r)["active"], true);
     assert!(block_on(crate::linking::sign_in(
@@ -421,7 +460,8 @@ fn deactivate_revokes_sessions_and_blocks_sign_in_until_activated() {
 #[test]
 fn sessions_list_and_revoke_one_or_all() {
     let h = h();
-    let (id, sids) = h.signed_in("ses", 3);
+    let (id, sessions) = h.signed_in_raw("ses", 3);
+    let sids: Vec<String> = sessions.iter().map(|(_, sid)| sid.clone()).collect();
     let r = body(&h.admin(Method::Get, &format!("/admin/users/{id}/sessions"), None));
     let listed: Vec<&str> = r["sessions"]
         .as_array()
@@ -433,7 +473,8 @@ fn sessions_list_and_revoke_one_or_all() {
     assert!(sids.iter().all(|s| listed.contains(&s.as_str())));
     assert_eq!(r["sessions"][0]["ip"], "198.51.100.1");
 
-    let (other, other_sids) = h.signed_in("oth", 1);
+    let (other, other_sessions) = h.signed_in_raw("oth", 1);
+    let other_sids = [other_sessions[0].1.clone()];
     let r = h.admin(
         Method::Delete,
         &format!("/admin/users/{id}/sessions/{}", other_sids[0]),
@@ -449,6 +490,20 @@ fn sessions_list_and_revoke_one_or_all() {
     );
     assert_eq!(r.status, 204);
     assert_eq!(h.sids(&id).len(), 2);
+    assert!(
+        !h.has_record(&sids[0]),
+        "the revoked session's record is gone"
+    );
+    assert_eq!(
+        h.renewal_status(&sessions[0].0),
+        401,
+        "the revoked session renews nothing"
+    );
+    assert_eq!(
+        h.renewal_status(&sessions[1].0),
+        200,
+        "the others still renew"
+    );
     assert_eq!(
         h.admin(Method::Delete, &format!("/admin/users/{id}/sessions"), None)
             .status,
@@ -456,6 +511,16 @@ fn sessions_list_and_revoke_one_or_all() {
     );
     assert!(h.sids(&id).is_empty());
     assert_eq!(h.sids(&other).len(), 1);
+    for (raw, sid) in &sessions {
+        assert!(!h.has_record(sid));
+        assert_eq!(h.renewal_status(raw), 401);
+    }
+    assert!(h.has_record(&other_sids[0]));
+    assert_eq!(
+        h.renewal_status(&other_sessions[0].0),
+        200,
+        "another user's session renews"
+    );
 }
 
 #[test]

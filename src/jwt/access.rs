@@ -225,10 +225,13 @@ mod tests {
         let t = block_on(issue(&old, &NativeSignatures, &claims(&old, 1000))).unwrap();
         let mut rotated = old.clone();
         let new_key = test_key_2();
+        let new_kid = new_key.kid.clone();
         rotated.signing_keys.insert(0, new_key);
         assert!(block_on(verify(&rotated, &NativeSignatures, &t, 1000)).is_ok());
         let t_new = block_on(issue(&rotated, &NativeSignatures, &claims(&old, 1000))).unwrap();
-        assert!(t_new.contains('.'));
+        let kid_of = |t: &str| crate::jwt::compact::parse(t).unwrap().header.kid;
+        assert_eq!(kid_of(&t_new), Some(new_kid), "signed with the first key");
+        assert_eq!(kid_of(&t), Some(old.active_key().kid.clone()));
         assert!(block_on(verify(&rotated, &NativeSignatures, &t_new, 1000)).is_ok());
     }
 

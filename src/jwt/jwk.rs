@@ -160,15 +160,24 @@ mod tests {
     #[test]
     fn alg_must_fit_type_and_private_keys_are_refused() {
         let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
-        assert!(PublicJwk::parse(
-            &serde_json::json!({"kty":"OKP","crv":"Ed25519","x":x,"alg":"RS256"})
-        )
-        .is_err());
-        assert!(
-            PublicJwk::parse(&serde_json::json!({"kty":"OKP","crv":"Ed25519","x":x,"d":x}))
-                .is_err()
+        let err = |v: serde_json::Value| PublicJwk::parse(&v).unwrap_err();
+        assert_eq!(
+            err(serde_json::json!({"kty":"OKP","crv":"Ed25519","x":x,"alg":"RS256"})),
+            "key alg RS256 does not fit its type"
         );
-        assert!(PublicJwk::parse(&serde_json::json!({"kty":"oct","k":"AAAA"})).is_err());
+        assert_eq!(
+            err(serde_json::json!({"kty":"OKP","crv":"Ed25519","x":x,"d":x})),
+            "a private key where a public key belongs"
+        );
+        assert!(err(serde_json::json!({"kty":"oct","k":"AAAA"}))
+            .starts_with("unsupported or malformed key (oct"));
+        // An HMAC algorithm on an RSA key (algorithm confusion: the public key used as an
+        // HMAC secret) is refused as a mismatch, not quietly accepted.
+        let n = crate::crypto::b64url(&[0xab; 256]);
+        assert_eq!(
+            err(serde_json::json!({"kty":"RSA","n":n,"e":"AQAB","alg":"HS256"})),
+            "key alg HS256 does not fit its type"
+        );
     }
 
     #[test]

@@ -4,10 +4,12 @@
 import Provider from 'oidc-provider';
 
 /**
- * Starts the provider. `clients` are oidc-provider client metadata objects.
+ * Starts the provider. `clients` are oidc-provider client metadata objects. `intercept(req,
+ * res)`, when given, sees every request first and returns true when it answered it itself
+ * (tests use it to make an endpoint fail, or to rewrite what the provider answers).
  * Returns { issuer, close() }.
  */
-export async function startOidcProvider({ port = 0, host = '127.0.0.1', clients }) {
+export async function startOidcProvider({ port = 0, host = '127.0.0.1', clients, intercept }) {
   const { createServer } = await import('node:http');
   const server = createServer();
   await new Promise((resolve) => server.listen(port, host, resolve));
@@ -28,7 +30,8 @@ export async function startOidcProvider({ port = 0, host = '127.0.0.1', clients 
   provider.proxy = false;
   provider.on('server_error', (_ctx, err) => console.error('oidc-provider server_error:', err));
   // Quiet: the dev-keys warning is expected here.
-  server.on('request', provider.callback());
+  const handle = provider.callback();
+  server.on('request', (req, res) => { if (!intercept?.(req, res)) handle(req, res); });
   return {
     issuer,
     provider,
