@@ -183,6 +183,10 @@ impl MemoryKv {
     pub fn values(&self) -> Vec<String> {
         self.map.borrow().values().cloned().collect()
     }
+    /// The value under `key`, read past the fault count (for checks after the fact).
+    pub fn value(&self, key: &str) -> Option<String> {
+        self.map.borrow().get(key).cloned()
+    }
 }
 
 impl Kv for MemoryKv {

@@ -12,6 +12,8 @@ mod magic;
 pub mod proxy;
 
 #[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
 mod flow_tests;
 
 use crate::config::Config;
