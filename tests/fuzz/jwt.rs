@@ -221,7 +221,9 @@ proptest! {
         let token = block_on(access::issue(&cfg, &NativeSignatures, &claims)).unwrap();
         prop_assert!(block_on(access::verify(&cfg, &NativeSignatures, &token, now)).is_ok());
         let bad = apply(&token, &how);
-        prop_assume!(bad != token);
+        if bad == token {
+            return Ok(()); // (a replacement by the same character)
+        }
         let r = block_on(access::verify(&cfg, &NativeSignatures, &bad, now));
         prop_assert!(r.is_err(), "tampered token verified: {:?}", how);
         let _ = block_on(access::verify_allow_expired(&cfg, &NativeSignatures, &bad, now));
