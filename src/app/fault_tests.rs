@@ -571,6 +571,7 @@ const SCENARIOS: &[Scenario] = &[
             signed_in(w);
             let r = w.sign_in("b", "dev", false);
             assert_eq!(r.status, 302);
+            // The session that must end is browser b's; a's stays.
             w.old_sessions.borrow_mut()[0] = w.browser("b").session().unwrap();
         },
         action: |w| {
