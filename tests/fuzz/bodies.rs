@@ -84,6 +84,11 @@ proptest! {
     fn fuzz_admin_bodies(body in prop_oneof![
         gen::object().prop_map(|m| Value::Object(m).to_string().into_bytes()),
         gen::body_bytes(),
+        // Metadata around the 8 KB limit, beside other fields.
+        (8_170usize..8_210, gen::object()).prop_map(|(n, mut m)| {
+            m.insert("metadata".into(), serde_json::json!({"k": "x".repeat(n)}));
+            Value::Object(m).to_string().into_bytes()
+        }),
     ]) {
         if let Ok(u) = validate::new_user(&body) {
             if let Some(e) = &u.email {

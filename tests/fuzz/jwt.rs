@@ -75,10 +75,20 @@ proptest! {
     /// Claims of any shape: no panic; accepted ones name the issuer, contain the audience,
     /// are unexpired within the leeway and have a subject.
     #[test]
-    fn fuzz_jwt_claims(mut c in gen::object(), iss in any::<bool>(), aud in any::<bool>()) {
+    fn fuzz_jwt_claims(
+        base in any::<bool>(),
+        over in overrides(&["iss", "aud", "sub", "exp", "iat", "nbf", "azp"]),
+        any_claims in gen::object(),
+    ) {
         let rules = ClaimRules { issuer: "https://idp", audience: "client", now: 1_700_000_000, require_iat: true };
-        if iss { c.insert("iss".into(), "https://idp".into()); }
-        if aud { c.insert("aud".into(), json!(["x", "client"])); }
+        // Valid claims with a few set to anything, or claims of any shape.
+        let mut c = if base {
+            json!({"iss": "https://idp", "aud": ["x", "client"], "sub": "s", "exp": 1_700_000_300, "iat": 1_700_000_000})
+                .as_object().unwrap().clone()
+        } else {
+            any_claims
+        };
+        c.extend(over);
         if check_claims(&c, &rules).is_ok() {
             prop_assert_eq!(c["iss"].as_str(), Some("https://idp"));
             let exp = c["exp"].as_f64().unwrap() as i64;
@@ -104,14 +114,16 @@ fn b64_of_len() -> impl Strategy<Value = Value> {
 fn jwk() -> impl Strategy<Value = Value> {
     let pick = |w: &'static [&'static str]| proptest::sample::select(w).prop_map(Value::from);
     (
-        pick(&["OKP", "EC", "RSA", "oct", ""]),
-        pick(&["Ed25519", "P-256", "X25519", "P-384"]),
+        pick(&["OKP", "OKP", "EC", "EC", "RSA", "oct", ""]),
+        pick(&["Ed25519", "Ed25519", "P-256", "P-256", "X25519", "P-384"]),
         b64_of_len(),
         b64_of_len(),
         b64_of_len(),
+        proptest::option::of(pick(&["sig", "enc", ""])),
+        any::<bool>(),
         gen::object(),
     )
-        .prop_map(|(kty, crv, x, y, n, extra)| {
+        .prop_map(|(kty, crv, x, y, n, use_, private, extra)| {
             let mut k = extra;
             for (f, v) in [
                 ("kty", kty),
@@ -119,9 +131,14 @@ fn jwk() -> impl Strategy<Value = Value> {
                 ("x", x),
                 ("y", y),
                 ("n", n.clone()),
-                ("d", n),
             ] {
                 k.entry(f).or_insert(v);
+            }
+            if let Some(u) = use_ {
+                k.insert("use".into(), u);
+            }
+            if private {
+                k.insert("d".into(), n);
             }
             Value::Object(k)
         })
@@ -133,7 +150,7 @@ proptest! {
     /// junk does not panic (and is not a yes).
     #[test]
     fn fuzz_jwk(doc in prop_oneof![
-        proptest::collection::vec(prop_oneof![jwk(), gen::json()], 0..4)
+        proptest::collection::vec(prop_oneof![3 => jwk(), 1 => gen::json()], 1..4)
             .prop_map(|keys| json!({ "keys": keys })),
         gen::json(),
     ], msg in proptest::collection::vec(any::<u8>(), 0..40), sig in proptest::collection::vec(any::<u8>(), 0..80)) {
