@@ -16,6 +16,7 @@ use crate::users::{
 };
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 /// RFC 8037 appendix A's Ed25519 key.
 pub const TEST_KEY_1: &str = r#"{"kty":"OKP","crv":"Ed25519","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
@@ -64,10 +65,116 @@ pub fn profile(issuer: &str, sub: &str, email: Option<&str>) -> Profile {
     }
 }
 
+/// Which way an injected fault strikes (see [`Faults`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultMode {
+    /// The operation fails before it takes effect: a refused write, a reset connection.
+    Before,
+    /// The operation takes effect but its answer is lost: a committed D1 batch or a KV put
+    /// whose reply never arrives, a provider that handled the request and then timed out.
+    After,
+}
+
+/// One count of the storage (KV, D1), outbound fetch and signature operations of a test
+/// platform, shared by all its seams, and the one of them that is to fail. Unarmed (the
+/// default) it only counts, so that a test can learn how many operations a scenario takes
+/// and then fail each of them in turn (`src/app/fault_tests.rs`).
+#[derive(Debug, Default)]
+pub struct Faults {
+    count: Cell<usize>,
+    armed: Cell<Option<(usize, FaultMode)>>,
+    fired: Cell<bool>,
+    trace: RefCell<Vec<&'static str>>,
+}
+
+impl Faults {
+    /// Starts counting from zero; the `k`-th operation from now (1-based) fails as `mode`.
+    pub fn arm(&self, k: usize, mode: FaultMode) {
+        self.reset();
+        self.armed.set(Some((k, mode)));
+    }
+
+    /// Starts counting from zero, with nothing to fail.
+    pub fn reset(&self) {
+        self.count.set(0);
+        self.armed.set(None);
+        self.fired.set(false);
+        self.trace.borrow_mut().clear();
+    }
+
+    /// Operations counted since the last [`Faults::arm`] or [`Faults::reset`].
+    pub fn count(&self) -> usize {
+        self.count.get()
+    }
+
+    /// Whether the armed operation was reached (and failed).
+    pub fn fired(&self) -> bool {
+        self.fired.get()
+    }
+
+    /// The names of the operations counted, in order (`"kv.put"`, `"d1.create_linked"`, …).
+    pub fn trace(&self) -> Vec<&'static str> {
+        self.trace.borrow().clone()
+    }
+
+    /// Counts operation `name`; `Some((k, mode))` when it is the one to fail.
+    fn next(&self, name: &'static str) -> Option<(usize, FaultMode)> {
+        let k = self.count.get() + 1;
+        self.count.set(k);
+        self.trace.borrow_mut().push(name);
+        match self.armed.get() {
+            Some((at, mode)) if at == k => {
+                self.fired.set(true);
+                Some((k, mode))
+            }
+            _ => None,
+        }
+    }
+
+    /// Runs `body` as operation `name`: the armed operation fails before `body` runs
+    /// ([`FaultMode::Before`]) or after it ([`FaultMode::After`], its result discarded), with
+    /// the message the failure gets (it names the operation and `k`, so that a test can find
+    /// it in the log).
+    pub fn op<T, E>(
+        &self,
+        name: &'static str,
+        body: impl FnOnce() -> Result<T, E>,
+        fail: impl FnOnce(FaultMode, String) -> E,
+    ) -> Result<T, E> {
+        match self.next(name) {
+            None => body(),
+            Some((k, FaultMode::Before)) => Err(fail(
+                FaultMode::Before,
+                format!("injected fault #{k} ({name})"),
+            )),
+            Some((k, FaultMode::After)) => {
+                let _ = body();
+                Err(fail(
+                    FaultMode::After,
+                    format!("injected fault #{k} ({name}, answer lost)"),
+                ))
+            }
+        }
+    }
+
+    /// [`Faults::op`] for a storage operation, failing with a [`StoreError`] like the glue's
+    /// (`prefix` is `"KV"` or `"D1"`).
+    pub fn store<T>(
+        &self,
+        name: &'static str,
+        prefix: &'static str,
+        body: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.op(name, body, |_, m| StoreError(format!("{prefix}: {m}")))
+    }
+}
+
 /// KV in a map (TTL ignored).
 #[derive(Default)]
 pub struct MemoryKv {
     map: RefCell<BTreeMap<String, String>>,
+    /// The operation count this store reports to (see [`Faults`]).
+    pub faults: Rc<Faults>,
 }
 
 impl MemoryKv {
@@ -77,28 +184,39 @@ impl MemoryKv {
     pub fn values(&self) -> Vec<String> {
         self.map.borrow().values().cloned().collect()
     }
+    /// The value under `key`, read past the fault count (for checks after the fact).
+    pub fn value(&self, key: &str) -> Option<String> {
+        self.map.borrow().get(key).cloned()
+    }
 }
 
 impl Kv for MemoryKv {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.map.borrow().get(key).cloned())
+        self.faults
+            .store("kv.get", "KV", || Ok(self.map.borrow().get(key).cloned()))
     }
     async fn put(&self, key: &str, value: &str, _ttl: u64) -> Result<(), StoreError> {
-        self.map.borrow_mut().insert(key.into(), value.into());
-        Ok(())
+        self.faults.store("kv.put", "KV", || {
+            self.map.borrow_mut().insert(key.into(), value.into());
+            Ok(())
+        })
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.map.borrow_mut().remove(key);
-        Ok(())
+        self.faults.store("kv.delete", "KV", || {
+            self.map.borrow_mut().remove(key);
+            Ok(())
+        })
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        Ok(self
-            .map
-            .borrow()
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .cloned()
-            .collect())
+        self.faults.store("kv.list", "KV", || {
+            Ok(self
+                .map
+                .borrow()
+                .keys()
+                .filter(|k| k.starts_with(prefix))
+                .cloned()
+                .collect())
+        })
     }
 }
 
@@ -110,6 +228,9 @@ pub struct MemoryUsers {
     pub events: RefCell<Vec<Event>>,
     /// The spent-set ([`SingleUse`]): `kind:hash` → expires at.
     pub spent: RefCell<BTreeMap<String, i64>>,
+    /// The operation count this store reports to: every method is one D1 round trip (one
+    /// statement, or one batch, which D1 runs as a transaction).
+    pub faults: Rc<Faults>,
 }
 
 impl MemoryUsers {
@@ -125,15 +246,32 @@ impl MemoryUsers {
             u.active = active;
         }
     }
+    /// Every user, in no particular order (for invariant checks).
+    pub fn all_users(&self) -> Vec<User> {
+        self.users.borrow().values().cloned().collect()
+    }
+    /// Every identity, in no particular order (for invariant checks).
+    pub fn all_identities(&self) -> Vec<Identity> {
+        self.identities.borrow().values().cloned().collect()
+    }
+    fn d1<T>(
+        &self,
+        name: &'static str,
+        body: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.faults.store(name, "D1", body)
+    }
 }
 
 impl UserStore for MemoryUsers {
     async fn identity_owner(&self, issuer: &str, sub: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .identities
-            .borrow()
-            .get(&(issuer.into(), sub.into()))
-            .map(|i| i.user_id.clone()))
+        self.d1("d1.identity_owner", || {
+            Ok(self
+                .identities
+                .borrow()
+                .get(&(issuer.into(), sub.into()))
+                .map(|i| i.user_id.clone()))
+        })
     }
     async fn create_linked(
         &self,
@@ -141,61 +279,71 @@ impl UserStore for MemoryUsers {
         p: &Profile,
         now: i64,
     ) -> Result<String, StoreError> {
-        let key = (p.issuer.clone(), p.sub.clone());
-        if let Some(owner) = self.identities.borrow().get(&key) {
-            return Ok(owner.user_id.clone());
-        }
-        self.users
-            .borrow_mut()
-            .insert(user.id.clone(), user.clone());
-        self.identities
-            .borrow_mut()
-            .insert(key, identity_of(&user.id, p, now));
-        Ok(user.id.clone())
+        self.d1("d1.create_linked", || {
+            let key = (p.issuer.clone(), p.sub.clone());
+            if let Some(owner) = self.identities.borrow().get(&key) {
+                return Ok(owner.user_id.clone());
+            }
+            self.users
+                .borrow_mut()
+                .insert(user.id.clone(), user.clone());
+            self.identities
+                .borrow_mut()
+                .insert(key, identity_of(&user.id, p, now));
+            Ok(user.id.clone())
+        })
     }
     async fn refresh_login(&self, user_id: &str, p: &Profile, now: i64) -> Result<(), StoreError> {
-        if let Some(u) = self.users.borrow_mut().get_mut(user_id) {
-            u.name = p.name.clone().or(u.name.take());
-            u.email = p.email.clone().or(u.email.take());
-            u.picture = p.picture.clone().or(u.picture.take());
-            u.last_login_at = Some(now);
-            u.updated_at = now;
-        }
-        Ok(())
+        self.d1("d1.refresh_login", || {
+            if let Some(u) = self.users.borrow_mut().get_mut(user_id) {
+                u.name = p.name.clone().or(u.name.take());
+                u.email = p.email.clone().or(u.email.take());
+                u.picture = p.picture.clone().or(u.picture.take());
+                u.last_login_at = Some(now);
+                u.updated_at = now;
+            }
+            Ok(())
+        })
     }
     async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError> {
-        Ok(self.users.borrow().get(id).cloned())
+        self.d1("d1.get_user", || Ok(self.users.borrow().get(id).cloned()))
     }
     async fn record_event(&self, event: &Event) -> Result<(), StoreError> {
-        self.events.borrow_mut().push(event.clone());
-        Ok(())
+        self.d1("d1.record_event", || {
+            self.events.borrow_mut().push(event.clone());
+            Ok(())
+        })
     }
     async fn list_users(&self, q: &UserQuery) -> Result<Vec<User>, StoreError> {
-        let mut all: Vec<User> = self
-            .users
-            .borrow()
-            .values()
-            .filter(|u| match &q.email {
-                Some(e) => u.email.as_deref().map(str::to_lowercase) == Some(e.to_lowercase()),
-                None => true,
-            })
-            .filter(|u| match &q.after {
-                Some((t, id)) => (u.created_at, u.id.as_str()) < (*t, id.as_str()),
-                None => true,
-            })
-            .cloned()
-            .collect();
-        all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-        all.truncate(q.limit as usize);
-        Ok(all)
+        self.d1("d1.list_users", || {
+            let mut all: Vec<User> = self
+                .users
+                .borrow()
+                .values()
+                .filter(|u| match &q.email {
+                    Some(e) => u.email.as_deref().map(str::to_lowercase) == Some(e.to_lowercase()),
+                    None => true,
+                })
+                .filter(|u| match &q.after {
+                    Some((t, id)) => (u.created_at, u.id.as_str()) < (*t, id.as_str()),
+                    None => true,
+                })
+                .cloned()
+                .collect();
+            all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+            all.truncate(q.limit as usize);
+            Ok(all)
+        })
     }
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
-        let mut users = self.users.borrow_mut();
-        if users.contains_key(&user.id) {
-            return Err(StoreError(format!("duplicate user id {}", user.id)));
-        }
-        users.insert(user.id.clone(), user.clone());
-        Ok(())
+        self.d1("d1.create_user", || {
+            let mut users = self.users.borrow_mut();
+            if users.contains_key(&user.id) {
+                return Err(StoreError(format!("duplicate user id {}", user.id)));
+            }
+            users.insert(user.id.clone(), user.clone());
+            Ok(())
+        })
     }
     async fn update_user(
         &self,
@@ -203,44 +351,54 @@ impl UserStore for MemoryUsers {
         patch: &UserPatch,
         now: i64,
     ) -> Result<Option<User>, StoreError> {
-        let mut users = self.users.borrow_mut();
-        let Some(u) = users.get_mut(id) else {
-            return Ok(None);
-        };
-        patch.apply(u, now);
-        Ok(Some(u.clone()))
+        self.d1("d1.update_user", || {
+            let mut users = self.users.borrow_mut();
+            let Some(u) = users.get_mut(id) else {
+                return Ok(None);
+            };
+            patch.apply(u, now);
+            Ok(Some(u.clone()))
+        })
     }
     async fn end_sessions_until(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
-        if let Some(u) = self.users.borrow_mut().get_mut(user_id) {
-            u.sessions_valid_after = u.sessions_valid_after.max(at);
-        }
-        Ok(())
+        self.d1("d1.end_sessions_until", || {
+            if let Some(u) = self.users.borrow_mut().get_mut(user_id) {
+                u.sessions_valid_after = u.sessions_valid_after.max(at);
+            }
+            Ok(())
+        })
     }
     async fn set_user_active(&self, id: &str, active: bool, now: i64) -> Result<bool, StoreError> {
-        let mut users = self.users.borrow_mut();
-        let Some(u) = users.get_mut(id) else {
-            return Ok(false);
-        };
-        u.active = active;
-        u.updated_at = now;
-        Ok(true)
+        self.d1("d1.set_user_active", || {
+            let mut users = self.users.borrow_mut();
+            let Some(u) = users.get_mut(id) else {
+                return Ok(false);
+            };
+            u.active = active;
+            u.updated_at = now;
+            Ok(true)
+        })
     }
     async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
-        self.identities.borrow_mut().retain(|_, i| i.user_id != id);
-        Ok(self.users.borrow_mut().remove(id).is_some())
+        self.d1("d1.delete_user", || {
+            self.identities.borrow_mut().retain(|_, i| i.user_id != id);
+            Ok(self.users.borrow_mut().remove(id).is_some())
+        })
     }
     async fn identities_of(&self, user_id: &str) -> Result<Vec<Identity>, StoreError> {
-        let mut list: Vec<Identity> = self
-            .identities
-            .borrow()
-            .values()
-            .filter(|i| i.user_id == user_id)
-            .cloned()
-            .collect();
-        list.sort_by(|a, b| {
-            (a.created_at, &a.issuer, &a.sub).cmp(&(b.created_at, &b.issuer, &b.sub))
-        });
-        Ok(list)
+        self.d1("d1.identities_of", || {
+            let mut list: Vec<Identity> = self
+                .identities
+                .borrow()
+                .values()
+                .filter(|i| i.user_id == user_id)
+                .cloned()
+                .collect();
+            list.sort_by(|a, b| {
+                (a.created_at, &a.issuer, &a.sub).cmp(&(b.created_at, &b.issuer, &b.sub))
+            });
+            Ok(list)
+        })
     }
     async fn link_identity(
         &self,
@@ -248,21 +406,23 @@ impl UserStore for MemoryUsers {
         p: &Profile,
         now: i64,
     ) -> Result<LinkOutcome, StoreError> {
-        let key = (p.issuer.clone(), p.sub.clone());
-        if let Some(i) = self.identities.borrow().get(&key) {
-            return Ok(if i.user_id == user_id {
-                LinkOutcome::AlreadyLinked
-            } else {
-                LinkOutcome::OwnedByOther(i.user_id.clone())
-            });
-        }
-        if !self.users.borrow().contains_key(user_id) {
-            return Ok(LinkOutcome::NoUser);
-        }
-        self.identities
-            .borrow_mut()
-            .insert(key, identity_of(user_id, p, now));
-        Ok(LinkOutcome::Linked)
+        self.d1("d1.link_identity", || {
+            let key = (p.issuer.clone(), p.sub.clone());
+            if let Some(i) = self.identities.borrow().get(&key) {
+                return Ok(if i.user_id == user_id {
+                    LinkOutcome::AlreadyLinked
+                } else {
+                    LinkOutcome::OwnedByOther(i.user_id.clone())
+                });
+            }
+            if !self.users.borrow().contains_key(user_id) {
+                return Ok(LinkOutcome::NoUser);
+            }
+            self.identities
+                .borrow_mut()
+                .insert(key, identity_of(user_id, p, now));
+            Ok(LinkOutcome::Linked)
+        })
     }
     async fn unlink_identity(
         &self,
@@ -270,16 +430,18 @@ impl UserStore for MemoryUsers {
         issuer: &str,
         sub: &str,
     ) -> Result<UnlinkOutcome, StoreError> {
-        let mut ids = self.identities.borrow_mut();
-        let key = (issuer.to_string(), sub.to_string());
-        if ids.get(&key).map(|i| i.user_id.as_str()) != Some(user_id) {
-            return Ok(UnlinkOutcome::NotFound);
-        }
-        if ids.values().filter(|i| i.user_id == user_id).count() < 2 {
-            return Ok(UnlinkOutcome::LastIdentity);
-        }
-        ids.remove(&key);
-        Ok(UnlinkOutcome::Unlinked)
+        self.d1("d1.unlink_identity", || {
+            let mut ids = self.identities.borrow_mut();
+            let key = (issuer.to_string(), sub.to_string());
+            if ids.get(&key).map(|i| i.user_id.as_str()) != Some(user_id) {
+                return Ok(UnlinkOutcome::NotFound);
+            }
+            if ids.values().filter(|i| i.user_id == user_id).count() < 2 {
+                return Ok(UnlinkOutcome::LastIdentity);
+            }
+            ids.remove(&key);
+            Ok(UnlinkOutcome::Unlinked)
+        })
     }
     async fn events_of(
         &self,
@@ -287,40 +449,44 @@ impl UserStore for MemoryUsers {
         limit: u32,
         after: Option<(i64, i64)>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        // The id of an event is its position (1-based) in the log.
-        let mut list: Vec<StoredEvent> = self
-            .events
-            .borrow()
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.user_id.as_deref() == Some(user_id))
-            .map(|(i, e)| StoredEvent {
-                id: i as i64 + 1,
-                user_id: e.user_id.clone(),
-                kind: e.kind.to_string(),
-                at: e.at,
-                ip: e.ip.clone(),
-                user_agent: e.user_agent.clone(),
-                detail: e.detail.clone(),
-            })
-            .filter(|e| after.is_none_or(|a| (e.at, e.id) < a))
-            .collect();
-        list.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
-        list.truncate(limit as usize);
-        Ok(list)
+        self.d1("d1.events_of", || {
+            // The id of an event is its position (1-based) in the log.
+            let mut list: Vec<StoredEvent> = self
+                .events
+                .borrow()
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.user_id.as_deref() == Some(user_id))
+                .map(|(i, e)| StoredEvent {
+                    id: i as i64 + 1,
+                    user_id: e.user_id.clone(),
+                    kind: e.kind.to_string(),
+                    at: e.at,
+                    ip: e.ip.clone(),
+                    user_agent: e.user_agent.clone(),
+                    detail: e.detail.clone(),
+                })
+                .filter(|e| after.is_none_or(|a| (e.at, e.id) < a))
+                .collect();
+            list.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
+            list.truncate(limit as usize);
+            Ok(list)
+        })
     }
     async fn prune_events(&self, before: i64, max: u32) -> Result<u64, StoreError> {
-        let mut events = self.events.borrow_mut();
-        let mut left = max as u64;
-        events.retain(|e| {
-            if e.at < before && left > 0 {
-                left -= 1;
-                false
-            } else {
-                true
-            }
-        });
-        Ok(max as u64 - left)
+        self.d1("d1.prune_events", || {
+            let mut events = self.events.borrow_mut();
+            let mut left = max as u64;
+            events.retain(|e| {
+                if e.at < before && left > 0 {
+                    left -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
+            Ok(max as u64 - left)
+        })
     }
 }
 
@@ -344,16 +510,18 @@ impl SingleUse for MemoryUsers {
         expires_at: i64,
     ) -> Result<bool, StoreError> {
         let key = format!("{}:{key_hash}", kind.prefix());
-        let mut spent = self.spent.borrow_mut();
-        if spent.contains_key(&key) {
-            return Ok(false);
-        }
-        spent.insert(key, expires_at);
-        Ok(true)
+        self.d1("d1.spend", || {
+            let mut spent = self.spent.borrow_mut();
+            if spent.contains_key(&key) {
+                return Ok(false);
+            }
+            spent.insert(key, expires_at);
+            Ok(true)
+        })
     }
     async fn is_spent(&self, kind: SpendKind, key_hash: &str) -> Result<bool, StoreError> {
         let key = format!("{}:{key_hash}", kind.prefix());
-        Ok(self.spent.borrow().contains_key(&key))
+        self.d1("d1.is_spent", || Ok(self.spent.borrow().contains_key(&key)))
     }
     async fn prune_spent(&self, now: i64, max: u32) -> Result<u64, StoreError> {
         let mut spent = self.spent.borrow_mut();
@@ -410,11 +578,22 @@ pub struct FakeHttp {
     #[allow(clippy::type_complexity)]
     pub handler: Box<dyn Fn(&Outbound) -> Result<Inbound, FetchError>>,
     pub calls: RefCell<Vec<Outbound>>,
+    /// The operation count this client reports to. An injected fault is a reset connection
+    /// before the request leaves ([`FaultMode::Before`]: the handler never sees it) or a
+    /// timeout after the provider handled it ([`FaultMode::After`]).
+    pub faults: Rc<Faults>,
 }
 
 impl HttpClient for FakeHttp {
     async fn send(&self, req: Outbound) -> Result<Inbound, FetchError> {
-        let r = (self.handler)(&req);
+        let r = self.faults.op(
+            "fetch",
+            || (self.handler)(&req),
+            |mode, m| match mode {
+                FaultMode::Before => FetchError::Network(format!("{m}: connection reset")),
+                FaultMode::After => FetchError::Timeout,
+            },
+        );
         self.calls.borrow_mut().push(req);
         r
     }
@@ -429,23 +608,34 @@ pub struct TestPlatform {
     pub caches: Caches,
     pub clock: Cell<i64>,
     pub logs: RefCell<Vec<String>>,
+    /// The one operation count of KV, users, HTTP and signatures (see [`Faults`]).
+    pub faults: Rc<Faults>,
 }
 
 impl TestPlatform {
     pub fn new(
         handler: impl Fn(&Outbound) -> Result<Inbound, FetchError> + 'static,
     ) -> TestPlatform {
+        let faults = Rc::new(Faults::default());
         TestPlatform {
-            kv: MemoryKv::default(),
-            users: MemoryUsers::default(),
+            kv: MemoryKv {
+                faults: faults.clone(),
+                ..MemoryKv::default()
+            },
+            users: MemoryUsers {
+                faults: faults.clone(),
+                ..MemoryUsers::default()
+            },
             http: FakeHttp {
                 handler: Box::new(handler),
                 calls: RefCell::new(vec![]),
+                faults: faults.clone(),
             },
             limiter: MemoryLimiter::default(),
             caches: Caches::default(),
             clock: Cell::new(1_700_000_000),
             logs: RefCell::new(vec![]),
+            faults,
         }
     }
 }
@@ -458,10 +648,19 @@ impl Signatures for TestPlatform {
         msg: &[u8],
         sig: &[u8],
     ) -> Result<bool, String> {
-        NativeSignatures.verify(key, alg, msg, sig).await
+        // The native backend is synchronous; a fault stands for WebCrypto refusing the key.
+        self.faults.op(
+            "sig.verify",
+            || NativeSignatures.verify_sync(key, alg, msg, sig),
+            |_, m| m,
+        )
     }
     async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String> {
-        NativeSignatures.sign(key, msg).await
+        self.faults.op(
+            "sig.sign",
+            || Ok(NativeSignatures.sign_sync(key, msg)),
+            |_, m| m,
+        )
     }
 }
 

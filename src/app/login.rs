@@ -278,7 +278,20 @@ async fn start_session<P: Platform>(
 ) -> AppResult<Vec<String>> {
     let sessions = ctx.sessions();
     let (raw, sid) = sessions.create(record, ctx.p.now()).await?;
-    let (_, token) = issue_for(ctx, user, &sid).await?;
+    let token = match issue_for(ctx, user, &sid).await {
+        Ok((_, token)) => token,
+        Err(e) => {
+            // Nobody will ever hold this session: end it now rather than leave a device in
+            // the user's list that no browser has (until it idles out).
+            if let Err(r) = sessions.revoke(&sid, &user.id).await {
+                ctx.p.log(&format!(
+                    "gatehouse: could not end a session whose token failed: {}",
+                    r.0
+                ));
+            }
+            return Err(e);
+        }
+    };
     let jar = ctx.jar();
     Ok(vec![
         jar.set(SESSION, &raw, ctx.cfg.session_ttl),

@@ -14,6 +14,8 @@ pub mod proxy;
 #[cfg(test)]
 mod account_gate_tests;
 #[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
 mod flow_tests;
 
 use crate::config::Config;

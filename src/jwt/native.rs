@@ -31,6 +31,11 @@ impl NativeSignatures {
         msg: &[u8],
         sig: &[u8],
     ) -> Result<bool, String> {
+        // Both are 64 bytes (R || S, r || s); jwt-compact's Ed25519 `try_from_slice` panics on
+        // any other length instead of failing.
+        if matches!(alg, Alg::EdDsa | Alg::Es256) && sig.len() != 64 {
+            return Ok(false);
+        }
         match alg {
             Alg::EdDsa => {
                 let pk = <ed25519_compact::PublicKey as VerifyingKey<Ed25519>>::from_slice(&field(
