@@ -1,9 +1,12 @@
-// The service-binding example (examples/service-binding): an app Worker and Gatehouse in one
-// `wrangler dev` (two configs). Gatehouse has no port of its own here — the app is the only
-// thing listening — so every answer from Gatehouse below came through the binding, with no
-// public hop. The app signs people in on its own host (it hands /auth/* to Gatehouse), asks
-// Gatehouse's /auth/me through the binding, and verifies the access token locally with the
-// npm package running inside workerd (JWKS also through the binding, fetched once).
+// The service-binding example (examples/service-binding): an app Worker and Gatehouse, each in
+// its own `wrangler dev`, joined by wrangler's local dev registry (a per-test folder). Gatehouse
+// has a loopback port of its own, but this test never calls it: every answer from Gatehouse
+// below came through the app's service binding. (One `wrangler dev -c app -c gatehouse` cannot
+// be used: wrangler drops the rate limiting binding of every worker but the first, and
+// Gatehouse refuses to serve without its RATE_LIMITER.) The app signs people in on its own host
+// (it hands /auth/* to Gatehouse), asks Gatehouse's /auth/me through the binding, and verifies
+// the access token locally with the npm package running inside workerd (JWKS also through the
+// binding, fetched once).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
@@ -24,8 +27,46 @@ const APP_CONFIG = join(ROOT, 'examples', 'service-binding', 'wrangler.toml');
 let idp;
 let app;
 let dir;
-let child;
-let output = '';
+const children = [];
+
+// One `wrangler dev` in its own process group (so the stop below reaches workerd too).
+function startWrangler(name, args, env) {
+  const child = spawn(WRANGLER, ['dev', ...args, '--ip', '127.0.0.1', '--show-interactive-dev-session=false'], {
+    env, cwd: dir, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.output = '';
+  child.label = name;
+  child.stdout.on('data', (d) => { child.output += d; });
+  child.stderr.on('data', (d) => { child.output += d; });
+  children.push(child);
+  return child;
+}
+
+function logs() {
+  return children.map((c) => `--- ${c.label} (exit ${c.exitCode}):\n${c.output}`).join('\n');
+}
+
+const READY_WITHIN_MS = 90_000;
+
+async function waitFor(what, check) {
+  const deadline = Date.now() + READY_WITHIN_MS;
+  for (;;) {
+    const gone = children.find((c) => c.exitCode !== null || c.signalCode !== null);
+    if (gone) throw new Error(`wrangler dev (${gone.label}) exited:\n${logs()}`);
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`${what}: not ready after ${READY_WITHIN_MS / 1000} s:\n${logs()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  try { process.kill(-child.pid, 'SIGTERM'); } catch { return; }
+  const timer = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, 5000);
+  await exited;
+  clearTimeout(timer);
+}
 
 before(async () => {
   for (const f of ['build/index.js', 'packages/verify/dist/index.js']) {
@@ -36,6 +77,11 @@ before(async () => {
   const secret = randomBytes(24).toString('base64url');
   idp = await startOidcProvider({ clients: [{ client_id: 'gatehouse', client_secret: secret, redirect_uris: [`${app}/auth/callback/dev`] }] });
   dir = await mkdtemp(join(tmpdir(), 'gh-binding-'));
+  // This test's own dev registry, so parallel runs (and a developer's own `wrangler dev`) never
+  // see each other's Workers.
+  const registry = join(dir, 'registry');
+  await mkdir(registry);
+  const env = { ...QUIET_ENV, WRANGLER_REGISTRY_PATH: registry };
   // Gatehouse under its deployed name (the example binds to "gatehouse"), PUBLIC_URL = the app's host.
   const gh = join(dir, 'gatehouse');
   await mkdir(gh);
@@ -46,6 +92,8 @@ before(async () => {
     compatibility_date: '2026-04-01',
     d1_databases: [{ binding: 'DB', database_name: 'gatehouse', database_id: '00000000-0000-0000-0000-000000000000', migrations_dir: join(ROOT, 'migrations') }],
     kv_namespaces: [{ binding: 'SESSIONS', id: '00000000000000000000000000000000' }],
+    // Gatehouse refuses to run without it; generous here, the limits have their own tests.
+    ratelimits: [{ name: 'RATE_LIMITER', namespace_id: '4771', simple: { limit: 10000, period: 60 } }],
     vars: { PUBLIC_URL: app, PROVIDERS: { dev: { kind: 'oidc', issuer: idp.issuer, client_id: 'gatehouse' } } },
   };
   const ghConfig = join(gh, 'wrangler.json');
@@ -53,31 +101,21 @@ before(async () => {
   const secrets = { ...baseSecrets(), PROVIDER_DEV_SECRET: secret };
   await writeFile(join(gh, '.dev.vars'), Object.entries(secrets).map(([k, v]) => `${k}='${v}'`).join('\n') + '\n');
   const state = join(dir, 'state');
-  await run(WRANGLER, ['d1', 'migrations', 'apply', 'DB', '--local', '--config', ghConfig, '--persist-to', state], { env: QUIET_ENV, cwd: dir });
+  await run(WRANGLER, ['d1', 'migrations', 'apply', 'DB', '--local', '--config', ghConfig, '--persist-to', state], { env, cwd: dir });
 
-  const inspector = await freePort();
-  child = spawn(WRANGLER, ['dev', '-c', APP_CONFIG, '-c', ghConfig, '--persist-to', state, '--ip', '127.0.0.1', '--port', String(port),
-    '--inspector-port', String(inspector), '--var', `GATEHOUSE_ISSUER:${app}`, '--show-interactive-dev-session=false'], {
-    env: QUIET_ENV, cwd: dir, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout.on('data', (d) => { output += d; });
-  child.stderr.on('data', (d) => { output += d; });
-  // Ready when Gatehouse answers through the app (the binding is connected).
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited (${child.exitCode}):\n${output}`);
-    const ok = await fetch(`${app}/healthz`).then(() => fetch(`${app}/.well-known/jwks.json`)).then((r) => r.ok).catch(() => false);
-    if (ok) break;
-    if (Date.now() > deadline) throw new Error(`not ready after 90 s:\n${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  // Gatehouse first, on a loopback port of its own that only the readiness check below uses.
+  const ghUrl = `http://127.0.0.1:${await freePort()}`;
+  startWrangler('gatehouse', ['-c', ghConfig, '--persist-to', state, '--port', new URL(ghUrl).port,
+    '--inspector-port', String(await freePort())], env);
+  await waitFor('gatehouse', () => fetch(`${ghUrl}/healthz`).then((r) => r.ok));
+  startWrangler('app', ['-c', APP_CONFIG, '--persist-to', join(dir, 'app-state'), '--port', String(port),
+    '--inspector-port', String(await freePort()), '--var', `GATEHOUSE_ISSUER:${app}`], env);
+  // Ready when Gatehouse answers through the app (the binding found it in the registry).
+  await waitFor('app', () => fetch(`${app}/.well-known/jwks.json`).then((r) => r.ok));
 });
 
 after(async () => {
-  if (child && child.exitCode === null) {
-    try { process.kill(-child.pid, 'SIGTERM'); } catch { /* gone */ }
-    await new Promise((r) => { const t = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch {} r(); }, 5000); child.once('exit', () => { clearTimeout(t); r(); }); });
-  }
+  await Promise.all(children.map(stop));
   await idp?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
