@@ -5,6 +5,7 @@
 
 mod d1;
 mod fetch;
+mod js;
 mod kv;
 mod webcrypto;
 
@@ -91,9 +92,9 @@ impl Platform for WorkerPlatform {
 }
 
 fn platform(env: &worker::Env) -> Result<WorkerPlatform, AppError> {
-    let kv = env.kv("SESSIONS").map_err(|e| AppError::Config {
+    let kv = js::binding(env, "SESSIONS").map_err(|problem| AppError::Config {
         setting: "SESSIONS (KV binding)".into(),
-        problem: e.to_string(),
+        problem,
     })?;
     let db = env.d1("DB").map_err(|e| AppError::Config {
         setting: "DB (D1 binding)".into(),
@@ -190,38 +191,32 @@ async fn forward(
             set_cookies,
         } => (url, headers, set_cookies),
     };
-    let out_headers = worker::Headers::new();
+    let js = |e: JsValue| origin_down(js::js_message(&e));
+    let out_headers = web_sys::Headers::new().map_err(js)?;
     for (k, v) in &headers {
         out_headers
             .append(k, v)
-            .map_err(|e| AppError::BadRequest(format!("Bad header {k}: {e}")))?;
+            .map_err(|e| AppError::BadRequest(format!("Bad header {k}: {}", js::js_message(&e))))?;
     }
-    let mut init = worker::RequestInit::new();
-    init.with_method(req.method())
-        .with_headers(out_headers)
-        .with_redirect(worker::RequestRedirect::Manual);
+    let inner = req.inner();
+    let init = fetch::init(&inner.method(), &out_headers);
     if !matches!(head.method, Method::Get | Method::Head) {
-        init.with_body(req.inner().body().map(JsValue::from));
+        init.set_body(&inner.body().map(JsValue::from).unwrap_or(JsValue::NULL));
     }
-    let outbound = worker::Request::new_with_init(&url, &init).map_err(origin_down)?;
-    let resp = worker::Fetch::Request(outbound)
-        .send()
-        .await
-        .map_err(origin_down)?;
-    // The fetched response's headers are immutable: copy them to add our cookie.
-    let back = worker::Headers::new();
-    for (k, v) in resp.headers().entries() {
-        back.append(&k, &v).map_err(origin_down)?;
-    }
+    let outbound = web_sys::Request::new_with_str_and_init(&url, &init).map_err(js)?;
+    let resp = fetch::fetch(&outbound).await.map_err(js)?;
+    // The fetched response's headers are immutable: a new response over the same body stream
+    // takes a mutable copy of them (made by the runtime, not here) that our cookie joins.
+    let back = web_sys::ResponseInit::new();
+    back.set_status(resp.status());
+    back.set_status_text(&resp.status_text());
+    back.set_headers(&resp.headers());
+    let out = web_sys::Response::new_with_opt_readable_stream_and_init(resp.body().as_ref(), &back)
+        .map_err(js)?;
     for c in &set_cookies {
-        back.append("set-cookie", c).map_err(origin_down)?;
+        out.headers().append("set-cookie", c).map_err(js)?;
     }
-    let status = resp.status_code();
-    let (_, body) = resp.into_parts();
-    Ok(worker::Response::builder()
-        .with_status(status)
-        .with_headers(back)
-        .body(body))
+    Ok(worker::Response::from(out))
 }
 
 fn wants_of(req: &worker::Request) -> crate::http::Wants {
