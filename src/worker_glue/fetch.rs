@@ -38,7 +38,7 @@ impl HttpClient for WorkerFetch {
         for (k, v) in &req.headers {
             headers.append(k, v).map_err(net)?;
         }
-        let init = init(&req.method.to_string(), &headers);
+        let init = init(req.method, &headers);
         if let Some(body) = &req.body {
             init.set_body(&js_sys::Uint8Array::from(body.as_slice()));
         }
