@@ -67,9 +67,10 @@ async function waitUntilReady(url, child, log, timeoutMs = 90_000) {
  * Starts Gatehouse. `vars` go to the config's [vars] (objects allowed), `secrets` to
  * .dev.vars. `PUBLIC_URL` defaults to the chosen URL; pass `PUBLIC_URL: null` to omit it.
  * `testScheduled` turns on wrangler's `/__scheduled` route, which runs the cron handler.
+ * `buildDir` runs another build than build/ (the benchmarks compare two).
  */
-export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port, stateDir, testScheduled = false } = {}) {
-  await access(join(ROOT, 'build', 'index.js')).catch(() => {
+export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port, stateDir, testScheduled = false, buildDir = join(ROOT, 'build') } = {}) {
+  await access(join(buildDir, 'index.js')).catch(() => {
     throw new Error('build/index.js is missing: run scripts/build (the test command does)');
   });
   port ??= await freePort();
@@ -83,7 +84,7 @@ export async function startGatehouse({ vars = {}, secrets = baseSecrets(), port,
   const cliDir = join(dir, 'cli');
   await mkdir(workerDir);
   await mkdir(cliDir);
-  for (const f of ['index.js', 'index_bg.wasm']) await copyFile(join(ROOT, 'build', f), join(workerDir, f));
+  for (const f of ['index.js', 'index_bg.wasm']) await copyFile(join(buildDir, f), join(workerDir, f));
   const allVars = { PUBLIC_URL: url, ...vars };
   for (const [k, v] of Object.entries(allVars)) if (v === null) delete allVars[k];
   const config = {
