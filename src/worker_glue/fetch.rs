@@ -1,35 +1,58 @@
-//! [`HttpClient`] over the Workers fetch API, with a timeout that aborts the request.
+//! [`HttpClient`] over the runtime's `fetch`, with a timeout that aborts the request. Built on
+//! `web-sys` directly: the `worker` crate's `RequestInit` conversion carries the whole `cf`
+//! options table (image resizing and more) into the bundle.
 
+use super::js::js_message;
 use crate::platform::{FetchError, HttpClient, Inbound, Outbound};
 use futures_util::future::{select, Either};
 use std::time::Duration;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 
 pub struct WorkerFetch;
 
+fn net(e: JsValue) -> FetchError {
+    FetchError::Network(js_message(&e))
+}
+
+/// A request init with manual redirects: Gatehouse never follows a redirect blindly.
+pub fn init(method: &str, headers: &web_sys::Headers) -> web_sys::RequestInit {
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    init.set_headers(headers);
+    init.set_redirect(web_sys::RequestRedirect::Manual);
+    init
+}
+
+/// The runtime's global `fetch`.
+pub async fn fetch(req: &web_sys::Request) -> Result<web_sys::Response, JsValue> {
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    JsFuture::from(global.fetch_with_request(req))
+        .await?
+        .dyn_into()
+}
+
 impl HttpClient for WorkerFetch {
     async fn send(&self, req: Outbound) -> Result<Inbound, FetchError> {
-        let net = |e: worker::Error| FetchError::Network(e.to_string());
-        let headers = worker::Headers::new();
+        let headers = web_sys::Headers::new().map_err(net)?;
         for (k, v) in &req.headers {
             headers.append(k, v).map_err(net)?;
         }
-        let mut init = worker::RequestInit::new();
-        init.with_method(worker::Method::from(req.method.to_string()))
-            .with_headers(headers)
-            .with_redirect(worker::RequestRedirect::Manual);
+        let init = init(req.method, &headers);
         if let Some(body) = &req.body {
-            init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+            init.set_body(&js_sys::Uint8Array::from(body.as_slice()));
         }
-        let request = worker::Request::new_with_init(&req.url, &init).map_err(net)?;
-        let controller = worker::AbortController::default();
-        let signal = controller.signal();
+        let controller = web_sys::AbortController::new().map_err(net)?;
+        init.set_signal(Some(&controller.signal()));
+        let request = web_sys::Request::new_with_str_and_init(&req.url, &init).map_err(net)?;
         let call = Box::pin(async move {
-            let mut resp = worker::Fetch::Request(request)
-                .send_with_signal(&signal)
-                .await?;
-            let status = resp.status_code();
-            let body = resp.bytes().await?;
-            Ok::<_, worker::Error>(Inbound { status, body })
+            let resp = fetch(&request).await?;
+            let status = resp.status();
+            let buf = JsFuture::from(resp.array_buffer()?).await?;
+            Ok::<_, JsValue>(Inbound {
+                status,
+                body: js_sys::Uint8Array::new(&buf).to_vec(),
+            })
         });
         let timer = Box::pin(worker::Delay::from(Duration::from_millis(
             req.timeout_ms as u64,

@@ -5,6 +5,7 @@
 
 mod d1;
 mod fetch;
+mod js;
 mod kv;
 mod limiter;
 mod webcrypto;
@@ -36,7 +37,9 @@ impl EnvSource for WorkerEnv<'_> {
             return Some(EnvValue::Text(s));
         }
         let json = js_sys::JSON::stringify(&v).ok()?.as_string()?;
-        serde_json::from_str(&json).ok().map(EnvValue::Json)
+        serde_json::from_slice(json.as_bytes())
+            .ok()
+            .map(EnvValue::Json)
     }
 }
 
@@ -104,9 +107,9 @@ impl Platform for WorkerPlatform {
 const RATE_LIMITER: &str = "RATE_LIMITER";
 
 fn platform(env: &worker::Env) -> Result<WorkerPlatform, AppError> {
-    let kv = env.kv("SESSIONS").map_err(|e| AppError::Config {
+    let kv = js::binding(env, "SESSIONS").map_err(|problem| AppError::Config {
         setting: "SESSIONS (KV binding)".into(),
-        problem: e.to_string(),
+        problem,
     })?;
     let db = env.d1("DB").map_err(|e| AppError::Config {
         setting: "DB (D1 binding)".into(),
@@ -132,52 +135,58 @@ fn platform(env: &worker::Env) -> Result<WorkerPlatform, AppError> {
     })
 }
 
-async fn to_request(mut req: worker::Request) -> Result<Request, AppError> {
-    let mut out = head_of(&req)?;
-    let declared = out
-        .headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse::<usize>().ok());
+/// Reads the body into `head` for methods that carry one, within [`MAX_BODY_BYTES`].
+async fn with_body(req: &web_sys::Request, mut head: Request) -> Result<Request, AppError> {
+    if matches!(head.method, Method::Get | Method::Head) {
+        return Ok(head);
+    }
+    let declared = head
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok());
     if declared.unwrap_or(0) > MAX_BODY_BYTES {
         return Err(AppError::PayloadTooLarge);
     }
-    if !matches!(out.method, Method::Get | Method::Head) {
-        out.body = req.bytes().await.unwrap_or_default();
-    }
-    if out.body.len() > MAX_BODY_BYTES {
+    let unreadable = |_| AppError::BadRequest("The request body could not be read.".into());
+    let buf = wasm_bindgen_futures::JsFuture::from(req.array_buffer().map_err(unreadable)?)
+        .await
+        .map_err(unreadable)?;
+    head.body = js_sys::Uint8Array::new(&buf).to_vec();
+    if head.body.len() > MAX_BODY_BYTES {
         return Err(AppError::PayloadTooLarge);
     }
-    Ok(out)
+    Ok(head)
 }
 
-fn to_worker_response(r: Response) -> worker::Result<worker::Response> {
-    let headers = worker::Headers::new();
+/// Our response as the runtime's: one copy of the body into JavaScript, none of the headers.
+fn to_web_response(r: Response) -> Result<web_sys::Response, JsValue> {
+    let headers = web_sys::Headers::new()?;
     for (k, v) in &r.headers {
         headers.append(k, v)?;
     }
-    let builder = worker::Response::builder()
-        .with_status(r.status)
-        .with_headers(headers);
-    Ok(if r.body.is_empty() {
-        builder.empty()
-    } else {
-        builder.fixed(r.body)
-    })
+    let init = web_sys::ResponseInit::new();
+    init.set_status(r.status);
+    init.set_headers(&headers);
+    let mut body = r.body;
+    let body = (!body.is_empty()).then_some(body.as_mut_slice());
+    web_sys::Response::new_with_opt_u8_array_and_init(body, &init)
 }
 
-/// The request line and headers, without reading the body (proxy mode streams it).
-fn head_of(req: &worker::Request) -> Result<Request, AppError> {
-    let url = req
-        .url()
-        .map_err(|e| AppError::BadRequest(format!("Bad URL: {e}")))?;
-    let headers = req
-        .headers()
-        .entries()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect();
+/// The request line and headers, without reading the body (proxy mode streams it). The URL
+/// is parsed once here; header names come lower-cased from the runtime already.
+fn head_of(req: &web_sys::Request) -> Result<Request, AppError> {
+    let url =
+        url::Url::parse(&req.url()).map_err(|e| AppError::BadRequest(format!("Bad URL: {e}")))?;
+    let mut headers = Vec::new();
+    if let Ok(Some(entries)) = js_sys::try_iter(&req.headers()) {
+        for pair in entries.flatten() {
+            let pair = js_sys::Array::from(&pair);
+            if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                headers.push((k.to_ascii_lowercase(), v));
+            }
+        }
+    }
     Ok(Request {
-        method: Method::parse(req.method().as_ref()),
+        method: Method::parse(&req.method()),
         url,
         headers,
         body: Vec::new(),
@@ -196,107 +205,105 @@ fn origin_down(e: impl std::fmt::Display) -> AppError {
 async fn forward(
     cfg: &Config,
     p: &WorkerPlatform,
-    req: worker::Request,
-) -> Result<worker::Response, AppError> {
+    req: &web_sys::Request,
+    head: &Request,
+) -> Result<web_sys::Response, AppError> {
     use crate::app::proxy::{decide, Decision};
-    let head = head_of(&req)?;
-    let (url, headers, set_cookies) = match decide(&crate::app::Ctx { cfg, p }, &head).await? {
-        Decision::Respond(r) => {
-            return to_worker_response(r).map_err(|e| AppError::Internal(e.to_string()))
-        }
+    let js = |e: JsValue| origin_down(js::js_message(&e));
+    let (url, headers, set_cookies) = match decide(&crate::app::Ctx { cfg, p }, head).await? {
+        Decision::Respond(r) => return to_web_response(r).map_err(js),
         Decision::Forward {
             url,
             headers,
             set_cookies,
         } => (url, headers, set_cookies),
     };
-    let out_headers = worker::Headers::new();
+    let out_headers = web_sys::Headers::new().map_err(js)?;
     for (k, v) in &headers {
         out_headers
             .append(k, v)
-            .map_err(|e| AppError::BadRequest(format!("Bad header {k}: {e}")))?;
+            .map_err(|e| AppError::BadRequest(format!("Bad header {k}: {}", js::js_message(&e))))?;
     }
-    let mut init = worker::RequestInit::new();
-    init.with_method(req.method())
-        .with_headers(out_headers)
-        .with_redirect(worker::RequestRedirect::Manual);
+    let init = fetch::init(&req.method(), &out_headers);
     if !matches!(head.method, Method::Get | Method::Head) {
-        init.with_body(req.inner().body().map(JsValue::from));
+        init.set_body(&req.body().map(JsValue::from).unwrap_or(JsValue::NULL));
     }
-    let outbound = worker::Request::new_with_init(&url, &init).map_err(origin_down)?;
-    let resp = worker::Fetch::Request(outbound)
-        .send()
-        .await
-        .map_err(origin_down)?;
-    // The fetched response's headers are immutable: copy them to add our cookie.
-    let back = worker::Headers::new();
-    for (k, v) in resp.headers().entries() {
-        back.append(&k, &v).map_err(origin_down)?;
-    }
+    let outbound = web_sys::Request::new_with_str_and_init(&url, &init).map_err(js)?;
+    let resp = fetch::fetch(&outbound).await.map_err(js)?;
+    // The fetched response's headers are immutable: a new response over the same body stream
+    // takes a mutable copy of them (made by the runtime, not here) that our cookie joins.
+    let back = web_sys::ResponseInit::new();
+    back.set_status(resp.status());
+    back.set_status_text(&resp.status_text());
+    back.set_headers(&resp.headers());
+    let out = web_sys::Response::new_with_opt_readable_stream_and_init(resp.body().as_ref(), &back)
+        .map_err(js)?;
     for c in &set_cookies {
-        back.append("set-cookie", c).map_err(origin_down)?;
+        out.headers().append("set-cookie", c).map_err(js)?;
     }
-    let status = resp.status_code();
-    let (_, body) = resp.into_parts();
-    Ok(worker::Response::builder()
-        .with_status(status)
-        .with_headers(back)
-        .body(body))
+    Ok(out)
 }
 
-fn wants_of(req: &worker::Request) -> crate::http::Wants {
-    if req
+/// Content negotiation when the request could not even be read.
+fn wants_of(req: &web_sys::Request) -> crate::http::Wants {
+    let accept = req
         .headers()
         .get("accept")
         .ok()
         .flatten()
-        .unwrap_or_default()
-        .contains("text/html")
-    {
+        .unwrap_or_default();
+    if accept.contains("text/html") {
         crate::http::Wants::Html
     } else {
         crate::http::Wants::Json
     }
 }
 
-fn error_response(e: AppError, wants: crate::http::Wants) -> worker::Result<worker::Response> {
+fn error_response(e: AppError, wants: crate::http::Wants) -> Response {
     if let Some(line) = e.log_line() {
         worker::console_error!("{line}");
     }
-    to_worker_response(e.into_response(wants))
+    e.into_response(wants)
 }
 
-#[worker::event(fetch)]
-async fn fetch(
-    req: worker::Request,
-    env: worker::Env,
-    _ctx: worker::Context,
-) -> worker::Result<worker::Response> {
-    let wants = wants_of(&req);
-    if let (Ok(cfg), Ok(path)) = (
-        config(&env).as_ref(),
-        req.url().map(|u| u.path().to_string()),
-    ) {
-        if cfg.origin_url.is_some() && !crate::app::proxy::is_own_path(&path) {
-            return match platform(&env) {
-                Ok(p) => match forward(cfg, &p, req).await {
-                    Ok(r) => Ok(r),
-                    Err(e) => error_response(e, wants),
-                },
-                Err(e) => error_response(e, wants),
+/// Routes on the request line first: proxied paths never have their body read here, and
+/// Gatehouse's own routes read it only for methods that carry one.
+async fn answer(req: &web_sys::Request, env: &worker::Env) -> Result<web_sys::Response, JsValue> {
+    let head = match head_of(req) {
+        Ok(head) => head,
+        Err(e) => return to_web_response(error_response(e, wants_of(req))),
+    };
+    let wants = head.wants();
+    let cfg = config(env);
+    let p = match platform(env) {
+        Ok(p) => p,
+        Err(e) => return to_web_response(error_response(e, wants)),
+    };
+    if let Ok(cfg) = cfg.as_ref() {
+        if cfg.origin_url.is_some() && !crate::app::proxy::is_own_path(head.path()) {
+            return match forward(cfg, &p, req, &head).await {
+                Ok(r) => Ok(r),
+                Err(e) => to_web_response(error_response(e, wants)),
             };
         }
     }
-    let response = match (to_request(req).await, platform(&env)) {
-        (Ok(req), Ok(p)) => crate::app::handle(config(&env).as_ref(), &p, req).await,
-        (Err(e), _) | (_, Err(e)) => {
-            if let Some(line) = e.log_line() {
-                worker::console_error!("{line}");
-            }
-            e.into_response(wants)
-        }
-    };
-    to_worker_response(response)
+    to_web_response(match with_body(req, head).await {
+        Ok(head) => crate::app::handle(cfg.as_ref(), &p, head).await,
+        Err(e) => error_response(e, wants),
+    })
+}
+
+/// The fetch entry point, on the runtime's own request and response types: the `worker`
+/// crate's wrappers would convert both on every request for nothing we use.
+#[worker::event(fetch)]
+async fn fetch(
+    req: web_sys::Request,
+    env: worker::Env,
+    _ctx: worker::Context,
+) -> worker::Result<web_sys::Response> {
+    answer(&req, &env)
+        .await
+        .map_err(|e| worker::Error::JsError(js::js_message(&e)))
 }
 
 /// The cron trigger (`[triggers] crons` in wrangler.toml): prunes audit events older than

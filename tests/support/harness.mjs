@@ -242,6 +242,7 @@ class StartError extends Error {
  * Starts Gatehouse. `vars` go to the config's [vars] (objects allowed), `secrets` to
  * .dev.vars. `PUBLIC_URL` defaults to the chosen URL; pass `PUBLIC_URL: null` to omit it.
  * `testScheduled` turns on wrangler's `/__scheduled` route, which runs the cron handler.
+ * `buildDir` runs another build than build/ (the benchmarks compare two).
  * Without `port`, a port is chosen, and chosen again if another process takes it first.
  */
 export async function startGatehouse(options = {}) {
@@ -254,8 +255,8 @@ export async function startGatehouse(options = {}) {
   }
 }
 
-async function startOnce({ vars = {}, secrets = baseSecrets(), port, stateDir, testScheduled = false, rateLimit = { limit: 10000, period: 60 } }) {
-  await access(join(ROOT, 'build', 'index.js')).catch(() => {
+async function startOnce({ vars = {}, secrets = baseSecrets(), port, stateDir, testScheduled = false, rateLimit = { limit: 10000, period: 60 }, buildDir = join(ROOT, 'build') }) {
+  await access(join(buildDir, 'index.js')).catch(() => {
     throw new Error('build/index.js is missing: run scripts/build (the test command does)');
   });
   secretsOf(secrets);
@@ -265,7 +266,7 @@ async function startOnce({ vars = {}, secrets = baseSecrets(), port, stateDir, t
   // Worker under it (wrangler dev reloads when `main` changes).
   const workerDir = join(dir, 'worker');
   await mkdir(workerDir);
-  for (const f of ['index.js', 'index_bg.wasm']) await copyFile(join(ROOT, 'build', f), join(workerDir, f));
+  for (const f of ['index.js', 'index_bg.wasm']) await copyFile(join(buildDir, f), join(workerDir, f));
   const token = randomBytes(24).toString('base64url');
   const instance = randomBytes(12).toString('base64url');
   await writeFile(join(workerDir, 'test-entry.js'), testEntry({ token, instance }));

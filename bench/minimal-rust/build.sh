@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds the minimal Rust Worker exactly as scripts/build builds Gatehouse.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT="$PWD/../.."
+export WASM_BINDGEN_BIN="$ROOT/.tools/bin/wasm-bindgen"
+export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
+export ESBUILD_BIN="$ROOT/node_modules/.bin/esbuild"
+"$ROOT/.tools/bin/worker-build" --release
+"$WASM_OPT_BIN" build/index_bg.wasm -o build/index_bg.wasm -Oz --strip-debug --strip-producers \
+  --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
+  --enable-multivalue --enable-reference-types --enable-exception-handling

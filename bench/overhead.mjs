@@ -1,0 +1,198 @@
+// The per-request overhead benchmark (issue 17): in ONE run, interleaved rounds, on the same
+// machine, it compares
+//   Gatehouse /healthz            vs a minimal workers-rs Worker (bench/minimal-rust) and a
+//                                    minimal JavaScript Worker (bench/minimal-js), same route
+//   Gatehouse /auth/me, valid JWT  (the hot authenticated path, no storage)
+//   Gatehouse proxy mode, a request with a valid access cookie, to a local origin
+//                                 vs the minimal JavaScript Worker as a bare proxy to the same origin
+// reporting throughput (wrk) and the workerd CPU per request (read from /proc around each
+// round, per Worker process group). It also measures start-up: the time from `wrangler dev`
+// starting to the first answered request, Gatehouse vs the minimal Rust and JS Workers.
+// Results are medians and ratios within this run: the machine is shared and noisy.
+// Usage: node bench/overhead.mjs [seconds]   (needs build/ and bench/minimal-rust/build.sh first)
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtemp, mkdir, writeFile, rm, copyFile, access } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { tmpdir, loadavg } from 'node:os';
+import { workerdCpu } from './cpu.mjs';
+import { startGatehouse, baseSecrets, freePort, Client, oidcSignIn, newSigningKey, ROOT } from '../tests/support/harness.mjs';
+import { startOidcProvider } from '../tests/support/oidc-provider.mjs';
+
+const run = promisify(execFile);
+const SECONDS = Number(process.argv[2] ?? 5);
+const CONNECTIONS = 8;
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
+const STARTS = Number(process.env.STARTS ?? 3);
+const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
+const QUIET_ENV = { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' };
+const MINIMAL_RUST = join(ROOT, 'bench', 'minimal-rust', 'build');
+const MINIMAL_JS = join(ROOT, 'bench', 'minimal-js');
+
+async function wrk(target, path, headers = {}) {
+  const args = ['-t2', `-c${CONNECTIONS}`, `-d${SECONDS}s`];
+  for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
+  args.push(`${target.url}${path}`);
+  const cpu0 = await workerdCpu(target.pid);
+  const { stdout } = await run('wrk', args);
+  const cpu = (await workerdCpu(target.pid)) - cpu0;
+  const rps = Number(stdout.match(/Requests\/sec:\s+([\d.]+)/)[1]);
+  const requests = Number(stdout.match(/(\d+) requests in/)[1]);
+  const bad = Number(stdout.match(/Non-2xx or 3xx responses:\s+(\d+)/)?.[1] ?? 0);
+  if (bad > 0) throw new Error(`${target.url}${path}: ${bad} non-2xx responses\n${stdout}`);
+  return { rps, cpuUs: (cpu * 1e6) / requests };
+}
+
+/** Starts `wrangler dev` on a Worker folder (`main` inside it); resolves when /healthz answers. */
+async function startWorker(name, srcDir, files, vars = {}, bindings = {}) {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const dir = await mkdtemp(join(tmpdir(), `overhead-${name}-`));
+  const workerDir = join(dir, 'worker');
+  await mkdir(workerDir);
+  for (const f of files) await copyFile(join(srcDir, f), join(workerDir, f));
+  const config = { name, main: join(workerDir, files[0]), compatibility_date: '2026-04-01', vars, ...bindings };
+  await writeFile(join(dir, 'wrangler.json'), JSON.stringify(config));
+  const started = performance.now();
+  const child = spawn(WRANGLER, ['dev', '--config', join(dir, 'wrangler.json'), '--persist-to', join(dir, 'state'), '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(await freePort()), '--show-interactive-dev-session=false'], {
+    env: QUIET_ENV, cwd: dir, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d) => { output += d; });
+  child.stderr.on('data', (d) => { output += d; });
+  const stop = async () => {
+    if (child.exitCode === null) {
+      try { process.kill(-child.pid, 'SIGTERM'); } catch { /* gone */ }
+      await new Promise((r) => { const t = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch {} r(); }, 5000); child.once('exit', () => { clearTimeout(t); r(); }); });
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  const readyMs = await untilAnswered(url, child, () => output).catch(async (e) => { await stop(); throw e; });
+  return { url, pid: child.pid, stop, readyMs: readyMs - started };
+}
+
+/** Polls /healthz until it answers 200; returns the time of that answer. */
+async function untilAnswered(url, child, log, timeoutMs = 120_000) {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`wrangler exited:\n${log()}`);
+    try {
+      const r = await fetch(`${url}/healthz`);
+      await r.arrayBuffer();
+      if (r.status === 200) return performance.now();
+    } catch { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`${url} not ready:\n${log()}`);
+}
+
+await access(join(MINIMAL_RUST, 'index.js')).catch(() => { throw new Error('run bench/minimal-rust/build.sh first'); });
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const load0 = loadavg()[0];
+
+// Start-up: fresh `wrangler dev` to the first answer of /healthz, interleaved. Gatehouse gets
+// its D1 and KV bindings (empty; /healthz reads neither) and no settings (it needs none).
+const STORAGE = {
+  d1_databases: [{ binding: 'DB', database_name: 'gatehouse', database_id: '00000000-0000-0000-0000-000000000000' }],
+  kv_namespaces: [{ binding: 'SESSIONS', id: '00000000000000000000000000000000' }],
+};
+const WASM = ['index.js', 'index_bg.wasm'];
+const startups = [['gatehouse', join(ROOT, 'build'), WASM, STORAGE], ['rust', MINIMAL_RUST, WASM, {}], ['js', MINIMAL_JS, ['index.js'], {}]];
+if (process.env.BEFORE_BUILD) startups.push(['before', process.env.BEFORE_BUILD, WASM, STORAGE]);
+const startup = Object.fromEntries(startups.map(([k]) => [k, []]));
+for (let i = 0; i < STARTS; i++) {
+  for (const [k, dir, files, bindings] of startups) {
+    const w = await startWorker(`startup-${k}`, dir, files, {}, bindings);
+    startup[k].push(w.readyMs);
+    await w.stop();
+  }
+}
+
+// The origin for both proxies: a small fixed answer.
+const origin = createServer((req, res) => {
+  req.resume();
+  req.on('end', () => { res.writeHead(200, { 'content-type': 'text/plain' }); res.end('hello from the origin\n'); });
+});
+await new Promise((r) => origin.listen(0, '127.0.0.1', r));
+const originUrl = `http://127.0.0.1:${origin.address().port}`;
+
+const stops = [];
+try {
+  // Every Gatehouse (the build under test and, with BEFORE_BUILD=dir, an earlier build for a
+  // before/after in the same run) in normal and proxy mode, each signed in once.
+  const builds = { gh: join(ROOT, 'build'), ...(process.env.BEFORE_BUILD ? { before: process.env.BEFORE_BUILD } : {}) };
+  const ports = {};
+  for (const b of Object.keys(builds)) ports[b] = { api: await freePort(), proxy: await freePort() };
+  const secret = randomBytes(24).toString('base64url');
+  const redirect_uris = Object.values(ports).flatMap((p) => [p.api, p.proxy]).map((port) => `http://127.0.0.1:${port}/auth/callback/dev`);
+  const idp = await startOidcProvider({ clients: [{ client_id: 'gatehouse', client_secret: secret, redirect_uris }] });
+  stops.push(() => idp.close());
+  const key = newSigningKey();
+  const providers = { dev: { kind: 'oidc', issuer: idp.issuer, client_id: 'gatehouse' } };
+  const secrets = { ...baseSecrets(), SIGNING_KEYS: JSON.stringify([key]), PROVIDER_DEV_SECRET: secret };
+  const instances = {};
+  for (const [b, buildDir] of Object.entries(builds)) {
+    const api = await startGatehouse({ port: ports[b].api, buildDir, vars: { PROVIDERS: providers, ACCESS_TOKEN_TTL_SECONDS: '3600' }, secrets });
+    stops.push(() => api.stop());
+    const browser = new Client();
+    await oidcSignIn(browser, api.url, { login: 'bench' });
+    const proxy = await startGatehouse({ port: ports[b].proxy, buildDir, vars: { PROVIDERS: providers, ACCESS_TOKEN_TTL_SECONDS: '3600', ORIGIN_URL: originUrl }, secrets });
+    stops.push(() => proxy.stop());
+    const pxBrowser = new Client();
+    await oidcSignIn(pxBrowser, proxy.url, { login: 'bench' });
+    const pxToken = pxBrowser.cookie(proxy.url, 'gh_access');
+    const probe = await fetch(`${proxy.url}/app/page`, { headers: { cookie: `gh_access=${pxToken}` }, redirect: 'manual' });
+    if (probe.status !== 200) throw new Error(`${b}: proxied request answered ${probe.status}`);
+    instances[b] = { api, proxy, token: browser.cookie(api.url, 'gh_access'), pxToken };
+  }
+
+  const rust = await startWorker('minimal-rust', MINIMAL_RUST, ['index.js', 'index_bg.wasm']);
+  stops.push(() => rust.stop());
+  const js = await startWorker('minimal-js', MINIMAL_JS, ['index.js'], { ORIGIN_URL: originUrl });
+  stops.push(() => js.stop());
+
+  const cases = {
+    jsHealth: () => wrk(js, '/healthz'),
+    rustHealth: () => wrk(rust, '/healthz'),
+    jsProxy: () => wrk(js, '/app/page'),
+  };
+  for (const [b, i] of Object.entries(instances)) {
+    cases[`${b}Health`] = () => wrk(i.api, '/healthz');
+    cases[`${b}Me`] = () => wrk(i.api, '/auth/me', { authorization: `Bearer ${i.token}` });
+    cases[`${b}Proxy`] = () => wrk(i.proxy, '/app/page', { cookie: `gh_access=${i.pxToken}` });
+  }
+  for (const f of Object.values(cases)) await f(); // warm-up: compile, import keys
+  const results = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [k, f] of Object.entries(cases)) results[k].push(await f());
+  }
+  const rps = (k) => median(results[k].map((x) => x.rps));
+  const cpu = (k) => median(results[k].map((x) => x.cpuUs));
+  const row = (label, k, base) =>
+    `  ${label.padEnd(44)} ${rps(k).toFixed(0).padStart(6)} req/s  ${cpu(k).toFixed(0).padStart(5)} µs CPU` +
+    (base ? `   ratio ${(rps(k) / rps(base)).toFixed(3)} (rps), ${(cpu(k) / cpu(base)).toFixed(3)} (CPU) vs ${base}` : '');
+  const spread = (k) => { const xs = results[k].map((x) => x.rps); return `${Math.round(Math.min(...xs))}–${Math.round(Math.max(...xs))}`; };
+  console.log(`\nOverhead benchmark — wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, median of ${ROUNDS} interleaved rounds; load average ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)}`);
+  console.log(row('minimal JS Worker, /healthz', 'jsHealth'));
+  console.log(row('minimal workers-rs Worker, /healthz', 'rustHealth', 'jsHealth'));
+  for (const b of Object.keys(instances)) {
+    const label = b === 'gh' ? 'Gatehouse' : `Gatehouse (${b})`;
+    console.log(row(`${label} /healthz`, `${b}Health`, 'rustHealth'));
+    console.log(row(`${label} /auth/me, valid JWT`, `${b}Me`, `${b}Health`));
+  }
+  console.log(row('bare JS proxy to the local origin', 'jsProxy'));
+  for (const b of Object.keys(instances)) {
+    const label = b === 'gh' ? 'Gatehouse' : `Gatehouse (${b})`;
+    console.log(row(`${label} proxy, valid access cookie`, `${b}Proxy`, 'jsProxy'));
+  }
+  console.log(`  spread of rounds (req/s): ${Object.keys(cases).map((k) => `${k} ${spread(k)}`).join(', ')}`);
+  const s = (k) => median(startup[k]);
+  console.log(`  start-up (wrangler dev spawn → first answer), median of ${STARTS}: ${Object.keys(startup).map((k) => `${k} ${s(k).toFixed(0)} ms`).join(', ')}; Gatehouse/minimal Rust ${(s('gatehouse') / s('rust')).toFixed(3)}, extra ${(s('gatehouse') - s('rust')).toFixed(0)} ms`);
+  console.log(`  start-up rounds (ms): ${JSON.stringify(Object.fromEntries(Object.entries(startup).map(([k, v]) => [k, v.map(Math.round)])))}`);
+} finally {
+  for (const stop of stops.reverse()) await stop();
+  origin.close();
+}
