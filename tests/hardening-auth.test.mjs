@@ -262,7 +262,8 @@ test('proxy mode strips X-Gatehouse-* whatever the case and whether `_` or `-`',
 });
 
 test('the revocation bound is exactly ACCESS_TOKEN_TTL_SECONDS: no leeway past exp', async () => {
-  const ttl = 4;
+  // Long enough that a busy machine still signs in and revokes before exp.
+  const ttl = 10;
   const port = await freePort();
   const secret = randomBytes(24).toString('base64url');
   const provider = await startOidcProvider({ clients: [{ client_id: 'gatehouse', client_secret: secret, redirect_uris: [`http://127.0.0.1:${port}/auth/callback/dev`] }] });
@@ -288,7 +289,7 @@ test('the revocation bound is exactly ACCESS_TOKEN_TTL_SECONDS: no leeway past e
     while (Date.now() < exp * 1000) await new Promise((r) => setTimeout(r, exp * 1000 - Date.now() + 5));
     const after = await me(token);
     assert.equal(after.status, 401, 'refused at exp, with no leeway');
-    assert.ok(Date.now() < (exp + 2) * 1000, 'and the check was made right at exp');
+    assert.ok(Date.now() < (exp + 5) * 1000, 'and the check was made right at exp (well inside any 60 s leeway)');
     // Nor can the browser renew it.
     assert.equal((await browser.fetch(`${short.url}/auth/me`)).status, 401);
   } finally {

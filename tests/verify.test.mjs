@@ -119,9 +119,9 @@ test('the npm and Rust verifiers against the real Worker: every case, a rotation
     // The Rust crate's example program, on the real token and the real JWKS.
     const jwksFile = join(stateDir, 'jwks.json');
     await writeFile(jwksFile, JSON.stringify(s.docs.A));
-    const example = await run('cargo', ['run', '--quiet', '--locked', '--example', 'verify_jwt', '--', gh.url, jwksFile, tokenA], { cwd: ROOT });
+    const example = await run('cargo', ['run', '--quiet', '--locked', '-p', 'gatehouse-verify', '--example', 'verify_jwt', '--', gh.url, jwksFile, tokenA], { cwd: ROOT });
     assert.equal(example.stdout.trim(), `valid: user ${claims.sub} (session ${claims.sid})`);
-    const refused = await run('cargo', ['run', '--quiet', '--locked', '--example', 'verify_jwt', '--', gh.url, jwksFile, tokenA, OTHER_APP], { cwd: ROOT }).catch((e) => e);
+    const refused = await run('cargo', ['run', '--quiet', '--locked', '-p', 'gatehouse-verify', '--example', 'verify_jwt', '--', gh.url, jwksFile, tokenA, OTHER_APP], { cwd: ROOT }).catch((e) => e);
     assert.equal(refused.code, 1);
     assert.match(refused.stdout, /^invalid: wrong_audience/);
   });
@@ -159,7 +159,7 @@ test('the npm and Rust verifiers against the real Worker: every case, a rotation
   // The Rust crate replays the same script natively.
   const fixture = join(stateDir, 'fixture.json');
   await writeFile(fixture, JSON.stringify({ issuer: s.issuer, audiences: s.audiences, docs: s.docs, steps: s.steps }, null, 1));
-  const rust = await run('cargo', ['test', '--quiet', '--locked', '--test', 'real_worker', '--', '--ignored', '--nocapture'], {
+  const rust = await run('cargo', ['test', '--quiet', '--locked', '-p', 'gatehouse-verify', '--test', 'real_worker', '--', '--ignored', '--nocapture'], {
     cwd: ROOT, env: { ...process.env, GATEHOUSE_VERIFY_FIXTURE: fixture },
   }).catch((e) => e);
   assert.ok(!rust.code, `cargo test --test real_worker failed:\n${rust.stdout}\n${rust.stderr}`);
