@@ -244,7 +244,7 @@ fn parse_providers(env: &dyn EnvSource) -> Result<BTreeMap<String, ProviderConfi
 
 /// Whether `raw` is not https and not on loopback (or not a URL at all).
 #[inline(never)]
-fn plain_http_off_loopback(raw: &str) -> bool {
+pub fn plain_http_off_loopback(raw: &str) -> bool {
     Url::parse(raw)
         .map(|u| u.scheme() != "https" && !is_loopback_host(&u))
         .unwrap_or(true)

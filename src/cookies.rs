@@ -72,7 +72,9 @@ pub fn sent_twice(req: &Request, name: &str) -> bool {
     let mut seen = 0;
     for (k, v) in &req.headers {
         if k == "cookie" {
-            for pair in v.split(';') {
+            // Also `,`: the runtime joins repeated `Cookie` headers with ", ", and a comma
+            // is not a cookie-value character (RFC 6265 §4.1.1).
+            for pair in v.split([';', ',']) {
                 if pair.split('=').next().unwrap_or_default().trim() == name {
                     seen += 1;
                 }
@@ -151,6 +153,9 @@ mod tests {
         assert!(sent_twice(&once, "other"));
         for (header, second) in [
             ("gh_session=a; gh_session=b", None),
+            // Two `Cookie` headers as the runtime joins them.
+            ("other=1, gh_session=a", Some("gh_session=b")),
+            ("gh_session=a, gh_session=b", None),
             ("gh_session=; gh_session=b", None),
             ("gh_session=a", Some("gh_session=b")),
             (" gh_session = a ", Some("gh_session=b")),

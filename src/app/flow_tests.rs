@@ -70,6 +70,8 @@ struct Scenario {
     token_endpoint: TokenEndpoint,
     /// The userinfo `sub`, when it must differ from the ID token's.
     userinfo_sub: Option<String>,
+    /// Fields merged over the discovery document.
+    discovery: Map<String, Value>,
 }
 
 struct FakeIdp {
@@ -177,13 +179,16 @@ impl FakeIdp {
         match (req.method, req.url.as_str()) {
             ("GET", DISCOVERY_URL) => answer(
                 200,
-                &json!({
-                    "issuer": ISSUER,
-                    "authorization_endpoint": AUTHORIZE_URL,
-                    "token_endpoint": TOKEN_URL,
-                    "jwks_uri": JWKS_URL,
-                    "userinfo_endpoint": USERINFO_URL,
-                }),
+                &merged(
+                    json!({
+                        "issuer": ISSUER,
+                        "authorization_endpoint": AUTHORIZE_URL,
+                        "token_endpoint": TOKEN_URL,
+                        "jwks_uri": JWKS_URL,
+                        "userinfo_endpoint": USERINFO_URL,
+                    }),
+                    &self.scenario.discovery,
+                ),
             ),
             ("GET", JWKS_URL) => answer(200, &json!({"keys": [self.key.public]})),
             ("POST", TOKEN_URL) => self.token(req),
@@ -853,4 +858,48 @@ fn callbacks_past_the_network_limit_are_429_and_spend_nothing() {
     // A new window: the same transaction completes.
     h.p.limiter.reset();
     assert_eq!(h.callback(&login).status, 302);
+}
+
+#[test]
+fn discovery_naming_a_plain_http_endpoint_off_loopback_is_refused() {
+    for field in [
+        "authorization_endpoint",
+        "token_endpoint",
+        "jwks_uri",
+        "userinfo_endpoint",
+    ] {
+        let h = Harness::new();
+        h.scenario(|s| {
+            s.discovery
+                .insert(field.into(), json!("http://idp.example.com/x"));
+        });
+        let r = h.get("/auth/login?provider=dev", None);
+        assert_eq!(json_body(&r)["error"], "provider_error", "{field}");
+        assert_eq!(
+            r.status,
+            400,
+            "{field}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert!(
+            set_cookie(&r, "gh_txn").is_none(),
+            "{field}: no transaction"
+        );
+        assert!(
+            h.p.logs
+                .borrow()
+                .iter()
+                .any(|l| l.contains("plain-http endpoint off loopback")),
+            "{field}: the reason is logged"
+        );
+    }
+    // The same endpoint over https is fine.
+    let h = Harness::new();
+    h.scenario(|s| {
+        s.discovery.insert(
+            "userinfo_endpoint".into(),
+            json!("https://idp.example.com/x"),
+        );
+    });
+    assert_eq!(h.get("/auth/login?provider=dev", None).status, 302);
 }

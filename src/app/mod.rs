@@ -75,15 +75,20 @@ impl<P: Platform> Ctx<'_, P> {
     }
 }
 
+/// `/healthz`, answered before anything else: liveness must not depend on configuration,
+/// bindings or storage (the Worker glue asks this before it builds its platform).
+pub fn liveness(req: &Request) -> Option<Response> {
+    (req.path() == "/healthz").then(|| match req.method {
+        Method::Get | Method::Head => Response::json(200, &serde_json::json!({"status": "ok"})),
+        _ => AppError::MethodNotAllowed.into_response(req.wants()),
+    })
+}
+
 /// Handles one request. `cfg` is the isolate's parsed configuration, or why it failed.
 pub async fn handle<P: Platform>(cfg: Result<&Config, &AppError>, p: &P, req: Request) -> Response {
     let wants = req.wants();
-    // Liveness must not depend on configuration or storage.
-    if req.path() == "/healthz" {
-        return match req.method {
-            Method::Get | Method::Head => Response::json(200, &serde_json::json!({"status": "ok"})),
-            _ => AppError::MethodNotAllowed.into_response(wants),
-        };
+    if let Some(resp) = liveness(&req) {
+        return resp;
     }
     let result = match cfg {
         Ok(cfg) => route(&Ctx { cfg, p }, &req).await,

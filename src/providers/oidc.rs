@@ -98,6 +98,20 @@ async fn discover<P: Platform>(p: &P, name: &str, c: &OidcConfig) -> AppResult<D
             reason: format!("discovery issuer {} is not {}", d.issuer, c.issuer),
         });
     }
+    // The code, the client secret and the keys travel through these: https, as for the
+    // configured URLs, except on loopback.
+    let endpoints = [&d.authorization_endpoint, &d.token_endpoint, &d.jwks_uri];
+    let userinfo = d.userinfo_endpoint.iter();
+    if let Some(url) = endpoints
+        .into_iter()
+        .chain(userinfo)
+        .find(|u| crate::config::plain_http_off_loopback(u))
+    {
+        return Err(AppError::Provider {
+            provider: name.into(),
+            reason: format!("discovery names a plain-http endpoint off loopback: {url}"),
+        });
+    }
     Ok(d)
 }
 

@@ -150,10 +150,12 @@ async fn with_body(req: &web_sys::Request, mut head: Request) -> Result<Request,
     let buf = wasm_bindgen_futures::JsFuture::from(req.array_buffer().map_err(unreadable)?)
         .await
         .map_err(unreadable)?;
-    head.body = js_sys::Uint8Array::new(&buf).to_vec();
-    if head.body.len() > MAX_BODY_BYTES {
+    let bytes = js_sys::Uint8Array::new(&buf);
+    // A body without a Content-Length (chunked) is measured before it is copied into wasm.
+    if bytes.length() as usize > MAX_BODY_BYTES {
         return Err(AppError::PayloadTooLarge);
     }
+    head.body = bytes.to_vec();
     Ok(head)
 }
 
@@ -273,6 +275,9 @@ async fn answer(req: &web_sys::Request, env: &worker::Env) -> Result<web_sys::Re
         Ok(head) => head,
         Err(e) => return to_web_response(error_response(e, wants_of(req))),
     };
+    if let Some(resp) = crate::app::liveness(&head) {
+        return to_web_response(resp);
+    }
     let wants = head.wants();
     let cfg = config(env);
     let p = match platform(env) {
