@@ -53,3 +53,12 @@ CREATE TABLE spent (
   expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX spent_expires ON spent (expires_at);
+
+-- Rate-limit counters (hashed bucket + window number), kept until their window ends; a hit
+-- is one upsert that adds one and returns the new count.
+CREATE TABLE counters (
+  key        TEXT PRIMARY KEY,
+  count      INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX counters_expires ON counters (expires_at);

@@ -2,14 +2,14 @@
 //! long they are kept. Events are written through [`crate::app::Ctx::event`] (best effort:
 //! the action itself is already done) and pruned by the Worker's scheduled (cron) handler,
 //! which calls [`prune`] — and [`prune_spent`], which forgets spent single-use keys once the
-//! things they name have expired anyway.
+//! things they name have expired anyway, and [`prune_counters`] for ended rate-limit windows.
 //!
 //! Kinds: `sign_in`, `sign_in_failed`, `logout`, `link`, `link_refused`, `unlink`,
 //! `session_revoked`, `created`, `updated`, `deactivated`, `activated`, `deleted`,
 //! `admin_auth_failed`, `magic_link_sent`. Each event has its time, the client's IP and user
 //! agent, and a small JSON `detail` (never a secret, a token or a provider response body).
 
-use crate::platform::{SingleUse, StoreError};
+use crate::platform::{Counters, SingleUse, StoreError};
 use crate::users::UserStore;
 
 /// How long audit events are kept: 90 days.
@@ -40,6 +40,20 @@ pub async fn prune_spent<S: SingleUse>(store: &S, now: i64) -> Result<u64, Store
     let mut total = 0;
     for _ in 0..PRUNE_ROUNDS {
         let n = store.prune_spent(now, PRUNE_BATCH).await?;
+        total += n;
+        if n < PRUNE_BATCH as u64 {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Forgets rate-limit counters whose window has ended (see [`Counters`]), in the same rounds
+/// as [`prune`]; returns how many.
+pub async fn prune_counters<C: Counters>(store: &C, now: i64) -> Result<u64, StoreError> {
+    let mut total = 0;
+    for _ in 0..PRUNE_ROUNDS {
+        let n = store.prune_counters(now, PRUNE_BATCH).await?;
         total += n;
         if n < PRUNE_BATCH as u64 {
             break;

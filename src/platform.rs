@@ -86,6 +86,19 @@ pub trait SingleUse {
     async fn prune_spent(&self, now: i64, max: u32) -> Result<u64, StoreError>;
 }
 
+/// Exact counters for long-window rate limits (see [`crate::ratelimit`]): D1 in the Worker
+/// (one upsert that adds one and returns the new count, so of concurrent hits on one key each
+/// sees a different count); a map in tests. KV cannot do this: a get-then-put lets a
+/// concurrent burst all read the same count.
+pub trait Counters {
+    /// Adds one to `key` (kept until `expires_at`, Unix seconds) and returns the new count.
+    async fn count(&self, key: &str, expires_at: i64) -> Result<u32, StoreError>;
+    /// The current count of `key`, without adding to it (0 for a key never counted).
+    async fn peek(&self, key: &str) -> Result<u32, StoreError>;
+    /// Forgets at most `max` counters whose `expires_at` is before `now`; returns how many.
+    async fn prune_counters(&self, now: i64, max: u32) -> Result<u64, StoreError>;
+}
+
 /// Short-window request limits per key (a client network and what it asks for): the
 /// Workers Rate Limiting binding in the Worker, which counts in memory at the edge and writes
 /// no storage; a counter map in tests.
@@ -215,6 +228,7 @@ pub trait Platform {
     type Sig: Signatures;
     type Once: SingleUse;
     type Limits: Limiter;
+    type Counts: Counters;
     fn kv(&self) -> &Self::Kv;
     fn users(&self) -> &Self::Users;
     fn http(&self) -> &Self::Http;
@@ -223,6 +237,8 @@ pub trait Platform {
     fn single_use(&self) -> &Self::Once;
     /// Per-client-network limits on what anonymous clients can start.
     fn limiter(&self) -> &Self::Limits;
+    /// Exact counters for the long-window rate limits.
+    fn counters(&self) -> &Self::Counts;
     fn caches(&self) -> &Caches;
     /// Seconds since the Unix epoch.
     fn now(&self) -> i64;

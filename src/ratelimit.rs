@@ -5,15 +5,15 @@
 //!   and writes no storage, so a flood costs no writes and adds no storage round trip to the
 //!   sign-in path; its count is checked and raised in one step, so a concurrent burst cannot
 //!   slip past it.
-//! - Long fixed windows in KV ([`hit`], [`exceeded`]): magic-link sends per address and per
-//!   client over 15 minutes, failed admin-key attempts. KV is eventually consistent and a
-//!   get-then-put, so these are approximate (a concurrent burst is bounded by the first kind);
-//!   good enough to stop floods and guessing.
+//! - Long fixed windows in D1 ([`hit`], [`exceeded`]): magic-link sends per address and per
+//!   client over 15 minutes, failed admin-key attempts per client network. Each hit is one
+//!   atomic upsert through [`Counters`] that adds one and returns the new count, so the count
+//!   is exact under concurrency: of a burst, exactly `max` hits are within the limit.
 
 use crate::crypto::sha256_b64url;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
-use crate::platform::{Kv, Limiter, StoreError};
+use crate::platform::{Counters, Limiter, StoreError};
 
 /// What an anonymous client asks for, each limited on its own per client network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,44 +56,44 @@ fn key(bucket: &str, limit: Limit, now: i64) -> String {
     format!("rl:{}:{window}", sha256_b64url(bucket.as_bytes()))
 }
 
+/// When the current window of `limit` ends: its counter is pruned after that.
+fn window_end(limit: Limit, now: i64) -> i64 {
+    let window = now.max(0) as u64 / limit.window;
+    ((window + 1) * limit.window) as i64
+}
+
 /// Whether `bucket` has used up `limit` in the current window, without counting a hit (for
 /// limits on failures: once over, even a correct attempt is refused until the window ends).
-pub async fn exceeded<K: Kv>(
-    kv: &K,
+/// One D1 read.
+pub async fn exceeded<C: Counters>(
+    counters: &C,
     bucket: &str,
     limit: Limit,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let count = kv
-        .get(&key(bucket, limit, now))
-        .await?
-        .and_then(|v| v.parse::<u32>().ok())
-        .unwrap_or(0);
-    Ok(count >= limit.max)
+    Ok(counters.peek(&key(bucket, limit, now)).await? >= limit.max)
 }
 
-/// Counts one hit on `bucket` (hashed, so that emails and IPs are not KV keys) and says
-/// whether it is within `limit`.
-pub async fn hit<K: Kv>(kv: &K, bucket: &str, limit: Limit, now: i64) -> Result<bool, StoreError> {
-    let key = key(bucket, limit, now);
-    let count = kv
-        .get(&key)
-        .await?
-        .and_then(|v| v.parse::<u32>().ok())
-        .unwrap_or(0);
-    if count >= limit.max {
-        return Ok(false);
-    }
-    kv.put(&key, &(count + 1).to_string(), limit.window.max(60))
+/// Counts one hit on `bucket` (hashed, so that emails and IPs are not stored) and says
+/// whether it is within `limit`: the first `max` hits of a window are, even when they arrive
+/// at once. One D1 write.
+pub async fn hit<C: Counters>(
+    counters: &C,
+    bucket: &str,
+    limit: Limit,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let count = counters
+        .count(&key(bucket, limit, now), window_end(limit, now))
         .await?;
-    Ok(true)
+    Ok(count <= limit.max)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::http::Method;
-    use crate::testing::{block_on, MemoryKv, MemoryLimiter};
+    use crate::testing::{block_on, MemoryLimiter, MemoryUsers};
 
     #[test]
     fn per_network_limits_count_each_flow_per_ipv4_address_and_ipv6_slash_64() {
@@ -133,31 +133,59 @@ mod tests {
 
     #[test]
     fn allows_up_to_max_per_window_then_refuses() {
-        let kv = MemoryKv::default();
+        let store = MemoryUsers::default();
         let limit = Limit { max: 3, window: 60 };
         let results: Vec<bool> = (0..5)
-            .map(|_| block_on(hit(&kv, "email:a@b", limit, 120)).unwrap())
+            .map(|_| block_on(hit(&store, "email:a@b", limit, 120)).unwrap())
             .collect();
         assert_eq!(results, [true, true, true, false, false]);
         assert!(
-            block_on(hit(&kv, "email:other", limit, 120)).unwrap(),
+            block_on(hit(&store, "email:other", limit, 120)).unwrap(),
             "buckets are separate"
         );
         assert!(
-            block_on(hit(&kv, "email:a@b", limit, 180)).unwrap(),
+            block_on(hit(&store, "email:a@b", limit, 180)).unwrap(),
             "a new window starts fresh"
         );
         assert!(
-            kv.keys().iter().all(|k| !k.contains("a@b")),
+            store.counters.borrow().keys().all(|k| !k.contains("a@b")),
             "bucket names are hashed"
         );
-        assert!(block_on(exceeded(&kv, "email:a@b", limit, 120)).unwrap());
-        assert!(!block_on(exceeded(&kv, "email:a@b", limit, 180)).unwrap());
+        assert!(block_on(exceeded(&store, "email:a@b", limit, 120)).unwrap());
+        assert!(!block_on(exceeded(&store, "email:a@b", limit, 180)).unwrap());
         for _ in 0..5 {
             assert!(
-                !block_on(exceeded(&kv, "email:fresh", limit, 120)).unwrap(),
+                !block_on(exceeded(&store, "email:fresh", limit, 120)).unwrap(),
                 "peeking does not count"
             );
         }
+        assert!(block_on(hit(&store, "email:fresh", limit, 120)).unwrap());
+    }
+
+    #[test]
+    fn counters_are_kept_until_their_window_ends() {
+        let store = MemoryUsers::default();
+        let limit = Limit { max: 3, window: 60 };
+        block_on(hit(&store, "ip:1", limit, 125)).unwrap();
+        let expiries: Vec<i64> = store.counters.borrow().values().map(|c| c.1).collect();
+        assert_eq!(expiries, [180], "the window [120, 180) ends at 180");
+        assert_eq!(
+            block_on(crate::audit::prune_counters(&store, 180)).unwrap(),
+            0,
+            "kept through its last second"
+        );
+        assert_eq!(
+            block_on(crate::audit::prune_counters(&store, 181)).unwrap(),
+            1
+        );
+        assert!(store.counters.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_failed_count_is_an_error_not_a_pass() {
+        let store = MemoryUsers::default();
+        store.faults.arm(1, crate::testing::FaultMode::Before);
+        let limit = Limit { max: 3, window: 60 };
+        assert!(block_on(hit(&store, "ip:1", limit, 120)).is_err());
     }
 }

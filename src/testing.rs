@@ -7,7 +7,7 @@ use crate::jwt::keys::SigningKey;
 use crate::jwt::native::NativeSignatures;
 use crate::jwt::Alg;
 use crate::platform::{
-    Caches, FetchError, HttpClient, Inbound, Kv, Limiter, Outbound, Platform, Signatures,
+    Caches, Counters, FetchError, HttpClient, Inbound, Kv, Limiter, Outbound, Platform, Signatures,
     SingleUse, SpendKind, StoreError,
 };
 use crate::users::{
@@ -228,6 +228,8 @@ pub struct MemoryUsers {
     pub events: RefCell<Vec<Event>>,
     /// The spent-set ([`SingleUse`]): `kind:hash` → expires at.
     pub spent: RefCell<BTreeMap<String, i64>>,
+    /// The rate-limit counters ([`Counters`]): key → (count, expires at).
+    pub counters: RefCell<BTreeMap<String, (u32, i64)>>,
     /// The operation count this store reports to: every method is one D1 round trip (one
     /// statement, or one batch, which D1 runs as a transaction).
     pub faults: Rc<Faults>,
@@ -538,6 +540,37 @@ impl SingleUse for MemoryUsers {
     }
 }
 
+impl Counters for MemoryUsers {
+    async fn count(&self, key: &str, expires_at: i64) -> Result<u32, StoreError> {
+        self.d1("d1.count", || {
+            let mut counters = self.counters.borrow_mut();
+            let c = counters.entry(key.to_string()).or_insert((0, expires_at));
+            c.0 += 1;
+            Ok(c.0)
+        })
+    }
+    async fn peek(&self, key: &str) -> Result<u32, StoreError> {
+        self.d1("d1.peek", || {
+            Ok(self.counters.borrow().get(key).map_or(0, |c| c.0))
+        })
+    }
+    async fn prune_counters(&self, now: i64, max: u32) -> Result<u64, StoreError> {
+        self.d1("d1.prune_counters", || {
+            let mut counters = self.counters.borrow_mut();
+            let old: Vec<String> = counters
+                .iter()
+                .filter(|(_, c)| c.1 < now)
+                .map(|(k, _)| k.clone())
+                .take(max as usize)
+                .collect();
+            for k in &old {
+                counters.remove(k);
+            }
+            Ok(old.len() as u64)
+        })
+    }
+}
+
 /// Request limits in a map: at most `max` requests per key until [`MemoryLimiter::reset`]
 /// (the window's end).
 pub struct MemoryLimiter {
@@ -671,6 +704,7 @@ impl Platform for TestPlatform {
     type Sig = TestPlatform;
     type Once = MemoryUsers;
     type Limits = MemoryLimiter;
+    type Counts = MemoryUsers;
     fn kv(&self) -> &MemoryKv {
         &self.kv
     }
@@ -679,6 +713,9 @@ impl Platform for TestPlatform {
     }
     fn limiter(&self) -> &MemoryLimiter {
         &self.limiter
+    }
+    fn counters(&self) -> &MemoryUsers {
+        &self.users
     }
     fn users(&self) -> &MemoryUsers {
         &self.users

@@ -133,7 +133,7 @@ test('a missing or wrong key gets the same 401 with no detail; failures are reco
   assert.equal((await admin('GET', '/admin/users', { ip: newIp() })).status, 200, 'other clients are not affected');
 });
 
-test('a burst of concurrent wrong keys from one IP gets at most 10 failures, then 429 even for the right key', { todo: 'needs atomic rate limit (issue 9)' }, async () => {
+test('a burst of concurrent wrong keys from one IP gets at most 10 failures, then 429 even for the right key', async () => {
   await freshRateWindow(600);
   const ip = newIp();
   const burst = await Promise.all(Array.from({ length: 30 }, (_, i) => admin('GET', '/admin/users', { key: `guess-${i}`, ip })));

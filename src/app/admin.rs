@@ -78,7 +78,7 @@ pub async fn route<P: Platform>(
 async fn authorize<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<()> {
     let now = ctx.p.now();
     let bucket = format!("admin-auth:{}", req.client_network());
-    if ratelimit::exceeded(ctx.p.kv(), &bucket, AUTH_FAILURES, now).await? {
+    if ratelimit::exceeded(ctx.p.counters(), &bucket, AUTH_FAILURES, now).await? {
         return Err(AppError::RateLimited);
     }
     let presented = bearer(req);
@@ -87,7 +87,7 @@ async fn authorize<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<()
             return Ok(());
         }
     }
-    let within = ratelimit::hit(ctx.p.kv(), &bucket, AUTH_FAILURES, now).await?;
+    let within = ratelimit::hit(ctx.p.counters(), &bucket, AUTH_FAILURES, now).await?;
     let reason = match (&ctx.cfg.admin_api_key, presented) {
         (None, _) => "no_key_configured",
         (_, None) => "missing",
@@ -402,7 +402,7 @@ async fn magic_link<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
     };
     let (name, c) = magic_provider(ctx.cfg, wanted)?;
     let within = ratelimit::hit(
-        ctx.p.kv(),
+        ctx.p.counters(),
         &format!("magic-email:{}", email.to_ascii_lowercase()),
         super::magic::PER_EMAIL,
         ctx.p.now(),

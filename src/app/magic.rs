@@ -114,11 +114,11 @@ fn pick<'c>(
 
 /// Counts one send against the client's and the address's limits.
 async fn within_limits<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, email: &str) -> AppResult<()> {
-    // The exact burst limit first: the KV windows below are approximate under concurrency.
+    // The in-memory burst limit first: it costs no storage round trip.
     ratelimit::per_network(ctx.p.limiter(), Flow::Send, req).await?;
     let now = ctx.p.now();
     let ip_ok = ratelimit::hit(
-        ctx.p.kv(),
+        ctx.p.counters(),
         &format!("magic-ip:{}", req.client_network()),
         PER_IP,
         now,
@@ -128,7 +128,7 @@ async fn within_limits<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, email: &str
         return Err(AppError::RateLimited);
     }
     let email_ok = ratelimit::hit(
-        ctx.p.kv(),
+        ctx.p.counters(),
         &format!("magic-email:{}", email.to_ascii_lowercase()),
         PER_EMAIL,
         now,

@@ -499,3 +499,43 @@ impl crate::platform::SingleUse for D1Users {
         Ok(deleted as u64)
     }
 }
+
+#[derive(Deserialize)]
+struct Counted {
+    count: f64,
+}
+
+/// Rate-limit counters: one upsert that adds one and returns the new count. D1 runs it on its
+/// one primary, so concurrent hits on one key each get a different count.
+impl crate::platform::Counters for D1Users {
+    async fn count(&self, key: &str, expires_at: i64) -> Result<u32, StoreError> {
+        let rows: Vec<Counted> = self
+            .rows(
+                "INSERT INTO counters (key, count, expires_at) VALUES (?1, 1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET count = count + 1 RETURNING count",
+                &[s(key), n(expires_at)],
+            )
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| err("upsert returned no count"))?;
+        Ok(row.count as u32)
+    }
+
+    async fn peek(&self, key: &str) -> Result<u32, StoreError> {
+        let rows: Vec<Counted> = self
+            .rows("SELECT count FROM counters WHERE key = ?1", &[s(key)])
+            .await?;
+        Ok(rows.first().map_or(0, |r| r.count as u32))
+    }
+
+    async fn prune_counters(&self, now: i64, max: u32) -> Result<u64, StoreError> {
+        let deleted = self
+            .exec(
+                "DELETE FROM counters WHERE key IN (SELECT key FROM counters WHERE expires_at < ?1 LIMIT ?2)",
+                &[n(now), n(max as i64)],
+            )
+            .await?;
+        Ok(deleted as u64)
+    }
+}

@@ -74,6 +74,7 @@ impl Platform for WorkerPlatform {
     type Sig = Remembered<'static, webcrypto::WebCrypto>;
     type Once = d1::D1Users;
     type Limits = limiter::WorkerLimiter;
+    type Counts = d1::D1Users;
     fn kv(&self) -> &Self::Kv {
         &self.kv
     }
@@ -82,6 +83,9 @@ impl Platform for WorkerPlatform {
     }
     fn limiter(&self) -> &Self::Limits {
         &self.limiter
+    }
+    fn counters(&self) -> &Self::Counts {
+        &self.users
     }
     fn users(&self) -> &Self::Users {
         &self.users
@@ -336,5 +340,9 @@ async fn scheduled(
     match crate::audit::prune_spent(p.single_use(), p.now()).await {
         Ok(n) => worker::console_log!("gatehouse: pruned {n} spent single-use keys"),
         Err(e) => worker::console_error!("gatehouse: pruning spent keys failed: {}", e.0),
+    }
+    match crate::audit::prune_counters(p.counters(), p.now()).await {
+        Ok(n) => worker::console_log!("gatehouse: pruned {n} rate-limit counters"),
+        Err(e) => worker::console_error!("gatehouse: pruning counters failed: {}", e.0),
     }
 }

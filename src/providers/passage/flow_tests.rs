@@ -57,6 +57,7 @@ impl Platform for RsPlatform {
     type Sig = RsPlatform;
     type Once = MemoryUsers;
     type Limits = crate::testing::MemoryLimiter;
+    type Counts = MemoryUsers;
     fn kv(&self) -> &MemoryKv {
         &self.0.kv
     }
@@ -65,6 +66,9 @@ impl Platform for RsPlatform {
     }
     fn limiter(&self) -> &crate::testing::MemoryLimiter {
         &self.0.limiter
+    }
+    fn counters(&self) -> &MemoryUsers {
+        &self.0.users
     }
     fn users(&self) -> &MemoryUsers {
         &self.0.users
