@@ -3,8 +3,10 @@
 //! - Bursts per client network ([`per_network`]): login starts, callbacks and magic-link
 //!   sends, through the [`Limiter`] (the Workers Rate Limiting binding). It counts in memory
 //!   and writes no storage, so a flood costs no writes and adds no storage round trip to the
-//!   sign-in path; its count is checked and raised in one step, so a concurrent burst cannot
-//!   slip past it.
+//!   sign-in path; its count is checked and raised in one step, so a concurrent burst at one
+//!   location cannot slip past it. Cloudflare keeps these counters per location: a client
+//!   that reaches several locations gets the limit at each, so this bounds floods, it does
+//!   not count exactly across the world (the D1 windows below do).
 //! - Long fixed windows in D1 ([`hit`], [`exceeded`]): magic-link sends per address and per
 //!   client over 15 minutes, failed admin-key attempts per client network. Each hit is one
 //!   atomic upsert through [`Counters`] that adds one and returns the new count, so the count
