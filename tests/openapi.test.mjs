@@ -68,9 +68,9 @@ async function sourceRoutes() {
     for (const r of armsOf(fnBody(sub, 'pub async fn route<'), `/${m[1]}`)) routes.add(r);
   }
   // `/healthz` is answered before the route table (no configuration needed).
-  const handle = fnBody(app, 'pub async fn handle<');
-  const health = handle.match(/req\.path\(\) == "([^"]+)"/);
-  assert.ok(health, 'the liveness route is found in handle()');
+  const liveness = fnBody(app, 'pub fn liveness(');
+  const health = liveness.match(/req\.path\(\) == "([^"]+)"/);
+  assert.ok(health, 'the liveness route is found in liveness()');
   routes.add(`GET ${health[1]}`);
   return routes;
 }
