@@ -2,6 +2,7 @@
 //! values with `__Host-` prefix, `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/` — the prefix
 //! and `Secure` dropped only on plain-http localhost, where browsers would refuse them.
 
+use crate::error::AppError;
 use crate::http::Request;
 
 /// The long-lived opaque session cookie.
@@ -82,6 +83,16 @@ pub fn sent_twice(req: &Request, name: &str) -> bool {
         }
     }
     seen > 1
+}
+
+/// A 400 when `name` was sent twice (see [`sent_twice`]), before anything reads it.
+pub fn refuse_sent_twice(req: &Request, name: &str) -> Result<(), AppError> {
+    if sent_twice(req, name) {
+        return Err(AppError::BadRequest(format!(
+            "Cookie {name} was sent twice (one may come from another site); clear this site's cookies."
+        )));
+    }
+    Ok(())
 }
 
 /// All `name=value` pairs of the request's `Cookie` headers.

@@ -194,8 +194,14 @@ test('two cookies of one name on any auth cookie are refused, and nothing change
     ['gh_session', `${jar}; gh_session=${session}`],
     ['gh_access', `${jar}; gh_access=tossed`],
     ['gh_txn', `${jar}; gh_txn=a; gh_txn=b`],
-    ['psg_auth_token', `${jar}; psg_auth_token=a; psg_auth_token=b`],
   ];
+  // The Passage cookie has no __Host- prefix (a sibling subdomain can set two): refused where
+  // it is read, and nowhere else, so a sibling cannot lock the browser out of Gatehouse.
+  const tossedPassage = `${jar}; psg_auth_token=a; psg_auth_token=b`;
+  const passage = await fetch(`${gh.url}/auth/callback/psg`, { headers: { cookie: tossedPassage }, redirect: 'manual' });
+  assert.equal(passage.status, 400, 'psg_auth_token twice → the Passage callback');
+  assert.match((await passage.json()).message, /Cookie psg_auth_token was sent twice/);
+  assert.equal((await fetch(`${gh.url}/auth/me`, { headers: { cookie: tossedPassage } })).status, 200, 'the session still works');
   for (const [name, cookie] of cases) {
     for (const [method, path, headers] of [
       ['GET', '/auth/me', {}],

@@ -4,7 +4,7 @@
 //! This is where the revocation bound (`ACCESS_TOKEN_TTL_SECONDS`) comes from.
 
 use super::Ctx;
-use crate::cookies::{sent_twice, ACCESS, SESSION};
+use crate::cookies::{ACCESS, SESSION};
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::jwt::access::{self, AccessClaims};
@@ -152,28 +152,19 @@ pub async fn require_account_owner<P: Platform>(
     Ok(caller)
 }
 
-/// Two cookies of one name on any cookie Gatehouse authenticates with (its session, access
-/// and login-transaction cookies, and each Passage provider's cookie) → 400 before anything
-/// is read or written. See [`crate::cookies::sent_twice`].
+/// Two cookies of one name on one of Gatehouse's own cookies (session, access, login
+/// transaction) → 400 before anything is read or written. A Passage provider's cookie is
+/// checked only where it is read (its callback): it has no `__Host-` prefix, so a sibling
+/// subdomain can set two of it, and refusing every route for that would let the sibling lock
+/// the browser out of Gatehouse, logout included. See [`crate::cookies::sent_twice`].
 pub fn refuse_duplicate_cookies(cfg: &crate::config::Config, req: &Request) -> AppResult<()> {
     if req.header("cookie").is_none() {
         return Ok(());
     }
-    let own = crate::cookies::WIRE_NAMES[cfg.secure_cookies as usize];
-    let twice = own.into_iter().find(|n| sent_twice(req, n)).or_else(|| {
-        cfg.providers.iter().find_map(|(_, p)| match p {
-            crate::providers::ProviderConfig::Passage(c) if sent_twice(req, &c.cookie) => {
-                Some(c.cookie.as_str())
-            }
-            _ => None,
-        })
-    });
-    match twice {
-        None => Ok(()),
-        Some(name) => Err(AppError::BadRequest(format!(
-            "Cookie {name} was sent twice (one may come from another site); clear this site's cookies."
-        ))),
+    for name in crate::cookies::WIRE_NAMES[cfg.secure_cookies as usize] {
+        crate::cookies::refuse_sent_twice(req, name)?;
     }
+    Ok(())
 }
 
 /// `r` with the caller's renewed cookies, if any.

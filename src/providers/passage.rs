@@ -161,6 +161,7 @@ pub async fn complete<P: Platform>(
     c: &PassageConfig,
     req: &Request,
 ) -> AppResult<Profile> {
+    crate::cookies::refuse_sent_twice(req, &c.cookie)?;
     let (token, source) = presented_token(req, &c.cookie).ok_or_else(|| {
         AppError::Unauthorized(format!(
             "No {} sign-in was found in this browser. Please sign in with {} first.",
