@@ -51,6 +51,50 @@ pub fn test_config() -> Config {
     Config::from_env(&test_env()).expect("test env is valid")
 }
 
+/// A person signed in straight through the stores (no provider round trip): their ids, the
+/// raw session cookie value and an access token, for tests that aim requests at a session.
+pub struct SignedIn {
+    pub user_id: String,
+    pub sid: String,
+    pub session: String,
+    pub access: String,
+}
+
+/// Signs in the local dev provider's `s1` (`a@b.c`) on `p` at its clock: a user, its
+/// identity, a session and an access token.
+pub fn sign_in_directly(cfg: &Config, p: &TestPlatform) -> SignedIn {
+    let now = p.clock.get();
+    let issuer = "http://127.0.0.1:9000";
+    let user = block_on(crate::linking::sign_in(
+        &p.users,
+        &profile(issuer, "s1", Some("a@b.c")),
+        now,
+    ))
+    .unwrap();
+    let rec = crate::sessions::SessionRecord {
+        user_id: user.id.clone(),
+        issuer: issuer.into(),
+        provider: "dev".into(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now,
+        user_agent: "ua".into(),
+        ip: "198.51.100.7".into(),
+        vendor_logout: None,
+    };
+    let sessions = crate::sessions::Sessions { kv: &p.kv, cfg };
+    let (session, sid) = block_on(sessions.create(rec, now)).unwrap();
+    let claims =
+        crate::jwt::access::AccessClaims::new(cfg, &user.id, &sid, user.email.clone(), None, now);
+    let access = block_on(crate::jwt::access::issue(cfg, &NativeSignatures, &claims)).unwrap();
+    SignedIn {
+        user_id: user.id,
+        sid,
+        session,
+        access,
+    }
+}
+
 pub fn profile(issuer: &str, sub: &str, email: Option<&str>) -> Profile {
     Profile {
         issuer: issuer.into(),

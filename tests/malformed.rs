@@ -8,11 +8,8 @@
 use gatehouse::app::handle;
 use gatehouse::config::Config;
 use gatehouse::http::{Method, Request, Response, MAX_BODY_BYTES};
-use gatehouse::jwt::access::{self, AccessClaims};
-use gatehouse::jwt::native::NativeSignatures;
 use gatehouse::platform::FetchError;
-use gatehouse::sessions::{SessionRecord, Sessions};
-use gatehouse::testing::{block_on, profile, test_env, TestPlatform};
+use gatehouse::testing::{block_on, sign_in_directly, test_env, TestPlatform};
 use serde_json::json;
 
 const PUBLIC_URL: &str = "http://127.0.0.1:8787";
@@ -44,40 +41,13 @@ struct World {
 fn world() -> World {
     let cfg = config();
     let p = TestPlatform::new(|_| Err(FetchError::Network("no provider in this test".into())));
-    let now = p.clock.get();
-    let user = block_on(gatehouse::linking::sign_in(
-        &p.users,
-        &profile("http://127.0.0.1:9000", "s1", Some("a@b.c")),
-        now,
-    ))
-    .unwrap();
-    let rec = SessionRecord {
-        user_id: user.id.clone(),
-        issuer: "http://127.0.0.1:9000".into(),
-        provider: "dev".into(),
-        created_at: now,
-        last_seen_at: now,
-        expires_at: now,
-        user_agent: "ua".into(),
-        ip: "198.51.100.7".into(),
-        vendor_logout: None,
-    };
-    let (raw, sid) = block_on(
-        Sessions {
-            kv: &p.kv,
-            cfg: &cfg,
-        }
-        .create(rec, now),
-    )
-    .unwrap();
-    let claims = AccessClaims::new(&cfg, &user.id, &sid, user.email.clone(), None, now);
-    let token = block_on(access::issue(&cfg, &NativeSignatures, &claims)).unwrap();
+    let person = sign_in_directly(&cfg, &p);
     World {
-        cookies: format!("gh_session={raw}; gh_access={token}"),
+        cookies: format!("gh_session={}; gh_access={}", person.session, person.access),
         cfg,
         p,
-        user: user.id,
-        sid,
+        user: person.user_id,
+        sid: person.sid,
     }
 }
 

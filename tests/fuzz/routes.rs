@@ -8,11 +8,8 @@ use gatehouse::app::proxy::{decide, Decision};
 use gatehouse::app::{handle, Ctx};
 use gatehouse::config::Config;
 use gatehouse::http::{Method, Request, MAX_BODY_BYTES};
-use gatehouse::jwt::access::{self, AccessClaims};
-use gatehouse::jwt::native::NativeSignatures;
 use gatehouse::platform::Inbound;
-use gatehouse::sessions::{SessionRecord, Sessions};
-use gatehouse::testing::{block_on, profile, test_env, TestPlatform};
+use gatehouse::testing::{block_on, sign_in_directly, test_env, SignedIn, TestPlatform};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -35,44 +32,6 @@ fn config() -> Config {
     );
     env.insert("ORIGIN_URL".into(), "http://127.0.0.1:3000".into());
     Config::from_env(&env).unwrap()
-}
-
-/// The signed-in person's credentials, and their ids (the fuzzer aims at them too).
-struct Person {
-    user_id: String,
-    sid: String,
-    session: String,
-    access: String,
-}
-
-fn signed_in(cfg: &Config, p: &TestPlatform) -> Person {
-    let now = p.clock.get();
-    let user = block_on(gatehouse::linking::sign_in(
-        &p.users,
-        &profile("http://127.0.0.1:9000", "s1", Some("a@b.c")),
-        now,
-    ))
-    .unwrap();
-    let rec = SessionRecord {
-        user_id: user.id.clone(),
-        issuer: "http://127.0.0.1:9000".into(),
-        provider: "dev".into(),
-        created_at: now,
-        last_seen_at: now,
-        expires_at: now,
-        user_agent: "ua".into(),
-        ip: "198.51.100.7".into(),
-        vendor_logout: None,
-    };
-    let (session, sid) = block_on(Sessions { kv: &p.kv, cfg }.create(rec, now)).unwrap();
-    let claims = AccessClaims::new(cfg, &user.id, &sid, user.email.clone(), None, now);
-    let access = block_on(access::issue(cfg, &NativeSignatures, &claims)).unwrap();
-    Person {
-        user_id: user.id,
-        sid,
-        session,
-        access,
-    }
 }
 
 /// A placeholder the generators use for a value known only once the person exists.
@@ -316,7 +275,7 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn build(
-    person: &Person,
+    person: &SignedIn,
     m: Method,
     path: &str,
     q: Option<&str>,
@@ -371,7 +330,7 @@ proptest! {
         let cfg = config();
         let (status, answer) = provider_answer;
         let p = TestPlatform::new(move |_| Ok(Inbound { status, body: answer.to_string().into_bytes() }));
-        let person = signed_in(&cfg, &p);
+        let person = sign_in_directly(&cfg, &p);
         let req = build(&person, m, &path, q.as_deref(), creds, &hs, body);
         let shown = format!("{:?} {} {:?}", req.method, req.url, req.headers);
         let r = block_on(handle(Ok(&cfg), &p, req.clone()));
