@@ -318,6 +318,26 @@ impl H {
         )
     }
 
+    /// A callback carrying `token` inside the transaction `state` of the browser holding
+    /// `cookie`: what someone who took a link from a mail tries in their own flow.
+    fn callback_with_token(&self, state: &str, token: &str, cookie: &str) -> Response {
+        self.get(
+            &format!(
+                "/auth/callback/mail?gh_state={state}&stytch_token_type=magic_links&token={token}"
+            ),
+            Some(cookie),
+        )
+    }
+
+    /// Whether one log line contains every one of `needles`.
+    fn logged(&self, needles: &[&str]) -> bool {
+        self.p
+            .logs
+            .borrow()
+            .iter()
+            .any(|l| needles.iter().all(|n| l.contains(n)))
+    }
+
     fn assert_nothing_signed_in(&self, r: &Response) {
         assert!(set_cookie(r, "gh_session").is_none());
         assert_eq!(self.p.users.user_count(), 0, "no user");
@@ -557,11 +577,7 @@ fn stytch_failures_are_clear_and_leave_nothing_behind() {
         assert!(set_cookie(&r, "gh_txn").is_none(), "{mode:?}");
         assert_eq!(h.txns(), 0, "{mode:?}: no transaction stored");
         if let Some(l) = logged {
-            assert!(
-                h.p.logs.borrow().iter().any(|x| x.contains(l)),
-                "{mode:?}: {:?}",
-                h.p.logs.borrow()
-            );
+            assert!(h.logged(&[l]), "{mode:?}: {:?}", h.p.logs.borrow());
         }
     }
 }
@@ -577,12 +593,7 @@ fn wrong_secret_is_a_provider_error() {
     };
     let r = h.api(json!({"email": "a@example.com"}));
     assert_eq!(r.status, 400);
-    assert!(h
-        .p
-        .logs
-        .borrow()
-        .iter()
-        .any(|l| l.contains("unauthorized_credentials")));
+    assert!(h.logged(&["unauthorized_credentials"]));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -702,20 +713,10 @@ fn a_token_taken_from_the_mail_is_useless_in_the_thiefs_own_flow() {
         .next()
         .unwrap()
         .to_string();
-    let r = h.get(
-        &format!(
-            "/auth/callback/mail?gh_state={thief_state}&stytch_token_type=magic_links&token={stolen}"
-        ),
-        Some(&thief_cookie),
-    );
+    let r = h.callback_with_token(&thief_state, &stolen, &thief_cookie);
     assert_eq!(r.status, 400);
     assert_eq!(json_body(&r)["error"], "provider_error");
-    assert!(h
-        .p
-        .logs
-        .borrow()
-        .iter()
-        .any(|l| l.contains("pkce_mismatch")));
+    assert!(h.logged(&["pkce_mismatch"]));
     h.assert_nothing_signed_in(&r);
 
     // The victim's own browser still signs in with it.
@@ -741,20 +742,10 @@ fn a_used_link_cannot_sign_in_again() {
         .unwrap()
         .to_string();
     let old_token = link.rsplit("token=").next().unwrap().to_string();
-    let r = h.get(
-        &format!(
-            "/auth/callback/mail?gh_state={state}&stytch_token_type=magic_links&token={old_token}"
-        ),
-        Some(&fresh),
-    );
+    let r = h.callback_with_token(&state, &old_token, &fresh);
     assert_eq!(r.status, 400);
     assert_eq!(json_body(&r)["error"], "provider_error");
-    assert!(h
-        .p
-        .logs
-        .borrow()
-        .iter()
-        .any(|l| l.contains("unable_to_auth_magic_link") && l.contains("request-id-test-1")));
+    assert!(h.logged(&["unable_to_auth_magic_link", "request-id-test-1"]));
     assert_eq!(h.sessions(), 1, "no second session");
 }
 
