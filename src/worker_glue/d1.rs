@@ -98,6 +98,9 @@ struct UserRow {
     last_login_at: Option<i64>,
     #[serde(default)]
     sessions_valid_after: i64,
+    /// Only in [`UserStore::renewal_view`]'s row.
+    #[serde(default)]
+    session_ended: i64,
 }
 
 impl From<UserRow> for User {
@@ -187,6 +190,24 @@ impl D1Users {
         call(&prepared, "bind", args).map(Stmt).map_err(js_err)
     }
 
+    /// Inserts `u` only if the identity of `p` does not exist yet, and the identity unless it
+    /// exists: in one batch, concurrent first sign-ins for one `sub` make one user.
+    fn link_new(&self, u: &User, p: &Profile, now: i64) -> Result<[Stmt; 2], StoreError> {
+        let insert_user = self.stmt(
+            "INSERT INTO users (id, name, email, email_verified, picture, active, metadata, created_at, updated_at, last_login_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5, 1, '{}', ?6, ?6, ?6 \
+             WHERE NOT EXISTS (SELECT 1 FROM identities WHERE issuer = ?7 AND sub = ?8)",
+            &[s(&u.id), opt(&u.name), opt(&u.email), n(u.email_verified as i64), opt(&u.picture), n(now), s(&p.issuer), s(&p.sub)],
+        )?;
+        let insert_identity = self.stmt(
+            "INSERT INTO identities (issuer, sub, provider, user_id, email, profile, created_at, last_login_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?4) \
+             ON CONFLICT (issuer, sub) DO NOTHING",
+            &[s(&p.issuer), s(&p.sub), s(&p.provider), s(&u.id), opt(&p.email), s(&p.raw.to_string()), n(now)],
+        )?;
+        Ok([insert_user, insert_identity])
+    }
+
     /// Runs one statement (one round trip).
     async fn one(&self, sql: &str, args: &[JsValue]) -> Result<D1Result, StoreError> {
         let stmt: Object = self.stmt(sql, args)?.0.into();
@@ -232,19 +253,7 @@ impl UserStore for D1Users {
     }
 
     async fn create_linked(&self, u: &User, p: &Profile, now: i64) -> Result<String, StoreError> {
-        let raw = p.raw.to_string();
-        let insert_user = self.stmt(
-            "INSERT INTO users (id, name, email, email_verified, picture, active, metadata, created_at, updated_at, last_login_at) \
-             SELECT ?1, ?2, ?3, ?4, ?5, 1, '{}', ?6, ?6, ?6 \
-             WHERE NOT EXISTS (SELECT 1 FROM identities WHERE issuer = ?7 AND sub = ?8)",
-            &[s(&u.id), opt(&u.name), opt(&u.email), n(u.email_verified as i64), opt(&u.picture), n(now), s(&p.issuer), s(&p.sub)],
-        )?;
-        let insert_identity = self.stmt(
-            "INSERT INTO identities (issuer, sub, provider, user_id, email, profile, created_at, last_login_at) \
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?4) \
-             ON CONFLICT (issuer, sub) DO NOTHING",
-            &[s(&p.issuer), s(&p.sub), s(&p.provider), s(&u.id), opt(&p.email), s(&raw), n(now)],
-        )?;
+        let [insert_user, insert_identity] = self.link_new(u, p, now)?;
         let owner = self.stmt(
             "SELECT user_id FROM identities WHERE issuer = ?1 AND sub = ?2",
             &[s(&p.issuer), s(&p.sub)],
@@ -258,13 +267,28 @@ impl UserStore for D1Users {
             .ok_or_else(|| err("identity missing after insert"))
     }
 
-    async fn refresh_login(&self, user_id: &str, p: &Profile, now: i64) -> Result<(), StoreError> {
-        let user = self.stmt(
-            "UPDATE users SET name = COALESCE(?2, name), email = COALESCE(?3, email), \
-             email_verified = CASE WHEN ?3 IS NULL THEN email_verified ELSE ?4 END, \
-             picture = COALESCE(?5, picture), last_login_at = ?6, updated_at = ?6 WHERE id = ?1",
+    async fn sign_in(
+        &self,
+        fresh: &User,
+        p: &Profile,
+        event: Option<&Event>,
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
+        let (issuer, sub) = (s(&p.issuer), s(&p.sub));
+        let [insert_user, insert_identity] = self.link_new(fresh, p, now)?;
+        // Every statement after the inserts acts on the identity's owner, whoever made it,
+        // and writes only while that user is active.
+        const OWNER: &str = "(SELECT user_id FROM identities WHERE issuer = ?1 AND sub = ?2)";
+        let refresh_user = self.stmt(
+            &format!(
+                "UPDATE users SET name = COALESCE(?3, name), email = COALESCE(?4, email), \
+                 email_verified = CASE WHEN ?4 IS NULL THEN email_verified ELSE ?5 END, \
+                 picture = COALESCE(?6, picture), last_login_at = ?7, updated_at = ?7 \
+                 WHERE id = {OWNER} AND active = 1"
+            ),
             &[
-                s(user_id),
+                issuer.clone(),
+                sub.clone(),
                 opt(&p.name),
                 opt(&p.email),
                 n(p.email_verified.unwrap_or(false) as i64),
@@ -272,12 +296,37 @@ impl UserStore for D1Users {
                 n(now),
             ],
         )?;
-        let identity = self.stmt(
-            "UPDATE identities SET email = COALESCE(?3, email), profile = ?4, provider = ?5, last_login_at = ?6 WHERE issuer = ?1 AND sub = ?2",
-            &[s(&p.issuer), s(&p.sub), opt(&p.email), s(&p.raw.to_string()), s(&p.provider), n(now)],
+        let refresh_identity = self.stmt(
+            "UPDATE identities SET email = COALESCE(?3, email), profile = ?4, provider = ?5, last_login_at = ?6 \
+             WHERE issuer = ?1 AND sub = ?2 AND EXISTS (SELECT 1 FROM users WHERE id = identities.user_id AND active = 1)",
+            &[issuer.clone(), sub.clone(), opt(&p.email), s(&p.raw.to_string()), s(&p.provider), n(now)],
         )?;
-        self.batch(vec![user, identity]).await?;
-        Ok(())
+        let read = self.stmt(
+            &format!("SELECT * FROM users WHERE id = {OWNER}"),
+            &[issuer.clone(), sub.clone()],
+        )?;
+        let mut stmts = vec![insert_user, insert_identity, refresh_user, refresh_identity];
+        if let Some(e) = event {
+            stmts.push(self.stmt(
+                &format!(
+                    "INSERT INTO events (user_id, type, at, ip, user_agent, detail) \
+                     SELECT id, ?3, ?4, ?5, ?6, ?7 FROM users WHERE id = {OWNER} AND active = 1"
+                ),
+                &[
+                    issuer,
+                    sub,
+                    s(e.kind),
+                    n(e.at),
+                    s(&e.ip),
+                    s(&e.user_agent),
+                    s(&e.detail.to_string()),
+                ],
+            )?);
+        }
+        stmts.push(read);
+        let results = self.batch(stmts).await?;
+        let row: Option<UserRow> = nth(&results, results.len().saturating_sub(1))?.first()?;
+        Ok(row.map(User::from))
     }
 
     async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError> {
@@ -286,6 +335,28 @@ impl UserStore for D1Users {
             .await?
             .first()?;
         Ok(row.map(User::from))
+    }
+
+    async fn renewal_view(
+        &self,
+        user_id: &str,
+        sid: &str,
+    ) -> Result<Option<(User, bool)>, StoreError> {
+        let ended = format!(
+            "{}:{sid}",
+            crate::platform::SpendKind::EndedSession.prefix()
+        );
+        let row: Option<UserRow> = self
+            .one(
+                "SELECT *, EXISTS (SELECT 1 FROM spent WHERE key = ?2) AS session_ended FROM users WHERE id = ?1",
+                &[s(user_id), s(&ended)],
+            )
+            .await?
+            .first()?;
+        Ok(row.map(|r| {
+            let ended = r.session_ended != 0;
+            (User::from(r), ended)
+        }))
     }
 
     async fn record_event(&self, e: &Event) -> Result<(), StoreError> {
