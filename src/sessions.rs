@@ -107,7 +107,7 @@ impl<K: Kv> Sessions<'_, K> {
         let Some(json) = self.kv.get(&session_key(sid)).await? else {
             return Ok(None);
         };
-        let Ok(rec) = serde_json::from_str::<SessionRecord>(&json) else {
+        let Ok(rec) = serde_json::from_slice::<SessionRecord>(json.as_bytes()) else {
             return Ok(None);
         };
         let idle_deadline = rec.last_seen_at + self.cfg.session_idle as i64;

@@ -126,7 +126,7 @@ async fn peek_invitation<K: Kv>(
         AppError::LoginTransaction("This sign-in link has expired or was already used.".into())
     })?;
     let txn: LoginTxn =
-        serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
+        serde_json::from_slice(json.as_bytes()).map_err(|e| AppError::Internal(e.to_string()))?;
     checked(txn, provider, now)
 }
 
@@ -203,7 +203,7 @@ pub async fn finish<P: Platform>(
         AppError::LoginTransaction("This sign-in has expired or was already used.".into())
     })?;
     let txn: LoginTxn =
-        serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
+        serde_json::from_slice(json.as_bytes()).map_err(|e| AppError::Internal(e.to_string()))?;
     let txn = checked(txn, provider, now)?;
     spend(p, SpendKind::LoginTxn, state, txn).await
 }

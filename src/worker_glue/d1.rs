@@ -57,7 +57,10 @@ impl D1Result {
         Ok(changes.as_f64().unwrap_or(0.0) as usize)
     }
 
-    /// The rows, decoded through their JSON text.
+    /// The rows, decoded through their JSON text: parsed into a `Value`, then into `T` (the
+    /// `Value` reader costs less wasm per row type than the text reader). Everywhere in the
+    /// Worker JSON text is read with `from_slice`, never `from_str`: a second reader type
+    /// would instantiate serde_json's parser twice (about 3 KB gzip).
     fn rows<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
         let results = self.field("results")?;
         if results.is_undefined() || results.is_null() {
@@ -67,7 +70,8 @@ impl D1Result {
             .map_err(js_err)?
             .as_string()
             .ok_or_else(|| err("rows are not JSON"))?;
-        serde_json::from_str(&json).map_err(err)
+        let rows: serde_json::Value = serde_json::from_slice(json.as_bytes()).map_err(err)?;
+        serde_json::from_value(rows).map_err(err)
     }
 
     /// The first row, if any.
@@ -113,7 +117,8 @@ impl From<UserRow> for User {
             phone: r.phone,
             picture: r.picture,
             active: r.active != 0,
-            metadata: serde_json::from_str(&r.metadata).unwrap_or_else(|_| serde_json::json!({})),
+            metadata: serde_json::from_slice(r.metadata.as_bytes())
+                .unwrap_or_else(|_| serde_json::json!({})),
             created_at: r.created_at,
             updated_at: r.updated_at,
             last_login_at: r.last_login_at,
@@ -168,7 +173,8 @@ impl From<EventRow> for StoredEvent {
             at: r.at,
             ip: r.ip,
             user_agent: r.user_agent,
-            detail: serde_json::from_str(&r.detail).unwrap_or_else(|_| serde_json::json!({})),
+            detail: serde_json::from_slice(r.detail.as_bytes())
+                .unwrap_or_else(|_| serde_json::json!({})),
         }
     }
 }
