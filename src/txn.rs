@@ -16,10 +16,11 @@ use crate::crypto::{b64url, b64url_decode, ct_eq, hmac_sha256, random_token, sha
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::platform::{Kv, Platform, SingleUse, SpendKind};
+use crate::providers::Flow;
 use serde::{Deserialize, Serialize};
 
 /// How long a sign-in may take.
-pub const TXN_TTL: u64 = 600;
+pub const TXN_TTL: u64 = crate::providers::SIGN_IN_TTL;
 /// How long a spent state is remembered past [`TXN_TTL`]: longer than any clock difference
 /// between two isolates, so that a transaction is refused as expired before its spent row is
 /// pruned.
@@ -64,6 +65,18 @@ impl LoginTxn {
     /// The PKCE S256 challenge of the verifier.
     pub fn pkce_challenge(&self) -> String {
         sha256_b64url(self.pkce_verifier.as_bytes())
+    }
+
+    /// What the provider's flow needs of this transaction.
+    pub fn flow(&self, cfg: &Config) -> Flow<'_> {
+        Flow {
+            redirect_uri: cfg.redirect_uri(&self.provider),
+            state: &self.state,
+            nonce: &self.nonce,
+            pkce_verifier: &self.pkce_verifier,
+            register: self.register,
+            return_to: (self.return_to != crate::return_to::DEFAULT).then_some(&self.return_to),
+        }
     }
 }
 

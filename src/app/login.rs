@@ -58,7 +58,7 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
             )))
         }
     };
-    let location = match providers::begin(ctx.p, ctx.cfg, &name, provider, &t).await? {
+    let location = match providers::begin(ctx.p, &name, provider, &t.flow(ctx.cfg)).await? {
         providers::Begin::Redirect(location) => location,
         // Magic links: the transaction starts when an address is entered.
         providers::Begin::EmailForm => {
@@ -183,7 +183,8 @@ async fn finish_sign_in<P: Platform>(
         }
     };
     let t = t.as_ref();
-    let profile = providers::complete(ctx.p, ctx.cfg, name, provider, req, t).await?;
+    let flow = t.map(|t| t.flow(ctx.cfg));
+    let profile = providers::complete(ctx.p, name, provider, req, flow.as_ref()).await?;
     if let Some(t) = t.filter(|t| t.link_user.is_some()) {
         let user_id = t.link_user.as_deref().unwrap_or_default();
         return super::identities::finish_link(ctx, req, name, &profile, user_id, &t.return_to)

@@ -5,7 +5,7 @@
 //!   validated before anything is counted, stored or sent.
 //! - Sends are rate limited per client network (a burst limit, then 20 per 15 minutes) and
 //!   per address (5 per 15 minutes) (429).
-//! - The link is bound to this browser: it lands on [`providers::callback_url`] with the
+//! - The link is bound to this browser: it lands on [`providers::Flow::callback_url`] with the
 //!   `gh_state` of a login transaction whose cookie this answer sets, so a link requested by
 //!   someone else cannot complete a sign-in here; and Stytch's token in it is bound by PKCE
 //!   to that transaction's verifier, so it cannot complete a sign-in the thief of the link
@@ -18,7 +18,7 @@ use super::{check_origin, Ctx};
 use crate::error::{AppError, AppResult};
 use crate::http::{Request, Response};
 use crate::platform::Platform;
-use crate::providers::{self, stytch, ProviderConfig};
+use crate::providers::{stytch, ProviderConfig};
 use crate::ratelimit::{self, Flow, Limit};
 use crate::txn::{self, LoginTxn};
 use crate::{config::Config, pages};
@@ -151,8 +151,9 @@ pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
     within_limits(ctx, req, &email).await?;
 
     let t = LoginTxn::new(name, return_to, None, ctx.p.now());
-    let link = providers::callback_url(ctx.cfg, name, &t);
-    stytch::send_magic_link(ctx.p, name, c, &email, &link, &t).await?;
+    let flow = t.flow(ctx.cfg);
+    let link = flow.callback_url();
+    stytch::send_magic_link(ctx.p, name, c, &email, &link, &flow).await?;
     // Stored only once the link is on its way; the link is useless without it.
     let cookie = txn::start(ctx.p.kv(), ctx.cfg, &t).await?;
 

@@ -11,14 +11,12 @@
 //! ([`super::callback_url`]), checked against the transaction cookie before the token is used.
 
 use super::fetch::call_json;
-use super::xwms::api_base;
-use super::{callback_url, settings};
-use crate::config::{parse_base_url, Config};
+use super::{settings, Flow};
 use crate::crypto::Secret;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::platform::{Outbound, Platform};
-use crate::txn::LoginTxn;
+use crate::urls::{api_base, parse_base_url};
 use crate::users::Profile;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -111,12 +109,12 @@ impl LoginRadiusConfig {
 
 /// The hosted login (or, for `action=register`, sign-up) page, returning to this
 /// transaction's callback URL.
-pub fn begin(cfg: &Config, name: &str, c: &LoginRadiusConfig, txn: &LoginTxn) -> AppResult<String> {
+pub fn begin(c: &LoginRadiusConfig, flow: &Flow<'_>) -> AppResult<String> {
     let mut url = url::Url::parse(&format!("{}/auth.aspx", c.hub_url))
         .map_err(|e| AppError::Internal(format!("hub_url: {e}")))?;
     url.query_pairs_mut()
-        .append_pair("action", if txn.register { "register" } else { "login" })
-        .append_pair("return_url", &callback_url(cfg, name, txn));
+        .append_pair("action", if flow.register { "register" } else { "login" })
+        .append_pair("return_url", &flow.callback_url());
     Ok(url.into())
 }
 
@@ -235,7 +233,7 @@ pub async fn complete<P: Platform>(
     name: &str,
     c: &LoginRadiusConfig,
     req: &Request,
-    _txn: &LoginTxn,
+    _flow: &Flow<'_>,
 ) -> AppResult<Profile> {
     let token = super::query_token(req, super::MAX_QUERY_TOKEN_LEN)?;
     let (status, body) = call_json(
@@ -290,9 +288,11 @@ pub async fn end_session<P: Platform>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use crate::http::Method;
     use crate::platform::{FetchError, Inbound};
     use crate::testing::{block_on, test_env, TestPlatform};
+    use crate::txn::LoginTxn;
     use serde_json::json;
 
     const ISSUER: &str = "loginradius:acme-test";
@@ -486,7 +486,7 @@ mod tests {
         let (_, cfg) = platform(|_| unreachable!());
         let mut txn = LoginTxn::new("lr", "/".into(), None, 0);
         txn.register = true;
-        let url = begin(&cfg, "lr", lr(&cfg), &txn).unwrap();
+        let url = begin(lr(&cfg), &txn.flow(&cfg)).unwrap();
         let parsed = url::Url::parse(&url).unwrap();
         assert!(
             parsed
@@ -500,7 +500,7 @@ mod tests {
     fn begin_sends_the_browser_to_the_hosted_page_with_an_encoded_return_url() {
         let (_, cfg) = platform(|_| unreachable!());
         let txn = LoginTxn::new("lr", "/".into(), None, 0);
-        let url = begin(&cfg, "lr", lr(&cfg), &txn).unwrap();
+        let url = begin(lr(&cfg), &txn.flow(&cfg)).unwrap();
         let parsed = url::Url::parse(&url).unwrap();
         assert_eq!(parsed.path(), "/hub/auth.aspx");
         let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
@@ -542,7 +542,7 @@ mod tests {
                 Method::Get,
                 &format!("http://127.0.0.1:8787/auth/callback/lr?gh_state=s&token={token}"),
             );
-            block_on(complete(&p, "lr", lr(&cfg), &req, &txn))
+            block_on(complete(&p, "lr", lr(&cfg), &req, &txn.flow(&cfg)))
         };
         let profile = call("good").unwrap();
         assert_eq!(profile.sub, "u1");

@@ -4,15 +4,14 @@
 //! once a minute), and userinfo, whose `sub` must equal the ID token's.
 
 use super::fetch::{cached_document, call_ok};
-use super::{require_secret, settings};
-use crate::config::{parse_base_url, Config};
+use super::{require_secret, settings, Flow};
 use crate::crypto::Secret;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::jwt::validate::{check_claims, select_key, verify_signature, ClaimRules};
 use crate::jwt::{compact, jwk, JwtError};
 use crate::platform::{Outbound, Platform};
-use crate::txn::LoginTxn;
+use crate::urls::parse_base_url;
 use crate::users::Profile;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -105,7 +104,7 @@ async fn discover<P: Platform>(p: &P, name: &str, c: &OidcConfig) -> AppResult<D
     if let Some(url) = endpoints
         .into_iter()
         .chain(userinfo)
-        .find(|u| crate::config::plain_http_off_loopback(u))
+        .find(|u| crate::urls::plain_http_off_loopback(u))
     {
         return Err(AppError::Provider {
             provider: name.into(),
@@ -118,10 +117,9 @@ async fn discover<P: Platform>(p: &P, name: &str, c: &OidcConfig) -> AppResult<D
 /// The authorization request URL.
 pub async fn begin<P: Platform>(
     p: &P,
-    cfg: &Config,
     name: &str,
     c: &OidcConfig,
-    txn: &LoginTxn,
+    flow: &Flow<'_>,
 ) -> AppResult<String> {
     let d = discover(p, name, c).await?;
     let mut url = url::Url::parse(&d.authorization_endpoint).map_err(|_| AppError::Provider {
@@ -131,11 +129,11 @@ pub async fn begin<P: Platform>(
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", &c.client_id)
-        .append_pair("redirect_uri", &cfg.redirect_uri(name))
+        .append_pair("redirect_uri", &flow.redirect_uri)
         .append_pair("scope", &c.scopes)
-        .append_pair("state", &txn.state)
-        .append_pair("nonce", &txn.nonce)
-        .append_pair("code_challenge", &txn.pkce_challenge())
+        .append_pair("state", flow.state)
+        .append_pair("nonce", flow.nonce)
+        .append_pair("code_challenge", &flow.pkce_challenge())
         .append_pair("code_challenge_method", "S256");
     Ok(url.into())
 }
@@ -177,14 +175,14 @@ fn token_request(
     token_endpoint: &str,
     redirect_uri: &str,
     code: &str,
-    txn: &LoginTxn,
+    flow: &Flow<'_>,
     client: Client<'_>,
 ) -> Outbound {
     let mut pairs = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
         ("redirect_uri", redirect_uri),
-        ("code_verifier", txn.pkce_verifier.as_str()),
+        ("code_verifier", flow.pkce_verifier),
     ];
     if client.auth == ClientAuth::ClientSecretPost {
         pairs.push(("client_id", client.id));
@@ -204,14 +202,13 @@ fn token_request(
 /// (shared with `oauth2`); any token-endpoint failure ends here.
 pub async fn exchange_code<P: Platform>(
     p: &P,
-    cfg: &Config,
     name: &str,
     token_endpoint: &str,
     client: Client<'_>,
     code: &str,
-    txn: &LoginTxn,
+    flow: &Flow<'_>,
 ) -> AppResult<Value> {
-    let token_req = token_request(token_endpoint, &cfg.redirect_uri(name), code, txn, client);
+    let token_req = token_request(token_endpoint, &flow.redirect_uri, code, flow, client);
     call_ok(p.http(), name, token_req).await
 }
 
@@ -262,11 +259,10 @@ fn str_claim(m: &Map<String, Value>, k: &str) -> Option<String> {
 /// Exchanges the code, verifies the ID token, reads userinfo, and returns the profile.
 pub async fn complete<P: Platform>(
     p: &P,
-    cfg: &Config,
     name: &str,
     c: &OidcConfig,
     req: &Request,
-    txn: &LoginTxn,
+    flow: &Flow<'_>,
 ) -> AppResult<Profile> {
     let code = callback_code(req, name)?;
     let d = discover(p, name, c).await?;
@@ -275,7 +271,7 @@ pub async fn complete<P: Platform>(
         secret: &c.client_secret,
         auth: c.client_auth,
     };
-    let tokens = exchange_code(p, cfg, name, &d.token_endpoint, client, &code, txn).await?;
+    let tokens = exchange_code(p, name, &d.token_endpoint, client, &code, flow).await?;
     let id_token = tokens
         .get("id_token")
         .and_then(|t| t.as_str())
@@ -298,7 +294,7 @@ pub async fn complete<P: Platform>(
         }
     }
     let nonce_ok = str_claim(&claims, "nonce")
-        .map(|n| crate::crypto::ct_eq(n.as_bytes(), txn.nonce.as_bytes()))
+        .map(|n| crate::crypto::ct_eq(n.as_bytes(), flow.nonce.as_bytes()))
         .unwrap_or(false);
     if !nonce_ok {
         return Err(jwt_rejected(name, "ID token", JwtError::Nonce));

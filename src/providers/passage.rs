@@ -11,14 +11,14 @@
 //! so the visitor can only ever be signed in as themselves.
 
 use super::oidc::verify_provider_jwt;
-use super::settings;
-use crate::config::{parse_base_url, Config};
+use super::{settings, Flow};
 use crate::cookies::read_cookie;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::jwt::validate::ClaimRules;
 use crate::jwt::{compact, Alg, JwtError};
 use crate::platform::Platform;
+use crate::urls::parse_base_url;
 use crate::users::Profile;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -104,9 +104,9 @@ impl PassageConfig {
 
 /// Where the login page's button goes: straight to the callback, which either finds a
 /// Passage token in this browser or explains that there is none.
-pub fn begin(cfg: &Config, name: &str, return_to: &str) -> String {
-    let mut url = cfg.redirect_uri(name);
-    if return_to != crate::return_to::DEFAULT {
+pub fn begin(flow: &Flow<'_>) -> String {
+    let mut url = flow.redirect_uri.clone();
+    if let Some(return_to) = flow.return_to {
         url.push('?');
         url.push_str(
             &url::form_urlencoded::Serializer::new(String::new())
