@@ -1,6 +1,6 @@
-//! Typed configuration (SPEC section 3): every setting is read from an [`EnvSource`] once per
-//! isolate, validated, and turned into a [`Config`]. A missing or malformed setting becomes
-//! an [`AppError::Config`] naming the setting — one log line and a 500 page, never a panic.
+//! Typed configuration (README "Configuration"): every setting is read from an [`EnvSource`] once
+//! per isolate, validated, and turned into a [`Config`]. A missing or malformed setting becomes an
+//! [`AppError::Config`] naming the setting — one log line and a 500 page, never a panic.
 
 use crate::crypto::Secret;
 use crate::error::AppError;
@@ -30,7 +30,7 @@ impl EnvSource for BTreeMap<String, String> {
     }
 }
 
-/// Defaults of SPEC section 3.
+/// Defaults of README "Configuration".
 pub const DEFAULT_SESSION_TTL: u64 = 30 * 24 * 3600;
 pub const DEFAULT_SESSION_IDLE: u64 = 7 * 24 * 3600;
 pub const DEFAULT_ACCESS_TTL: u64 = 300;

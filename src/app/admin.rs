@@ -1,4 +1,4 @@
-//! The admin API (SPEC section 6): JSON under `/admin`, behind `Authorization: Bearer
+//! The admin API (README "Admin API"): JSON under `/admin`, behind `Authorization: Bearer
 //! <ADMIN_API_KEY>`. The key is compared in constant time; a missing or wrong key gets the
 //! same 401 with no detail (also for paths that do not exist, so the API cannot be mapped
 //! without the key), is recorded as an `admin_auth_failed` event, and counts against a

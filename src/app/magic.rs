@@ -1,4 +1,4 @@
-//! `POST /auth/magic-link` (SPEC section 2): `{email, return_to?, provider?}` as a form or
+//! `POST /auth/magic-link` (README "Routes"): `{email, return_to?, provider?}` as a form or
 //! JSON asks a magic-link provider (`stytch`) to email a sign-in link.
 //!
 //! - Origin-checked like every state-changing route; the address and `return_to` are

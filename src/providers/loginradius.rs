@@ -1,4 +1,4 @@
-//! The `loginradius` kind (SPEC section 4, `shared/vendors.md`): the browser goes to the
+//! The `loginradius` kind (docs/vendors.md, "LoginRadius"): the browser goes to the
 //! app's hosted page `{hub_url}/auth.aspx?action=login&return_url=…` and comes back with
 //! `?token=<access token>`; `GET {api_url}identity/v2/auth/account?apikey=K` with that token as
 //! `Authorization: Bearer` gives the profile, linked by its `Uid` under the issuer

@@ -1,4 +1,4 @@
-//! Identity providers (SPEC section 4). Each kind lives in its own file behind the same
+//! Identity providers (README "Providers"). Each kind lives in its own file behind the same
 //! steps — [`begin`] (where to send the browser), [`complete`] (turn the callback into a
 //! verified [`Profile`]) and [`end_session`] (vendor-side logout) — so that adding a kind
 //! touches one file and one match arm in each function here.

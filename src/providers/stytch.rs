@@ -1,4 +1,4 @@
-//! The `stytch` kind: email magic links through Stytch's consumer API (`shared/vendors.md`).
+//! The `stytch` kind: email magic links through Stytch's consumer API (docs/vendors.md).
 //!
 //! `POST /auth/magic-link` ([`crate::app`]'s `magic` module) calls [`send_magic_link`]
 //! (`magic_links/email/login_or_create`) with the magic link URL set to

@@ -1,4 +1,4 @@
-//! The `xwms` kind (SPEC section 4, `shared/vendors.md`): `POST {api_url}sign-token` with the
+//! The `xwms` kind (docs/vendors.md, "XWMS"): `POST {api_url}sign-token` with the
 //! client credentials and the return URL gives the XWMS login page (`data.url`); the browser
 //! comes back with `?token=`, which `POST {api_url}sign-token-verify` turns into the user
 //! (`status == "success"`, user in `data`). The identity is `(xwms:{domain}, sub)`.
