@@ -1,6 +1,6 @@
-//! Typed configuration (README "Configuration"): every setting is read from an [`EnvSource`] once
-//! per isolate, validated, and turned into a [`Config`]. A missing or malformed setting becomes an
-//! [`AppError::Config`] naming the setting — one log line and a 500 page, never a panic.
+//! Typed configuration (README "Configuration"): each setting is read from [`EnvSource`] once per
+//! isolate, validated, and turned into a [`Config`]. A missing or malformed setting becomes
+//! an [`AppError::Config`] naming the setting — one log line and a 500 page, never a panic.
 
 use crate::crypto::Secret;
 use crate::error::AppError;

@@ -1,6 +1,6 @@
-//! Cookie rules (README "Sessions, tokens and cookies"): parsing the `Cookie` header, and building
-//! `Set-Cookie` values with `__Host-` prefix, `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/` — the
-//! prefix and `Secure` dropped only on plain-http localhost, where browsers would refuse them.
+//! Cookie rules (README "Sessions, tokens and cookies"): parsing `Cookie`, building `Set-Cookie`
+//! values with `__Host-` prefix, `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/` — the prefix
+//! and `Secure` dropped only on plain-http localhost, where browsers would refuse them.
 
 use crate::error::AppError;
 use crate::http::Request;

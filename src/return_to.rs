@@ -1,6 +1,6 @@
-//! `return_to` validation (docs/security.md, rule 'return_to'): where Gatehouse may send the
-//! browser after sign-in or logout. Relative paths on our own origin, or absolute URLs on an
-//! allowed origin; every open-redirect trick (`//evil`, `https:evil`, `\\evil`, `javascript:`,
+//! `return_to` (docs/security.md, rule 'return_to'): where Gatehouse may send the browser after
+//! sign-in or logout. Relative paths on our own origin, or absolute URLs on an allowed
+//! origin; every open-redirect trick (`//evil`, `https:evil`, `\\evil`, `javascript:`,
 //! control characters, and their percent-encoded variants) is refused.
 
 use crate::config::Config;
