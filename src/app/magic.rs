@@ -20,7 +20,7 @@ use crate::http::{Request, Response};
 use crate::platform::Platform;
 use crate::providers::{stytch, ProviderConfig};
 use crate::ratelimit::{self, Flow, Limit};
-use crate::txn::{self, LoginTxn};
+use crate::txn::{self, LoginTxn, Purpose};
 use crate::{config::Config, pages};
 use serde::Deserialize;
 use serde_json::json;
@@ -150,7 +150,7 @@ pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
     let return_to = checked_return_to(ctx.cfg, body.return_to.as_deref())?;
     within_limits(ctx, req, &email).await?;
 
-    let t = LoginTxn::new(name, return_to, None, ctx.p.now());
+    let t = LoginTxn::new(name, return_to, Purpose::SignIn, ctx.p.now());
     let flow = t.flow(ctx.cfg);
     let link = flow.callback_url();
     stytch::send_magic_link(ctx.p, name, c, &email, &link, &flow).await?;
