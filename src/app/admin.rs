@@ -385,8 +385,7 @@ async fn magic_link<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
         )));
     }
     let email = match body.get("email") {
-        Some(Value::String(e)) => super::magic::valid_email(e)
-            .ok_or_else(|| bad(format!("{:?} is not a valid email address.", e.trim())))?,
+        Some(Value::String(e)) => crate::validate::email(e).map_err(bad)?,
         _ => return Err(bad("email is required (a string).".into())),
     };
     let return_to = match body.get("return_to") {
