@@ -20,7 +20,7 @@ use crate::http::{Request, Response};
 use crate::platform::Platform;
 use crate::providers::{stytch, ProviderConfig};
 use crate::ratelimit::{self, Flow, Limit};
-use crate::txn::{self, LoginTxn};
+use crate::txn::{self, LoginTxn, Purpose};
 use crate::{config::Config, pages};
 use serde::Deserialize;
 use serde_json::json;
@@ -35,8 +35,6 @@ pub const PER_IP: Limit = Limit {
     max: 20,
     window: 900,
 };
-/// Longest address accepted (RFC 5321's path limit).
-const MAX_EMAIL: usize = 254;
 
 #[derive(Deserialize)]
 struct MagicLinkRequest {
@@ -45,37 +43,6 @@ struct MagicLinkRequest {
     return_to: Option<String>,
     #[serde(default)]
     provider: Option<String>,
-}
-
-/// A plain `local@domain` address (ASCII; no quoted local parts, no IP literals), trimmed.
-pub fn valid_email(raw: &str) -> Option<String> {
-    let email = raw.trim();
-    if email.len() > MAX_EMAIL {
-        return None;
-    }
-    let (local, domain) = email.rsplit_once('@')?;
-    let local_ok = !local.is_empty()
-        && local.len() <= 64
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..")
-        && local
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b));
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-        && labels
-            .last()
-            .map(|tld| tld.len() >= 2 && !tld.bytes().all(|b| b.is_ascii_digit()))
-            .unwrap_or(false);
-    (local_ok && domain_ok).then(|| email.to_string())
 }
 
 /// The magic-link provider named by `wanted`, or the only one configured.
@@ -145,12 +112,13 @@ pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
     check_origin(ctx.cfg, req)?;
     let body: MagicLinkRequest = req.parse_body()?;
     let (name, c) = pick(ctx.cfg, body.provider.as_deref())?;
-    let email = valid_email(&body.email)
+    let email = crate::validate::email(&body.email)
+        .ok()
         .ok_or_else(|| AppError::BadRequest("Please enter a valid email address.".into()))?;
     let return_to = checked_return_to(ctx.cfg, body.return_to.as_deref())?;
     within_limits(ctx, req, &email).await?;
 
-    let t = LoginTxn::new(name, return_to, None, ctx.p.now());
+    let t = LoginTxn::new(name, return_to, Purpose::SignIn, ctx.p.now());
     let flow = t.flow(ctx.cfg);
     let link = flow.callback_url();
     stytch::send_magic_link(ctx.p, name, c, &email, &link, &flow).await?;

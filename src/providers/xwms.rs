@@ -217,7 +217,7 @@ mod tests {
     use crate::http::Method;
     use crate::platform::{FetchError, Inbound};
     use crate::testing::{block_on, test_env, TestPlatform};
-    use crate::txn::LoginTxn;
+    use crate::txn::{LoginTxn, Purpose};
 
     const ISSUER: &str = "xwms:app.example.test";
 
@@ -421,7 +421,7 @@ mod tests {
     #[test]
     fn begin_posts_the_credentials_and_the_state_carrying_return_url() {
         let (p, cfg) = platform(|_| ok(json!({"data": {"url": "https://xwms.example/l/1"}})));
-        let txn = LoginTxn::new("xw", "/".into(), None, 0);
+        let txn = LoginTxn::new("xw", "/".into(), Purpose::SignIn, 0);
         let url = block_on(begin(&p, "xw", xw(&cfg), &txn.flow(&cfg))).unwrap();
         assert_eq!(url, "https://xwms.example/l/1");
         let calls = p.http.calls.borrow();
@@ -460,7 +460,7 @@ mod tests {
                 }),
             }
         });
-        let txn = LoginTxn::new("xw", "/".into(), None, 0);
+        let txn = LoginTxn::new("xw", "/".into(), Purpose::SignIn, 0);
         let call = |token: &str| {
             let req = Request::new(
                 Method::Get,
