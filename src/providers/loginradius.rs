@@ -11,7 +11,7 @@
 //! ([`super::callback_url`]), checked against the transaction cookie before the token is used.
 
 use super::fetch::call_json;
-use super::{settings, Flow};
+use super::{rejected, settings, Flow};
 use crate::crypto::Secret;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
@@ -139,16 +139,16 @@ pub fn check_answer(name: &str, what: &str, status: u16, body: &Value) -> AppRes
         Some(INVALID_TOKEN) => " (invalid or expired access token)",
         _ => "",
     };
-    Err(AppError::Provider {
-        provider: name.into(),
-        reason: format!(
+    Err(rejected(
+        name,
+        format!(
             "{what}: HTTP {status}, ErrorCode {code}{hint}: {} {}",
             field("Message"),
             field("Description")
         )
         .trim_end()
         .to_string(),
-    })
+    ))
 }
 
 fn text(m: &Map<String, Value>, k: &str) -> Option<String> {
@@ -183,10 +183,7 @@ pub fn profile_from_account(
     token: &str,
 ) -> AppResult<Profile> {
     check_answer(name, "profile", status, body)?;
-    let rejected = |reason: &str| AppError::Provider {
-        provider: name.into(),
-        reason: format!("profile: {reason}"),
-    };
+    let rejected = |reason: &str| rejected(name, format!("profile: {reason}"));
     let m = body
         .as_object()
         .ok_or_else(|| rejected("the answer is not an object"))?;
@@ -278,10 +275,7 @@ pub async fn end_session<P: Platform>(
     check_answer(name, "invalidate", status, &body)?;
     match body.get("IsPosted") {
         Some(Value::Bool(true)) => Ok(()),
-        _ => Err(AppError::Provider {
-            provider: name.into(),
-            reason: "invalidate: answer without IsPosted: true".into(),
-        }),
+        _ => Err(rejected(name, "invalidate: answer without IsPosted: true")),
     }
 }
 

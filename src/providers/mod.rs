@@ -98,6 +98,32 @@ impl Flow<'_> {
     }
 }
 
+/// The provider `provider` answered with an error or something that failed verification
+/// (`reason` goes to the log line, never to the client).
+pub fn rejected(provider: &str, reason: impl Into<String>) -> AppError {
+    AppError::Provider {
+        provider: provider.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The provider `provider` could not be reached or did not answer in time.
+pub fn unavailable(provider: &str, reason: impl Into<String>) -> AppError {
+    AppError::ProviderUnavailable {
+        provider: provider.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// A non-empty string claim or field of a provider's JSON (`None` for a missing, empty or
+/// non-string value).
+pub fn str_claim(m: &serde_json::Map<String, serde_json::Value>, k: &str) -> Option<String> {
+    m.get(k)
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
 /// Longest `?token=` Gatehouse passes on to a vendor (XWMS, LoginRadius).
 pub const MAX_QUERY_TOKEN_LEN: usize = 4096;
 

@@ -4,7 +4,7 @@
 
 use super::fetch::call_ok;
 use super::oidc::{callback_code, exchange_code, Client, ClientAuth};
-use super::{require_secret, settings, Flow};
+use super::{rejected, require_secret, settings, Flow};
 use crate::crypto::Secret;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
@@ -146,10 +146,7 @@ pub async fn complete<P: Platform>(
     let access = tokens
         .get("access_token")
         .and_then(|t| t.as_str())
-        .ok_or_else(|| AppError::Provider {
-            provider: name.into(),
-            reason: "token response without access_token".into(),
-        })?;
+        .ok_or_else(|| rejected(name, "token response without access_token"))?;
     let info = call_ok(
         p.http(),
         name,
@@ -158,10 +155,8 @@ pub async fn complete<P: Platform>(
             .header("user-agent", "gatehouse"),
     )
     .await?;
-    let sub = field(&info, &c.sub_field).ok_or_else(|| AppError::Provider {
-        provider: name.into(),
-        reason: format!("userinfo has no {:?}", c.sub_field),
-    })?;
+    let sub = field(&info, &c.sub_field)
+        .ok_or_else(|| rejected(name, format!("userinfo has no {:?}", c.sub_field)))?;
     Ok(Profile {
         issuer: c.issuer.clone(),
         sub,

@@ -4,7 +4,7 @@
 //! once a minute), and userinfo, whose `sub` must equal the ID token's.
 
 use super::fetch::{cached_document, call_ok};
-use super::{require_secret, settings, Flow};
+use super::{rejected, require_secret, settings, str_claim, Flow};
 use crate::crypto::Secret;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
@@ -86,16 +86,14 @@ struct Discovery {
 
 async fn discover<P: Platform>(p: &P, name: &str, c: &OidcConfig) -> AppResult<Discovery> {
     let doc = cached_document(p, name, &c.discovery_url(), false).await?;
-    let d: Discovery = serde_json::from_value(doc).map_err(|e| AppError::Provider {
-        provider: name.into(),
-        reason: format!("discovery document: {e}"),
-    })?;
+    let d: Discovery = serde_json::from_value(doc)
+        .map_err(|e| rejected(name, format!("discovery document: {e}")))?;
     // OpenID Connect Discovery 1.0 §4.3: the document's issuer must be the one configured.
     if d.issuer != c.issuer {
-        return Err(AppError::Provider {
-            provider: name.into(),
-            reason: format!("discovery issuer {} is not {}", d.issuer, c.issuer),
-        });
+        return Err(rejected(
+            name,
+            format!("discovery issuer {} is not {}", d.issuer, c.issuer),
+        ));
     }
     // The code, the client secret and the keys travel through these: https, as for the
     // configured URLs, except on loopback.
@@ -106,10 +104,10 @@ async fn discover<P: Platform>(p: &P, name: &str, c: &OidcConfig) -> AppResult<D
         .chain(userinfo)
         .find(|u| crate::urls::plain_http_off_loopback(u))
     {
-        return Err(AppError::Provider {
-            provider: name.into(),
-            reason: format!("discovery names a plain-http endpoint off loopback: {url}"),
-        });
+        return Err(rejected(
+            name,
+            format!("discovery names a plain-http endpoint off loopback: {url}"),
+        ));
     }
     Ok(d)
 }
@@ -122,10 +120,8 @@ pub async fn begin<P: Platform>(
     flow: &Flow<'_>,
 ) -> AppResult<String> {
     let d = discover(p, name, c).await?;
-    let mut url = url::Url::parse(&d.authorization_endpoint).map_err(|_| AppError::Provider {
-        provider: name.into(),
-        reason: "bad authorization_endpoint".into(),
-    })?;
+    let mut url = url::Url::parse(&d.authorization_endpoint)
+        .map_err(|_| rejected(name, "bad authorization_endpoint"))?;
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", &c.client_id)
@@ -141,10 +137,7 @@ pub async fn begin<P: Platform>(
 /// Refuses a callback that carries the provider's `error`, or lacks a `code`.
 pub fn callback_code(req: &Request, name: &str) -> AppResult<String> {
     if let Some(err) = req.query("error") {
-        return Err(AppError::Provider {
-            provider: name.into(),
-            reason: format!("authorization error {err:?}"),
-        });
+        return Err(rejected(name, format!("authorization error {err:?}")));
     }
     req.query("code")
         .filter(|c| !c.is_empty() && c.len() < 4096)
@@ -213,10 +206,7 @@ pub async fn exchange_code<P: Platform>(
 }
 
 fn jwt_rejected(name: &str, what: &str, e: JwtError) -> AppError {
-    AppError::Provider {
-        provider: name.into(),
-        reason: format!("{what}: {e}"),
-    }
+    rejected(name, format!("{what}: {e}"))
 }
 
 /// Verifies a provider-signed JWT (`what`, for the log line) against the JWKS at `jwks_url`,
@@ -249,13 +239,6 @@ pub async fn verify_provider_jwt<P: Platform>(
     Ok(untrusted.claims)
 }
 
-fn str_claim(m: &Map<String, Value>, k: &str) -> Option<String> {
-    m.get(k)
-        .and_then(|v| v.as_str())
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-}
-
 /// Exchanges the code, verifies the ID token, reads userinfo, and returns the profile.
 pub async fn complete<P: Platform>(
     p: &P,
@@ -275,10 +258,7 @@ pub async fn complete<P: Platform>(
     let id_token = tokens
         .get("id_token")
         .and_then(|t| t.as_str())
-        .ok_or_else(|| AppError::Provider {
-            provider: name.into(),
-            reason: "token response without id_token".into(),
-        })?;
+        .ok_or_else(|| rejected(name, "token response without id_token"))?;
     let rules = ClaimRules {
         issuer: &d.issuer,
         audience: &c.client_id,
@@ -312,10 +292,7 @@ pub async fn complete<P: Platform>(
         .await?;
         let info = info.as_object().cloned().unwrap_or_default();
         if str_claim(&info, "sub").as_deref() != Some(sub.as_str()) {
-            return Err(AppError::Provider {
-                provider: name.into(),
-                reason: "userinfo sub differs from the ID token's".into(),
-            });
+            return Err(rejected(name, "userinfo sub differs from the ID token's"));
         }
         // Userinfo fills what the ID token left out; the ID token's own claims win.
         for (k, v) in info {

@@ -11,7 +11,7 @@
 //! so the visitor can only ever be signed in as themselves.
 
 use super::oidc::verify_provider_jwt;
-use super::{settings, Flow};
+use super::{rejected, settings, str_claim, Flow};
 use crate::cookies::read_cookie;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
@@ -21,7 +21,7 @@ use crate::platform::Platform;
 use crate::urls::parse_base_url;
 use crate::users::Profile;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The cookie the Passage element sets.
 pub const DEFAULT_COOKIE: &str = "psg_auth_token";
@@ -140,18 +140,8 @@ pub fn presented_token(req: &Request, cookie: &str) -> Option<(String, Source)> 
         .or_else(|| read_cookie(req, cookie).map(|t| (t, Source::Cookie)))
 }
 
-fn rejected(name: &str, e: JwtError) -> AppError {
-    AppError::Provider {
-        provider: name.into(),
-        reason: format!("Passage token: {e}"),
-    }
-}
-
-fn str_claim(m: &Map<String, Value>, k: &str) -> Option<String> {
-    m.get(k)
-        .and_then(|v| v.as_str())
-        .filter(|s| !s.is_empty())
-        .map(String::from)
+fn token_rejected(name: &str, e: JwtError) -> AppError {
+    rejected(name, format!("Passage token: {e}"))
 }
 
 /// Verifies the presented Passage JWT and returns who it names.
@@ -185,9 +175,11 @@ pub async fn complete<P: Platform>(
         )));
     }
     // Passage signs with RS256 and nothing else.
-    let alg = compact::parse(&token).map_err(|e| rejected(name, e))?.alg;
+    let alg = compact::parse(&token)
+        .map_err(|e| token_rejected(name, e))?
+        .alg;
     if alg != Alg::Rs256 {
-        return Err(rejected(
+        return Err(token_rejected(
             name,
             JwtError::Algorithm(format!("{} (Passage tokens are RS256)", alg.name())),
         ));

@@ -22,7 +22,7 @@
 //! errors whose detail goes to the log only; Stytch's own 429 becomes Gatehouse's 429.
 
 use super::fetch::call_json;
-use super::{require_secret, settings, Flow};
+use super::{rejected, require_secret, settings, Flow};
 use crate::crypto::Secret;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
@@ -132,15 +132,15 @@ pub fn stytch_error(name: &str, path: &str, status: u16, body: &Value) -> AppErr
         return AppError::RateLimited;
     }
     let field = |k| text(body, k).unwrap_or_else(|| "-".into());
-    AppError::Provider {
-        provider: name.into(),
-        reason: format!(
+    rejected(
+        name,
+        format!(
             "{path}: HTTP {status} {} ({}) request_id={}",
             field("error_type"),
             field("error_message"),
             field("request_id")
         ),
-    }
+    )
 }
 
 /// Calls `path` and returns the 2xx body, or the Stytch error.
@@ -156,10 +156,10 @@ async fn call<H: HttpClient>(
         return Err(stytch_error(name, path, status, &json));
     }
     if !json.is_object() {
-        return Err(AppError::Provider {
-            provider: name.into(),
-            reason: format!("{path}: HTTP {status} with a body that is not an object"),
-        });
+        return Err(rejected(
+            name,
+            format!("{path}: HTTP {status} with a body that is not an object"),
+        ));
     }
     Ok(json)
 }
@@ -254,10 +254,7 @@ fn pick_email(user: &Value, method_id: Option<&str>) -> (Option<String>, Option<
 
 /// Turns a successful `magic_links/authenticate` body into a profile.
 pub fn profile_from_authenticate(name: &str, c: &StytchConfig, body: &Value) -> AppResult<Profile> {
-    let bad = |what: &str| AppError::Provider {
-        provider: name.into(),
-        reason: format!("magic_links/authenticate: {what}"),
-    };
+    let bad = |what: &str| rejected(name, format!("magic_links/authenticate: {what}"));
     let user_id = text(body, "user_id").ok_or_else(|| bad("no user_id"))?;
     let user = body.get("user").cloned().unwrap_or(Value::Null);
     if let Some(inner) = text(&user, "user_id") {

@@ -8,9 +8,9 @@
 //! the token is looked at.
 
 use super::fetch::{call_json, call_ok};
-use super::{require_secret, settings, Flow};
+use super::{rejected, require_secret, settings, Flow};
 use crate::crypto::Secret;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::http::Request;
 use crate::platform::{Outbound, Platform};
 use crate::urls::api_base;
@@ -69,13 +69,6 @@ impl XwmsConfig {
 
     fn endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.api_url)
-    }
-}
-
-fn rejected(name: &str, reason: impl Into<String>) -> AppError {
-    AppError::Provider {
-        provider: name.into(),
-        reason: reason.into(),
     }
 }
 
@@ -214,6 +207,7 @@ pub async fn complete<P: Platform>(
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::error::AppError;
     use crate::http::Method;
     use crate::platform::{FetchError, Inbound};
     use crate::testing::{block_on, test_env, TestPlatform};
