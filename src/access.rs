@@ -1,4 +1,4 @@
-//! Gatehouse's own access tokens (SPEC section 5): EdDSA, `kid` = thumbprint, `typ` =
+//! Access JWTs (README "Sessions, tokens and cookies"): EdDSA, `kid` = thumbprint, `typ` =
 //! `at+jwt`, `iss` = `PUBLIC_URL`, `aud` = `PUBLIC_URL`, `sub` = local user id, `sid` =
 //! session id, plus `email`, `email_verified` and `name`. Verifying one reads no storage.
 //! They expire at `exp` exactly: no leeway (see [`expired`]).

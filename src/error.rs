@@ -8,7 +8,7 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AppError {
-    /// A setting of SPEC section 3 is missing or malformed; names the setting.
+    /// A setting of README "Configuration" is missing or malformed; names the setting.
     Config { setting: String, problem: String },
     /// The route does not exist.
     NotFound,

@@ -206,7 +206,7 @@ impl Response {
         r
     }
 
-    /// A 302 to `location` (built by hand so cookies can ride along; see TOOLCHAIN.md).
+    /// A 302 to `location` (built by hand so cookies can ride along; see docs/toolchain.md).
     pub fn redirect(location: &str) -> Response {
         let mut r = Response::new(302);
         r.set_header("location", location);

@@ -25,6 +25,7 @@ pub mod respond;
 pub mod return_to;
 pub mod sessions;
 pub mod txn;
+pub mod urls;
 pub mod users;
 pub mod validate;
 

@@ -1,4 +1,4 @@
-//! Proxy mode (SPEC section 5, on when `ORIGIN_URL` is set): every path that is not one of
+//! Proxy mode (README "Proxy mode"; on when `ORIGIN_URL` is set): every path that is not one of
 //! Gatehouse's own goes to the origin. Unauthenticated browser GETs are sent to sign in,
 //! other unauthenticated requests get 401. Authenticated ones are forwarded with
 //! `X-Gatehouse-User`, `X-Gatehouse-Email` and `X-Gatehouse-Jwt`, after stripping any

@@ -1,4 +1,4 @@
-//! JSON Web Tokens: parsing with the hardening rules of SPEC section 7 (size cap before
+//! JSON Web Tokens: parsing with the rules of docs/security.md, 'JWTs' (size cap before
 //! parsing, algorithm allow-list per key, no `none`, no `jwk`/`jku`/`x5u`/`x5c` header keys,
 //! no unknown `crit`, `typ` kept apart), claim checks with 60 s leeway and an injectable
 //! clock, Gatehouse's own access tokens, and the JWK types. Signature math sits behind

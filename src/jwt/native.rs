@@ -1,6 +1,6 @@
 //! The native signature backend (jwt-compact with pure-Rust Ed25519 and P-256): used by unit
 //! tests, benchmarks and the key tool. The Worker never links it; it uses WebCrypto, which is
-//! several times faster in wasm (see TOOLCHAIN.md). RS256 is WebCrypto-only: natively it
+//! several times faster in wasm (see docs/toolchain.md). RS256 is WebCrypto-only: natively it
 //! reports an unsupported key rather than pull the `rsa` crate in.
 
 use super::jwk::PublicJwk;
