@@ -25,6 +25,7 @@ pub mod sessions;
 pub mod txn;
 pub mod users;
 pub mod validate;
+pub mod webauthn;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;

@@ -40,6 +40,8 @@ pub enum SpendKind {
     LoginTxn,
     /// An emailed invitation (`POST /admin/magic-links`).
     Invitation,
+    /// A passkey ceremony's challenge.
+    PasskeyChallenge,
 }
 
 impl SpendKind {
@@ -48,6 +50,7 @@ impl SpendKind {
         match self {
             SpendKind::LoginTxn => "txn",
             SpendKind::Invitation => "inv",
+            SpendKind::PasskeyChallenge => "pkc",
         }
     }
 }
@@ -206,6 +209,18 @@ pub trait Signatures {
     ) -> Result<bool, String>;
     /// Signs `msg` with one of Gatehouse's Ed25519 keys.
     async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String>;
+    /// Like [`Signatures::verify`], for a key that is seen once in a while (a passkey's, one
+    /// per person): nothing about the key is kept, so an isolate that serves many people
+    /// does not accumulate their keys.
+    async fn verify_uncached(
+        &self,
+        key: &PublicJwk,
+        alg: Alg,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<bool, String> {
+        self.verify(key, alg, msg, sig).await
+    }
 }
 
 /// Per-isolate caches of remote documents (discovery, JWKS) and of successful signature
@@ -223,7 +238,7 @@ pub struct Caches {
 /// Everything a request handler needs from the runtime.
 pub trait Platform {
     type Kv: Kv;
-    type Users: UserStore;
+    type Users: UserStore + crate::webauthn::store::PasskeyStore;
     type Http: HttpClient;
     type Sig: Signatures;
     type Once: SingleUse;

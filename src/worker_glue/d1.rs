@@ -11,6 +11,9 @@ use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::d1::{D1Database, D1PreparedStatement};
 
+#[path = "d1_passkeys.rs"]
+mod passkeys;
+
 pub struct D1Users(pub D1Database);
 
 fn err(e: impl std::fmt::Display) -> StoreError {
