@@ -133,7 +133,8 @@ async fn route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
         (Method::Get, [""]) => account::home(ctx, req).await,
         (
             _,
-            ["auth", "login" | "callback" | "magic-link" | "me" | "logout" | "token" | "sessions", ..],
+            ["auth", "login" | "callback" | "magic-link" | "me" | "logout" | "token" | "sessions"
+            | "passkeys.js", ..],
         ) => Err(AppError::MethodNotAllowed),
         _ => Err(AppError::NotFound),
     }
