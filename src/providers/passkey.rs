@@ -111,3 +111,75 @@ pub fn configured(cfg: &crate::config::Config) -> Option<(&str, &PasskeyConfig)>
         _ => None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::error::AppError;
+    use crate::testing::test_env;
+
+    fn config(public_url: &str, providers: &str) -> Result<Config, AppError> {
+        let mut env = test_env();
+        env.insert("PUBLIC_URL".into(), public_url.into());
+        env.insert("PROVIDERS".into(), providers.into());
+        Config::from_env(&env)
+    }
+
+    fn problem(r: Result<Config, AppError>) -> String {
+        match r {
+            Err(AppError::Config { problem, .. }) => problem,
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rp_id_defaults_to_the_public_host_and_must_contain_it() {
+        let pk = |c: &Config| super::configured(c).map(|(n, p)| (n.to_string(), p.clone()));
+        let c = config("http://localhost:8787", r#"{"pk":{"kind":"passkey"}}"#).unwrap();
+        let (name, p) = pk(&c).unwrap();
+        assert_eq!((name.as_str(), p.rp_id.as_str()), ("pk", "localhost"));
+        assert_eq!(p.issuer(), "webauthn:localhost");
+        assert!(!p.require_uv);
+        let c = config(
+            "https://login.example.com",
+            r#"{"pk":{"kind":"passkey","rp_id":"example.com","user_verification":"required"}}"#,
+        )
+        .unwrap();
+        let (_, p) = pk(&c).unwrap();
+        assert_eq!((p.rp_id.as_str(), p.require_uv), ("example.com", true));
+        assert!(problem(config(
+            "https://login.example.com",
+            r#"{"pk":{"kind":"passkey","rp_id":"ample.com"}}"#
+        ))
+        .contains("must be PUBLIC_URL's host or a domain it belongs to"));
+        assert!(problem(config(
+            "https://login.example.com",
+            r#"{"pk":{"kind":"passkey","rp_id":"other.example.com"}}"#
+        ))
+        .contains("must be PUBLIC_URL's host"));
+    }
+
+    #[test]
+    fn an_ip_address_a_second_provider_and_unknown_settings_are_refused() {
+        assert!(problem(config(
+            "http://127.0.0.1:8787",
+            r#"{"pk":{"kind":"passkey"}}"#
+        ))
+        .contains("browsers refuse an IP address"));
+        assert!(problem(config(
+            "http://localhost:8787",
+            r#"{"a":{"kind":"passkey"},"b":{"kind":"passkey","rp_id":"localhost"}}"#
+        ))
+        .contains("one passkey provider"));
+        assert!(problem(config(
+            "http://localhost:8787",
+            r#"{"pk":{"kind":"passkey","user_verification":"always"}}"#
+        ))
+        .contains("user_verification"));
+        assert!(problem(config(
+            "http://localhost:8787",
+            r#"{"pk":{"kind":"passkey","rpid":"localhost"}}"#
+        ))
+        .contains("unknown field"));
+    }
+}
