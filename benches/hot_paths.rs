@@ -6,11 +6,11 @@
 //! Run with `cargo bench`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use gatehouse::access::{self, AccessClaims};
 use gatehouse::config::Config;
 use gatehouse::cookies::CookieJar;
 use gatehouse::crypto::b64url;
 use gatehouse::http::{Method, Request};
-use gatehouse::jwt::access::{self, AccessClaims};
 use gatehouse::jwt::compact;
 use gatehouse::jwt::keys::SigningKey;
 use gatehouse::jwt::native::generate_ed25519_jwk;

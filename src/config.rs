@@ -2,7 +2,7 @@
 //! isolate, validated, and turned into a [`Config`]. A missing or malformed setting becomes
 //! an [`AppError::Config`] naming the setting — one log line and a 500 page, never a panic.
 
-use crate::crypto::{b64url_decode, Secret};
+use crate::crypto::Secret;
 use crate::error::AppError;
 use crate::jwt::keys::SigningKey;
 use crate::providers::ProviderConfig;
@@ -330,18 +330,6 @@ fn parse_origins(raw: Option<String>) -> Result<Vec<String>, AppError> {
             Ok(url.origin().ascii_serialization())
         })
         .collect()
-}
-
-/// Decodes a base64url field of a JWK into exactly `N` bytes.
-pub fn jwk_bytes<const N: usize>(v: &serde_json::Value, field: &str) -> Result<[u8; N], String> {
-    let s = v
-        .get(field)
-        .and_then(|x| x.as_str())
-        .ok_or(format!("missing \"{field}\""))?;
-    let bytes = b64url_decode(s).map_err(|_| format!("\"{field}\" is not base64url"))?;
-    bytes
-        .try_into()
-        .map_err(|_| format!("\"{field}\" must be {N} bytes"))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 #![allow(async_fn_in_trait)]
 
 use crate::crypto::{b64url, random_bytes};
-use crate::platform::StoreError;
+use crate::error::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

@@ -219,7 +219,7 @@ async fn act<P: Platform>(
     req: &Request,
     provider: &str,
     pc: &PasskeyConfig,
-    c: &crate::jwt::access::AccessClaims,
+    c: &crate::access::AccessClaims,
     action: Action<'_>,
 ) -> AppResult<Done> {
     let users = ctx.p.users();

@@ -159,7 +159,7 @@ mod tests {
     }
 
     fn signed_in_token(cfg: &crate::config::Config, p: &TestPlatform) -> String {
-        let claims = crate::jwt::access::AccessClaims::new(
+        let claims = crate::access::AccessClaims::new(
             cfg,
             "usr_1",
             "sid1",
@@ -167,7 +167,7 @@ mod tests {
             None,
             p.now(),
         );
-        block_on(crate::jwt::access::issue(cfg, p, &claims)).unwrap()
+        block_on(crate::access::issue(cfg, p, &claims)).unwrap()
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::jwk::PublicJwk;
 use super::keys::SigningKey;
 use super::Alg;
 use crate::crypto::b64url_decode;
-use crate::platform::Signatures;
+use crate::jwt::Signatures;
 use jwt_compact::alg::{Ed25519, Es256, VerifyingKey};
 use jwt_compact::{Algorithm, AlgorithmSignature};
 

@@ -237,7 +237,7 @@ pub async fn verify_provider_jwt<P: Platform>(
     let rejected = |e| jwt_rejected(name, what, e);
     let untrusted = compact::parse(token).map_err(rejected)?;
     // An access token (ours or anyone's) is never an ID token.
-    if untrusted.typ().as_deref() == Some(crate::jwt::access::TYP) {
+    if untrusted.typ().as_deref() == Some(crate::jwt::ACCESS_TOKEN_TYP) {
         return Err(rejected(JwtError::Type));
     }
     let mut keys = jwk::parse_set(&cached_document(p, name, jwks_url, false).await?);
