@@ -16,7 +16,7 @@ mod tests;
 use crate::crypto::{b64url_decode, ct_eq, sha256};
 use crate::jwt::jwk::PublicJwk;
 use crate::jwt::Alg;
-use crate::platform::Signatures;
+use crate::jwt::Signatures;
 use authdata::AuthData;
 use serde_json::Value;
 

@@ -5,9 +5,9 @@
 
 #![allow(async_fn_in_trait)]
 
+use crate::error::StoreError;
 use crate::jwt::jwk::PublicJwk;
 use crate::jwt::Alg;
-use crate::platform::StoreError;
 use crate::users::rfc3339;
 
 /// A registered passkey.
