@@ -109,7 +109,9 @@ impl Config {
         let public_origin = public.origin().ascii_serialization();
         let secure_cookies = public.scheme() == "https";
 
-        let providers = parse_providers(env)?;
+        let mut providers = parse_providers(env)?;
+        crate::providers::passkey::settle(&mut providers, &public)
+            .map_err(|p| bad("PROVIDERS", p))?;
         let signing_keys = parse_signing_keys(&required(env, "SIGNING_KEYS")?)?;
 
         let state_secret = required(env, "STATE_SECRET")?;

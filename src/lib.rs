@@ -28,6 +28,7 @@ pub mod txn;
 pub mod urls;
 pub mod users;
 pub mod validate;
+pub mod webauthn;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;

@@ -34,6 +34,8 @@ pub enum SpendKind {
     /// superseded by a new sign-in. Every renewal reads this mark with the user, so a renewal
     /// that raced the ending and wrote the session back to KV renews nothing.
     EndedSession,
+    /// A passkey ceremony's challenge.
+    PasskeyChallenge,
 }
 
 impl SpendKind {
@@ -43,6 +45,7 @@ impl SpendKind {
             SpendKind::LoginTxn => "txn",
             SpendKind::Invitation => "inv",
             SpendKind::EndedSession => "ses",
+            SpendKind::PasskeyChallenge => "pkc",
         }
     }
 }
@@ -204,7 +207,7 @@ pub struct Caches {
 /// Everything a request handler needs from the runtime.
 pub trait Platform {
     type Kv: Kv;
-    type Users: UserStore;
+    type Users: UserStore + crate::webauthn::store::PasskeyStore;
     type Http: HttpClient;
     type Sig: Signatures;
     type Once: SingleUse;

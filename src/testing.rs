@@ -269,6 +269,8 @@ impl Kv for MemoryKv {
 pub struct MemoryUsers {
     users: RefCell<HashMap<String, User>>,
     identities: RefCell<HashMap<(String, String), Identity>>,
+    /// Passkey rows; a row counts only while its identity exists (as D1's join and cascade).
+    passkeys: RefCell<Vec<crate::webauthn::store::Passkey>>,
     pub events: RefCell<Vec<Event>>,
     /// The spent-set ([`SingleUse`]): `kind:hash` → expires at.
     pub spent: RefCell<BTreeMap<String, i64>>,
@@ -785,6 +787,19 @@ impl Signatures for TestPlatform {
             |_, m| m,
         )
     }
+    async fn verify_uncached(
+        &self,
+        key: &PublicJwk,
+        alg: Alg,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<bool, String> {
+        self.faults.op(
+            "sig.verify",
+            || NativeSignatures.verify_with_rsa(key, alg, msg, sig),
+            |_, m| m,
+        )
+    }
     async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String> {
         self.faults.op(
             "sig.sign",
@@ -831,5 +846,113 @@ impl Platform for TestPlatform {
     }
     fn log(&self, line: &str) {
         self.logs.borrow_mut().push(line.to_string());
+    }
+}
+
+impl MemoryUsers {
+    fn live_passkeys(
+        &self,
+        keep: impl Fn(&crate::webauthn::store::Passkey) -> bool,
+    ) -> Vec<crate::webauthn::store::Passkey> {
+        let ids = self.identities.borrow();
+        self.passkeys
+            .borrow()
+            .iter()
+            .filter(|p| {
+                ids.get(&(p.issuer.clone(), p.id.clone()))
+                    .is_some_and(|i| i.user_id == p.user_id)
+            })
+            .filter(|p| keep(p))
+            .cloned()
+            .collect()
+    }
+}
+
+impl crate::webauthn::store::PasskeyStore for MemoryUsers {
+    async fn add_passkey(
+        &self,
+        pk: &crate::webauthn::store::Passkey,
+        provider: &str,
+    ) -> Result<crate::webauthn::store::AddOutcome, StoreError> {
+        use crate::webauthn::store::AddOutcome;
+        self.d1("d1.add_passkey", || {
+            let key = (pk.issuer.clone(), pk.id.clone());
+            if !self.users.borrow().contains_key(&pk.user_id)
+                || self.identities.borrow().contains_key(&key)
+            {
+                return Ok(AddOutcome::AlreadyRegistered);
+            }
+            self.identities.borrow_mut().insert(
+                key,
+                Identity {
+                    issuer: pk.issuer.clone(),
+                    sub: pk.id.clone(),
+                    provider: provider.into(),
+                    user_id: pk.user_id.clone(),
+                    email: None,
+                    created_at: pk.created_at,
+                    last_login_at: None,
+                },
+            );
+            self.passkeys.borrow_mut().push(pk.clone());
+            Ok(AddOutcome::Added)
+        })
+    }
+
+    async fn passkey(
+        &self,
+        issuer: &str,
+        id: &str,
+    ) -> Result<Option<crate::webauthn::store::Passkey>, StoreError> {
+        self.d1("d1.passkey", || {
+            Ok(self
+                .live_passkeys(|p| p.issuer == issuer && p.id == id)
+                .into_iter()
+                .next())
+        })
+    }
+
+    async fn passkeys_of(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<crate::webauthn::store::Passkey>, StoreError> {
+        self.d1("d1.passkeys_of", || {
+            Ok(self.live_passkeys(|p| p.user_id == user_id))
+        })
+    }
+
+    async fn passkey_used(
+        &self,
+        pk: &crate::webauthn::store::Passkey,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.d1("d1.passkey_used", || {
+            for p in self.passkeys.borrow_mut().iter_mut() {
+                if p.issuer == pk.issuer && p.id == pk.id {
+                    p.sign_count = p.sign_count.max(pk.sign_count);
+                    p.backed_up = pk.backed_up;
+                    p.last_used_at = Some(now);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn rename_passkey(
+        &self,
+        user_id: &str,
+        id: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        self.d1("d1.rename_passkey", || {
+            let mut found = false;
+            for p in self.passkeys.borrow_mut().iter_mut() {
+                if p.user_id == user_id && p.id == id {
+                    p.name = name.into();
+                    found = true;
+                }
+            }
+            Ok(found)
+        })
     }
 }

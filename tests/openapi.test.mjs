@@ -63,9 +63,11 @@ async function sourceRoutes() {
   const app = await readFile(join(ROOT, 'src/app/mod.rs'), 'utf8');
   const routes = new Set(armsOf(fnBody(app, 'async fn route<'), ''));
   // Sub-tables mounted under a prefix.
-  for (const m of fnBody(app, 'async fn route<').matchAll(/\(_,\s*\["([\w-]+)",\s*rest @ \.\.\]\)\s*=>\s*(\w+)::route/g)) {
+  // (The prefix may be several segments: `(_, ["auth", "passkeys", rest @ ..]) => passkeys::route`.)
+  for (const m of fnBody(app, 'async fn route<').matchAll(/\(_,\s*\[((?:"[\w-]+",\s*)+)rest @ \.\.\]\)\s*=>\s*(\w+)::route/g)) {
+    const prefix = [...m[1].matchAll(/"([\w-]+)"/g)].map((s) => `/${s[1]}`).join('');
     const sub = await readFile(join(ROOT, `src/app/${m[2]}.rs`), 'utf8');
-    for (const r of armsOf(fnBody(sub, 'pub async fn route<'), `/${m[1]}`)) routes.add(r);
+    for (const r of armsOf(fnBody(sub, 'pub async fn route<'), prefix)) routes.add(r);
   }
   // `/healthz` is answered before the route table (no configuration needed).
   const liveness = fnBody(app, 'pub fn liveness(');
@@ -139,7 +141,7 @@ after(async () => { await gh?.stop(); await idp?.close(); });
 function paramValue(path, p) {
   const values = {
     provider: 'dev',
-    id: path.startsWith('/auth/sessions') ? fx.b.me.session_id : fx.id,
+    id: path.startsWith('/auth/sessions') ? fx.b.me.session_id : fx.id, // (a passkey: any id)
     session_id: fx.c.me.session_id,
     issuer: idp.issuer,
     sub: 'opal',
@@ -196,6 +198,15 @@ const EXPECTED = {
   'POST /admin/users/{id}/deactivate': 200,
   'POST /admin/users/{id}/activate': 200,
   'DELETE /admin/users/{id}': 204,
+  // No passkey provider is configured in this walk: each passkey route says so.
+  'GET /auth/passkeys.js': 200,
+  'POST /auth/passkeys/login/options': 400,
+  'POST /auth/passkeys/login': 400,
+  'POST /auth/passkeys/register/options': 400,
+  'POST /auth/passkeys/register': 400,
+  'GET /auth/passkeys': 400,
+  'PATCH /auth/passkeys/{id}': 400,
+  'DELETE /auth/passkeys/{id}': 400,
 };
 
 test('every documented operation answers through the Worker with the status it must, a documented one', async () => {

@@ -9,6 +9,7 @@ mod ending;
 mod identities;
 mod login;
 mod magic;
+mod passkeys;
 pub mod proxy;
 
 #[cfg(test)]
@@ -136,12 +137,15 @@ async fn route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
         (Method::Get, ["auth", "identities"]) => identities::list(ctx, req).await,
         (Method::Delete, ["auth", "identities"]) => identities::unlink(ctx, req).await,
         (_, ["admin", rest @ ..]) => admin::route(ctx, req, rest).await,
+        (Method::Get, ["auth", "passkeys.js"]) => Ok(passkeys::script()),
+        (_, ["auth", "passkeys", rest @ ..]) => passkeys::route(ctx, req, rest).await,
         (_, ["auth", "identities"]) => Err(AppError::MethodNotAllowed),
         (Method::Get, [".well-known", "jwks.json"]) => Ok(account::jwks(ctx)),
         (Method::Get, [""]) => account::home(ctx, req).await,
         (
             _,
-            ["auth", "login" | "callback" | "magic-link" | "me" | "logout" | "token" | "sessions", ..],
+            ["auth", "login" | "callback" | "magic-link" | "me" | "logout" | "token" | "sessions"
+            | "passkeys.js", ..],
         ) => Err(AppError::MethodNotAllowed),
         _ => Err(AppError::NotFound),
     }

@@ -62,6 +62,31 @@ impl NativeSignatures {
         }
     }
 
+    /// Like [`NativeSignatures::verify_sync`], and RS256 too (the passkey verifier's tests:
+    /// passkeys may be RSA keys; JWT tests keep RS256 WebCrypto-only).
+    pub fn verify_with_rsa(
+        &self,
+        key: &PublicJwk,
+        alg: Alg,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<bool, String> {
+        use rsa::pkcs1v15::{Signature, VerifyingKey};
+        use rsa::signature::Verifier;
+        if alg != Alg::Rs256 {
+            return self.verify_sync(key, alg, msg, sig);
+        }
+        let n = rsa::BigUint::from_bytes_be(&field(key, &key.n)?);
+        let e = rsa::BigUint::from_bytes_be(&field(key, &key.e)?);
+        let pk = rsa::RsaPublicKey::new(n, e).map_err(|e| e.to_string())?;
+        let Ok(s) = Signature::try_from(sig) else {
+            return Ok(false);
+        };
+        Ok(VerifyingKey::<sha2::Sha256>::new(pk)
+            .verify(msg, &s)
+            .is_ok())
+    }
+
     /// Signs synchronously with an Ed25519 key.
     pub fn sign_sync(&self, key: &SigningKey, msg: &[u8]) -> Vec<u8> {
         let kp = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(*key.seed()));
@@ -82,6 +107,16 @@ impl Signatures for NativeSignatures {
 
     async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String> {
         Ok(self.sign_sync(key, msg))
+    }
+
+    async fn verify_uncached(
+        &self,
+        key: &PublicJwk,
+        alg: Alg,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<bool, String> {
+        self.verify_with_rsa(key, alg, msg, sig)
     }
 }
 

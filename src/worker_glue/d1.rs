@@ -16,6 +16,9 @@ use js_sys::{Array, Object, Reflect};
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
 
+#[path = "d1_passkeys.rs"]
+mod passkeys;
+
 /// The database binding (`env.DB`).
 pub struct D1Users(pub Object);
 
