@@ -38,6 +38,8 @@ pub enum AppError {
     Storage(String),
     /// Anything else that is our fault; the detail is logged, not shown.
     Internal(String),
+    /// A protocol error of the OpenID Provider, answered in the shape its RFC prescribes.
+    OAuth(crate::oauth::OAuthError),
 }
 
 impl AppError {
@@ -55,6 +57,7 @@ impl AppError {
             AppError::ProviderUnavailable { .. } => 502,
             AppError::RateLimited => 429,
             AppError::PayloadTooLarge => 413,
+            AppError::OAuth(e) => e.status,
         }
     }
 
@@ -74,6 +77,7 @@ impl AppError {
             AppError::RateLimited => "rate_limited",
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::Storage(_) | AppError::Internal(_) => "internal_error",
+            AppError::OAuth(e) => e.code,
         }
     }
 
@@ -89,6 +93,7 @@ impl AppError {
             | AppError::Unauthorized(m)
             | AppError::Forbidden(m)
             | AppError::Conflict(m) => m.clone(),
+            AppError::OAuth(e) => e.description.clone(),
             AppError::LoginTransaction(m) => format!("{m} Please start the sign-in again."),
             AppError::Provider { provider, .. } => {
                 format!("Sign-in with {provider} failed. Please try again.")
@@ -127,6 +132,11 @@ impl AppError {
     pub fn into_response(self, wants: Wants) -> Response {
         let status = self.status();
         let message = self.public_message();
+        if let AppError::OAuth(e) = &self {
+            if wants == Wants::Json || e.status == 401 {
+                return oauth_response(e);
+            }
+        }
         let mut resp = match wants {
             Wants::Html => Response::html(status, crate::pages::error_page(status, &message)),
             Wants::Json => Response::json(
@@ -140,6 +150,21 @@ impl AppError {
         resp.set_header("cache-control", "no-store");
         resp
     }
+}
+
+/// RFC 6749 section 5.2: `{"error", "error_description"}`, never cached, with the
+/// endpoint's challenge.
+fn oauth_response(e: &crate::oauth::OAuthError) -> Response {
+    let mut r = Response::json(
+        e.status,
+        &serde_json::json!({"error": e.code, "error_description": e.description}),
+    );
+    if let Some(c) = &e.challenge {
+        r.set_header("www-authenticate", c);
+    }
+    r.set_header("cache-control", "no-store");
+    r.set_header("pragma", "no-cache");
+    r
 }
 
 impl std::fmt::Display for AppError {

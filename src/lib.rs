@@ -16,6 +16,7 @@ pub mod error;
 pub mod http;
 pub mod jwt;
 pub mod linking;
+pub mod oauth;
 pub mod pages;
 pub mod platform;
 pub mod providers;

@@ -204,7 +204,7 @@ pub trait Signatures {
         msg: &[u8],
         sig: &[u8],
     ) -> Result<bool, String>;
-    /// Signs `msg` with one of Gatehouse's Ed25519 keys.
+    /// Signs `msg` with one of Gatehouse's keys (EdDSA or RS256, by the key).
     async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String>;
 }
 
@@ -229,7 +229,10 @@ pub trait Platform {
     type Once: SingleUse;
     type Limits: Limiter;
     type Counts: Counters;
+    type OAuth: crate::oauth::store::OAuthStore;
     fn kv(&self) -> &Self::Kv;
+    /// The OpenID Provider's clients, consents and refresh tokens.
+    fn oauth(&self) -> &Self::OAuth;
     fn users(&self) -> &Self::Users;
     fn http(&self) -> &Self::Http;
     fn sig(&self) -> &Self::Sig;

@@ -13,24 +13,24 @@ use worker::d1::{D1Database, D1PreparedStatement};
 
 pub struct D1Users(pub D1Database);
 
-fn err(e: impl std::fmt::Display) -> StoreError {
+pub(super) fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(format!("D1: {e}"))
 }
 
-fn s(v: &str) -> JsValue {
+pub(super) fn s(v: &str) -> JsValue {
     JsValue::from_str(v)
 }
 
-fn opt(v: &Option<String>) -> JsValue {
+pub(super) fn opt(v: &Option<String>) -> JsValue {
     v.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL)
 }
 
-fn n(v: i64) -> JsValue {
+pub(super) fn n(v: i64) -> JsValue {
     JsValue::from_f64(v as f64)
 }
 
 #[derive(Deserialize)]
-struct UserRow {
+pub(super) struct UserRow {
     id: String,
     name: Option<String>,
     email: Option<String>,
@@ -126,23 +126,27 @@ struct Owner {
     user_id: String,
 }
 
-fn changes(r: &worker::d1::D1Result) -> Result<usize, StoreError> {
+pub(super) fn changes(r: &worker::d1::D1Result) -> Result<usize, StoreError> {
     Ok(r.meta().map_err(err)?.and_then(|m| m.changes).unwrap_or(0))
 }
 
 impl D1Users {
-    fn stmt(&self, sql: &str, args: &[JsValue]) -> Result<D1PreparedStatement, StoreError> {
+    pub(super) fn stmt(
+        &self,
+        sql: &str,
+        args: &[JsValue],
+    ) -> Result<D1PreparedStatement, StoreError> {
         self.0.prepare(sql).bind(args).map_err(err)
     }
 
     /// Runs one statement; how many rows it changed. (One copy of the run-and-count code
     /// for every single-statement write: it is sizeable in wasm.)
-    async fn exec(&self, sql: &str, args: &[JsValue]) -> Result<usize, StoreError> {
+    pub(super) async fn exec(&self, sql: &str, args: &[JsValue]) -> Result<usize, StoreError> {
         let r = self.stmt(sql, args)?.run().await.map_err(err)?;
         changes(&r)
     }
 
-    async fn rows<T: serde::de::DeserializeOwned>(
+    pub(super) async fn rows<T: serde::de::DeserializeOwned>(
         &self,
         sql: &str,
         args: &[JsValue],
