@@ -5,35 +5,85 @@
 use crate::config::{is_loopback_host, Config};
 use crate::crypto::{b64url, ct_eq, random_bytes, sha256_b64url};
 use crate::jwt::Alg;
-use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 /// Confidential clients hold a secret; public ones (SPAs, mobile, CLI, MCP clients) cannot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientType {
     Confidential,
     Public,
 }
 
-/// A client's settings (the `settings` JSON column).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+impl ClientType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientType::Confidential => "confidential",
+            ClientType::Public => "public",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ClientType> {
+        match s {
+            "confidential" => Some(ClientType::Confidential),
+            "public" => Some(ClientType::Public),
+            _ => None,
+        }
+    }
+}
+
+/// A client's settings (the `settings` JSON column). Read and written by hand, not by serde
+/// derives: each derive costs kilobytes of the Worker bundle.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub redirect_uris: Vec<String>,
-    #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
     /// Scopes this client may ask for.
     pub scopes: Vec<String>,
     /// The `aud` of its access tokens; the client id when unset.
-    #[serde(default)]
     pub audience: Option<String>,
     /// RFC 8707 resource indicators it may ask for instead of its audience.
-    #[serde(default)]
     pub resources: Vec<String>,
     /// Trusted by the operator: no consent page.
-    #[serde(default)]
     pub first_party: bool,
     /// `RS256` or `EdDSA`.
     pub id_token_signed_response_alg: String,
+}
+
+fn strings(v: &Value) -> Option<Vec<String>> {
+    v.as_array()?
+        .iter()
+        .map(|x| x.as_str().map(String::from))
+        .collect()
+}
+
+impl Settings {
+    /// As stored, and as the admin API shows it (with the client's own fields added).
+    pub fn to_value(&self) -> Value {
+        json!({
+            "redirect_uris": self.redirect_uris,
+            "post_logout_redirect_uris": self.post_logout_redirect_uris,
+            "scopes": self.scopes, "audience": self.audience, "resources": self.resources,
+            "first_party": self.first_party,
+            "id_token_signed_response_alg": self.id_token_signed_response_alg,
+        })
+    }
+
+    /// Reads what [`Settings::to_value`] wrote (missing members take their defaults).
+    pub fn from_value(v: &Value) -> Settings {
+        let list = |k: &str| strings(&v[k]).unwrap_or_default();
+        Settings {
+            redirect_uris: list("redirect_uris"),
+            post_logout_redirect_uris: list("post_logout_redirect_uris"),
+            scopes: list("scopes"),
+            audience: v["audience"].as_str().map(String::from),
+            resources: list("resources"),
+            first_party: v["first_party"].as_bool().unwrap_or(false),
+            id_token_signed_response_alg: v["id_token_signed_response_alg"]
+                .as_str()
+                .unwrap_or("RS256")
+                .into(),
+        }
+    }
 }
 
 /// A registered client.
@@ -51,19 +101,50 @@ pub struct Client {
 
 /// The client-settable fields (`POST /admin/clients`, `PATCH /admin/clients/{id}`,
 /// `POST /oauth/register`). Unknown fields are refused.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct ClientInput {
     pub name: Option<String>,
     pub redirect_uris: Option<Vec<String>>,
     pub post_logout_redirect_uris: Option<Vec<String>>,
-    #[serde(rename = "type")]
     pub kind: Option<ClientType>,
     pub scopes: Option<Vec<String>>,
     pub audience: Option<Option<String>>,
     pub resources: Option<Vec<String>>,
     pub first_party: Option<bool>,
     pub id_token_signed_response_alg: Option<String>,
+}
+
+impl ClientInput {
+    /// Reads a JSON object; a field of the wrong type or an unknown field is refused.
+    pub fn parse(v: &Value) -> Result<ClientInput, String> {
+        let obj = v.as_object().ok_or("the body must be a JSON object")?;
+        let mut i = ClientInput::default();
+        for (k, x) in obj {
+            let wrong = || format!("{k} has the wrong type");
+            let text = || x.as_str().map(String::from).ok_or_else(wrong);
+            let list = || strings(x).ok_or_else(wrong);
+            match k.as_str() {
+                "name" => i.name = Some(text()?),
+                "redirect_uris" => i.redirect_uris = Some(list()?),
+                "post_logout_redirect_uris" => i.post_logout_redirect_uris = Some(list()?),
+                "type" => {
+                    i.kind = Some(
+                        x.as_str()
+                            .and_then(ClientType::parse)
+                            .ok_or("type must be \"confidential\" or \"public\"")?,
+                    )
+                }
+                "scopes" => i.scopes = Some(list()?),
+                "audience" if x.is_null() => i.audience = Some(None),
+                "audience" => i.audience = Some(Some(text()?)),
+                "resources" => i.resources = Some(list()?),
+                "first_party" => i.first_party = Some(x.as_bool().ok_or_else(wrong)?),
+                "id_token_signed_response_alg" => i.id_token_signed_response_alg = Some(text()?),
+                _ => return Err(format!("unknown field {k:?}")),
+            }
+        }
+        Ok(i)
+    }
 }
 
 /// A fresh client secret (shown once) and what is stored of it.
@@ -98,7 +179,12 @@ impl Client {
                 audience: None,
                 resources: vec![],
                 first_party: false,
-                id_token_signed_response_alg: "RS256".into(),
+                // RS256 (what OpenID Connect requires providers to offer) whenever
+                // SIGNING_KEYS holds an RSA key.
+                id_token_signed_response_alg: match cfg.key_for(Alg::Rs256) {
+                    Some(_) => "RS256".into(),
+                    None => "EdDSA".into(),
+                },
             },
             created_at: now,
             updated_at: now,
@@ -234,18 +320,19 @@ impl Client {
     }
 
     /// The client as the admin API shows it (never the secret or its hash).
-    pub fn to_json(&self) -> serde_json::Value {
-        let s = &self.settings;
-        serde_json::json!({
-            "client_id": self.id, "name": self.name, "type": self.kind,
-            "redirect_uris": s.redirect_uris,
-            "post_logout_redirect_uris": s.post_logout_redirect_uris,
-            "scopes": s.scopes, "audience": self.audience(), "resources": s.resources,
-            "first_party": s.first_party,
-            "id_token_signed_response_alg": s.id_token_signed_response_alg,
-            "created_at": crate::users::rfc3339(self.created_at),
-            "updated_at": crate::users::rfc3339(self.updated_at),
-        })
+    pub fn to_json(&self) -> Value {
+        let mut v = self.settings.to_value();
+        for (k, x) in [
+            ("client_id", json!(self.id)),
+            ("name", json!(self.name)),
+            ("type", json!(self.kind.name())),
+            ("audience", json!(self.audience())),
+            ("created_at", json!(crate::users::rfc3339(self.created_at))),
+            ("updated_at", json!(crate::users::rfc3339(self.updated_at))),
+        ] {
+            v[k] = x;
+        }
+        v
     }
 }
 
@@ -290,7 +377,7 @@ mod tests {
     use crate::testing::test_config_with_rsa;
 
     fn input(v: serde_json::Value) -> ClientInput {
-        serde_json::from_value(v).unwrap()
+        ClientInput::parse(&v).unwrap()
     }
 
     #[test]
@@ -339,14 +426,30 @@ mod tests {
         ] {
             assert!(Client::create(&cfg, input(v.clone()), 1).is_err(), "{v}");
         }
-        // RS256 needs an RSA key in SIGNING_KEYS.
+        // RS256 needs an RSA key in SIGNING_KEYS; without one, EdDSA is the default.
         let no_rsa = crate::testing::test_config();
         let v = serde_json::json!({"name": "A", "type": "public", "redirect_uris": ["https://a.example/cb"]});
-        assert!(Client::create(&no_rsa, input(v), 1)
+        let made = Client::create(&no_rsa, input(v.clone()), 1).unwrap().0;
+        assert_eq!(made.id_token_alg(), Some(Alg::EdDsa));
+        let mut rs = v;
+        rs["id_token_signed_response_alg"] = "RS256".into();
+        assert!(Client::create(&no_rsa, input(rs), 1)
             .unwrap_err()
             .contains("RSA"));
         // Unknown fields are refused by the input type.
-        assert!(serde_json::from_value::<ClientInput>(serde_json::json!({"secret": "x"})).is_err());
+        assert!(ClientInput::parse(&serde_json::json!({"secret": "x"})).is_err());
+        assert!(ClientInput::parse(&serde_json::json!({"name": 7})).is_err());
+        assert!(ClientInput::parse(&serde_json::json!({"type": "other"})).is_err());
+        // Settings survive their stored form.
+        let (c, _) = Client::create(
+            &cfg,
+            input(serde_json::json!({"name": "A", "type": "public",
+            "redirect_uris": ["https://a.example/cb"], "audience": "https://api.example",
+            "first_party": true})),
+            1,
+        )
+        .unwrap();
+        assert_eq!(Settings::from_value(&c.settings.to_value()), c.settings);
     }
 
     #[test]

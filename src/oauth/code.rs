@@ -7,13 +7,12 @@
 use super::OAuthError;
 use crate::config::Config;
 use crate::crypto::{b64url, b64url_decode, ct_eq, hmac_sha256, random_token, sha256_b64url};
-use serde::{Deserialize, Serialize};
 
 /// Longest code accepted (ours are far shorter).
 const MAX_CODE_BYTES: usize = 4096;
 
 /// What a person granted a client: carried by a code, then by the refresh tokens made from it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Grant {
     pub client_id: String,
     pub user_id: String,
@@ -23,19 +22,73 @@ pub struct Grant {
     /// When the person signed in (OpenID Connect `auth_time`).
     pub auth_time: i64,
     /// An RFC 8707 resource the client asked for (the access tokens' audience).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
 }
 
+/// Encoded as form pairs (the Worker has that code already; a serde derive would cost
+/// kilobytes): the grant's members, then `extra`.
+fn encode(g: &Grant, extra: &[(&str, Option<&str>)]) -> String {
+    let auth_time = g.auth_time.to_string();
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    let members = [
+        ("c", Some(g.client_id.as_str())),
+        ("u", Some(&g.user_id)),
+        ("s", Some(&g.sid)),
+        ("sc", Some(&g.scope)),
+        ("at", Some(&auth_time)),
+        ("r", g.resource.as_deref()),
+    ];
+    for (k, v) in members.iter().chain(extra) {
+        if let Some(v) = v {
+            s.append_pair(k, v);
+        }
+    }
+    s.finish()
+}
+
+/// Form pairs back (a list: a map would pull a sort into the bundle).
+struct Pairs(Vec<(String, String)>);
+
+impl Pairs {
+    fn get(&self, k: &str) -> Option<&String> {
+        self.0.iter().find(|(x, _)| x == k).map(|(_, v)| v)
+    }
+}
+
+fn decode(s: &[u8]) -> Pairs {
+    Pairs(url::form_urlencoded::parse(s).into_owned().collect())
+}
+
+impl Grant {
+    /// The stored form of a refresh token's grant.
+    pub fn to_stored(&self) -> String {
+        encode(self, &[])
+    }
+
+    /// Reads [`Grant::to_stored`]'s form (or a code's); `None` if a member is missing.
+    pub fn from_stored(s: &str) -> Option<Grant> {
+        Self::from_map(&decode(s.as_bytes()))
+    }
+
+    fn from_map(m: &Pairs) -> Option<Grant> {
+        Some(Grant {
+            client_id: m.get("c")?.clone(),
+            user_id: m.get("u")?.clone(),
+            sid: m.get("s")?.clone(),
+            scope: m.get("sc")?.clone(),
+            auth_time: m.get("at")?.parse().ok()?,
+            resource: m.get("r").cloned(),
+        })
+    }
+}
+
 /// A code's contents.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CodeContents {
     pub grant: Grant,
     pub redirect_uri: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
     /// The PKCE S256 challenge.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_challenge: Option<String>,
     pub exp: i64,
     /// Makes every code unique (two identical grants in one second are two codes).
@@ -58,15 +111,19 @@ pub fn seal(
     code_challenge: Option<String>,
     now: i64,
 ) -> String {
-    let c = CodeContents {
-        grant,
-        redirect_uri: redirect_uri.to_string(),
-        nonce,
-        code_challenge,
-        exp: now + super::CODE_TTL,
-        jti: random_token(),
-    };
-    let payload = b64url(serde_json::to_string(&c).unwrap_or_default().as_bytes());
+    let exp = (now + super::CODE_TTL).to_string();
+    let jti = random_token();
+    let form = encode(
+        &grant,
+        &[
+            ("ru", Some(redirect_uri)),
+            ("n", nonce.as_deref()),
+            ("cc", code_challenge.as_deref()),
+            ("e", Some(&exp)),
+            ("j", Some(&jti)),
+        ],
+    );
+    let payload = b64url(form.as_bytes());
     let tag = mac(cfg, &payload);
     format!("{payload}.{tag}")
 }
@@ -82,8 +139,18 @@ pub fn open(cfg: &Config, code: &str, now: i64) -> Result<CodeContents, OAuthErr
     if !ct_eq(tag.as_bytes(), mac(cfg, payload).as_bytes()) {
         return Err(invalid());
     }
-    let bytes = b64url_decode(payload).map_err(|_| invalid())?;
-    let c: CodeContents = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let m = decode(&b64url_decode(payload).map_err(|_| invalid())?);
+    let c = CodeContents {
+        grant: Grant::from_map(&m).ok_or_else(invalid)?,
+        redirect_uri: m.get("ru").ok_or_else(invalid)?.clone(),
+        nonce: m.get("n").cloned(),
+        code_challenge: m.get("cc").cloned(),
+        exp: m
+            .get("e")
+            .and_then(|e| e.parse().ok())
+            .ok_or_else(invalid)?,
+        jti: m.get("j").cloned().unwrap_or_default(),
+    };
     if now >= c.exp {
         return Err(OAuthError::invalid_grant(
             "The authorization code has expired.",
@@ -186,18 +253,8 @@ mod tests {
         let (payload, tag) = code.split_once('.').unwrap();
         let mut g = grant();
         g.user_id = "usr_admin".into();
-        let c = CodeContents {
-            grant: g,
-            redirect_uri: "https://a/cb".into(),
-            nonce: None,
-            code_challenge: None,
-            exp: 2000,
-            jti: "x".into(),
-        };
-        let forged = format!(
-            "{}.{tag}",
-            b64url(serde_json::to_string(&c).unwrap().as_bytes())
-        );
+        let body = encode(&g, &[("ru", Some("https://a/cb")), ("e", Some("2000"))]);
+        let forged = format!("{}.{tag}", b64url(body.as_bytes()));
         for bad in [
             forged,
             format!("{payload}.AAAA"),

@@ -28,7 +28,7 @@ const PARAMS: [&str; 12] = [
 /// An authorization request, as sent.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuthRequest {
-    /// Every known parameter that was present, in [`PARAMS`] order.
+    /// Every known parameter that was present, in the order sent.
     pairs: Vec<(&'static str, String)>,
 }
 
@@ -209,7 +209,7 @@ mod tests {
     use std::borrow::Cow;
 
     fn client(kind: &str) -> Client {
-        let input: ClientInput = serde_json::from_value(serde_json::json!({
+        let input = ClientInput::parse(&serde_json::json!({
             "name": "A", "type": kind, "redirect_uris": ["https://app.example/cb?x=1"],
             "resources": ["https://api.example"]}))
         .unwrap();

@@ -9,10 +9,9 @@ use super::client::Client;
 use super::code::Grant;
 use crate::platform::StoreError;
 use crate::users::User;
-use serde::{Deserialize, Serialize};
 
 /// A refresh token as stored (never the token itself: its SHA-256).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RefreshRow {
     pub hash: String,
     /// The hash of the code the family began with.

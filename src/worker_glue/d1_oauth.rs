@@ -4,106 +4,99 @@
 //! it won.
 
 use super::d1::{changes, err, n, opt, s, D1Users, UserRow};
-use crate::oauth::client::{Client, ClientType};
+use crate::oauth::client::{Client, ClientType, Settings};
 use crate::oauth::store::{ConsentedApp, OAuthStore, RefreshRow};
 use crate::platform::StoreError;
 use crate::users::User;
 use serde::Deserialize;
+use serde_json::Value;
 use wasm_bindgen::JsValue;
 use worker::d1::{D1PreparedStatement, D1Result};
 
+/// Rows come back as one JSON text column (`json_object` in SQL): one small row type for
+/// every query instead of a serde derive per table, which would cost the bundle kilobytes.
 #[derive(Deserialize)]
-struct ClientRow {
-    id: String,
-    name: String,
-    #[serde(rename = "type")]
-    kind: String,
-    secret_hash: Option<String>,
-    settings: String,
-    created_at: f64,
-    updated_at: f64,
+struct J {
+    j: Option<String>,
 }
 
-impl ClientRow {
-    fn into_client(self) -> Result<Client, StoreError> {
-        Ok(Client {
-            id: self.id,
-            name: self.name,
-            kind: if self.kind == "public" {
-                ClientType::Public
-            } else {
-                ClientType::Confidential
-            },
-            secret_hash: self.secret_hash,
-            settings: serde_json::from_str(&self.settings)
-                .map_err(|e| err(format!("client settings: {e}")))?,
-            created_at: self.created_at as i64,
-            updated_at: self.updated_at as i64,
-        })
-    }
+fn parse_json(j: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(j).map_err(|e| err(format!("row JSON: {e}")))
 }
 
-#[derive(Deserialize)]
-struct RefreshDbRow {
-    hash: String,
-    family: String,
-    grant_data: String,
-    created_at: f64,
-    expires_at: f64,
-    used_at: Option<f64>,
+fn text(v: &Value, k: &str) -> Result<String, StoreError> {
+    v[k].as_str()
+        .map(String::from)
+        .ok_or_else(|| err(format!("row without {k}")))
 }
 
-impl RefreshDbRow {
-    fn into_row(self) -> Result<RefreshRow, StoreError> {
-        Ok(RefreshRow {
-            hash: self.hash,
-            family: self.family,
-            grant: serde_json::from_str(&self.grant_data)
-                .map_err(|e| err(format!("refresh grant: {e}")))?,
-            created_at: self.created_at as i64,
-            expires_at: self.expires_at as i64,
-            used_at: self.used_at.map(|t| t as i64),
-        })
-    }
+fn int(v: &Value, k: &str) -> i64 {
+    v[k].as_f64().unwrap_or(0.0) as i64
 }
 
-#[derive(Deserialize)]
-struct ConsentRow {
-    client_id: String,
-    name: Option<String>,
-    scope: String,
-    created_at: f64,
+/// A client from its `json_object` row.
+fn client_from(v: &Value) -> Result<Client, StoreError> {
+    Ok(Client {
+        id: text(v, "id")?,
+        name: text(v, "name")?,
+        kind: ClientType::parse(&text(v, "type")?).unwrap_or(ClientType::Confidential),
+        secret_hash: v["secret_hash"].as_str().map(String::from),
+        settings: Settings::from_value(&parse_json(&text(v, "settings")?)?),
+        created_at: int(v, "created_at"),
+        updated_at: int(v, "updated_at"),
+    })
 }
 
-#[derive(Deserialize)]
-struct ScopeRow {
-    scope: String,
+/// A refresh token from its `json_object` row.
+fn refresh_from(v: &Value) -> Result<RefreshRow, StoreError> {
+    Ok(RefreshRow {
+        hash: text(v, "hash")?,
+        family: text(v, "family")?,
+        grant: crate::oauth::code::Grant::from_stored(&text(v, "grant_data")?)
+            .ok_or_else(|| err("refresh grant: malformed"))?,
+        created_at: int(v, "created_at"),
+        expires_at: int(v, "expires_at"),
+        used_at: v["used_at"].as_f64().map(|t| t as i64),
+    })
 }
+
+const CLIENT_JSON: &str = "json_object('id', id, 'name', name, 'type', type, 'secret_hash', secret_hash, 'settings', settings, 'created_at', created_at, 'updated_at', updated_at)";
+const REFRESH_JSON: &str = "json_object('hash', hash, 'family', family, 'grant_data', grant_data, 'created_at', created_at, 'expires_at', expires_at, 'used_at', used_at)";
 
 fn kind(c: &Client) -> &'static str {
-    match c.kind {
-        ClientType::Public => "public",
-        ClientType::Confidential => "confidential",
-    }
+    c.kind.name()
 }
 
 fn settings(c: &Client) -> Result<String, StoreError> {
-    serde_json::to_string(&c.settings).map_err(err)
+    Ok(c.settings.to_value().to_string())
 }
 
-fn first<T: serde::de::DeserializeOwned>(r: Option<&D1Result>) -> Result<Option<T>, StoreError> {
-    let rows: Vec<T> = r
+/// The JSON of a batch result's first row, if any.
+fn first(r: Option<&D1Result>) -> Result<Option<Value>, StoreError> {
+    let rows: Vec<J> = r
         .ok_or_else(|| err("batch result missing"))?
         .results()
         .map_err(err)?;
-    Ok(rows.into_iter().next())
+    rows.into_iter()
+        .next()
+        .and_then(|r| r.j)
+        .map(|j| parse_json(&j))
+        .transpose()
 }
 
-const CLIENT_COLUMNS: &str = "id, name, type, secret_hash, settings, created_at, updated_at";
-
 impl D1Users {
+    /// One statement's `j` column, parsed.
+    async fn json(&self, sql: &str, args: &[JsValue]) -> Result<Option<Value>, StoreError> {
+        let j = self
+            .stmt(sql, args)?
+            .first::<String>(Some("j"))
+            .await
+            .map_err(err)?;
+        j.map(|j| parse_json(&j)).transpose()
+    }
+
     fn insert_refresh(&self, r: &RefreshRow) -> Result<D1PreparedStatement, StoreError> {
-        let grant = serde_json::to_string(&r.grant).map_err(err)?;
+        let grant = r.grant.to_stored();
         self.stmt(
             "INSERT INTO oauth_refresh_tokens (hash, family, client_id, user_id, grant_data, created_at, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -123,26 +116,22 @@ impl OAuthStore for D1Users {
     }
 
     async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
-        let rows: Vec<ClientRow> = self
-            .rows(
-                &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = ?1"),
-                &[s(id)],
-            )
-            .await?;
-        rows.into_iter()
-            .next()
-            .map(ClientRow::into_client)
+        let sql = format!("SELECT {CLIENT_JSON} AS j FROM clients WHERE id = ?1");
+        self.json(&sql, &[s(id)])
+            .await?
+            .as_ref()
+            .map(client_from)
             .transpose()
     }
 
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        let rows: Vec<ClientRow> = self
-            .rows(
-                &format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, id LIMIT 1000"),
-                &[],
-            )
-            .await?;
-        rows.into_iter().map(ClientRow::into_client).collect()
+        let sql = format!("SELECT json_group_array({CLIENT_JSON}) AS j FROM (SELECT * FROM clients ORDER BY created_at, id LIMIT 1000)");
+        let all = self.json(&sql, &[]).await?.unwrap_or_default();
+        all.as_array()
+            .into_iter()
+            .flatten()
+            .map(client_from)
+            .collect()
     }
 
     async fn update_client(&self, c: &Client) -> Result<bool, StoreError> {
@@ -176,16 +165,17 @@ impl OAuthStore for D1Users {
     ) -> Result<(Option<Client>, Option<User>), StoreError> {
         let stmts = vec![
             self.stmt(
-                &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = ?1"),
+                &format!("SELECT {CLIENT_JSON} AS j FROM clients WHERE id = ?1"),
                 &[s(client_id)],
             )?,
             self.stmt("SELECT * FROM users WHERE id = ?1", &[s(user_id)])?,
         ];
         let results = self.0.batch(stmts).await.map_err(err)?;
-        let client = first::<ClientRow>(results.first())?
-            .map(ClientRow::into_client)
+        let client = first(results.first())?
+            .as_ref()
+            .map(client_from)
             .transpose()?;
-        let user = first::<UserRow>(results.get(1))?.map(User::from);
+        let user = user_row(results.get(1))?;
         Ok((client, user))
     }
 
@@ -222,11 +212,11 @@ impl OAuthStore for D1Users {
     ) -> Result<Option<(RefreshRow, Option<Client>, Option<User>)>, StoreError> {
         let stmts = vec![
             self.stmt(
-                "SELECT hash, family, grant_data, created_at, expires_at, used_at FROM oauth_refresh_tokens WHERE hash = ?1",
+                &format!("SELECT {REFRESH_JSON} AS j FROM oauth_refresh_tokens WHERE hash = ?1"),
                 &[s(hash)],
             )?,
             self.stmt(
-                &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = (SELECT client_id FROM oauth_refresh_tokens WHERE hash = ?1)"),
+                &format!("SELECT {CLIENT_JSON} AS j FROM clients WHERE id = (SELECT client_id FROM oauth_refresh_tokens WHERE hash = ?1)"),
                 &[s(hash)],
             )?,
             self.stmt(
@@ -235,14 +225,15 @@ impl OAuthStore for D1Users {
             )?,
         ];
         let results = self.0.batch(stmts).await.map_err(err)?;
-        let Some(row) = first::<RefreshDbRow>(results.first())? else {
+        let Some(row) = first(results.first())? else {
             return Ok(None);
         };
-        let client = first::<ClientRow>(results.get(1))?
-            .map(ClientRow::into_client)
+        let client = first(results.get(1))?
+            .as_ref()
+            .map(client_from)
             .transpose()?;
-        let user = first::<UserRow>(results.get(2))?.map(User::from);
-        Ok(Some((row.into_row()?, client, user)))
+        let user = user_row(results.get(2))?;
+        Ok(Some((refresh_from(&row)?, client, user)))
     }
 
     async fn rotate_refresh(
@@ -263,13 +254,13 @@ impl OAuthStore for D1Users {
     }
 
     async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError> {
-        let rows: Vec<ScopeRow> = self
-            .rows(
-                "SELECT scope FROM oauth_consents WHERE user_id = ?1 AND client_id = ?2",
-                &[s(user_id), s(client_id)],
-            )
-            .await?;
-        Ok(rows.into_iter().next().map(|r| r.scope))
+        self.stmt(
+            "SELECT scope FROM oauth_consents WHERE user_id = ?1 AND client_id = ?2",
+            &[s(user_id), s(client_id)],
+        )?
+        .first::<String>(Some("scope"))
+        .await
+        .map_err(err)
     }
 
     async fn save_consent(
@@ -289,22 +280,26 @@ impl OAuthStore for D1Users {
     }
 
     async fn apps_of(&self, user_id: &str) -> Result<Vec<ConsentedApp>, StoreError> {
-        let rows: Vec<ConsentRow> = self
-            .rows(
-                "SELECT c.client_id, k.name, c.scope, c.created_at FROM oauth_consents c \
-                 LEFT JOIN clients k ON k.id = c.client_id WHERE c.user_id = ?1 ORDER BY c.created_at DESC LIMIT 200",
+        let all = self
+            .json(
+                "SELECT json_group_array(json_object('client_id', c.client_id, 'name', k.name, 'scope', c.scope, 'created_at', c.created_at)) AS j \
+                 FROM (SELECT * FROM oauth_consents WHERE user_id = ?1 ORDER BY created_at DESC LIMIT 200) c LEFT JOIN clients k ON k.id = c.client_id",
                 &[s(user_id)],
             )
-            .await?;
-        Ok(rows
+            .await?
+            .unwrap_or_default();
+        all.as_array()
             .into_iter()
-            .map(|r| ConsentedApp {
-                client_id: r.client_id,
-                name: r.name.unwrap_or_default(),
-                scope: r.scope,
-                created_at: r.created_at as i64,
+            .flatten()
+            .map(|v| {
+                Ok(ConsentedApp {
+                    client_id: text(v, "client_id")?,
+                    name: v["name"].as_str().unwrap_or_default().to_string(),
+                    scope: text(v, "scope")?,
+                    created_at: int(v, "created_at"),
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn revoke_app(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
@@ -326,4 +321,13 @@ impl OAuthStore for D1Users {
         }
         Ok(total > 0)
     }
+}
+
+/// The user of a batch result (`SELECT * FROM users`), if any.
+fn user_row(r: Option<&D1Result>) -> Result<Option<User>, StoreError> {
+    let rows: Vec<UserRow> = r
+        .ok_or_else(|| err("batch result missing"))?
+        .results()
+        .map_err(err)?;
+    Ok(rows.into_iter().next().map(User::from))
 }

@@ -30,7 +30,7 @@ pub async fn route<P: Platform>(
 }
 
 fn input(req: &Request) -> AppResult<ClientInput> {
-    req.parse_body::<ClientInput>()
+    ClientInput::parse(&req.parse_body::<serde_json::Value>()?).map_err(AppError::BadRequest)
 }
 
 async fn list<P: Platform>(ctx: &Ctx<'_, P>) -> AppResult<Response> {

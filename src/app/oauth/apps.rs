@@ -4,7 +4,7 @@
 
 use super::Ctx;
 use crate::app::auth::{require_account_owner, require_caller, with_cookies};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::http::{Request, Response};
 use crate::oauth::store::OAuthStore;
 use crate::platform::Platform;
@@ -33,16 +33,12 @@ pub async fn revoke<P: Platform>(
     client_id: &str,
 ) -> AppResult<Response> {
     let caller = require_account_owner(ctx, req, true).await?;
-    if !ctx
-        .p
-        .oauth()
-        .revoke_app(&caller.claims.sub, client_id)
-        .await?
-    {
-        return Err(AppError::NotFound);
+    // Idempotent: withdrawing what is not there is done already.
+    let oauth = ctx.p.oauth();
+    if oauth.revoke_app(&caller.claims.sub, client_id).await? {
+        let detail = serde_json::json!({ "client_id": client_id });
+        ctx.event(req, Some(&caller.claims.sub), "app_revoked", detail)
+            .await;
     }
-    let detail = serde_json::json!({ "client_id": client_id });
-    ctx.event(req, Some(&caller.claims.sub), "app_revoked", detail)
-        .await;
     Ok(with_cookies(Response::new(204), &caller))
 }

@@ -5,6 +5,9 @@ mod admin;
 mod apps;
 mod authorize;
 mod discovery;
+mod logout;
+mod register;
+mod resource;
 mod revoke;
 mod token;
 mod userinfo;
@@ -21,6 +24,18 @@ use crate::oauth::OAuthError;
 use crate::platform::Platform;
 
 pub use admin::route as admin_route;
+pub use resource::request as resource_request;
+
+/// Paths of the OpenID Provider that proxy mode never forwards.
+pub fn is_own_path(path: &str) -> bool {
+    path.starts_with("/oauth/")
+        || matches!(
+            path,
+            "/.well-known/openid-configuration"
+                | "/.well-known/oauth-authorization-server"
+                | "/.well-known/oauth-protected-resource"
+        )
+}
 
 /// Routes of the OpenID Provider; `None` when the path is not one of them.
 pub async fn route<P: Platform>(
@@ -29,26 +44,31 @@ pub async fn route<P: Platform>(
     segments: &[&str],
 ) -> Option<AppResult<Response>> {
     Some(match (req.method, segments) {
-        (Method::Get, [".well-known", "openid-configuration" | "oauth-authorization-server"]) => {
+        (Method::Get, [".well-known", "openid-configuration"]) => Ok(discovery::document(ctx)),
+        (Method::Get, [".well-known", "oauth-authorization-server"]) => {
             Ok(discovery::document(ctx))
         }
-        (Method::Get, [".well-known", "oauth-protected-resource", ..])
-            if ctx.cfg.resource_server =>
-        {
-            Ok(discovery::protected_resource_metadata(ctx))
+        (Method::Get, [".well-known", "oauth-protected-resource"]) => {
+            discovery::protected_resource_metadata(ctx)
         }
         (Method::Get, ["oauth", "authorize"]) => authorize::get(ctx, req).await,
         (Method::Post, ["oauth", "authorize"]) => authorize::consent(ctx, req).await,
         (Method::Post, ["oauth", "token"]) => token::token(ctx, req).await,
-        (Method::Get | Method::Post, ["oauth", "userinfo"]) => userinfo::userinfo(ctx, req).await,
+        (Method::Get, ["oauth", "userinfo"]) => userinfo::userinfo(ctx, req).await,
+        (Method::Post, ["oauth", "userinfo"]) => userinfo::userinfo(ctx, req).await,
         (Method::Post, ["oauth", "revoke"]) => revoke::revoke(ctx, req).await,
+        (Method::Get, ["oauth", "end_session"]) => logout::ask(ctx, req).await,
+        (Method::Post, ["oauth", "end_session"]) => logout::confirm(ctx, req).await,
+        (Method::Post, ["oauth", "register"]) => register::register(ctx, req).await,
         (Method::Post, ["oauth", "introspect"]) => revoke::introspect(ctx, req).await,
-        (Method::Options, ["oauth", "token" | "userinfo"]) => Ok(preflight(req)),
+        (Method::Options, ["oauth", "token"]) => Ok(preflight(req)),
+        (Method::Options, ["oauth", "userinfo"]) => Ok(preflight(req)),
         (Method::Get, ["auth", "apps"]) => apps::list(ctx, req).await,
         (Method::Delete, ["auth", "apps", client_id]) => apps::revoke(ctx, req, client_id).await,
         (
             _,
-            ["oauth", "authorize" | "token" | "userinfo" | "revoke" | "introspect"]
+            ["oauth", "authorize" | "token" | "userinfo" | "revoke" | "introspect" | "end_session"
+            | "register"]
             | ["auth", "apps", ..],
         ) => Err(AppError::MethodNotAllowed),
         _ => return None,
@@ -177,7 +197,11 @@ impl Form {
 
 /// A JSON answer of the token endpoint family: never cached.
 pub fn no_store_json(value: &serde_json::Value) -> Response {
-    let mut r = Response::json(200, value);
+    no_store(Response::json(200, value))
+}
+
+/// `r`, never cached (RFC 6749 section 5.1).
+pub fn no_store(mut r: Response) -> Response {
     r.set_header("cache-control", "no-store");
     r.set_header("pragma", "no-cache");
     r

@@ -3,7 +3,7 @@
 //! grant is two D1 round trips: read (client and user, or refresh token with both), then one
 //! batch that spends or rotates and stores the new refresh token.
 
-use super::{authenticate, cors_for, no_store_json, presented_client, Ctx, Form};
+use super::{authenticate, cors_for, no_store, presented_client, Ctx, Form};
 use crate::error::{AppError, AppResult};
 use crate::http::{Request, Response};
 use crate::oauth::client::Client;
@@ -29,7 +29,10 @@ pub async fn token<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
             .into())
         }
     };
-    Ok(cors_for(no_store_json(&body), req, &client))
+    let mut r = Response::new(200);
+    r.set_header("content-type", "application/json");
+    r.body = body.into_bytes();
+    Ok(cors_for(no_store(r), req, &client))
 }
 
 /// The user may still get tokens from a grant made at `auth_time`.
@@ -55,7 +58,7 @@ async fn code_grant<P: Platform>(
     ctx: &Ctx<'_, P>,
     form: &Form,
     presented: &super::Presented,
-) -> AppResult<(Client, serde_json::Value)> {
+) -> AppResult<(Client, String)> {
     let now = ctx.p.now();
     let raw_code = form.require("code")?;
     let contents = code::open(ctx.cfg, raw_code, now)?;
@@ -130,7 +133,7 @@ async fn refresh_grant<P: Platform>(
     ctx: &Ctx<'_, P>,
     form: &Form,
     presented: &super::Presented,
-) -> AppResult<(Client, serde_json::Value)> {
+) -> AppResult<(Client, String)> {
     let now = ctx.p.now();
     let raw = form.require("refresh_token")?;
     let hash = crate::crypto::sha256_b64url(raw.as_bytes());
@@ -179,19 +182,21 @@ async fn respond<P: Platform>(
     nonce: Option<&str>,
     refresh: Option<String>,
     now: i64,
-) -> AppResult<serde_json::Value> {
+) -> AppResult<String> {
     let issued = tokens::issue(ctx.cfg, ctx.p.sig(), client, user, grant, nonce, now)
         .await
         .map_err(|e| AppError::Internal(format!("signing: {e}")))?;
-    let mut body = serde_json::json!({
-        "access_token": issued.access_token, "token_type": "Bearer",
-        "expires_in": issued.expires_in, "scope": grant.scope,
-    });
+    // Tokens are base64url and dots, scopes known words: nothing to escape.
+    let mut body = format!(
+        r#"{{"access_token":"{}","token_type":"Bearer","expires_in":{},"scope":"{}""#,
+        issued.access_token, issued.expires_in, grant.scope
+    );
     if let Some(id) = issued.id_token {
-        body["id_token"] = id.into();
+        body.push_str(&format!(r#","id_token":"{id}""#));
     }
     if let Some(r) = refresh {
-        body["refresh_token"] = r.into();
+        body.push_str(&format!(r#","refresh_token":"{r}""#));
     }
+    body.push('}');
     Ok(body)
 }
