@@ -50,10 +50,11 @@ pub struct Settings {
 }
 
 fn strings(v: &Value) -> Option<Vec<String>> {
-    v.as_array()?
-        .iter()
-        .map(|x| x.as_str().map(String::from))
-        .collect()
+    let mut out = Vec::new();
+    for x in v.as_array()? {
+        out.push(x.as_str()?.to_string());
+    }
+    Some(out)
 }
 
 impl Settings {

@@ -68,8 +68,6 @@ impl AuthRequest {
             }
             r.pairs.push((name, v.into_owned()));
         }
-        r.pairs
-            .sort_by_key(|(k, _)| PARAMS.iter().position(|p| p == k));
         Ok(r)
     }
 

@@ -21,7 +21,7 @@ struct J {
 }
 
 fn parse_json(j: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(j).map_err(|e| err(format!("row JSON: {e}")))
+    serde_json::from_slice(j.as_bytes()).map_err(|e| err(format!("row JSON: {e}")))
 }
 
 fn text(v: &Value, k: &str) -> Result<String, StoreError> {
