@@ -1,16 +1,14 @@
-//! The error model: one [`AppError`] for everything a request can fail with, and the one
-//! place ([`AppError::into_response`]) where it becomes what the client sees — a plain HTML
-//! page for browsers or `{"error","message"}` JSON for API clients. Messages are written for
+//! The error model: one [`AppError`] for everything a request can fail with — its status,
+//! stable code, the sentence a person reads and the line an operator reads in the log. It
+//! becomes what the client sees in one place, [`crate::respond`]. Messages are written for
 //! people and never carry provider bodies, stack traces or secrets; the detail that helps an
-//! operator goes to the log line instead.
-
-use crate::http::{Response, Wants};
+//! operator goes to the log line instead. A leaf module: it imports nothing of the crate.
 
 /// Why a request failed. Each variant maps to one status code and one stable error code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AppError {
-    /// A setting of SPEC section 3 is missing or malformed; names the setting.
+    /// A setting of README "Configuration" is missing or malformed; names the setting.
     Config { setting: String, problem: String },
     /// The route does not exist.
     NotFound,
@@ -39,7 +37,7 @@ pub enum AppError {
     /// Anything else that is our fault; the detail is logged, not shown.
     Internal(String),
     /// A protocol error of the OpenID Provider, answered in the shape its RFC prescribes.
-    OAuth(crate::oauth::OAuthError),
+    OAuth(OAuthError),
 }
 
 impl AppError {
@@ -127,44 +125,6 @@ impl AppError {
             _ => None,
         }
     }
-
-    /// The response the client sees: HTML for browsers, JSON otherwise.
-    pub fn into_response(self, wants: Wants) -> Response {
-        let status = self.status();
-        let message = self.public_message();
-        if let AppError::OAuth(e) = &self {
-            if wants == Wants::Json || e.status == 401 {
-                return oauth_response(e);
-            }
-        }
-        let mut resp = match wants {
-            Wants::Html => Response::html(status, crate::pages::error_page(status, &message)),
-            Wants::Json => Response::json(
-                status,
-                &serde_json::json!({ "error": self.code(), "message": message }),
-            ),
-        };
-        if let AppError::Unauthorized(_) = self {
-            resp.set_header("www-authenticate", "Bearer");
-        }
-        resp.set_header("cache-control", "no-store");
-        resp
-    }
-}
-
-/// RFC 6749 section 5.2: `{"error", "error_description"}`, never cached, with the
-/// endpoint's challenge.
-fn oauth_response(e: &crate::oauth::OAuthError) -> Response {
-    let mut r = Response::json(
-        e.status,
-        &serde_json::json!({"error": e.code, "error_description": e.description}),
-    );
-    if let Some(c) = &e.challenge {
-        r.set_header("www-authenticate", c);
-    }
-    r.set_header("cache-control", "no-store");
-    r.set_header("pragma", "no-cache");
-    r
 }
 
 impl std::fmt::Display for AppError {
@@ -175,43 +135,100 @@ impl std::fmt::Display for AppError {
 
 impl std::error::Error for AppError {}
 
+/// A storage failure (the detail is for the log). Raised by the storage traits of
+/// [`crate::platform`] and [`crate::users`]; a request that meets one answers 500.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        AppError::Storage(e.0)
+    }
+}
+
 /// Shorthand for results of request handling.
 pub type AppResult<T> = Result<T, AppError>;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Protocol errors of the OpenID Provider (RFC 6749 section 5.2, OpenID Connect Core 3.1.2.6,
+/// RFC 7009/7662/6750), carried to the client by [`AppError::OAuth`].
+/// One protocol error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    /// The registered error code (`invalid_grant`, `invalid_client`, …).
+    pub code: &'static str,
+    /// A sentence for the developer of the client.
+    pub description: String,
+    /// The HTTP status of a direct answer (the token endpoint; redirects ignore it).
+    pub status: u16,
+    /// A `WWW-Authenticate` value to send (Basic for `invalid_client`, Bearer at userinfo).
+    pub challenge: Option<String>,
+}
 
-    #[test]
-    fn json_body_has_error_and_message() {
-        let r = AppError::BadRequest("bad".into()).into_response(Wants::Json);
-        assert_eq!(r.status, 400);
-        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-        assert_eq!(v["error"], "bad_request");
-        assert_eq!(v["message"], "bad");
+impl OAuthError {
+    fn new(code: &'static str, status: u16, description: impl Into<String>) -> OAuthError {
+        OAuthError {
+            code,
+            description: description.into(),
+            status,
+            challenge: None,
+        }
     }
 
-    #[test]
-    fn config_error_names_setting_but_not_problem_detail() {
-        let e = AppError::Config {
-            setting: "PUBLIC_URL".into(),
-            problem: "secret-ish detail".into(),
-        };
-        let r = e.clone().into_response(Wants::Html);
-        assert_eq!(r.status, 500);
-        let body = String::from_utf8(r.body).unwrap();
-        assert!(body.contains("PUBLIC_URL"));
-        assert!(!body.contains("secret-ish"));
-        assert!(e.log_line().unwrap().contains("PUBLIC_URL"));
+    pub fn invalid_request(d: impl Into<String>) -> OAuthError {
+        Self::new("invalid_request", 400, d)
     }
+    pub fn invalid_grant(d: impl Into<String>) -> OAuthError {
+        Self::new("invalid_grant", 400, d)
+    }
+    pub fn invalid_scope(d: impl Into<String>) -> OAuthError {
+        Self::new("invalid_scope", 400, d)
+    }
+    pub fn invalid_target(d: impl Into<String>) -> OAuthError {
+        Self::new("invalid_target", 400, d)
+    }
+    pub fn unauthorized_client(d: impl Into<String>) -> OAuthError {
+        Self::new("unauthorized_client", 400, d)
+    }
+    pub fn unsupported_grant_type(d: impl Into<String>) -> OAuthError {
+        Self::new("unsupported_grant_type", 400, d)
+    }
+    pub fn unsupported_response_type(d: impl Into<String>) -> OAuthError {
+        Self::new("unsupported_response_type", 400, d)
+    }
+    pub fn access_denied(d: impl Into<String>) -> OAuthError {
+        Self::new("access_denied", 403, d)
+    }
+    pub fn login_required() -> OAuthError {
+        Self::new("login_required", 400, "The person is not signed in.")
+    }
+    pub fn consent_required() -> OAuthError {
+        Self::new(
+            "consent_required",
+            400,
+            "The person has not agreed to this app yet.",
+        )
+    }
+    /// `invalid_client`, 401; with a Basic challenge when the client tried Basic.
+    pub fn invalid_client(basic: bool) -> OAuthError {
+        let mut e = Self::new("invalid_client", 401, "Client authentication failed.");
+        if basic {
+            e.challenge = Some("Basic realm=\"gatehouse\", charset=\"UTF-8\"".into());
+        }
+        e
+    }
+    /// `invalid_token` at a resource (RFC 6750 section 3.1).
+    pub fn invalid_token(d: impl Into<String>) -> OAuthError {
+        let mut e = Self::new("invalid_token", 401, d);
+        e.challenge = Some("Bearer error=\"invalid_token\"".into());
+        e
+    }
+    pub fn server_error(d: impl Into<String>) -> OAuthError {
+        Self::new("server_error", 500, d)
+    }
+}
 
-    #[test]
-    fn provider_error_does_not_echo_provider_body() {
-        let e = AppError::Provider {
-            provider: "acme".into(),
-            reason: "{\"raw\":\"body\"}".into(),
-        };
-        let r = e.into_response(Wants::Json);
-        assert!(!String::from_utf8(r.body).unwrap().contains("raw"));
+impl From<OAuthError> for AppError {
+    fn from(e: OAuthError) -> Self {
+        AppError::OAuth(e)
     }
 }

@@ -7,6 +7,7 @@
 //! `worker_glue` (wasm32 only) is the thin adapter that implements those traits with D1, KV,
 //! `fetch` and WebCrypto, and converts requests and responses.
 
+pub mod access;
 pub mod app;
 pub mod audit;
 pub mod config;
@@ -17,13 +18,16 @@ pub mod http;
 pub mod jwt;
 pub mod linking;
 pub mod oauth;
+pub mod oauth_store;
 pub mod pages;
 pub mod platform;
 pub mod providers;
 pub mod ratelimit;
+pub mod respond;
 pub mod return_to;
 pub mod sessions;
 pub mod txn;
+pub mod urls;
 pub mod users;
 pub mod validate;
 

@@ -5,22 +5,12 @@
 
 #![allow(async_fn_in_trait)] // single-threaded runtime: the futures need not be Send
 
-use crate::jwt::jwk::PublicJwk;
-use crate::jwt::keys::SigningKey;
-use crate::jwt::Alg;
 use crate::users::UserStore;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-/// A storage failure (the detail is for the log).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreError(pub String);
-
-impl From<StoreError> for crate::error::AppError {
-    fn from(e: StoreError) -> Self {
-        crate::error::AppError::Storage(e.0)
-    }
-}
+pub use crate::error::StoreError;
+pub use crate::jwt::Signatures;
 
 /// Workers KV, as far as sessions and login transactions need it.
 pub trait Kv {
@@ -194,20 +184,6 @@ pub trait HttpClient {
     async fn send(&self, req: Outbound) -> Result<Inbound, FetchError>;
 }
 
-/// Signature primitives: WebCrypto in the Worker, pure Rust natively.
-pub trait Signatures {
-    /// Checks `sig` over `msg` with `key` and `alg`. `Err` for a key the backend cannot use.
-    async fn verify(
-        &self,
-        key: &PublicJwk,
-        alg: Alg,
-        msg: &[u8],
-        sig: &[u8],
-    ) -> Result<bool, String>;
-    /// Signs `msg` with one of Gatehouse's keys (EdDSA or RS256, by the key).
-    async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String>;
-}
-
 /// Per-isolate caches of remote documents (discovery, JWKS) and of successful signature
 /// checks: they live as long as the isolate, which is what makes the hot path cheap.
 #[derive(Default)]
@@ -229,7 +205,7 @@ pub trait Platform {
     type Once: SingleUse;
     type Limits: Limiter;
     type Counts: Counters;
-    type OAuth: crate::oauth::store::OAuthStore;
+    type OAuth: crate::oauth_store::OAuthStore;
     fn kv(&self) -> &Self::Kv;
     /// The OpenID Provider's clients, consents and refresh tokens.
     fn oauth(&self) -> &Self::OAuth;

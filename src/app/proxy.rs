@@ -1,4 +1,4 @@
-//! Proxy mode (SPEC section 5, on when `ORIGIN_URL` is set): every path that is not one of
+//! Proxy mode (README "Proxy mode"; on when `ORIGIN_URL` is set): every path that is not one of
 //! Gatehouse's own goes to the origin. Unauthenticated browser GETs are sent to sign in,
 //! other unauthenticated requests get 401. Authenticated ones are forwarded with
 //! `X-Gatehouse-User`, `X-Gatehouse-Email` and `X-Gatehouse-Jwt`, after stripping any
@@ -87,8 +87,22 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
     let origin = ctx.cfg.origin_url.as_ref().ok_or(AppError::NotFound)?;
     super::auth::refuse_duplicate_cookies(ctx.cfg, req)?;
     let Some(caller) = authenticate(ctx, req).await? else {
-        if ctx.cfg.resource_server {
-            return super::oauth::resource_request(ctx, req, origin_url(origin, req)).await;
+        // A protected resource (RESOURCE_SERVER): apps' bearer tokens for it pass; a person
+        // in a browser still signs in as in plain proxy mode.
+        let browser_page = req.method == Method::Get && req.wants() == Wants::Html;
+        if ctx.cfg.resource_server && !(browser_page && bearer(req).is_none()) {
+            return Ok(match super::oauth::resource_check(ctx, req).await? {
+                Ok(identity) => {
+                    let mut headers = origin_headers(ctx, req, true);
+                    headers.extend(identity);
+                    Decision::Forward {
+                        url: origin_url(origin, req),
+                        headers,
+                        set_cookies: vec![],
+                    }
+                }
+                Err(refused) => Decision::Respond(refused),
+            });
         }
         return Ok(Decision::Respond(unauthenticated(req)));
     };
@@ -121,7 +135,7 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
 /// The client's headers as the origin gets them: no `X-Gatehouse-*` the client sent, no
 /// hop-by-hop headers, none of Gatehouse's cookies, and no `Authorization` when it carried
 /// our token (the origin gets that as `X-Gatehouse-Jwt`).
-pub(super) fn origin_headers<P: Platform>(
+fn origin_headers<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
     used_bearer: bool,
@@ -148,7 +162,7 @@ pub(super) fn origin_headers<P: Platform>(
 }
 
 /// Browsers asking for a page go to sign-in and come back; everything else gets 401.
-pub(super) fn unauthenticated(req: &Request) -> Response {
+fn unauthenticated(req: &Request) -> Response {
     if req.method == Method::Get && req.wants() == Wants::Html {
         let mut back = req.url.path().to_string();
         if let Some(q) = req.url.query() {
@@ -176,7 +190,7 @@ mod tests {
     }
 
     fn signed_in_token(cfg: &crate::config::Config, p: &TestPlatform) -> String {
-        let claims = crate::jwt::access::AccessClaims::new(
+        let claims = crate::access::AccessClaims::new(
             cfg,
             "usr_1",
             "sid1",
@@ -184,7 +198,7 @@ mod tests {
             None,
             p.now(),
         );
-        block_on(crate::jwt::access::issue(cfg, p, &claims)).unwrap()
+        block_on(crate::access::issue(cfg, p, &claims)).unwrap()
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 use super::jwk::PublicJwk;
 use super::Alg;
-use crate::config::jwk_bytes;
 use crate::crypto::{b64url, b64url_decode};
+use crate::jwt::jwk::jwk_bytes;
 
 /// The private half of a key. Never printed.
 #[derive(Clone)]

@@ -3,101 +3,13 @@
 //! stored as their SHA-256, compared in constant time).
 
 use crate::config::{is_loopback_host, Config};
-use crate::crypto::{b64url, ct_eq, random_bytes, sha256_b64url};
+use crate::crypto::{b64url, random_bytes, sha256_b64url};
 use crate::jwt::Alg;
-use serde_json::{json, Value};
-
-/// Confidential clients hold a secret; public ones (SPAs, mobile, CLI, MCP clients) cannot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientType {
-    Confidential,
-    Public,
-}
-
-impl ClientType {
-    pub fn name(self) -> &'static str {
-        match self {
-            ClientType::Confidential => "confidential",
-            ClientType::Public => "public",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ClientType> {
-        match s {
-            "confidential" => Some(ClientType::Confidential),
-            "public" => Some(ClientType::Public),
-            _ => None,
-        }
-    }
-}
-
-/// A client's settings (the `settings` JSON column). Read and written by hand, not by serde
-/// derives: each derive costs kilobytes of the Worker bundle.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    pub redirect_uris: Vec<String>,
-    pub post_logout_redirect_uris: Vec<String>,
-    /// Scopes this client may ask for.
-    pub scopes: Vec<String>,
-    /// The `aud` of its access tokens; the client id when unset.
-    pub audience: Option<String>,
-    /// RFC 8707 resource indicators it may ask for instead of its audience.
-    pub resources: Vec<String>,
-    /// Trusted by the operator: no consent page.
-    pub first_party: bool,
-    /// `RS256` or `EdDSA`.
-    pub id_token_signed_response_alg: String,
-}
+pub use crate::oauth_store::{Client, ClientType, Settings};
+use serde_json::Value;
 
 fn strings(v: &Value) -> Option<Vec<String>> {
-    let mut out = Vec::new();
-    for x in v.as_array()? {
-        out.push(x.as_str()?.to_string());
-    }
-    Some(out)
-}
-
-impl Settings {
-    /// As stored, and as the admin API shows it (with the client's own fields added).
-    pub fn to_value(&self) -> Value {
-        json!({
-            "redirect_uris": self.redirect_uris,
-            "post_logout_redirect_uris": self.post_logout_redirect_uris,
-            "scopes": self.scopes, "audience": self.audience, "resources": self.resources,
-            "first_party": self.first_party,
-            "id_token_signed_response_alg": self.id_token_signed_response_alg,
-        })
-    }
-
-    /// Reads what [`Settings::to_value`] wrote (missing members take their defaults).
-    pub fn from_value(v: &Value) -> Settings {
-        let list = |k: &str| strings(&v[k]).unwrap_or_default();
-        Settings {
-            redirect_uris: list("redirect_uris"),
-            post_logout_redirect_uris: list("post_logout_redirect_uris"),
-            scopes: list("scopes"),
-            audience: v["audience"].as_str().map(String::from),
-            resources: list("resources"),
-            first_party: v["first_party"].as_bool().unwrap_or(false),
-            id_token_signed_response_alg: v["id_token_signed_response_alg"]
-                .as_str()
-                .unwrap_or("RS256")
-                .into(),
-        }
-    }
-}
-
-/// A registered client.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Client {
-    pub id: String,
-    pub name: String,
-    pub kind: ClientType,
-    /// SHA-256 (base64url) of the secret, for confidential clients.
-    pub secret_hash: Option<String>,
-    pub settings: Settings,
-    pub created_at: i64,
-    pub updated_at: i64,
+    crate::oauth_store::strings(v)
 }
 
 /// The client-settable fields (`POST /admin/clients`, `PATCH /admin/clients/{id}`,
@@ -277,63 +189,6 @@ impl Client {
             return Err("resources must list at most 20 URIs".into());
         }
         Ok(())
-    }
-
-    /// The algorithm of this client's ID tokens.
-    pub fn id_token_alg(&self) -> Option<Alg> {
-        match self.settings.id_token_signed_response_alg.as_str() {
-            "RS256" => Some(Alg::Rs256),
-            "EdDSA" => Some(Alg::EdDsa),
-            _ => None,
-        }
-    }
-
-    /// The `aud` of this client's access tokens.
-    pub fn audience(&self) -> &str {
-        self.settings.audience.as_deref().unwrap_or(&self.id)
-    }
-
-    /// Whether `presented` is this client's secret (constant time over the hashes).
-    pub fn secret_matches(&self, presented: &str) -> bool {
-        let Some(hash) = &self.secret_hash else {
-            return false;
-        };
-        ct_eq(
-            sha256_b64url(presented.as_bytes()).as_bytes(),
-            hash.as_bytes(),
-        )
-    }
-
-    /// Whether `uri` is one of the registered redirect URIs, exactly (no normalisation).
-    pub fn has_redirect_uri(&self, uri: &str) -> bool {
-        self.settings.redirect_uris.iter().any(|r| r == uri)
-    }
-
-    /// The origins of the registered redirect URIs (CORS).
-    pub fn origins(&self) -> Vec<String> {
-        self.settings
-            .redirect_uris
-            .iter()
-            .filter_map(|u| url::Url::parse(u).ok())
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .map(|u| u.origin().ascii_serialization())
-            .collect()
-    }
-
-    /// The client as the admin API shows it (never the secret or its hash).
-    pub fn to_json(&self) -> Value {
-        let mut v = self.settings.to_value();
-        for (k, x) in [
-            ("client_id", json!(self.id)),
-            ("name", json!(self.name)),
-            ("type", json!(self.kind.name())),
-            ("audience", json!(self.audience())),
-            ("created_at", json!(crate::users::rfc3339(self.created_at))),
-            ("updated_at", json!(crate::users::rfc3339(self.updated_at))),
-        ] {
-            v[k] = x;
-        }
-        v
     }
 }
 

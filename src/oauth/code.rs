@@ -7,80 +7,11 @@
 use super::OAuthError;
 use crate::config::Config;
 use crate::crypto::{b64url, b64url_decode, ct_eq, hmac_sha256, random_token, sha256_b64url};
+pub use crate::oauth_store::Grant;
+use crate::oauth_store::{decode, encode};
 
 /// Longest code accepted (ours are far shorter).
 const MAX_CODE_BYTES: usize = 4096;
-
-/// What a person granted a client: carried by a code, then by the refresh tokens made from it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Grant {
-    pub client_id: String,
-    pub user_id: String,
-    /// The Gatehouse session the person was signed in with.
-    pub sid: String,
-    pub scope: String,
-    /// When the person signed in (OpenID Connect `auth_time`).
-    pub auth_time: i64,
-    /// An RFC 8707 resource the client asked for (the access tokens' audience).
-    pub resource: Option<String>,
-}
-
-/// Encoded as form pairs (the Worker has that code already; a serde derive would cost
-/// kilobytes): the grant's members, then `extra`.
-fn encode(g: &Grant, extra: &[(&str, Option<&str>)]) -> String {
-    let auth_time = g.auth_time.to_string();
-    let mut s = url::form_urlencoded::Serializer::new(String::new());
-    let members = [
-        ("c", Some(g.client_id.as_str())),
-        ("u", Some(&g.user_id)),
-        ("s", Some(&g.sid)),
-        ("sc", Some(&g.scope)),
-        ("at", Some(&auth_time)),
-        ("r", g.resource.as_deref()),
-    ];
-    for (k, v) in members.iter().chain(extra) {
-        if let Some(v) = v {
-            s.append_pair(k, v);
-        }
-    }
-    s.finish()
-}
-
-/// Form pairs back (a list: a map would pull a sort into the bundle).
-struct Pairs(Vec<(String, String)>);
-
-impl Pairs {
-    fn get(&self, k: &str) -> Option<&String> {
-        self.0.iter().find(|(x, _)| x == k).map(|(_, v)| v)
-    }
-}
-
-fn decode(s: &[u8]) -> Pairs {
-    Pairs(url::form_urlencoded::parse(s).into_owned().collect())
-}
-
-impl Grant {
-    /// The stored form of a refresh token's grant.
-    pub fn to_stored(&self) -> String {
-        encode(self, &[])
-    }
-
-    /// Reads [`Grant::to_stored`]'s form (or a code's); `None` if a member is missing.
-    pub fn from_stored(s: &str) -> Option<Grant> {
-        Self::from_map(&decode(s.as_bytes()))
-    }
-
-    fn from_map(m: &Pairs) -> Option<Grant> {
-        Some(Grant {
-            client_id: m.get("c")?.clone(),
-            user_id: m.get("u")?.clone(),
-            sid: m.get("s")?.clone(),
-            scope: m.get("sc")?.clone(),
-            auth_time: m.get("at")?.parse().ok()?,
-            resource: m.get("r").cloned(),
-        })
-    }
-}
 
 /// A code's contents.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,7 +3,7 @@
 
 use super::client::Client;
 use super::store::{ConsentedApp, OAuthStore, RefreshRow};
-use crate::platform::StoreError;
+use crate::error::StoreError;
 use crate::testing::MemoryUsers;
 use crate::users::User;
 use std::cell::RefCell;

@@ -1,20 +1,19 @@
 //! Gatehouse as an OpenID Provider for other apps (OAuth 2.1 authorization code flow with
 //! PKCE, OpenID Connect Core, RFC 9068 access tokens, refresh-token rotation). Protocol logic
-//! only, over the [`crate::platform`] traits: the routes are in `app::oauth`.
+//! only, over the platform traits: the routes are in `app::oauth`.
 //!
 //! Hook for the access policy: [`grant_allowed`] is asked before any code or token is issued
 //! for a person, at authorization and at every refresh.
 
 pub mod client;
 pub mod code;
-pub mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod memory;
 pub mod request;
 pub mod store;
 pub mod tokens;
 
-pub use error::OAuthError;
+pub use crate::error::OAuthError;
 
 /// Scopes Gatehouse knows.
 pub const SCOPES: [&str; 5] = ["openid", "profile", "email", "offline_access", "roles"];

@@ -12,8 +12,8 @@ use crate::crypto::{b64url, random_token, sha256};
 use crate::jwt::compact;
 use crate::jwt::keys::SigningKey;
 use crate::jwt::validate::verify_signature;
+use crate::jwt::Signatures;
 use crate::jwt::{Alg, JwtError};
-use crate::platform::Signatures;
 use crate::users::User;
 use serde_json::{json, Map, Value};
 
@@ -102,7 +102,7 @@ pub async fn issue<S: Signatures>(
     let access_token = sign(
         sig,
         cfg.active_key(),
-        crate::jwt::access::TYP,
+        crate::jwt::ACCESS_TOKEN_TYP,
         &access_claims,
     )
     .await?;
@@ -155,7 +155,7 @@ pub async fn verify_client_access<S: Signatures>(
     now: i64,
 ) -> Result<ClientAccess, JwtError> {
     let t = compact::parse(token)?;
-    if t.typ().as_deref() != Some(crate::jwt::access::TYP) {
+    if t.typ().as_deref() != Some(crate::jwt::ACCESS_TOKEN_TYP) {
         return Err(JwtError::Type);
     }
     let kid = t.header.kid.as_deref().ok_or(JwtError::UnknownKey)?;
@@ -185,7 +185,7 @@ pub async fn verify_client_access<S: Signatures>(
     if c.iss != cfg.public_url {
         return Err(JwtError::Issuer);
     }
-    if crate::jwt::access::expired(c.exp, now) {
+    if crate::access::expired(c.exp, now) {
         return Err(JwtError::Expired);
     }
     if c.iat > now + crate::jwt::LEEWAY_SECONDS {
@@ -308,7 +308,7 @@ mod tests {
             Err(JwtError::Expired)
         );
         // A client access token is never a first-party token, nor is an ID token an access token.
-        assert!(block_on(crate::jwt::access::verify(
+        assert!(block_on(crate::access::verify(
             &cfg,
             &NativeSignatures,
             &out.access_token,

@@ -24,7 +24,7 @@ use crate::oauth::OAuthError;
 use crate::platform::Platform;
 
 pub use admin::route as admin_route;
-pub use resource::request as resource_request;
+pub use resource::check as resource_check;
 
 /// Paths of the OpenID Provider that proxy mode never forwards.
 pub fn is_own_path(path: &str) -> bool {

@@ -6,9 +6,8 @@
 
 use super::Ctx;
 use crate::app::auth::bearer;
-use crate::app::proxy::Decision;
 use crate::error::AppResult;
-use crate::http::{Method, Request, Wants};
+use crate::http::{Request, Response, Wants};
 use crate::oauth::tokens;
 use crate::platform::Platform;
 
@@ -20,31 +19,26 @@ pub fn is_this_resource(public_url: &str, aud: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// The decision for a request that carries no first-party session or token.
-pub async fn request<P: Platform>(
+/// For a request that carries no first-party session or token: the identity headers for the
+/// origin when its bearer token is an access token for this resource; otherwise the 401 that
+/// points the client at the resource metadata.
+pub async fn check<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
-    url: String,
-) -> AppResult<Decision> {
-    if let Some(token) = bearer(req) {
+) -> AppResult<Result<Vec<(String, String)>, Response>> {
+    let token = bearer(req);
+    if let Some(token) = token {
         let now = ctx.p.now();
         if let Ok(c) = tokens::verify_client_access(ctx.cfg, ctx.p.sig(), token, now).await {
             if is_this_resource(&ctx.cfg.public_url, &c.aud) {
-                let mut headers = crate::app::proxy::origin_headers(ctx, req, true);
-                headers.push(("x-gatehouse-user".into(), c.sub));
-                headers.push(("x-gatehouse-client".into(), c.client_id));
-                headers.push(("x-gatehouse-scope".into(), c.scope));
-                headers.push(("x-gatehouse-jwt".into(), token.to_string()));
-                return Ok(Decision::Forward {
-                    url,
-                    headers,
-                    set_cookies: vec![],
-                });
+                return Ok(Ok(vec![
+                    ("x-gatehouse-user".into(), c.sub),
+                    ("x-gatehouse-client".into(), c.client_id),
+                    ("x-gatehouse-scope".into(), c.scope),
+                    ("x-gatehouse-jwt".into(), token.to_string()),
+                ]));
             }
         }
-    } else if req.method == Method::Get && req.wants() == Wants::Html {
-        // A person in a browser signs in as in plain proxy mode.
-        return Ok(Decision::Respond(crate::app::proxy::unauthenticated(req)));
     }
     let mut r = crate::error::AppError::Unauthorized(
         "A valid access token for this resource is required.".into(),
@@ -54,9 +48,9 @@ pub async fn request<P: Platform>(
         "Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource\"",
         ctx.cfg.public_url
     );
-    if bearer(req).is_some() {
+    if token.is_some() {
         challenge.push_str(", error=\"invalid_token\"");
     }
     r.set_header("www-authenticate", &challenge);
-    Ok(Decision::Respond(r))
+    Ok(Err(r))
 }
