@@ -17,6 +17,8 @@ pub mod error;
 pub mod http;
 pub mod jwt;
 pub mod linking;
+pub mod oauth;
+pub mod oauth_store;
 pub mod pages;
 pub mod platform;
 pub mod providers;

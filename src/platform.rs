@@ -213,7 +213,10 @@ pub trait Platform {
     type Once: SingleUse;
     type Limits: Limiter;
     type Counts: Counters;
+    type OAuth: crate::oauth_store::OAuthStore;
     fn kv(&self) -> &Self::Kv;
+    /// The OpenID Provider's clients, consents and refresh tokens.
+    fn oauth(&self) -> &Self::OAuth;
     fn users(&self) -> &Self::Users;
     fn http(&self) -> &Self::Http;
     fn sig(&self) -> &Self::Sig;

@@ -9,6 +9,7 @@ mod ending;
 mod identities;
 mod login;
 mod magic;
+mod oauth;
 mod passkeys;
 pub mod proxy;
 
@@ -121,6 +122,9 @@ async fn route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
     auth::refuse_duplicate_cookies(ctx.cfg, req)?;
     let path = req.path().to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let Some(r) = oauth::route(ctx, req, &segments).await {
+        return r;
+    }
     match (req.method, segments.as_slice()) {
         (Method::Get, ["auth", "login"]) => login::login(ctx, req).await,
         (Method::Post, ["auth", "magic-link"]) => magic::send(ctx, req).await,

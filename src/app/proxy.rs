@@ -28,10 +28,12 @@ const HOP_BY_HOP: &[&str] = &[
 
 /// Whether `path` is served by Gatehouse itself rather than the origin.
 pub fn is_own_path(path: &str) -> bool {
+    // (The OpenID Provider's paths: `/oauth/*` and its `/.well-known` documents.)
     path == "/healthz"
         || path == "/auth"
         || path.starts_with("/auth/")
         || path == "/.well-known/jwks.json"
+        || crate::app::oauth::is_own_path(path)
         || path == "/admin"
         || path.starts_with("/admin/")
 }
@@ -85,32 +87,32 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
     let origin = ctx.cfg.origin_url.as_ref().ok_or(AppError::NotFound)?;
     super::auth::refuse_duplicate_cookies(ctx.cfg, req)?;
     let Some(caller) = authenticate(ctx, req).await? else {
+        // A protected resource (RESOURCE_SERVER): apps' bearer tokens for it pass; a person
+        // in a browser still signs in as in plain proxy mode.
+        let browser_page = req.method == Method::Get && req.wants() == Wants::Html;
+        if ctx.cfg.resource_server && !(browser_page && bearer(req).is_none()) {
+            return Ok(match super::oauth::resource_check(ctx, req).await? {
+                Ok(identity) => {
+                    let mut headers = origin_headers(ctx, req, true);
+                    headers.extend(identity);
+                    Decision::Forward {
+                        url: origin_url(origin, req),
+                        headers,
+                        set_cookies: vec![],
+                    }
+                }
+                Err(refused) => Decision::Respond(refused),
+            });
+        }
         return Ok(Decision::Respond(unauthenticated(req)));
     };
-    let jar = ctx.jar();
     let used_bearer = bearer(req).is_some();
     // Cookies ride along on requests from sibling subdomains too (SameSite=Lax): a
     // cookie-authenticated request that changes state must come from an allowed origin.
     if req.method.is_unsafe() && !used_bearer {
         super::check_origin(ctx.cfg, req)?;
     }
-    let mut headers: Vec<(String, String)> = Vec::with_capacity(req.headers.len() + 3);
-    for (name, value) in &req.headers {
-        let lower = name.to_ascii_lowercase();
-        if is_gatehouse_header(&lower) || HOP_BY_HOP.contains(&lower.as_str()) {
-            continue;
-        }
-        if lower == "authorization" && used_bearer {
-            continue; // our token; the origin gets it as X-Gatehouse-Jwt
-        }
-        if lower == "cookie" {
-            if let Some(rest) = foreign_cookies(&jar, value) {
-                headers.push((lower, rest));
-            }
-            continue;
-        }
-        headers.push((lower, value.clone()));
-    }
+    let mut headers = origin_headers(ctx, req, used_bearer);
     headers.push(("x-gatehouse-user".into(), caller.claims.sub.clone()));
     if let Some(email) = &caller.claims.email {
         headers.push(("x-gatehouse-email".into(), email.clone()));
@@ -128,6 +130,35 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
         headers,
         set_cookies: caller.set_cookies,
     })
+}
+
+/// The client's headers as the origin gets them: no `X-Gatehouse-*` the client sent, no
+/// hop-by-hop headers, none of Gatehouse's cookies, and no `Authorization` when it carried
+/// our token (the origin gets that as `X-Gatehouse-Jwt`).
+fn origin_headers<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    used_bearer: bool,
+) -> Vec<(String, String)> {
+    let jar = ctx.jar();
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(req.headers.len() + 3);
+    for (name, value) in &req.headers {
+        let lower = name.to_ascii_lowercase();
+        if is_gatehouse_header(&lower) || HOP_BY_HOP.contains(&lower.as_str()) {
+            continue;
+        }
+        if lower == "authorization" && used_bearer {
+            continue;
+        }
+        if lower == "cookie" {
+            if let Some(rest) = foreign_cookies(&jar, value) {
+                headers.push((lower, rest));
+            }
+            continue;
+        }
+        headers.push((lower, value.clone()));
+    }
+    headers
 }
 
 /// Browsers asking for a page go to sign-in and come back; everything else gets 401.

@@ -26,7 +26,7 @@ pub trait Signatures {
         msg: &[u8],
         sig: &[u8],
     ) -> Result<bool, String>;
-    /// Signs `msg` with one of Gatehouse's Ed25519 keys.
+    /// Signs `msg` with one of Gatehouse's keys (EdDSA or RS256, by the key).
     async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String>;
     /// Like [`Signatures::verify`], for a key that is seen once in a while (a passkey's, one
     /// per person): nothing about the key is kept, so an isolate that serves many people

@@ -4,6 +4,7 @@
 //! lives here.
 
 mod d1;
+mod d1_oauth;
 mod fetch;
 mod js;
 mod kv;
@@ -75,8 +76,12 @@ impl Platform for WorkerPlatform {
     type Once = d1::D1Users;
     type Limits = limiter::WorkerLimiter;
     type Counts = d1::D1Users;
+    type OAuth = d1::D1Users;
     fn kv(&self) -> &Self::Kv {
         &self.kv
+    }
+    fn oauth(&self) -> &Self::OAuth {
+        &self.users
     }
     fn single_use(&self) -> &Self::Once {
         &self.users

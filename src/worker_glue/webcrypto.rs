@@ -148,12 +148,12 @@ impl Signatures for WebCrypto {
         let crypto_key = match cached {
             Some(k) => k,
             None => {
-                let k = import(key.private_jwk(), Alg::EdDsa, "sign").await?;
+                let k = import(key.private_jwk(), key.alg(), "sign").await?;
                 SIGN_KEYS.with(|m| m.borrow_mut().insert(key.kid.clone(), k.clone()));
                 k
             }
         };
-        let (_, op) = algorithms(Alg::EdDsa)?;
+        let (_, op) = algorithms(key.alg())?;
         let promise = subtle()?
             .sign_with_object_and_u8_array(&op, &crypto_key, msg)
             .map_err(js_err)?;
