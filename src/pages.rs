@@ -125,6 +125,28 @@ pub fn magic_link_page(name: &str, display: &str, return_to: &str) -> String {
     )
 }
 
+/// The answer to an `email` provider's form (the same whether or not the address is known),
+/// and again after a wrong code: where to type the emailed code.
+pub fn code_page(error: Option<&str>) -> String {
+    let alert = error
+        .map(|e| format!("<p role=\"alert\"><strong>{}</strong></p>", esc(e)))
+        .unwrap_or_default();
+    layout(
+        "Check your email",
+        &format!(
+            "<h1>Check your email</h1>\
+<p>If the address can receive email, a 6-digit code and a sign-in link are on their way. \
+Type the code here, or open the link in this browser. Each works once, for 10 minutes.</p>{alert}\
+<form method=\"post\" action=\"/auth/magic-link/verify\">\
+<label for=\"code\">Sign-in code</label>\
+<input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" \
+maxlength=\"9\" required autofocus>\
+<button type=\"submit\">Sign in</button></form>\
+<p class=\"muted\"><a href=\"/auth/login\">Start again</a></p>"
+        ),
+    )
+}
+
 /// The answer to an email form: the same whether or not the address is known.
 pub fn check_email_page() -> String {
     layout(

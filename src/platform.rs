@@ -194,6 +194,32 @@ pub trait HttpClient {
     async fn send(&self, req: Outbound) -> Result<Inbound, FetchError>;
 }
 
+/// One email: a plain-text and an HTML part of the same message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub from: String,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Why a message was not sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailError {
+    /// The named `send_email` binding is not configured.
+    NoBinding(String),
+    /// The email service refused the message or could not be reached.
+    Refused(String),
+}
+
+/// Outbound email (a `[[send_email]]` binding of Cloudflare's Email Service in the Worker; a
+/// recording fake in tests).
+pub trait Mailer {
+    /// Sends `mail` through the binding named `binding`.
+    async fn send(&self, binding: &str, mail: &Mail) -> Result<(), MailError>;
+}
+
 /// Signature primitives: WebCrypto in the Worker, pure Rust natively.
 pub trait Signatures {
     /// Checks `sig` over `msg` with `key` and `alg`. `Err` for a key the backend cannot use.
@@ -229,6 +255,7 @@ pub trait Platform {
     type Once: SingleUse;
     type Limits: Limiter;
     type Counts: Counters;
+    type Mail: Mailer;
     fn kv(&self) -> &Self::Kv;
     fn users(&self) -> &Self::Users;
     fn http(&self) -> &Self::Http;
@@ -240,6 +267,8 @@ pub trait Platform {
     /// Exact counters for the long-window rate limits.
     fn counters(&self) -> &Self::Counts;
     fn caches(&self) -> &Caches;
+    /// Outbound email (the `email` provider kind).
+    fn mailer(&self) -> &Self::Mail;
     /// Seconds since the Unix epoch.
     fn now(&self) -> i64;
     /// One line to the Worker's log.

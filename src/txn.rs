@@ -44,6 +44,9 @@ pub struct LoginTxn {
     /// For an invitation: the address it was sent to, shown on its confirmation page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invitee: Option<String>,
+    /// For the `email` kind: the address, and the hashes of the code and link sent to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<crate::providers::email::Challenge>,
 }
 
 impl LoginTxn {
@@ -58,6 +61,7 @@ impl LoginTxn {
             link_user,
             register: false,
             invitee: None,
+            email: None,
         }
     }
 
@@ -158,6 +162,28 @@ pub fn invitation_url(cfg: &Config, txn: &LoginTxn) -> String {
     format!("{}?{query}", cfg.redirect_uri(&txn.provider))
 }
 
+/// A transaction that passed every check but is not spent yet: a kind that must check
+/// more first (the `email` kind's link token or code) does so before [`Pending::spend`].
+#[derive(Debug)]
+pub struct Pending {
+    kind: SpendKind,
+    secret: String,
+    pub txn: LoginTxn,
+}
+
+impl Pending {
+    /// The hash of the transaction's secret: a key for what is counted against it.
+    pub fn key_hash(&self) -> String {
+        sha256_b64url(self.secret.as_bytes())
+    }
+
+    /// Spends it: `Ok(txn)` for the one caller that does, a refusal for a replay or the
+    /// loser of a race.
+    pub async fn spend<P: Platform>(self, p: &P) -> AppResult<LoginTxn> {
+        spend(p, self.kind, &self.secret, self.txn).await
+    }
+}
+
 /// Takes the transaction named by `state` (single use), checking that this browser started
 /// it and that it belongs to `provider`. A callback carrying `gh_invite` instead completes an
 /// invitation (see [`start_invitation`]), which no browser holds a cookie for.
@@ -168,14 +194,69 @@ pub async fn finish<P: Platform>(
     state: Option<&str>,
     provider: &str,
 ) -> AppResult<LoginTxn> {
+    open(p, cfg, req, state, provider).await?.spend(p).await
+}
+
+/// Like [`finish`], without spending.
+pub async fn open<P: Platform>(
+    p: &P,
+    cfg: &Config,
+    req: &Request,
+    state: Option<&str>,
+    provider: &str,
+) -> AppResult<Pending> {
     let now = p.now();
     let kv = p.kv();
     if let Some(token) = req.query(INVITE_PARAM) {
         // Checked before it is spent: a link sent to the wrong provider's callback does not
         // use the invitation up.
         let txn = peek_invitation(kv, &token, provider, now).await?;
-        return spend(p, SpendKind::Invitation, &token, txn).await;
+        return Ok(Pending {
+            kind: SpendKind::Invitation,
+            secret: token,
+            txn,
+        });
     }
+    let cookie_state = cookie_state(cfg, req)?;
+    let state = state
+        .ok_or_else(|| AppError::LoginTransaction("The provider returned no state.".into()))?;
+    if !ct_eq(state.as_bytes(), cookie_state.as_bytes()) {
+        return Err(AppError::LoginTransaction(
+            "This sign-in was started in another browser or tab.".into(),
+        ));
+    }
+    let txn = checked(read(kv, state).await?, provider, now)?;
+    Ok(Pending {
+        kind: SpendKind::LoginTxn,
+        secret: state.to_string(),
+        txn,
+    })
+}
+
+/// The transaction this browser's cookie names, whatever its provider, not spent: for a
+/// form that carries no state of its own (the `email` kind's code).
+pub async fn open_own<P: Platform>(p: &P, cfg: &Config, req: &Request) -> AppResult<Pending> {
+    let state = cookie_state(cfg, req)?;
+    let txn = read(p.kv(), &state).await?;
+    let provider = txn.provider.clone();
+    Ok(Pending {
+        kind: SpendKind::LoginTxn,
+        txn: checked(txn, &provider, p.now())?,
+        secret: state,
+    })
+}
+
+/// Whether this browser holds a valid cookie for the transaction `state` (for a page that
+/// must say "wrong browser" rather than "expired").
+pub fn holds(cfg: &Config, req: &Request, state: Option<&str>) -> bool {
+    match (cookie_state(cfg, req), state) {
+        (Ok(mine), Some(s)) => ct_eq(mine.as_bytes(), s.as_bytes()),
+        _ => false,
+    }
+}
+
+/// The state of this browser's transaction cookie, once its MAC is checked.
+fn cookie_state(cfg: &Config, req: &Request) -> AppResult<String> {
     let jar = CookieJar {
         secure: cfg.secure_cookies,
     };
@@ -192,20 +273,14 @@ pub async fn finish<P: Platform>(
             "The sign-in cookie is invalid.".into(),
         ));
     }
-    let state = state
-        .ok_or_else(|| AppError::LoginTransaction("The provider returned no state.".into()))?;
-    if !ct_eq(state.as_bytes(), cookie_state.as_bytes()) {
-        return Err(AppError::LoginTransaction(
-            "This sign-in was started in another browser or tab.".into(),
-        ));
-    }
+    Ok(cookie_state.to_string())
+}
+
+async fn read<K: Kv>(kv: &K, state: &str) -> AppResult<LoginTxn> {
     let json = kv.get(&key(state)).await?.ok_or_else(|| {
         AppError::LoginTransaction("This sign-in has expired or was already used.".into())
     })?;
-    let txn: LoginTxn =
-        serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
-    let txn = checked(txn, provider, now)?;
-    spend(p, SpendKind::LoginTxn, state, txn).await
+    serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))
 }
 
 /// Spends `secret` (a state or an invitation token, by its hash) for `txn`, which has passed

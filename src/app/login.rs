@@ -91,6 +91,16 @@ pub async fn callback<P: Platform>(
     if let (Method::Get, Some(token)) = (req.method, req.query(txn::INVITE_PARAM)) {
         return invitation_page(ctx, req, name, provider, &token).await;
     }
+    let state = providers::callback_state(req);
+    if provider.is_email() && !txn::holds(ctx.cfg, req, state.as_deref()) {
+        // An emailed link opened on another device: nothing is spent or recorded, and this
+        // browser's own sign-in (if any) keeps its cookie. The person can still finish where
+        // they asked, with the code.
+        ctx.p
+            .log("gatehouse: email link opened outside the browser that asked");
+        let e = AppError::BadRequest(providers::email::OTHER_BROWSER.into());
+        return Ok(e.into_response(req.wants()));
+    }
     let mut r = match finish_sign_in(ctx, req, name, provider).await {
         Ok(r) => r,
         Err(e) => {
@@ -178,22 +188,37 @@ async fn finish_sign_in<P: Platform>(
         ),
         true => {
             let state = providers::callback_state(req);
-            let t = txn::finish(ctx.p, ctx.cfg, req, state.as_deref(), name).await?;
-            (None, Some(t))
+            let pending = txn::open(ctx.p, ctx.cfg, req, state.as_deref(), name).await?;
+            providers::check_before_spend(ctx.cfg, provider, req, &pending.txn)?;
+            (None, Some(pending.spend(ctx.p).await?))
         }
     };
     let t = t.as_ref();
     let profile = providers::complete(ctx.p, ctx.cfg, name, provider, req, t).await?;
+    conclude(ctx, req, name, &profile, t, query_return_to).await
+}
+
+/// Where every sign-in ends, whatever proved who it is (a provider's callback, an emailed
+/// code): the verified `profile` is linked to the signed-in user of a link transaction, or
+/// signs in and gets a session.
+pub(super) async fn conclude<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    name: &str,
+    profile: &crate::users::Profile,
+    t: Option<&LoginTxn>,
+    query_return_to: Option<String>,
+) -> AppResult<Response> {
     if let Some(t) = t.filter(|t| t.link_user.is_some()) {
         let user_id = t.link_user.as_deref().unwrap_or_default();
-        return super::identities::finish_link(ctx, req, name, &profile, user_id, &t.return_to)
+        return super::identities::finish_link(ctx, req, name, profile, user_id, &t.return_to)
             .await;
     }
     let return_to = t
         .map(|t| t.return_to.clone())
         .or(query_return_to)
         .unwrap_or_else(|| return_to::DEFAULT.into());
-    let signed_in = sign_in(ctx, req, name, &profile, &return_to).await;
+    let signed_in = sign_in(ctx, req, name, profile, &return_to).await;
     if signed_in.is_err() {
         // The vendor step may have made a session or spent a token of its own (Stytch,
         // LoginRadius): it must not outlive a sign-in that failed here.

@@ -1,5 +1,7 @@
-//! `POST /auth/magic-link` (SPEC section 2): `{email, return_to?, provider?}` as a form or
-//! JSON asks a magic-link provider (`stytch`) to email a sign-in link.
+//! `POST /auth/magic-link`: `{email, return_to?, provider?}` as a form or JSON asks a
+//! magic-link provider to email a sign-in link: Stytch (`stytch`), or Gatehouse itself (the
+//! `email` kind: a link and a 6-digit code, then the code page; see
+//! [`crate::providers::email`] and `POST /auth/magic-link/verify` in `magic/verify.rs`).
 //!
 //! - Origin-checked like every state-changing route; the address and `return_to` are
 //!   validated before anything is counted, stored or sent.
@@ -18,7 +20,7 @@ use super::{check_origin, Ctx};
 use crate::error::{AppError, AppResult};
 use crate::http::{Request, Response};
 use crate::platform::Platform;
-use crate::providers::{self, stytch, ProviderConfig};
+use crate::providers::{self, email, stytch, ProviderConfig};
 use crate::ratelimit::{self, Flow, Limit};
 use crate::txn::{self, LoginTxn};
 use crate::{config::Config, pages};
@@ -78,13 +80,18 @@ pub fn valid_email(raw: &str) -> Option<String> {
     (local_ok && domain_ok).then(|| email.to_string())
 }
 
+/// A provider that signs in by email.
+#[derive(Clone, Copy)]
+enum Magic<'c> {
+    Stytch(&'c stytch::StytchConfig),
+    Email(&'c email::EmailConfig),
+}
+
 /// The magic-link provider named by `wanted`, or the only one configured.
-fn pick<'c>(
-    cfg: &'c Config,
-    wanted: Option<&str>,
-) -> AppResult<(&'c str, &'c stytch::StytchConfig)> {
-    let as_stytch = |(n, p): (&'c String, &'c ProviderConfig)| match p {
-        ProviderConfig::Stytch(c) => Some((n.as_str(), c)),
+fn pick<'c>(cfg: &'c Config, wanted: Option<&str>) -> AppResult<(&'c str, Magic<'c>)> {
+    let as_magic = |(n, p): (&'c String, &'c ProviderConfig)| match p {
+        ProviderConfig::Stytch(c) => Some((n.as_str(), Magic::Stytch(c))),
+        ProviderConfig::Email(c) => Some((n.as_str(), Magic::Email(c))),
         _ => None,
     };
     match wanted.filter(|w| !w.is_empty()) {
@@ -93,12 +100,12 @@ fn pick<'c>(
                 .providers
                 .get_key_value(w)
                 .ok_or_else(|| AppError::BadRequest(format!("Unknown provider {w:?}.")))?;
-            as_stytch(p).ok_or_else(|| {
+            as_magic(p).ok_or_else(|| {
                 AppError::BadRequest(format!("Provider {w:?} does not send magic links."))
             })
         }
         None => {
-            let all: Vec<_> = cfg.providers.iter().filter_map(as_stytch).collect();
+            let all: Vec<_> = cfg.providers.iter().filter_map(as_magic).collect();
             match all.as_slice() {
                 [one] => Ok(*one),
                 [] => Err(AppError::BadRequest(
@@ -150,27 +157,52 @@ pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
     let return_to = checked_return_to(ctx.cfg, body.return_to.as_deref())?;
     within_limits(ctx, req, &email).await?;
 
-    let t = LoginTxn::new(name, return_to, None, ctx.p.now());
+    let mut t = LoginTxn::new(name, return_to, None, ctx.p.now());
     let link = providers::callback_url(ctx.cfg, name, &t);
-    stytch::send_magic_link(ctx.p, name, c, &email, &link, &t).await?;
+    match c {
+        Magic::Stytch(c) => stytch::send_magic_link(ctx.p, name, c, &email, &link, &t).await?,
+        Magic::Email(c) => {
+            let (challenge, secrets) = email::challenge(ctx.cfg, &t, &email);
+            let link = format!("{link}&token={}", secrets.link_token);
+            email::send(
+                ctx.p,
+                c,
+                &email::message(ctx.cfg, c, &email, &secrets, &link),
+            )
+            .await?;
+            t.email = Some(challenge);
+        }
+    }
     // Stored only once the link is on its way; the link is useless without it.
     let cookie = txn::start(ctx.p.kv(), ctx.cfg, &t).await?;
 
-    let mut r = if req.is_browser_form() {
-        Response::html(200, pages::check_email_page())
-    } else {
-        Response::json(
+    let mut r = match (c, req.is_browser_form()) {
+        (Magic::Email(_), true) => Response::html(200, pages::code_page(None)),
+        (Magic::Email(_), false) => Response::json(
+            202,
+            &json!({
+                "status": "sent",
+                "message": "If the address can receive email, a 6-digit code and a sign-in link are on their way. Post the code to /auth/magic-link/verify from this client, or open the link in this browser, within 10 minutes.",
+                "verify": "/auth/magic-link/verify",
+            }),
+        ),
+        (Magic::Stytch(_), true) => Response::html(200, pages::check_email_page()),
+        (Magic::Stytch(_), false) => Response::json(
             202,
             &json!({
                 "status": "sent",
                 "message": "If the address can receive email, a sign-in link is on its way. Open it in this browser within 10 minutes.",
             }),
-        )
+        ),
     };
     r.set_header("cache-control", "no-store");
     r.append_header("set-cookie", &cookie);
     Ok(r)
 }
 
+pub mod verify;
+
+#[cfg(test)]
+mod email_tests;
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,7 @@
 //! vendors do not bind their tokens to a return URL, so the binding rests on `gh_state`
 //! staying secret to the browser that started the sign-in; it is 256 random bits.)
 
+pub mod email;
 pub mod fetch;
 pub mod loginradius;
 pub mod oauth2;
@@ -37,6 +38,7 @@ pub enum ProviderConfig {
     Passage(passage::PassageConfig),
     Xwms(xwms::XwmsConfig),
     LoginRadius(loginradius::LoginRadiusConfig),
+    Email(email::EmailConfig),
 }
 
 /// Deserializes a provider's settings, refusing unknown fields (typos must not pass silently).
@@ -134,8 +136,9 @@ impl ProviderConfig {
             "xwms" => xwms::XwmsConfig::parse(name, v, secret).map(ProviderConfig::Xwms),
             "loginradius" => loginradius::LoginRadiusConfig::parse(name, v, secret)
                 .map(ProviderConfig::LoginRadius),
+            "email" => email::EmailConfig::parse(v).map(ProviderConfig::Email),
             other => Err(format!(
-                "unknown kind {other:?} (known: oidc, oauth2, stytch, passage, xwms, loginradius)"
+                "unknown kind {other:?} (known: oidc, oauth2, stytch, passage, xwms, loginradius, email)"
             )),
         }
     }
@@ -149,6 +152,7 @@ impl ProviderConfig {
             ProviderConfig::Passage(c) => &c.display_name,
             ProviderConfig::Xwms(c) => &c.display_name,
             ProviderConfig::LoginRadius(c) => &c.display_name,
+            ProviderConfig::Email(c) => &c.display_name,
         }
     }
 
@@ -166,6 +170,7 @@ impl ProviderConfig {
             ProviderConfig::Passage(c) => c.identity_issuer(),
             ProviderConfig::Xwms(c) => c.issuer(),
             ProviderConfig::LoginRadius(c) => c.issuer(),
+            ProviderConfig::Email(_) => email::ISSUER.into(),
         }
     }
 
@@ -182,15 +187,21 @@ impl ProviderConfig {
             ProviderConfig::Passage(c) => &[("jwks_url", &c.jwks_url)],
             ProviderConfig::Xwms(c) => &[("api_url", &c.api_url)],
             ProviderConfig::LoginRadius(c) => &[("hub_url", &c.hub_url), ("api_url", &c.api_url)],
+            ProviderConfig::Email(_) => &[],
         };
         urls.iter()
             .find(|(_, u)| bad(u))
             .map(|(setting, _)| *setting)
     }
 
+    /// Whether Gatehouse itself emails the sign-in (the `email` kind).
+    pub fn is_email(&self) -> bool {
+        matches!(self, ProviderConfig::Email(_))
+    }
+
     /// Whether sign-in starts with an email address (`POST /auth/magic-link`).
     pub fn is_magic_link(&self) -> bool {
-        matches!(self, ProviderConfig::Stytch(_))
+        matches!(self, ProviderConfig::Stytch(_) | ProviderConfig::Email(_))
     }
 }
 
@@ -205,7 +216,7 @@ pub async fn begin<P: Platform>(
     match provider {
         ProviderConfig::Oidc(c) => oidc::begin(p, cfg, name, c, txn).await.map(Begin::Redirect),
         ProviderConfig::OAuth2(c) => oauth2::begin(cfg, name, c, txn).map(Begin::Redirect),
-        ProviderConfig::Stytch(_) => Ok(Begin::EmailForm),
+        ProviderConfig::Stytch(_) | ProviderConfig::Email(_) => Ok(Begin::EmailForm),
         ProviderConfig::Passage(_) => {
             Ok(Begin::Redirect(passage::begin(cfg, name, &txn.return_to)))
         }
@@ -239,6 +250,21 @@ pub async fn complete<P: Platform>(
         ProviderConfig::Passage(c) => passage::complete(p, name, c, req).await,
         ProviderConfig::Xwms(c) => xwms::complete(p, name, c, req, txn()?).await,
         ProviderConfig::LoginRadius(c) => loginradius::complete(p, name, c, req, txn()?).await,
+        ProviderConfig::Email(_) => email::profile(name, txn()?),
+    }
+}
+
+/// What a kind checks in the callback before its transaction is spent, so that a refused
+/// callback leaves the sign-in open (the `email` kind: the link's token).
+pub fn check_before_spend(
+    cfg: &Config,
+    provider: &ProviderConfig,
+    req: &Request,
+    txn: &LoginTxn,
+) -> AppResult<()> {
+    match provider {
+        ProviderConfig::Email(_) => email::check_link(cfg, txn, req),
+        _ => Ok(()),
     }
 }
 
@@ -257,6 +283,7 @@ pub async fn end_session<P: Platform>(
         ProviderConfig::Passage(_) => Ok(()),
         ProviderConfig::Xwms(_) => Ok(()),
         ProviderConfig::LoginRadius(c) => loginradius::end_session(p, name, c, handle).await,
+        ProviderConfig::Email(_) => Ok(()),
     }
 }
 

@@ -58,8 +58,12 @@ impl Platform for RsPlatform {
     type Once = MemoryUsers;
     type Limits = crate::testing::MemoryLimiter;
     type Counts = MemoryUsers;
+    type Mail = crate::testing::RecordingMailer;
     fn kv(&self) -> &MemoryKv {
         &self.0.kv
+    }
+    fn mailer(&self) -> &crate::testing::RecordingMailer {
+        &self.0.mailer
     }
     fn single_use(&self) -> &MemoryUsers {
         &self.0.users
