@@ -9,7 +9,7 @@ use crate::error::{AppError, AppResult};
 use crate::http::{Request, Response};
 use crate::pages;
 use crate::platform::Platform;
-use crate::providers::{self, email, email::CodeCheck};
+use crate::providers::{email, email::CodeCheck};
 use crate::ratelimit::{self, Flow};
 use crate::txn;
 use serde::Deserialize;
@@ -31,14 +31,11 @@ pub async fn verify<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
     let code = email::parse_code(&body.code)?;
     let pending = txn::open_own(ctx.p, ctx.cfg, req).await?;
     let name = pending.txn.provider.clone();
-    let provider = ctx
-        .cfg
-        .providers
-        .get(&name)
-        .filter(|p| p.is_email())
-        .ok_or_else(|| {
-            AppError::LoginTransaction("This sign-in does not take an emailed code.".into())
-        })?;
+    if !ctx.cfg.providers.get(&name).is_some_and(|p| p.is_email()) {
+        return Err(AppError::LoginTransaction(
+            "This sign-in does not take an emailed code.".into(),
+        ));
+    }
     match email::check_code(ctx.p, ctx.cfg, &pending, &code).await? {
         CodeCheck::Right => {}
         CodeCheck::Wrong { left } if left > 0 => return Ok(wrong_code(req, left)),
@@ -54,7 +51,7 @@ pub async fn verify<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
     }
     let t = pending.spend(ctx.p).await?;
     let signed_in = async {
-        let profile = providers::complete(ctx.p, ctx.cfg, &name, provider, req, Some(&t)).await?;
+        let profile = email::profile(&name, &t)?;
         login::conclude(ctx, req, &name, &profile, Some(&t), None).await
     }
     .await;
