@@ -44,9 +44,10 @@ pub struct LoginTxn {
     /// For an invitation: the address it was sent to, shown on its confirmation page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invitee: Option<String>,
-    /// For the `email` kind: the address, and the hashes of the code and link sent to it.
+    /// For the `email` kind: the address, and the hashes of the code and link sent to it
+    /// ([`crate::providers::email::Challenge::pack`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<crate::providers::email::Challenge>,
+    pub email: Option<String>,
 }
 
 impl LoginTxn {
@@ -177,6 +178,14 @@ impl Pending {
         sha256_b64url(self.secret.as_bytes())
     }
 
+    /// Spends it without completing it: the request is over (the `email` kind's last wrong
+    /// code). A lost race is a refusal, and the request is over just the same.
+    pub async fn end<P: Platform>(&self, p: &P) -> AppResult<()> {
+        spend(p, self.kind, &self.secret, self.txn.clone())
+            .await
+            .map(|_| ())
+    }
+
     /// Spends it: `Ok(txn)` for the one caller that does, a refusal for a replay or the
     /// loser of a race.
     pub async fn spend<P: Platform>(self, p: &P) -> AppResult<LoginTxn> {
@@ -233,19 +242,6 @@ pub async fn open<P: Platform>(
     })
 }
 
-/// The transaction this browser's cookie names, whatever its provider, not spent: for a
-/// form that carries no state of its own (the `email` kind's code).
-pub async fn open_own<P: Platform>(p: &P, cfg: &Config, req: &Request) -> AppResult<Pending> {
-    let state = cookie_state(cfg, req)?;
-    let txn = read(p.kv(), &state).await?;
-    let provider = txn.provider.clone();
-    Ok(Pending {
-        kind: SpendKind::LoginTxn,
-        txn: checked(txn, &provider, p.now())?,
-        secret: state,
-    })
-}
-
 /// Whether this browser holds a valid cookie for the transaction `state` (for a page that
 /// must say "wrong browser" rather than "expired").
 pub fn holds(cfg: &Config, req: &Request, state: Option<&str>) -> bool {
@@ -256,7 +252,7 @@ pub fn holds(cfg: &Config, req: &Request, state: Option<&str>) -> bool {
 }
 
 /// The state of this browser's transaction cookie, once its MAC is checked.
-fn cookie_state(cfg: &Config, req: &Request) -> AppResult<String> {
+pub fn cookie_state(cfg: &Config, req: &Request) -> AppResult<String> {
     let jar = CookieJar {
         secure: cfg.secure_cookies,
     };

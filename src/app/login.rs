@@ -8,6 +8,7 @@ use crate::cookies::{ACCESS, SESSION};
 use crate::error::{AppError, AppResult};
 use crate::http::{Method, Request, Response};
 use crate::platform::Platform;
+use crate::providers::callback_state;
 use crate::ratelimit::{self, Flow};
 use crate::sessions::SessionRecord;
 use crate::txn::{self, LoginTxn};
@@ -75,8 +76,9 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
     Ok(r)
 }
 
-/// `GET /auth/callback/{name}`: every outcome past the rate limit clears the transaction
-/// cookie. A failure is an audit event only once a login transaction was spent: a callback
+/// `GET /auth/callback/{name}` (and, for the `email` kind, the code of
+/// `POST /auth/magic-link/verify`): every outcome past the rate limit but a wrong code clears
+/// the transaction cookie. A failure is an audit event only once a login transaction was spent: a callback
 /// that carries none (forged, replayed, from another browser, or a transaction-less kind)
 /// writes no row — it is counted by the per-network limit and logged, so a flood of them
 /// writes nothing.
@@ -91,8 +93,7 @@ pub async fn callback<P: Platform>(
     if let (Method::Get, Some(token)) = (req.method, req.query(txn::INVITE_PARAM)) {
         return invitation_page(ctx, req, name, provider, &token).await;
     }
-    let state = providers::callback_state(req);
-    if provider.is_email() && !txn::holds(ctx.cfg, req, state.as_deref()) {
+    if provider.is_email() && !txn::holds(ctx.cfg, req, callback_state(req).as_deref()) {
         // An emailed link opened on another device: nothing is spent or recorded, and this
         // browser's own sign-in (if any) keeps its cookie. The person can still finish where
         // they asked, with the code.
@@ -101,12 +102,19 @@ pub async fn callback<P: Platform>(
         let e = AppError::BadRequest(providers::email::OTHER_BROWSER.into());
         return Ok(e.into_response(req.wants()));
     }
-    let mut r = match finish_sign_in(ctx, req, name, provider).await {
+    let outcome = finish_sign_in(ctx, req, name, provider).await;
+    // A wrong emailed code leaves the sign-in open for another try.
+    let keep_txn = matches!(outcome, Err(AppError::WrongCode { .. }));
+    let mut r = match outcome {
         Ok(r) => r,
         Err(e) => {
             // Past a spent transaction: a refusal of the transaction itself (or a kind
-            // without one) is not one.
-            let spent = provider.needs_transaction() && !matches!(e, AppError::LoginTransaction(_));
+            // without one, or a wrong code, which spends nothing) is not one.
+            let spent = provider.needs_transaction()
+                && !matches!(
+                    e,
+                    AppError::LoginTransaction(_) | AppError::WrongCode { .. }
+                );
             if spent {
                 let detail = serde_json::json!({"provider": name, "error": e.code()});
                 ctx.event(req, None, "sign_in_failed", detail).await;
@@ -117,7 +125,9 @@ pub async fn callback<P: Platform>(
             e.into_response(req.wants())
         }
     };
-    r.append_header("set-cookie", &txn::clear_cookie(ctx.cfg));
+    if !keep_txn {
+        r.append_header("set-cookie", &txn::clear_cookie(ctx.cfg));
+    }
     Ok(r)
 }
 
@@ -168,8 +178,9 @@ pub async fn confirm_invitation<P: Platform>(
     callback(ctx, req, name).await
 }
 
-/// The callback proper: the transaction is spent (if the kind has one), then the provider
-/// verifies, then linking or signing in.
+/// The callback proper: the transaction is checked, and spent (if the kind has one) once
+/// the kind's own checks before spending pass; then the provider verifies, then linking or
+/// signing in.
 async fn finish_sign_in<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
@@ -187,38 +198,24 @@ async fn finish_sign_in<P: Platform>(
             None,
         ),
         true => {
-            let state = providers::callback_state(req);
+            let state = callback_state(req);
             let pending = txn::open(ctx.p, ctx.cfg, req, state.as_deref(), name).await?;
-            providers::check_before_spend(ctx.cfg, provider, req, &pending.txn)?;
+            providers::check_before_spend(ctx.p, ctx.cfg, provider, req, &pending).await?;
             (None, Some(pending.spend(ctx.p).await?))
         }
     };
     let t = t.as_ref();
     let profile = providers::complete(ctx.p, ctx.cfg, name, provider, req, t).await?;
-    conclude(ctx, req, name, &profile, t, query_return_to).await
-}
-
-/// Where every sign-in ends, whatever proved who it is (a provider's callback, an emailed
-/// code): the verified `profile` is linked to the signed-in user of a link transaction, or
-/// signs in and gets a session.
-pub(super) async fn conclude<P: Platform>(
-    ctx: &Ctx<'_, P>,
-    req: &Request,
-    name: &str,
-    profile: &crate::users::Profile,
-    t: Option<&LoginTxn>,
-    query_return_to: Option<String>,
-) -> AppResult<Response> {
     if let Some(t) = t.filter(|t| t.link_user.is_some()) {
         let user_id = t.link_user.as_deref().unwrap_or_default();
-        return super::identities::finish_link(ctx, req, name, profile, user_id, &t.return_to)
+        return super::identities::finish_link(ctx, req, name, &profile, user_id, &t.return_to)
             .await;
     }
     let return_to = t
         .map(|t| t.return_to.clone())
         .or(query_return_to)
         .unwrap_or_else(|| return_to::DEFAULT.into());
-    let signed_in = sign_in(ctx, req, name, profile, &return_to).await;
+    let signed_in = sign_in(ctx, req, name, &profile, &return_to).await;
     if signed_in.is_err() {
         // The vendor step may have made a session or spent a token of its own (Stytch,
         // LoginRadius): it must not outlive a sign-in that failed here.

@@ -161,17 +161,7 @@ pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
     let link = providers::callback_url(ctx.cfg, name, &t);
     match c {
         Magic::Stytch(c) => stytch::send_magic_link(ctx.p, name, c, &email, &link, &t).await?,
-        Magic::Email(c) => {
-            let (challenge, secrets) = email::challenge(ctx.cfg, &t, &email);
-            let link = format!("{link}&token={}", secrets.link_token);
-            email::send(
-                ctx.p,
-                c,
-                &email::message(ctx.cfg, c, &email, &secrets, &link),
-            )
-            .await?;
-            t.email = Some(challenge);
-        }
+        Magic::Email(c) => email::send_sign_in(ctx.p, ctx.cfg, c, &email, &mut t, &link).await?,
     }
     // Stored only once the link is on its way; the link is useless without it.
     let cookie = txn::start(ctx.p.kv(), ctx.cfg, &t).await?;

@@ -28,7 +28,7 @@ use crate::pages::esc;
 use crate::platform::{Counters, Mail, MailError, Mailer, Platform};
 use crate::txn::{LoginTxn, Pending};
 use crate::users::Profile;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// The identity issuer of every `email` provider (so there can be only one).
@@ -81,11 +81,29 @@ impl EmailConfig {
 
 /// What a request sent, as the transaction keeps it: the address and the keyed hashes of
 /// the code and the link token.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Challenge {
     pub address: String,
     pub code: String,
     pub link: String,
+}
+
+impl Challenge {
+    /// One string for the transaction record: the three fields joined by spaces, which none
+    /// of them contains (a checked address; base64url hashes).
+    pub fn pack(&self) -> String {
+        format!("{} {} {}", self.address, self.code, self.link)
+    }
+
+    pub fn unpack(packed: &str) -> Option<Challenge> {
+        let mut it = packed.split(' ').map(String::from);
+        let c = Challenge {
+            address: it.next()?,
+            code: it.next()?,
+            link: it.next()?,
+        };
+        it.next().is_none().then_some(c)
+    }
 }
 
 /// The secrets of one request, which only the message carries.
@@ -126,10 +144,13 @@ pub fn challenge(cfg: &Config, txn: &LoginTxn, address: &str) -> (Challenge, Sec
     (c, s)
 }
 
-fn challenge_of(txn: &LoginTxn) -> AppResult<&Challenge> {
-    txn.email.as_ref().ok_or_else(|| {
-        AppError::LoginTransaction("This sign-in was not started with an email.".into())
-    })
+fn challenge_of(txn: &LoginTxn) -> AppResult<Challenge> {
+    txn.email
+        .as_deref()
+        .and_then(Challenge::unpack)
+        .ok_or_else(|| {
+            AppError::LoginTransaction("This sign-in was not started with an email.".into())
+        })
 }
 
 /// The link's `token` is the one sent for `txn` (checked before anything is spent).
@@ -157,6 +178,47 @@ pub fn parse_code(raw: &str) -> AppResult<String> {
         ));
     }
     Ok(code)
+}
+
+/// What a request says once its tries are used up.
+pub const ENDED: &str = "Too many wrong codes: this sign-in has ended.";
+
+/// The `code` field of a form or a JSON object.
+pub fn code_of(req: &Request) -> AppResult<String> {
+    let code = if req.is_form() {
+        url::form_urlencoded::parse(&req.body)
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+    } else {
+        crate::validate::json_object(&req.body)
+            .ok()
+            .and_then(|m| m.get("code")?.as_str().map(String::from))
+    };
+    code.ok_or_else(|| AppError::BadRequest("Send the 6-digit code as \"code\".".into()))
+}
+
+/// The kind's check before its transaction is spent: the code of
+/// `POST /auth/magic-link/verify`, or the link's token. A wrong code with tries left keeps
+/// the sign-in open ([`AppError::WrongCode`]); the last one ends it.
+pub async fn check<P: Platform>(
+    p: &P,
+    cfg: &Config,
+    req: &Request,
+    pending: &Pending,
+) -> AppResult<()> {
+    if req.method != crate::http::Method::Post {
+        return check_link(cfg, &pending.txn, req);
+    }
+    let code = parse_code(&code_of(req)?)?;
+    match check_code(p, cfg, pending, &code).await? {
+        CodeCheck::Right => Ok(()),
+        CodeCheck::Wrong { left } if left > 0 => Err(AppError::WrongCode { left }),
+        CodeCheck::Wrong { .. } => {
+            pending.end(p).await?;
+            Err(AppError::LoginTransaction(ENDED.into()))
+        }
+        CodeCheck::Exhausted => Err(AppError::LoginTransaction(ENDED.into())),
+    }
 }
 
 /// The outcome of one code try.
@@ -196,7 +258,7 @@ pub async fn check_code<P: Platform>(
 
 /// Who signed in: the address of a spent transaction.
 pub fn profile(name: &str, txn: &LoginTxn) -> AppResult<Profile> {
-    let address = challenge_of(txn)?.address.clone();
+    let address = challenge_of(txn)?.address;
     Ok(Profile {
         issuer: ISSUER.into(),
         sub: address.clone(),
@@ -242,6 +304,23 @@ to sign in, ignore this message: nobody can sign in without it.</p></body></html
         text,
         html,
     }
+}
+
+/// Emails `to` a fresh code and link for `txn` (whose callback URL is `callback`), and keeps
+/// their hashes in `txn`.
+pub async fn send_sign_in<P: Platform>(
+    p: &P,
+    cfg: &Config,
+    c: &EmailConfig,
+    to: &str,
+    txn: &mut LoginTxn,
+    callback: &str,
+) -> AppResult<()> {
+    let (challenge, secrets) = challenge(cfg, txn, to);
+    let link = format!("{callback}&token={}", secrets.link_token);
+    send(p, c, &message(cfg, c, to, &secrets, &link)).await?;
+    txn.email = Some(challenge.pack());
+    Ok(())
 }
 
 /// Sends `mail` through the provider's binding; a missing binding is a configuration error.

@@ -255,15 +255,16 @@ pub async fn complete<P: Platform>(
 }
 
 /// What a kind checks in the callback before its transaction is spent, so that a refused
-/// callback leaves the sign-in open (the `email` kind: the link's token).
-pub fn check_before_spend(
+/// callback leaves the sign-in open (the `email` kind: the link's token, or the code).
+pub async fn check_before_spend<P: Platform>(
+    p: &P,
     cfg: &Config,
     provider: &ProviderConfig,
     req: &Request,
-    txn: &LoginTxn,
+    pending: &crate::txn::Pending,
 ) -> AppResult<()> {
     match provider {
-        ProviderConfig::Email(_) => email::check_link(cfg, txn, req),
+        ProviderConfig::Email(_) => email::check(p, cfg, req, pending).await,
         _ => Ok(()),
     }
 }

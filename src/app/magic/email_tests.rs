@@ -213,17 +213,31 @@ fn the_code_signs_in_the_browser_that_asked_as_a_form_or_json() {
     assert_eq!(h.sessions(), 1);
 
     let (cookie, s) = h.ask("ada@example.com");
-    let body = json!({ "code": s.code }).to_string();
-    let r = h.post(
-        "/auth/magic-link/verify",
-        body,
-        true,
-        Some(&cookie),
-        "192.0.2.1",
-    );
-    assert_eq!(r.status, 200, "{}", text(&r));
+    let wrong = if s.code == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let api = |code: &str| {
+        let body = json!({ "code": code }).to_string();
+        h.post(
+            "/auth/magic-link/verify",
+            body,
+            true,
+            Some(&cookie),
+            "192.0.2.1",
+        )
+    };
+    let r = api(wrong);
+    assert_eq!(r.status, 400);
     let v: Value = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!(v["status"], "signed_in");
+    assert_eq!(v["error"], "invalid_code");
+    assert!(
+        v["message"].as_str().unwrap().contains("4 tries left"),
+        "{v}"
+    );
+    let r = api(&s.code);
+    assert_eq!(r.status, 302, "{}", text(&r));
     assert!(set_cookie(&r, "gh_session").is_some());
     assert_eq!(h.p.users.user_count(), 1, "the same user again");
 }
@@ -365,7 +379,7 @@ fn a_code_needs_the_cookie_of_an_email_sign_in() {
     let r = h.code(&s.code, oidc.split(';').next().unwrap());
     assert_eq!(r.status, 400);
     assert!(
-        text(&r).contains("does not take an emailed code"),
+        text(&r).contains("belongs to another provider"),
         "{}",
         text(&r)
     );

@@ -69,7 +69,7 @@ fn codes_parse_with_spaces_and_dashes_only() {
 fn pending_for(p: &TestPlatform, cfg: &Config, address: &str) -> (Secrets, String) {
     let mut t = LoginTxn::new("mail", "/".into(), None, p.now());
     let (c, s) = challenge(cfg, &t, address);
-    t.email = Some(c);
+    t.email = Some(c.pack());
     let cookie = block_on(txn::start(p.kv(), cfg, &t)).unwrap();
     (s, cookie.split(';').next().unwrap().to_string())
 }
@@ -77,7 +77,8 @@ fn pending_for(p: &TestPlatform, cfg: &Config, address: &str) -> (Secrets, Strin
 fn open(p: &TestPlatform, cfg: &Config, cookie: &str) -> Pending {
     let req = Request::new(Method::Post, "http://127.0.0.1:8787/auth/magic-link/verify")
         .with_header("cookie", cookie);
-    block_on(txn::open_own(p, cfg, &req)).unwrap()
+    let state = txn::cookie_state(cfg, &req).unwrap();
+    block_on(txn::open(p, cfg, &req, Some(&state), "mail")).unwrap()
 }
 
 #[test]
@@ -86,7 +87,7 @@ fn tries_are_counted_before_comparing_so_the_sixth_is_never_compared() {
     let (s, cookie) = pending_for(&p, &cfg, "Ada@Example.com");
     let pending = open(&p, &cfg, &cookie);
     assert_eq!(
-        pending.txn.email.as_ref().unwrap().address,
+        challenge_of(&pending.txn).unwrap().address,
         "ada@example.com"
     );
     let wrong = if s.code == "000000" {
@@ -127,7 +128,7 @@ fn the_right_code_and_link_match_and_nothing_else_does() {
         assert!(matches!(r, Err(AppError::LoginTransaction(_))), "{bad}");
     }
     // Hashes are keyed with STATE_SECRET: another deployment's key gives another hash.
-    let c = pending.txn.email.as_ref().unwrap();
+    let c = challenge_of(&pending.txn).unwrap();
     assert_ne!(c.code, crate::crypto::sha256_b64url(s.code.as_bytes()));
     let mut env = crate::testing::test_env();
     env.insert(
@@ -146,7 +147,7 @@ fn the_profile_is_the_lower_cased_verified_address() {
     let cfg = test_config();
     let mut t = LoginTxn::new("mail", "/".into(), None, 0);
     let (c, _) = challenge(&cfg, &t, "Ada.L@Example.COM");
-    t.email = Some(c);
+    t.email = Some(c.pack());
     let p = profile("mail", &t).unwrap();
     assert_eq!(
         (p.issuer.as_str(), p.sub.as_str()),
