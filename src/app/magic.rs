@@ -166,24 +166,23 @@ pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
     // Stored only once the link is on its way; the link is useless without it.
     let cookie = txn::start(ctx.p.kv(), ctx.cfg, &t).await?;
 
-    let mut r = match (c, req.is_browser_form()) {
-        (Magic::Email(_), true) => Response::html(200, pages::code_page(None)),
-        (Magic::Email(_), false) => Response::json(
-            202,
-            &json!({
-                "status": "sent",
-                "message": "If the address can receive email, a 6-digit code and a sign-in link are on their way. Post the code to /auth/magic-link/verify from this client, or open the link in this browser, within 10 minutes.",
-                "verify": "/auth/magic-link/verify",
-            }),
-        ),
-        (Magic::Stytch(_), true) => Response::html(200, pages::check_email_page()),
-        (Magic::Stytch(_), false) => Response::json(
-            202,
-            &json!({
-                "status": "sent",
-                "message": "If the address can receive email, a sign-in link is on its way. Open it in this browser within 10 minutes.",
-            }),
-        ),
+    let by_email = matches!(c, Magic::Email(_));
+    let mut r = if req.is_browser_form() {
+        Response::html(
+            200,
+            if by_email {
+                pages::code_page(None)
+            } else {
+                pages::check_email_page()
+            },
+        )
+    } else {
+        let message = if by_email {
+            "If the address can receive email, a 6-digit code and a sign-in link are on their way. Post the code to /auth/magic-link/verify from this client, or open the link in this browser, within 10 minutes."
+        } else {
+            "If the address can receive email, a sign-in link is on its way. Open it in this browser within 10 minutes."
+        };
+        Response::json(202, &json!({"status": "sent", "message": message}))
     };
     r.set_header("cache-control", "no-store");
     r.append_header("set-cookie", &cookie);
