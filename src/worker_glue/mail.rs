@@ -5,7 +5,7 @@
 
 use super::js;
 use crate::platform::{Mail, MailError, Mailer};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 /// The `send_email` bindings of this Worker's environment.
 pub struct WorkerMailer(pub worker::Env);
@@ -21,9 +21,17 @@ impl Mailer for WorkerMailer {
             ("text", s(&mail.text)),
             ("html", s(&mail.html)),
         ]);
-        js::call_method(&email, "send", &[message.into()])
+        // `Reflect.apply`, not `send.apply(…)`: the binding is an RPC stub, on which any
+        // property — `apply` too — names a remote method.
+        let refused = |e: JsValue| MailError::Refused(js::js_message(&e));
+        let send: js_sys::Function = js_sys::Reflect::get(&email, &s("send"))
+            .map_err(refused)?
+            .unchecked_into();
+        let args = js_sys::Array::of1(&message);
+        let sent = js_sys::Reflect::apply(&send, &email, &args).map_err(refused)?;
+        wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&sent))
             .await
             .map(|_| ())
-            .map_err(|e| MailError::Refused(js::js_message(&e)))
+            .map_err(refused)
     }
 }
