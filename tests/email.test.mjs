@@ -110,9 +110,12 @@ test('the code signs in the browser that asked, as a form or as JSON; a replay i
 
   const api = new Client();
   const second = await ask(api, email);
+  const wrong = await typeCode(api, second.code === '000000' ? '111111' : '000000', { json: true });
+  assert.equal(wrong.status, 400);
+  assert.deepEqual(await wrong.json(), { error: 'invalid_code', message: 'That code is not right. 4 tries left.' });
   const r = await typeCode(api, second.code, { json: true });
-  assert.equal(r.status, 200);
-  assert.equal((await r.json()).status, 'signed_in');
+  assert.equal(r.status, 302);
+  assert.equal(r.headers.get('location'), '/');
   assert.ok(api.cookie(gh.url, 'gh_session'));
   const [{ n }] = await gh.d1("SELECT COUNT(*) AS n FROM identities WHERE issuer = 'email' AND sub = ?", [email]);
   assert.equal(n, 1, 'the same identity, the same user');
