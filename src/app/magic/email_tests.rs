@@ -296,6 +296,10 @@ fn five_wrong_codes_end_the_request_link_included() {
         let r = h.code(wrong, &cookie);
         assert_eq!(r.status, 400);
         assert!(text(&r).contains(&format!("{left} tr")), "{}", text(&r));
+        assert!(
+            r.headers_named("set-cookie").next().is_none(),
+            "the sign-in stays open: its cookie is kept"
+        );
         assert_eq!(h.spent(), 0, "still open");
     }
     let last = h.code(wrong, &cookie);
