@@ -19,7 +19,7 @@ pub async fn verify<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
         .providers
         .iter()
         .find(|(_, p)| p.is_email())
-        .ok_or(AppError::NotFound)?;
+        .ok_or_else(|| AppError::BadRequest("No email sign-in is configured.".into()))?;
     // A malformed code is refused here, before it could count as a try or end anything.
     email::parse_code(&email::code_of(req)?)?;
     let state = txn::cookie_state(ctx.cfg, req)?;
