@@ -7,6 +7,7 @@
 //! `worker_glue` (wasm32 only) is the thin adapter that implements those traits with D1, KV,
 //! `fetch` and WebCrypto, and converts requests and responses.
 
+pub mod access;
 pub mod app;
 pub mod audit;
 pub mod config;
@@ -20,9 +21,11 @@ pub mod pages;
 pub mod platform;
 pub mod providers;
 pub mod ratelimit;
+pub mod respond;
 pub mod return_to;
 pub mod sessions;
 pub mod txn;
+pub mod urls;
 pub mod users;
 pub mod validate;
 

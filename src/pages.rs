@@ -2,8 +2,7 @@
 //! page. Plain, readable, accessible (labels, headings, focus styles), no scripts, and every
 //! interpolated string escaped.
 
-/// Content-Security-Policy of every page: no scripts at all, forms only to ourselves.
-pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub use crate::http::CSP;
 
 /// Escapes text for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -37,7 +36,7 @@ pub fn layout(title: &str, body: &str) -> String {
     )
 }
 
-/// The error page of [`crate::error::AppError::into_response`].
+/// The error page of [`crate::respond`].
 pub fn error_page(status: u16, message: &str) -> String {
     layout(
         "Sign-in problem",

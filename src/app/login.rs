@@ -11,7 +11,7 @@ use crate::platform::Platform;
 use crate::providers::callback_state;
 use crate::ratelimit::{self, Flow};
 use crate::sessions::SessionRecord;
-use crate::txn::{self, LoginTxn};
+use crate::txn::{self, LoginTxn, Purpose};
 use crate::users::User;
 use crate::{linking, pages, providers, return_to};
 
@@ -48,8 +48,11 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
         .ok_or_else(|| AppError::BadRequest(format!("Unknown provider {name:?}.")))?;
     // Before anything is stored or sent (XWMS is called with the client secret).
     ratelimit::per_network(ctx.p.limiter(), Flow::Start, req).await?;
-    let link_user = super::identities::link_user_for_login(ctx, req, provider).await?;
-    let mut t = LoginTxn::new(&name, return_to, link_user, ctx.p.now());
+    let purpose = match super::identities::link_user_for_login(ctx, req, provider).await? {
+        Some(user_id) => Purpose::Link { user_id },
+        None => Purpose::SignIn,
+    };
+    let mut t = LoginTxn::new(&name, return_to, purpose, ctx.p.now());
     t.register = match req.query("action").as_deref() {
         None | Some("login") => false,
         Some("register") => true,
@@ -59,7 +62,7 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
             )))
         }
     };
-    let location = match providers::begin(ctx.p, ctx.cfg, &name, provider, &t).await? {
+    let location = match providers::begin(ctx.p, &name, provider, &t.flow(ctx.cfg)).await? {
         providers::Begin::Redirect(location) => location,
         // Magic links: the transaction starts when an address is entered.
         providers::Begin::EmailForm => {
@@ -148,11 +151,7 @@ async fn invitation_page<P: Platform>(
         Some(q) => format!("{}?{q}", req.path()),
         None => req.path().to_string(),
     };
-    let page = pages::invitation_page(
-        provider.display_name(),
-        invitation.invitee.as_deref(),
-        &action,
-    );
+    let page = pages::invitation_page(provider.display_name(), invitation.invitee(), &action);
     let mut r = Response::html(200, page);
     r.set_header("cache-control", "no-store");
     // The URL carries single-use tokens: keep them out of Referer headers.
@@ -178,50 +177,47 @@ pub async fn confirm_invitation<P: Platform>(
     callback(ctx, req, name).await
 }
 
-/// The callback proper: the transaction is checked, and spent (if the kind has one) once
-/// the kind's own checks before spending pass; then the provider verifies, then linking or
-/// signing in.
+/// The callback proper, one straight walk: the transaction (spent, if the kind has one) →
+/// the kind's own checks before spending (the `email` kind's link token or code) →
+/// the provider verifies what came back → the transaction's purpose decides what the
+/// identity is for → a session (or a linked identity).
 async fn finish_sign_in<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
     name: &str,
     provider: &providers::ProviderConfig,
 ) -> AppResult<Response> {
-    // Transaction-less kinds (passage) carry `return_to` in the query; refuse a bad one
-    // before anything is verified or written.
-    let (query_return_to, t) = match provider.needs_transaction() {
-        false => (
-            Some(checked_return_to(
-                ctx.cfg,
-                req.query("return_to").as_deref(),
-            )?),
+    let (t, return_to) = if provider.needs_transaction() {
+        let state = callback_state(req);
+        let pending = txn::open(ctx.p, ctx.cfg, req, state.as_deref(), name).await?;
+        providers::check_before_spend(ctx.p, ctx.cfg, provider, req, &pending).await?;
+        let t = pending.spend(ctx.p).await?;
+        let return_to = t.return_to.clone();
+        (Some(t), return_to)
+    } else {
+        // Transaction-less kinds (passage) carry `return_to` in the query; a bad one is
+        // refused before anything is verified or written.
+        (
             None,
-        ),
-        true => {
-            let state = callback_state(req);
-            let pending = txn::open(ctx.p, ctx.cfg, req, state.as_deref(), name).await?;
-            providers::check_before_spend(ctx.p, ctx.cfg, provider, req, &pending).await?;
-            (None, Some(pending.spend(ctx.p).await?))
-        }
+            checked_return_to(ctx.cfg, req.query("return_to").as_deref())?,
+        )
     };
-    let t = t.as_ref();
-    let profile = providers::complete(ctx.p, ctx.cfg, name, provider, req, t).await?;
-    if let Some(t) = t.filter(|t| t.link_user.is_some()) {
-        let user_id = t.link_user.as_deref().unwrap_or_default();
-        return super::identities::finish_link(ctx, req, name, &profile, user_id, &t.return_to)
-            .await;
+    let flow = t.as_ref().map(|t| t.flow(ctx.cfg));
+    let profile = providers::complete(ctx.p, name, provider, req, flow.as_ref()).await?;
+    match t.as_ref().map_or(&Purpose::SignIn, |t| &t.purpose) {
+        Purpose::Link { user_id } => {
+            super::identities::finish_link(ctx, req, name, &profile, user_id, &return_to).await
+        }
+        Purpose::SignIn | Purpose::Invitation { .. } => {
+            let signed_in = sign_in(ctx, req, name, &profile, &return_to).await;
+            if signed_in.is_err() {
+                // The vendor step may have made a session or spent a token of its own
+                // (Stytch, LoginRadius): it must not outlive a sign-in that failed here.
+                super::ending::end_vendor(ctx, name, profile.vendor_logout.as_deref()).await;
+            }
+            signed_in
+        }
     }
-    let return_to = t
-        .map(|t| t.return_to.clone())
-        .or(query_return_to)
-        .unwrap_or_else(|| return_to::DEFAULT.into());
-    let signed_in = sign_in(ctx, req, name, &profile, &return_to).await;
-    if signed_in.is_err() {
-        // The vendor step may have made a session or spent a token of its own (Stytch,
-        // LoginRadius): it must not outlive a sign-in that failed here.
-        super::ending::end_vendor(ctx, name, profile.vendor_logout.as_deref()).await;
-    }
-    signed_in
 }
 
 /// The verified `profile` is linked to its user, who gets a new session (ending the one this

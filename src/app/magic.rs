@@ -1,13 +1,13 @@
-//! `POST /auth/magic-link`: `{email, return_to?, provider?}` as a form or JSON asks a
-//! magic-link provider to email a sign-in link: Stytch (`stytch`), or Gatehouse itself (the
-//! `email` kind: a link and a 6-digit code, then the code page; see
+//! `POST /auth/magic-link` (README "Routes"): `{email, return_to?, provider?}` as a form or
+//! JSON asks a magic-link provider to email a sign-in link: Stytch (`stytch`), or Gatehouse
+//! itself (the `email` kind: a link and a 6-digit code, then the code page; see
 //! [`crate::providers::email`] and `POST /auth/magic-link/verify` in `magic/verify.rs`).
 //!
 //! - Origin-checked like every state-changing route; the address and `return_to` are
 //!   validated before anything is counted, stored or sent.
 //! - Sends are rate limited per client network (a burst limit, then 20 per 15 minutes) and
 //!   per address (5 per 15 minutes) (429).
-//! - The link is bound to this browser: it lands on [`providers::callback_url`] with the
+//! - The link is bound to this browser: it lands on [`providers::Flow::callback_url`] with the
 //!   `gh_state` of a login transaction whose cookie this answer sets, so a link requested by
 //!   someone else cannot complete a sign-in here; and Stytch's token in it is bound by PKCE
 //!   to that transaction's verifier, so it cannot complete a sign-in the thief of the link
@@ -20,9 +20,9 @@ use super::{check_origin, Ctx};
 use crate::error::{AppError, AppResult};
 use crate::http::{Request, Response};
 use crate::platform::Platform;
-use crate::providers::{self, email, stytch, ProviderConfig};
+use crate::providers::{email, stytch, ProviderConfig};
 use crate::ratelimit::{self, Flow, Limit};
-use crate::txn::{self, LoginTxn};
+use crate::txn::{self, LoginTxn, Purpose};
 use crate::{config::Config, pages};
 use serde::Deserialize;
 use serde_json::json;
@@ -37,8 +37,6 @@ pub const PER_IP: Limit = Limit {
     max: 20,
     window: 900,
 };
-/// Longest address accepted (RFC 5321's path limit).
-const MAX_EMAIL: usize = 254;
 
 #[derive(Deserialize)]
 struct MagicLinkRequest {
@@ -47,37 +45,6 @@ struct MagicLinkRequest {
     return_to: Option<String>,
     #[serde(default)]
     provider: Option<String>,
-}
-
-/// A plain `local@domain` address (ASCII; no quoted local parts, no IP literals), trimmed.
-pub fn valid_email(raw: &str) -> Option<String> {
-    let email = raw.trim();
-    if email.len() > MAX_EMAIL {
-        return None;
-    }
-    let (local, domain) = email.rsplit_once('@')?;
-    let local_ok = !local.is_empty()
-        && local.len() <= 64
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..")
-        && local
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b));
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-        && labels
-            .last()
-            .map(|tld| tld.len() >= 2 && !tld.bytes().all(|b| b.is_ascii_digit()))
-            .unwrap_or(false);
-    (local_ok && domain_ok).then(|| email.to_string())
 }
 
 /// A provider that signs in by email.
@@ -152,15 +119,18 @@ pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
     check_origin(ctx.cfg, req)?;
     let body: MagicLinkRequest = req.parse_body()?;
     let (name, c) = pick(ctx.cfg, body.provider.as_deref())?;
-    let email = valid_email(&body.email)
+    let email = crate::validate::email(&body.email)
+        .ok()
         .ok_or_else(|| AppError::BadRequest("Please enter a valid email address.".into()))?;
     let return_to = checked_return_to(ctx.cfg, body.return_to.as_deref())?;
     within_limits(ctx, req, &email).await?;
 
-    let mut t = LoginTxn::new(name, return_to, None, ctx.p.now());
-    let link = providers::callback_url(ctx.cfg, name, &t);
+    let mut t = LoginTxn::new(name, return_to, Purpose::SignIn, ctx.p.now());
+    let link = t.flow(ctx.cfg).callback_url();
     match c {
-        Magic::Stytch(c) => stytch::send_magic_link(ctx.p, name, c, &email, &link, &t).await?,
+        Magic::Stytch(c) => {
+            stytch::send_magic_link(ctx.p, name, c, &email, &link, &t.flow(ctx.cfg)).await?
+        }
         Magic::Email(c) => email::send_sign_in(ctx.p, ctx.cfg, c, &email, &mut t, &link).await?,
     }
     // Stored only once the link is on its way; the link is useless without it.

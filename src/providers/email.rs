@@ -144,18 +144,15 @@ pub fn challenge(cfg: &Config, txn: &LoginTxn, address: &str) -> (Challenge, Sec
     (c, s)
 }
 
-fn challenge_of(txn: &LoginTxn) -> AppResult<Challenge> {
-    txn.email
-        .as_deref()
-        .and_then(Challenge::unpack)
-        .ok_or_else(|| {
-            AppError::LoginTransaction("This sign-in was not started with an email.".into())
-        })
+fn challenge_of(packed: Option<&str>) -> AppResult<Challenge> {
+    packed.and_then(Challenge::unpack).ok_or_else(|| {
+        AppError::LoginTransaction("This sign-in was not started with an email.".into())
+    })
 }
 
 /// The link's `token` is the one sent for `txn` (checked before anything is spent).
 pub fn check_link(cfg: &Config, txn: &LoginTxn, req: &Request) -> AppResult<()> {
-    let c = challenge_of(txn)?;
+    let c = challenge_of(txn.email.as_deref())?;
     // Every refusal here is of the transaction (nothing was spent, nothing is recorded).
     let token = super::query_token(req, 64).map_err(|_| {
         AppError::LoginTransaction("This sign-in link is incomplete or damaged.".into())
@@ -239,7 +236,7 @@ pub async fn check_code<P: Platform>(
     pending: &Pending,
     code: &str,
 ) -> AppResult<CodeCheck> {
-    let c = challenge_of(&pending.txn)?;
+    let c = challenge_of(pending.txn.email.as_deref())?;
     let until = pending.txn.created_at + crate::txn::TXN_TTL as i64 + 300;
     let key = format!("code:{}", pending.key_hash());
     let tries = p.counters().count(&key, until).await?;
@@ -257,8 +254,8 @@ pub async fn check_code<P: Platform>(
 }
 
 /// Who signed in: the address of a spent transaction.
-pub fn profile(name: &str, txn: &LoginTxn) -> AppResult<Profile> {
-    let address = challenge_of(txn)?.address;
+pub fn profile(name: &str, flow: &super::Flow<'_>) -> AppResult<Profile> {
+    let address = challenge_of(flow.email)?.address;
     Ok(Profile {
         issuer: ISSUER.into(),
         sub: address.clone(),

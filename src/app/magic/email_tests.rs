@@ -378,7 +378,12 @@ fn a_code_needs_the_cookie_of_an_email_sign_in() {
     );
     assert_eq!(no_cookie.status, 400);
     // The transaction cookie of another provider's sign-in: not a code's.
-    let t = crate::txn::LoginTxn::new("dev", "/".into(), None, h.p.clock.get());
+    let t = crate::txn::LoginTxn::new(
+        "dev",
+        "/".into(),
+        crate::txn::Purpose::SignIn,
+        h.p.clock.get(),
+    );
     let oidc = block_on(crate::txn::start(&h.p.kv, &h.cfg, &t)).unwrap();
     let r = h.code(&s.code, oidc.split(';').next().unwrap());
     assert_eq!(r.status, 400);

@@ -67,7 +67,7 @@ fn codes_parse_with_spaces_and_dashes_only() {
 }
 
 fn pending_for(p: &TestPlatform, cfg: &Config, address: &str) -> (Secrets, String) {
-    let mut t = LoginTxn::new("mail", "/".into(), None, p.now());
+    let mut t = LoginTxn::new("mail", "/".into(), crate::txn::Purpose::SignIn, p.now());
     let (c, s) = challenge(cfg, &t, address);
     t.email = Some(c.pack());
     let cookie = block_on(txn::start(p.kv(), cfg, &t)).unwrap();
@@ -87,7 +87,7 @@ fn tries_are_counted_before_comparing_so_the_sixth_is_never_compared() {
     let (s, cookie) = pending_for(&p, &cfg, "Ada@Example.com");
     let pending = open(&p, &cfg, &cookie);
     assert_eq!(
-        challenge_of(&pending.txn).unwrap().address,
+        challenge_of(pending.txn.email.as_deref()).unwrap().address,
         "ada@example.com"
     );
     let wrong = if s.code == "000000" {
@@ -128,7 +128,7 @@ fn the_right_code_and_link_match_and_nothing_else_does() {
         assert!(matches!(r, Err(AppError::LoginTransaction(_))), "{bad}");
     }
     // Hashes are keyed with STATE_SECRET: another deployment's key gives another hash.
-    let c = challenge_of(&pending.txn).unwrap();
+    let c = challenge_of(pending.txn.email.as_deref()).unwrap();
     assert_ne!(c.code, crate::crypto::sha256_b64url(s.code.as_bytes()));
     let mut env = crate::testing::test_env();
     env.insert(
@@ -145,10 +145,10 @@ fn the_right_code_and_link_match_and_nothing_else_does() {
 #[test]
 fn the_profile_is_the_lower_cased_verified_address() {
     let cfg = test_config();
-    let mut t = LoginTxn::new("mail", "/".into(), None, 0);
+    let mut t = LoginTxn::new("mail", "/".into(), crate::txn::Purpose::SignIn, 0);
     let (c, _) = challenge(&cfg, &t, "Ada.L@Example.COM");
     t.email = Some(c.pack());
-    let p = profile("mail", &t).unwrap();
+    let p = profile("mail", &t.flow(&cfg)).unwrap();
     assert_eq!(
         (p.issuer.as_str(), p.sub.as_str()),
         ("email", "ada.l@example.com")
@@ -156,8 +156,8 @@ fn the_profile_is_the_lower_cased_verified_address() {
     assert_eq!(p.email.as_deref(), Some("ada.l@example.com"));
     assert_eq!(p.email_verified, Some(true));
     // A transaction of another kind has no address to sign in.
-    let plain = LoginTxn::new("mail", "/".into(), None, 0);
-    assert!(profile("mail", &plain).is_err());
+    let plain = LoginTxn::new("mail", "/".into(), crate::txn::Purpose::SignIn, 0);
+    assert!(profile("mail", &plain.flow(&cfg)).is_err());
 }
 
 #[test]
