@@ -124,6 +124,30 @@ pub fn magic_link_page(name: &str, display: &str, return_to: &str) -> String {
     )
 }
 
+/// The sign-in message of the `email` kind: its subject, plain-text and HTML parts, saying the
+/// same; every interpolated value escaped in the HTML; no images, no remote content, no
+/// tracking — one link.
+pub fn sign_in_mail(host: &str, to: &str, code: &str, link: &str) -> [String; 3] {
+    let text = format!(
+        "Your code to sign in to {host} as {to}:\n\n    {code}\n\n\
+Type it on the page where you asked for it, or open this link in that same browser:\n\
+{link}\n\nThe code and the link work once, for 10 minutes. If you did not ask to sign in, \
+ignore this message: nobody can sign in without it.\n"
+    );
+    let (h, t, l) = (esc(host), esc(to), esc(link));
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<title>Sign in to {h}</title></head><body style=\"font-family:sans-serif;color:#1a1a1a\">\
+<p>Your code to sign in to <b>{h}</b> as <b>{t}</b>:</p>\
+<p style=\"font-size:28px;letter-spacing:6px;font-weight:bold\">{code}</p>\
+<p>Type it on the page where you asked for it, or open this link in that same browser:</p>\
+<p><a href=\"{l}\">Sign in to {h}</a></p>\
+<p style=\"color:#555\">The code and the link work once, for 10 minutes. If you did not ask \
+to sign in, ignore this message: nobody can sign in without it.</p></body></html>"
+    );
+    [format!("Your sign-in code for {host}"), text, html]
+}
+
 /// The answer to an `email` provider's form (the same whether or not the address is known),
 /// and again after a wrong code: where to type the emailed code.
 pub fn code_page(error: Option<&str>) -> String {

@@ -190,7 +190,9 @@ async fn finish_sign_in<P: Platform>(
     let (t, return_to) = if provider.needs_transaction() {
         let state = callback_state(req);
         let pending = txn::open(ctx.p, ctx.cfg, req, state.as_deref(), name).await?;
-        providers::check_before_spend(ctx.p, ctx.cfg, provider, req, &pending).await?;
+        if provider.is_email() {
+            super::email_code::before_spend(ctx, req, &pending).await?;
+        }
         let t = pending.spend(ctx.p).await?;
         let return_to = t.return_to.clone();
         (Some(t), return_to)

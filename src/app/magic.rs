@@ -131,7 +131,7 @@ pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
         Magic::Stytch(c) => {
             stytch::send_magic_link(ctx.p, name, c, &email, &link, &t.flow(ctx.cfg)).await?
         }
-        Magic::Email(c) => email::send_sign_in(ctx.p, ctx.cfg, c, &email, &mut t, &link).await?,
+        Magic::Email(c) => send_code(ctx, c, &email, &mut t, &link).await?,
     }
     // Stored only once the link is on its way; the link is useless without it.
     let cookie = txn::start(ctx.p.kv(), ctx.cfg, &t).await?;
@@ -157,6 +157,35 @@ pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
     r.set_header("cache-control", "no-store");
     r.append_header("set-cookie", &cookie);
     Ok(r)
+}
+
+/// The `email` kind's message to `to`: a fresh code and link for `t` (whose callback is
+/// `callback`), whose hashes `t` keeps.
+async fn send_code<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    c: &email::EmailConfig,
+    to: &str,
+    t: &mut LoginTxn,
+    callback: &str,
+) -> AppResult<()> {
+    let key = ctx.cfg.state_secret.expose().as_bytes();
+    let (challenge, secrets) = email::challenge(key, &t.state, to);
+    let link = format!("{callback}&token={}", secrets.link_token);
+    let host = url::Url::parse(&ctx.cfg.public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(String::from))
+        .unwrap_or_default();
+    let [subject, text, html] = pages::sign_in_mail(&host, to, &secrets.code, &link);
+    let mail = crate::platform::Mail {
+        from: c.from.clone(),
+        to: to.to_string(),
+        subject,
+        text,
+        html,
+    };
+    email::send(ctx.p, c, &mail).await?;
+    t.email = Some(challenge.pack());
+    Ok(())
 }
 
 pub mod verify;

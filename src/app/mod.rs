@@ -5,6 +5,7 @@
 mod account;
 mod admin;
 mod auth;
+mod email_code;
 mod ending;
 mod identities;
 mod login;

@@ -2,7 +2,7 @@
 //! of Cloudflare's Email Service — no vendor, no password.
 //!
 //! `POST /auth/magic-link` starts a login transaction in this browser and sends one message
-//! with a 6-digit code and a link ([`challenge`], [`message`]). Neither is stored: the
+//! with a 6-digit code and a link ([`challenge`]; the text in `pages`). Neither is stored: the
 //! transaction keeps their HMACs under `STATE_SECRET`, bound to its state, so a copy of KV is
 //! no help in guessing a code. Either completes the sign-in, once, within the transaction's
 //! 10 minutes:
@@ -12,21 +12,21 @@
 //!   spends nothing and says to type the code in the browser that asked ([`OTHER_BROWSER`]);
 //! - the code is typed on the page the send answered with, which posts it to
 //!   `POST /auth/magic-link/verify` from the same browser. Every try is counted before it is
-//!   compared (one atomic upsert), so even concurrent guesses get at most
+//!   compared ([`check_code`], one atomic upsert), so even concurrent guesses get at most
 //!   [`MAX_CODE_TRIES`] comparisons; the last wrong one ends the request, link included.
+//!
+//! The checks here take the transaction's parts (its state, the packed [`Challenge`]) and the
+//! key (`STATE_SECRET`); the request handlers own the transaction itself.
 //!
 //! Completing spends the transaction (the conditional write of [`crate::txn`]): of a link
 //! and a code, or two codes, presented at once, exactly one signs in. The identity is
 //! `("email", lower-cased address)`, with the address verified.
 
 use super::settings;
-use crate::config::Config;
 use crate::crypto::{b64url, ct_eq, hmac_sha256, random_bytes, random_token};
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
-use crate::pages::esc;
 use crate::platform::{Counters, Mail, MailError, Mailer, Platform};
-use crate::txn::{LoginTxn, Pending};
 use crate::users::Profile;
 use serde::Deserialize;
 use serde_json::Value;
@@ -112,12 +112,9 @@ pub struct Secrets {
     pub link_token: String,
 }
 
-fn keyed(cfg: &Config, state: &str, what: &str, value: &str) -> String {
+fn keyed(key: &[u8], state: &str, what: &str, value: &str) -> String {
     let msg = format!("gatehouse-email|{what}|{state}|{value}");
-    b64url(&hmac_sha256(
-        cfg.state_secret.expose().as_bytes(),
-        msg.as_bytes(),
-    ))
+    b64url(&hmac_sha256(key, msg.as_bytes()))
 }
 
 /// A uniform 6-digit code (rejection sampling: no digit is likelier than another).
@@ -130,16 +127,17 @@ fn new_code() -> String {
     }
 }
 
-/// A fresh code and link token for `address` in transaction `txn`, and what `txn` keeps.
-pub fn challenge(cfg: &Config, txn: &LoginTxn, address: &str) -> (Challenge, Secrets) {
+/// A fresh code and link token for `address` in the transaction `state`, and what the
+/// transaction keeps of them; `key` is `STATE_SECRET`.
+pub fn challenge(key: &[u8], state: &str, address: &str) -> (Challenge, Secrets) {
     let s = Secrets {
         code: new_code(),
         link_token: random_token(),
     };
     let c = Challenge {
         address: address.to_ascii_lowercase(),
-        code: keyed(cfg, &txn.state, "code", &s.code),
-        link: keyed(cfg, &txn.state, "link", &s.link_token),
+        code: keyed(key, state, "code", &s.code),
+        link: keyed(key, state, "link", &s.link_token),
     };
     (c, s)
 }
@@ -150,15 +148,18 @@ fn challenge_of(packed: Option<&str>) -> AppResult<Challenge> {
     })
 }
 
-/// The link's `token` is the one sent for `txn` (checked before anything is spent).
-pub fn check_link(cfg: &Config, txn: &LoginTxn, req: &Request) -> AppResult<()> {
-    let c = challenge_of(txn.email.as_deref())?;
+/// The link's `token` is the one sent in the transaction `state` (checked before anything is
+/// spent).
+pub fn check_link(key: &[u8], state: &str, packed: Option<&str>, req: &Request) -> AppResult<()> {
+    let c = challenge_of(packed)?;
     // Every refusal here is of the transaction (nothing was spent, nothing is recorded).
     let token = super::query_token(req, 64).map_err(|_| {
         AppError::LoginTransaction("This sign-in link is incomplete or damaged.".into())
     })?;
-    let presented = keyed(cfg, &txn.state, "link", &token);
-    if !ct_eq(presented.as_bytes(), c.link.as_bytes()) {
+    if !ct_eq(
+        keyed(key, state, "link", &token).as_bytes(),
+        c.link.as_bytes(),
+    ) {
         return Err(AppError::LoginTransaction(
             "This link is not the one sent for this sign-in.".into(),
         ));
@@ -194,30 +195,6 @@ pub fn code_of(req: &Request) -> AppResult<String> {
     code.ok_or_else(|| AppError::BadRequest("Send the 6-digit code as \"code\".".into()))
 }
 
-/// The kind's check before its transaction is spent: the code of
-/// `POST /auth/magic-link/verify`, or the link's token. A wrong code with tries left keeps
-/// the sign-in open ([`AppError::WrongCode`]); the last one ends it.
-pub async fn check<P: Platform>(
-    p: &P,
-    cfg: &Config,
-    req: &Request,
-    pending: &Pending,
-) -> AppResult<()> {
-    if req.method != crate::http::Method::Post {
-        return check_link(cfg, &pending.txn, req);
-    }
-    let code = parse_code(&code_of(req)?)?;
-    match check_code(p, cfg, pending, &code).await? {
-        CodeCheck::Right => Ok(()),
-        CodeCheck::Wrong { left } if left > 0 => Err(AppError::WrongCode { left }),
-        CodeCheck::Wrong { .. } => {
-            pending.end(p).await?;
-            Err(AppError::LoginTransaction(ENDED.into()))
-        }
-        CodeCheck::Exhausted => Err(AppError::LoginTransaction(ENDED.into())),
-    }
-}
-
 /// The outcome of one code try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodeCheck {
@@ -229,28 +206,33 @@ pub enum CodeCheck {
     Exhausted,
 }
 
-/// Counts one try of `code` against the pending transaction, then compares.
-pub async fn check_code<P: Platform>(
-    p: &P,
-    cfg: &Config,
-    pending: &Pending,
+/// One try of `code` in the transaction `state`: counted under `tries_key` (kept until
+/// `until`) before it is compared.
+pub async fn check_code<C: Counters>(
+    counters: &C,
+    key: &[u8],
+    state: &str,
+    packed: Option<&str>,
+    (tries_key, until): (&str, i64),
     code: &str,
 ) -> AppResult<CodeCheck> {
-    let c = challenge_of(pending.txn.email.as_deref())?;
-    let until = pending.txn.created_at + crate::txn::TXN_TTL as i64 + 300;
-    let key = format!("code:{}", pending.key_hash());
-    let tries = p.counters().count(&key, until).await?;
+    let c = challenge_of(packed)?;
+    let tries = counters.count(tries_key, until).await?;
     if tries > MAX_CODE_TRIES {
         return Ok(CodeCheck::Exhausted);
     }
-    let presented = keyed(cfg, &pending.txn.state, "code", code);
-    Ok(if ct_eq(presented.as_bytes(), c.code.as_bytes()) {
-        CodeCheck::Right
-    } else {
-        CodeCheck::Wrong {
-            left: MAX_CODE_TRIES - tries,
-        }
-    })
+    Ok(
+        if ct_eq(
+            keyed(key, state, "code", code).as_bytes(),
+            c.code.as_bytes(),
+        ) {
+            CodeCheck::Right
+        } else {
+            CodeCheck::Wrong {
+                left: MAX_CODE_TRIES - tries,
+            }
+        },
+    )
 }
 
 /// Who signed in: the address of a spent transaction.
@@ -267,57 +249,6 @@ pub fn profile(name: &str, flow: &super::Flow<'_>) -> AppResult<Profile> {
         picture: None,
         vendor_logout: None,
     })
-}
-
-/// The sign-in message: a plain-text and an HTML part saying the same, every interpolated
-/// value escaped in the HTML, no images, no remote content, no tracking.
-pub fn message(cfg: &Config, c: &EmailConfig, to: &str, s: &Secrets, link: &str) -> Mail {
-    let host = url::Url::parse(&cfg.public_url)
-        .ok()
-        .and_then(|u| u.host_str().map(String::from))
-        .unwrap_or_else(|| cfg.public_url.clone());
-    let code = &s.code;
-    let text = format!(
-        "Your code to sign in to {host} as {to}:\n\n    {code}\n\n\
-Type it on the page where you asked for it, or open this link in that same browser:\n\
-{link}\n\nThe code and the link work once, for 10 minutes. If you did not ask to sign in, \
-ignore this message: nobody can sign in without it.\n"
-    );
-    let (h, t, l) = (esc(&host), esc(to), esc(link));
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<title>Sign in to {h}</title></head><body style=\"font-family:sans-serif;color:#1a1a1a\">\
-<p>Your code to sign in to <b>{h}</b> as <b>{t}</b>:</p>\
-<p style=\"font-size:28px;letter-spacing:6px;font-weight:bold\">{code}</p>\
-<p>Type it on the page where you asked for it, or open this link in that same browser:</p>\
-<p><a href=\"{l}\">Sign in to {h}</a></p>\
-<p style=\"color:#555\">The code and the link work once, for 10 minutes. If you did not ask \
-to sign in, ignore this message: nobody can sign in without it.</p></body></html>"
-    );
-    Mail {
-        from: c.from.clone(),
-        to: to.to_string(),
-        subject: format!("Your sign-in code for {host}"),
-        text,
-        html,
-    }
-}
-
-/// Emails `to` a fresh code and link for `txn` (whose callback URL is `callback`), and keeps
-/// their hashes in `txn`.
-pub async fn send_sign_in<P: Platform>(
-    p: &P,
-    cfg: &Config,
-    c: &EmailConfig,
-    to: &str,
-    txn: &mut LoginTxn,
-    callback: &str,
-) -> AppResult<()> {
-    let (challenge, secrets) = challenge(cfg, txn, to);
-    let link = format!("{callback}&token={}", secrets.link_token);
-    send(p, c, &message(cfg, c, to, &secrets, &link)).await?;
-    txn.email = Some(challenge.pack());
-    Ok(())
 }
 
 /// Sends `mail` through the provider's binding; a missing binding is a configuration error.

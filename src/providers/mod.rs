@@ -313,21 +313,6 @@ pub async fn complete<P: Platform>(
     }
 }
 
-/// What a kind checks in the callback before its transaction is spent, so that a refused
-/// callback leaves the sign-in open (the `email` kind: the link's token, or the code).
-pub async fn check_before_spend<P: Platform>(
-    p: &P,
-    cfg: &crate::config::Config,
-    provider: &ProviderConfig,
-    req: &Request,
-    pending: &crate::txn::Pending,
-) -> AppResult<()> {
-    match provider {
-        ProviderConfig::Email(_) => email::check(p, cfg, req, pending).await,
-        _ => Ok(()),
-    }
-}
-
 /// Ends the vendor-side session at logout (best effort: Gatehouse's own session is already
 /// gone; a failure is logged by the caller).
 pub async fn end_session<P: Platform>(

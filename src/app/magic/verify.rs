@@ -8,7 +8,8 @@ use crate::app::{check_origin, login, Ctx};
 use crate::error::{AppError, AppResult};
 use crate::http::{Request, Response};
 use crate::platform::Platform;
-use crate::providers::{email, STATE_PARAM};
+use crate::providers::email;
+use crate::providers::STATE_PARAM;
 use crate::txn;
 
 /// `POST /auth/magic-link/verify`.

@@ -1,7 +1,7 @@
 use super::*;
 use crate::http::Method;
 use crate::testing::{block_on, test_config, TestPlatform};
-use crate::txn::{self, LoginTxn};
+use crate::txn::LoginTxn;
 use serde_json::json;
 
 #[test]
@@ -66,28 +66,27 @@ fn codes_parse_with_spaces_and_dashes_only() {
     }
 }
 
-fn pending_for(p: &TestPlatform, cfg: &Config, address: &str) -> (Secrets, String) {
-    let mut t = LoginTxn::new("mail", "/".into(), crate::txn::Purpose::SignIn, p.now());
-    let (c, s) = challenge(cfg, &t, address);
-    t.email = Some(c.pack());
-    let cookie = block_on(txn::start(p.kv(), cfg, &t)).unwrap();
-    (s, cookie.split(';').next().unwrap().to_string())
+const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+/// A challenge for `address` in a transaction of state `state`: (what is kept, what is sent).
+fn sent(state: &str, address: &str) -> (String, Secrets) {
+    let (c, s) = challenge(KEY, state, address);
+    (c.pack(), s)
 }
 
-fn open(p: &TestPlatform, cfg: &Config, cookie: &str) -> Pending {
-    let req = Request::new(Method::Post, "http://127.0.0.1:8787/auth/magic-link/verify")
-        .with_header("cookie", cookie);
-    let state = txn::cookie_state(cfg, &req).unwrap();
-    block_on(txn::open(p, cfg, &req, Some(&state), "mail")).unwrap()
+fn link(token: &str) -> Request {
+    Request::new(
+        Method::Get,
+        &format!("http://127.0.0.1:8787/auth/callback/mail?token={token}"),
+    )
 }
 
 #[test]
 fn tries_are_counted_before_comparing_so_the_sixth_is_never_compared() {
-    let (p, cfg) = (TestPlatform::new(|_| unreachable!()), test_config());
-    let (s, cookie) = pending_for(&p, &cfg, "Ada@Example.com");
-    let pending = open(&p, &cfg, &cookie);
+    let p = TestPlatform::new(|_| unreachable!());
+    let (packed, s) = sent("st", "Ada@Example.com");
     assert_eq!(
-        challenge_of(pending.txn.email.as_deref()).unwrap().address,
+        challenge_of(Some(&packed)).unwrap().address,
         "ada@example.com"
     );
     let wrong = if s.code == "000000" {
@@ -95,59 +94,79 @@ fn tries_are_counted_before_comparing_so_the_sixth_is_never_compared() {
     } else {
         "000000"
     };
+    let try_code = |code: &str| {
+        block_on(check_code(
+            &p.users,
+            KEY,
+            "st",
+            Some(&packed),
+            ("code:st", 9),
+            code,
+        ))
+        .unwrap()
+    };
     for left in (0..MAX_CODE_TRIES).rev() {
-        let r = block_on(check_code(&p, &cfg, &pending, wrong)).unwrap();
-        assert_eq!(r, CodeCheck::Wrong { left });
+        assert_eq!(try_code(wrong), CodeCheck::Wrong { left });
     }
     // Even the right code is not compared any more.
-    let r = block_on(check_code(&p, &cfg, &pending, &s.code)).unwrap();
-    assert_eq!(r, CodeCheck::Exhausted);
+    assert_eq!(try_code(&s.code), CodeCheck::Exhausted);
+    assert_eq!(
+        p.users.counters.borrow()["code:st"],
+        (MAX_CODE_TRIES + 1, 9)
+    );
 }
 
 #[test]
 fn the_right_code_and_link_match_and_nothing_else_does() {
-    let (p, cfg) = (TestPlatform::new(|_| unreachable!()), test_config());
-    let (s, cookie) = pending_for(&p, &cfg, "ada@example.com");
-    let (other, _) = pending_for(&p, &cfg, "ada@example.com");
-    let pending = open(&p, &cfg, &cookie);
-    assert_eq!(
-        block_on(check_code(&p, &cfg, &pending, &s.code)).unwrap(),
-        CodeCheck::Right
-    );
-    let link = |token: &str| {
-        Request::new(
-            Method::Get,
-            &format!("http://127.0.0.1:8787/auth/callback/mail?token={token}"),
-        )
-    };
-    assert!(check_link(&cfg, &pending.txn, &link(&s.link_token)).is_ok());
-    // Another request's token, a changed one, none: refused as the transaction's failure
-    // (nothing spent, nothing recorded).
+    let p = TestPlatform::new(|_| unreachable!());
+    let (packed, s) = sent("st", "ada@example.com");
+    let (_, other) = sent("st2", "ada@example.com");
+    let right = block_on(check_code(
+        &p.users,
+        KEY,
+        "st",
+        Some(&packed),
+        ("k", 9),
+        &s.code,
+    ));
+    assert_eq!(right.unwrap(), CodeCheck::Right);
+    // The same code in another transaction's state does not match: codes are bound to it.
+    let elsewhere = block_on(check_code(
+        &p.users,
+        KEY,
+        "st2",
+        Some(&packed),
+        ("k2", 9),
+        &s.code,
+    ));
+    assert!(matches!(elsewhere.unwrap(), CodeCheck::Wrong { .. }));
+    assert!(check_link(KEY, "st", Some(&packed), &link(&s.link_token)).is_ok());
+    // Another request's token, a changed one, none, another key, no challenge: refused as
+    // the transaction's failure (nothing spent, nothing recorded).
     for bad in [other.link_token.as_str(), &s.link_token[1..], ""] {
-        let r = check_link(&cfg, &pending.txn, &link(bad));
+        let r = check_link(KEY, "st", Some(&packed), &link(bad));
         assert!(matches!(r, Err(AppError::LoginTransaction(_))), "{bad}");
     }
-    // Hashes are keyed with STATE_SECRET: another deployment's key gives another hash.
-    let c = challenge_of(pending.txn.email.as_deref()).unwrap();
+    let r = check_link(
+        b"another key of 32 characters....",
+        "st",
+        Some(&packed),
+        &link(&s.link_token),
+    );
+    assert!(matches!(r, Err(AppError::LoginTransaction(_))));
+    let r = check_link(KEY, "st", None, &link(&s.link_token));
+    assert!(matches!(r, Err(AppError::LoginTransaction(_))));
+    // Stored hashes are keyed: not the plain SHA-256 of the code.
+    let c = challenge_of(Some(&packed)).unwrap();
     assert_ne!(c.code, crate::crypto::sha256_b64url(s.code.as_bytes()));
-    let mut env = crate::testing::test_env();
-    env.insert(
-        "STATE_SECRET".into(),
-        "another-secret-of-32-characters!!".into(),
-    );
-    let other_cfg = crate::config::Config::from_env(&env).unwrap();
-    assert_ne!(
-        keyed(&other_cfg, &pending.txn.state, "code", &s.code),
-        c.code
-    );
+    assert!(!packed.contains(&s.code) && !packed.contains(&s.link_token));
 }
 
 #[test]
 fn the_profile_is_the_lower_cased_verified_address() {
     let cfg = test_config();
     let mut t = LoginTxn::new("mail", "/".into(), crate::txn::Purpose::SignIn, 0);
-    let (c, _) = challenge(&cfg, &t, "Ada.L@Example.COM");
-    t.email = Some(c.pack());
+    t.email = Some(sent(&t.state, "Ada.L@Example.COM").0);
     let p = profile("mail", &t.flow(&cfg)).unwrap();
     assert_eq!(
         (p.issuer.as_str(), p.sub.as_str()),
@@ -162,38 +181,28 @@ fn the_profile_is_the_lower_cased_verified_address() {
 
 #[test]
 fn the_message_escapes_everything_in_html_and_carries_code_and_link() {
-    let cfg = test_config();
-    let c = EmailConfig::parse(&json!({"kind": "email", "from": "login@example.com"})).unwrap();
-    let s = Secrets {
-        code: "012345".into(),
-        link_token: "tok".into(),
-    };
     let link = "http://127.0.0.1:8787/auth/callback/mail?gh_state=a&token=tok\"><script>";
-    let m = message(&cfg, &c, "a&b'c@example.com", &s, link);
-    assert_eq!(m.from, "login@example.com");
-    assert!(m.text.contains("012345") && m.text.contains(link));
-    assert!(m.html.contains("012345"));
-    assert!(m.html.contains("a&amp;b&#39;c@example.com"));
-    assert!(m
-        .html
-        .contains("gh_state=a&amp;token=tok&quot;&gt;&lt;script&gt;"));
-    assert!(!m.html.contains("<script>"));
+    let [subject, text, html] =
+        crate::pages::sign_in_mail("127.0.0.1", "a&b'c@example.com", "012345", link);
+    assert_eq!(subject, "Your sign-in code for 127.0.0.1");
+    assert!(text.contains("012345") && text.contains(link));
+    assert!(html.contains("012345"));
+    assert!(html.contains("a&amp;b&#39;c@example.com"));
+    assert!(html.contains("gh_state=a&amp;token=tok&quot;&gt;&lt;script&gt;"));
+    assert!(!html.contains("<script>"));
 }
 
 #[test]
 fn a_missing_binding_is_a_configuration_error_and_a_refusal_a_502() {
     let p = TestPlatform::new(|_| unreachable!());
     let c = EmailConfig::parse(&json!({"kind": "email", "from": "login@example.com"})).unwrap();
-    let m = message(
-        &test_config(),
-        &c,
-        "a@b.io",
-        &Secrets {
-            code: "1".into(),
-            link_token: "t".into(),
-        },
-        "l",
-    );
+    let m = Mail {
+        from: c.from.clone(),
+        to: "a@b.io".into(),
+        subject: "s".into(),
+        text: "the text".into(),
+        html: "<p>the html</p>".into(),
+    };
     p.mailer.refuse.set(true);
     let e = block_on(send(&p, &c, &m)).unwrap_err();
     assert_eq!(e.status(), 502);
