@@ -28,6 +28,8 @@ pub enum AppError {
     Provider { provider: String, reason: String },
     /// The provider could not be reached or did not answer in time.
     ProviderUnavailable { provider: String, reason: String },
+    /// A wrong emailed sign-in code; the sign-in stays open for `left` more tries.
+    WrongCode { left: u32 },
     /// Too many attempts.
     RateLimited,
     /// The request body is too large.
@@ -48,6 +50,7 @@ impl AppError {
             AppError::NotFound => 404,
             AppError::MethodNotAllowed => 405,
             AppError::BadRequest(_) | AppError::LoginTransaction(_) => 400,
+            AppError::WrongCode { .. } => 400,
             AppError::Unauthorized(_) => 401,
             AppError::Forbidden(_) => 403,
             AppError::Conflict(_) => 409,
@@ -70,6 +73,7 @@ impl AppError {
             AppError::Forbidden(_) => "forbidden",
             AppError::Conflict(_) => "conflict",
             AppError::LoginTransaction(_) => "invalid_login_transaction",
+            AppError::WrongCode { .. } => "invalid_code",
             AppError::Provider { .. } => "provider_error",
             AppError::ProviderUnavailable { .. } => "provider_unavailable",
             AppError::RateLimited => "rate_limited",
@@ -99,6 +103,10 @@ impl AppError {
             AppError::ProviderUnavailable { provider, .. } => {
                 format!("{provider} did not answer. Please try again later.")
             }
+            AppError::WrongCode { left } => format!(
+                "That code is not right. {left} {} left.",
+                if *left == 1 { "try" } else { "tries" }
+            ),
             AppError::RateLimited => "Too many attempts. Please wait and try again.".into(),
             AppError::PayloadTooLarge => "The request is too large.".into(),
             AppError::Storage(_) | AppError::Internal(_) => {

@@ -140,7 +140,7 @@ impl Request {
         }
     }
 
-    fn is_form(&self) -> bool {
+    pub fn is_form(&self) -> bool {
         self.header("content-type")
             .map(|c| c.starts_with("application/x-www-form-urlencoded"))
             .unwrap_or(false)

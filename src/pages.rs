@@ -170,6 +170,52 @@ pub fn magic_link_page(name: &str, display: &str, return_to: &str) -> String {
     )
 }
 
+/// The sign-in message of the `email` kind: its subject, plain-text and HTML parts, saying the
+/// same; every interpolated value escaped in the HTML; no images, no remote content, no
+/// tracking — one link.
+pub fn sign_in_mail(host: &str, to: &str, code: &str, link: &str) -> [String; 3] {
+    let text = format!(
+        "Your code to sign in to {host} as {to}:\n\n    {code}\n\n\
+Type it on the page where you asked for it, or open this link in that same browser:\n\
+{link}\n\nThe code and the link work once, for 10 minutes. If you did not ask to sign in, \
+ignore this message: nobody can sign in without it.\n"
+    );
+    let (h, t, l) = (esc(host), esc(to), esc(link));
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<title>Sign in to {h}</title></head><body style=\"font-family:sans-serif;color:#1a1a1a\">\
+<p>Your code to sign in to <b>{h}</b> as <b>{t}</b>:</p>\
+<p style=\"font-size:28px;letter-spacing:6px;font-weight:bold\">{code}</p>\
+<p>Type it on the page where you asked for it, or open this link in that same browser:</p>\
+<p><a href=\"{l}\">Sign in to {h}</a></p>\
+<p style=\"color:#555\">The code and the link work once, for 10 minutes. If you did not ask \
+to sign in, ignore this message: nobody can sign in without it.</p></body></html>"
+    );
+    [format!("Your sign-in code for {host}"), text, html]
+}
+
+/// The answer to an `email` provider's form (the same whether or not the address is known),
+/// and again after a wrong code: where to type the emailed code.
+pub fn code_page(error: Option<&str>) -> String {
+    let alert = error
+        .map(|e| format!("<p role=\"alert\"><strong>{}</strong></p>", esc(e)))
+        .unwrap_or_default();
+    layout(
+        "Check your email",
+        &format!(
+            "<h1>Check your email</h1>\
+<p>If the address can receive email, a 6-digit code and a sign-in link are on their way. \
+Type the code here, or open the link in this browser. Each works once, for 10 minutes.</p>{alert}\
+<form method=\"post\" action=\"/auth/magic-link/verify\">\
+<label for=\"code\">Sign-in code</label>\
+<input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" \
+maxlength=\"9\" required autofocus>\
+<button type=\"submit\">Sign in</button></form>\
+<p class=\"muted\"><a href=\"/auth/login\">Start again</a></p>"
+        ),
+    )
+}
+
 /// The answer to an email form: the same whether or not the address is known.
 pub fn check_email_page() -> String {
     layout(

@@ -192,6 +192,32 @@ pub trait HttpClient {
     async fn send(&self, req: Outbound) -> Result<Inbound, FetchError>;
 }
 
+/// One email: a plain-text and an HTML part of the same message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub from: String,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Why a message was not sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailError {
+    /// The named `send_email` binding is not configured.
+    NoBinding(String),
+    /// The email service refused the message or could not be reached.
+    Refused(String),
+}
+
+/// Outbound email (a `[[send_email]]` binding of Cloudflare's Email Service in the Worker; a
+/// recording fake in tests).
+pub trait Mailer {
+    /// Sends `mail` through the binding named `binding`.
+    async fn send(&self, binding: &str, mail: &Mail) -> Result<(), MailError>;
+}
+
 /// Per-isolate caches of remote documents (discovery, JWKS) and of successful signature
 /// checks: they live as long as the isolate, which is what makes the hot path cheap.
 #[derive(Default)]
@@ -214,6 +240,7 @@ pub trait Platform {
     type Limits: Limiter;
     type Counts: Counters;
     type OAuth: crate::oauth_store::OAuthStore;
+    type Mail: Mailer;
     fn kv(&self) -> &Self::Kv;
     /// The OpenID Provider's clients, consents and refresh tokens.
     fn oauth(&self) -> &Self::OAuth;
@@ -227,6 +254,8 @@ pub trait Platform {
     /// Exact counters for the long-window rate limits.
     fn counters(&self) -> &Self::Counts;
     fn caches(&self) -> &Caches;
+    /// Outbound email (the `email` provider kind).
+    fn mailer(&self) -> &Self::Mail;
     /// Seconds since the Unix epoch.
     fn now(&self) -> i64;
     /// One line to the Worker's log.

@@ -7,8 +7,8 @@ use crate::jwt::keys::SigningKey;
 use crate::jwt::native::NativeSignatures;
 use crate::jwt::Alg;
 use crate::platform::{
-    Caches, Counters, FetchError, HttpClient, Inbound, Kv, Limiter, Outbound, Platform, Signatures,
-    SingleUse, SpendKind, StoreError,
+    Caches, Counters, FetchError, HttpClient, Inbound, Kv, Limiter, Mail, MailError, Mailer,
+    Outbound, Platform, Signatures, SingleUse, SpendKind, StoreError,
 };
 use crate::users::{
     Event, Identity, LinkOutcome, Profile, StoredEvent, UnlinkOutcome, User, UserPatch, UserQuery,
@@ -752,12 +752,47 @@ impl HttpClient for FakeHttp {
     }
 }
 
+/// Outbound email recorded in a list: `(binding, message)` per send. With `refuse` set, every
+/// send fails as the email service would refuse it; with `unbound`, as if no binding had the
+/// name (nothing is recorded either way).
+#[derive(Default)]
+pub struct RecordingMailer {
+    pub sent: RefCell<Vec<(String, Mail)>>,
+    pub refuse: Cell<bool>,
+    pub unbound: Cell<bool>,
+}
+
+impl RecordingMailer {
+    /// The last message sent, if any.
+    pub fn last(&self) -> Option<Mail> {
+        self.sent.borrow().last().map(|(_, m)| m.clone())
+    }
+}
+
+impl Mailer for RecordingMailer {
+    async fn send(&self, binding: &str, mail: &Mail) -> Result<(), MailError> {
+        if self.unbound.get() {
+            return Err(MailError::NoBinding(format!(
+                "Binding `{binding}` is undefined."
+            )));
+        }
+        if self.refuse.get() {
+            return Err(MailError::Refused("the test refuses every message".into()));
+        }
+        self.sent
+            .borrow_mut()
+            .push((binding.to_string(), mail.clone()));
+        Ok(())
+    }
+}
+
 /// A platform made of the fakes above, with a settable clock.
 pub struct TestPlatform {
     pub kv: MemoryKv,
     pub users: MemoryUsers,
     pub http: FakeHttp,
     pub limiter: MemoryLimiter,
+    pub mailer: RecordingMailer,
     pub caches: Caches,
     pub clock: Cell<i64>,
     pub logs: RefCell<Vec<String>>,
@@ -785,6 +820,7 @@ impl TestPlatform {
                 faults: faults.clone(),
             },
             limiter: MemoryLimiter::default(),
+            mailer: RecordingMailer::default(),
             caches: Caches::default(),
             clock: Cell::new(1_700_000_000),
             logs: RefCell::new(vec![]),
@@ -839,8 +875,12 @@ impl Platform for TestPlatform {
     type Limits = MemoryLimiter;
     type Counts = MemoryUsers;
     type OAuth = MemoryUsers;
+    type Mail = RecordingMailer;
     fn kv(&self) -> &MemoryKv {
         &self.kv
+    }
+    fn mailer(&self) -> &RecordingMailer {
+        &self.mailer
     }
     fn oauth(&self) -> &MemoryUsers {
         &self.users

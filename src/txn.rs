@@ -55,6 +55,10 @@ pub struct LoginTxn {
     /// with separate sign-up pages (LoginRadius) open that one.
     #[serde(default)]
     pub register: bool,
+    /// Data of the provider's own, like `nonce`: for the `email` kind, the address and the
+    /// hashes of the code and link sent to it ([`crate::providers::email::Challenge::pack`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 impl LoginTxn {
@@ -68,6 +72,7 @@ impl LoginTxn {
             created_at: now,
             purpose,
             register: false,
+            email: None,
         }
     }
 
@@ -93,6 +98,7 @@ impl LoginTxn {
             pkce_verifier: &self.pkce_verifier,
             register: self.register,
             return_to: (self.return_to != crate::return_to::DEFAULT).then_some(&self.return_to),
+            email: self.email.as_deref(),
         }
     }
 }
@@ -186,6 +192,36 @@ pub fn invitation_url(cfg: &Config, txn: &LoginTxn) -> String {
     format!("{}?{query}", cfg.redirect_uri(&txn.provider))
 }
 
+/// A transaction that passed every check but is not spent yet: a kind that must check
+/// more first (the `email` kind's link token or code) does so before [`Pending::spend`].
+#[derive(Debug)]
+pub struct Pending {
+    kind: SpendKind,
+    secret: String,
+    pub txn: LoginTxn,
+}
+
+impl Pending {
+    /// The hash of the transaction's secret: a key for what is counted against it.
+    pub fn key_hash(&self) -> String {
+        sha256_b64url(self.secret.as_bytes())
+    }
+
+    /// Spends it without completing it: the request is over (the `email` kind's last wrong
+    /// code). A lost race is a refusal, and the request is over just the same.
+    pub async fn end<P: Platform>(&self, p: &P) -> AppResult<()> {
+        spend(p, self.kind, &self.secret, self.txn.clone())
+            .await
+            .map(|_| ())
+    }
+
+    /// Spends it: `Ok(txn)` for the one caller that does, a refusal for a replay or the
+    /// loser of a race.
+    pub async fn spend<P: Platform>(self, p: &P) -> AppResult<LoginTxn> {
+        spend(p, self.kind, &self.secret, self.txn).await
+    }
+}
+
 /// Takes the transaction named by `state` (single use), checking that this browser started
 /// it and that it belongs to `provider`. A callback carrying `gh_invite` instead completes an
 /// invitation (see [`start_invitation`]), which no browser holds a cookie for.
@@ -196,14 +232,58 @@ pub async fn finish<P: Platform>(
     state: Option<&str>,
     provider: &str,
 ) -> AppResult<LoginTxn> {
+    open(p, cfg, req, state, provider).await?.spend(p).await
+}
+
+/// Like [`finish`], without spending.
+pub async fn open<P: Platform>(
+    p: &P,
+    cfg: &Config,
+    req: &Request,
+    state: Option<&str>,
+    provider: &str,
+) -> AppResult<Pending> {
     let now = p.now();
     let kv = p.kv();
     if let Some(token) = req.query(INVITE_PARAM) {
         // Checked before it is spent: a link sent to the wrong provider's callback does not
         // use the invitation up.
         let txn = peek_invitation(kv, &token, provider, now).await?;
-        return spend(p, SpendKind::Invitation, &token, txn).await;
+        return Ok(Pending {
+            kind: SpendKind::Invitation,
+            secret: token,
+            txn,
+        });
     }
+    let cookie_state = cookie_state(cfg, req)?;
+    let state = state
+        .ok_or_else(|| AppError::LoginTransaction("The provider returned no state.".into()))?;
+    if !ct_eq(state.as_bytes(), cookie_state.as_bytes()) {
+        return Err(AppError::LoginTransaction(
+            "This sign-in was started in another browser or tab.".into(),
+        ));
+    }
+    let json = kv.get(&key(state)).await?.ok_or_else(|| {
+        AppError::LoginTransaction("This sign-in has expired or was already used.".into())
+    })?;
+    Ok(Pending {
+        kind: SpendKind::LoginTxn,
+        secret: state.to_string(),
+        txn: checked(parse_stored(&json)?, provider, now)?,
+    })
+}
+
+/// Whether this browser holds a valid cookie for the transaction `state` (for a page that
+/// must say "wrong browser" rather than "expired").
+pub fn holds(cfg: &Config, req: &Request, state: Option<&str>) -> bool {
+    match (cookie_state(cfg, req), state) {
+        (Ok(mine), Some(s)) => ct_eq(mine.as_bytes(), s.as_bytes()),
+        _ => false,
+    }
+}
+
+/// The state of this browser's transaction cookie, once its MAC is checked.
+pub fn cookie_state(cfg: &Config, req: &Request) -> AppResult<String> {
     let jar = CookieJar {
         secure: cfg.secure_cookies,
     };
@@ -220,18 +300,7 @@ pub async fn finish<P: Platform>(
             "The sign-in cookie is invalid.".into(),
         ));
     }
-    let state = state
-        .ok_or_else(|| AppError::LoginTransaction("The provider returned no state.".into()))?;
-    if !ct_eq(state.as_bytes(), cookie_state.as_bytes()) {
-        return Err(AppError::LoginTransaction(
-            "This sign-in was started in another browser or tab.".into(),
-        ));
-    }
-    let json = kv.get(&key(state)).await?.ok_or_else(|| {
-        AppError::LoginTransaction("This sign-in has expired or was already used.".into())
-    })?;
-    let txn = checked(parse_stored(&json)?, provider, now)?;
-    spend(p, SpendKind::LoginTxn, state, txn).await
+    Ok(cookie_state.to_string())
 }
 
 /// Spends `secret` (a state or an invitation token, by its hash) for `txn`, which has passed

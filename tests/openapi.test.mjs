@@ -192,6 +192,7 @@ const EXPECTED = {
   'GET /auth/callback/{provider}': 400, // no login transaction
   'POST /auth/callback/{provider}': 400, // an invitation that does not exist
   'POST /auth/magic-link': 400, // no magic-link provider configured
+  'POST /auth/magic-link/verify': 400, // no email provider configured
   'GET /auth/me': 200,
   'POST /auth/token': 200,
   'OPTIONS /auth/token': 204,

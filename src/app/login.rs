@@ -8,6 +8,7 @@ use crate::cookies::{ACCESS, SESSION};
 use crate::error::{AppError, AppResult};
 use crate::http::{Method, Request, Response};
 use crate::platform::Platform;
+use crate::providers::callback_state;
 use crate::ratelimit::{self, Flow};
 use crate::sessions::SessionRecord;
 use crate::txn::{self, LoginTxn, Purpose};
@@ -83,8 +84,9 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
     Ok(r)
 }
 
-/// `GET /auth/callback/{name}`: every outcome past the rate limit clears the transaction
-/// cookie. A failure is an audit event only once a login transaction was spent: a callback
+/// `GET /auth/callback/{name}` (and, for the `email` kind, the code of
+/// `POST /auth/magic-link/verify`): every outcome past the rate limit but a wrong code clears
+/// the transaction cookie. A failure is an audit event only once a login transaction was spent: a callback
 /// that carries none (forged, replayed, from another browser, or a transaction-less kind)
 /// writes no row — it is counted by the per-network limit and logged, so a flood of them
 /// writes nothing.
@@ -99,12 +101,28 @@ pub async fn callback<P: Platform>(
     if let (Method::Get, Some(token)) = (req.method, req.query(txn::INVITE_PARAM)) {
         return invitation_page(ctx, req, name, provider, &token).await;
     }
-    let mut r = match finish_sign_in(ctx, req, name, provider).await {
+    if provider.is_email() && !txn::holds(ctx.cfg, req, callback_state(req).as_deref()) {
+        // An emailed link opened on another device: nothing is spent or recorded, and this
+        // browser's own sign-in (if any) keeps its cookie. The person can still finish where
+        // they asked, with the code.
+        ctx.p
+            .log("gatehouse: email link opened outside the browser that asked");
+        let e = AppError::BadRequest(providers::email::OTHER_BROWSER.into());
+        return Ok(e.into_response(req.wants()));
+    }
+    let outcome = finish_sign_in(ctx, req, name, provider).await;
+    // A wrong emailed code leaves the sign-in open for another try.
+    let keep_txn = matches!(outcome, Err(AppError::WrongCode { .. }));
+    let mut r = match outcome {
         Ok(r) => r,
         Err(e) => {
             // Past a spent transaction: a refusal of the transaction itself (or a kind
-            // without one) is not one.
-            let spent = provider.needs_transaction() && !matches!(e, AppError::LoginTransaction(_));
+            // without one, or a wrong code, which spends nothing) is not one.
+            let spent = provider.needs_transaction()
+                && !matches!(
+                    e,
+                    AppError::LoginTransaction(_) | AppError::WrongCode { .. }
+                );
             if spent {
                 let detail = serde_json::json!({"provider": name, "error": e.code()});
                 ctx.event(req, None, "sign_in_failed", detail).await;
@@ -115,7 +133,9 @@ pub async fn callback<P: Platform>(
             e.into_response(req.wants())
         }
     };
-    r.append_header("set-cookie", &txn::clear_cookie(ctx.cfg));
+    if !keep_txn {
+        r.append_header("set-cookie", &txn::clear_cookie(ctx.cfg));
+    }
     Ok(r)
 }
 
@@ -163,6 +183,7 @@ pub async fn confirm_invitation<P: Platform>(
 }
 
 /// The callback proper, one straight walk: the transaction (spent, if the kind has one) →
+/// the kind's own checks before spending (the `email` kind's link token or code) →
 /// the provider verifies what came back → the transaction's purpose decides what the
 /// identity is for → a session (or a linked identity).
 async fn finish_sign_in<P: Platform>(
@@ -172,8 +193,12 @@ async fn finish_sign_in<P: Platform>(
     provider: &providers::ProviderConfig,
 ) -> AppResult<Response> {
     let (t, return_to) = if provider.needs_transaction() {
-        let state = providers::callback_state(req);
-        let t = txn::finish(ctx.p, ctx.cfg, req, state.as_deref(), name).await?;
+        let state = callback_state(req);
+        let pending = txn::open(ctx.p, ctx.cfg, req, state.as_deref(), name).await?;
+        if provider.is_email() {
+            super::email_code::before_spend(ctx, req, &pending).await?;
+        }
+        let t = pending.spend(ctx.p).await?;
         let return_to = t.return_to.clone();
         (Some(t), return_to)
     } else {

@@ -1,5 +1,7 @@
 //! `POST /auth/magic-link` (README "Routes"): `{email, return_to?, provider?}` as a form or
-//! JSON asks a magic-link provider (`stytch`) to email a sign-in link.
+//! JSON asks a magic-link provider to email a sign-in link: Stytch (`stytch`), or Gatehouse
+//! itself (the `email` kind: a link and a 6-digit code, then the code page; see
+//! [`crate::providers::email`] and `POST /auth/magic-link/verify` in `magic/verify.rs`).
 //!
 //! - Origin-checked like every state-changing route; the address and `return_to` are
 //!   validated before anything is counted, stored or sent.
@@ -18,7 +20,7 @@ use super::{check_origin, Ctx};
 use crate::error::{AppError, AppResult};
 use crate::http::{Request, Response};
 use crate::platform::Platform;
-use crate::providers::{stytch, ProviderConfig};
+use crate::providers::{email, stytch, ProviderConfig};
 use crate::ratelimit::{self, Flow, Limit};
 use crate::txn::{self, LoginTxn, Purpose};
 use crate::{config::Config, pages};
@@ -45,13 +47,18 @@ struct MagicLinkRequest {
     provider: Option<String>,
 }
 
+/// A provider that signs in by email.
+#[derive(Clone, Copy)]
+enum Magic<'c> {
+    Stytch(&'c stytch::StytchConfig),
+    Email(&'c email::EmailConfig),
+}
+
 /// The magic-link provider named by `wanted`, or the only one configured.
-fn pick<'c>(
-    cfg: &'c Config,
-    wanted: Option<&str>,
-) -> AppResult<(&'c str, &'c stytch::StytchConfig)> {
-    let as_stytch = |(n, p): (&'c String, &'c ProviderConfig)| match p {
-        ProviderConfig::Stytch(c) => Some((n.as_str(), c)),
+fn pick<'c>(cfg: &'c Config, wanted: Option<&str>) -> AppResult<(&'c str, Magic<'c>)> {
+    let as_magic = |(n, p): (&'c String, &'c ProviderConfig)| match p {
+        ProviderConfig::Stytch(c) => Some((n.as_str(), Magic::Stytch(c))),
+        ProviderConfig::Email(c) => Some((n.as_str(), Magic::Email(c))),
         _ => None,
     };
     match wanted.filter(|w| !w.is_empty()) {
@@ -60,12 +67,12 @@ fn pick<'c>(
                 .providers
                 .get_key_value(w)
                 .ok_or_else(|| AppError::BadRequest(format!("Unknown provider {w:?}.")))?;
-            as_stytch(p).ok_or_else(|| {
+            as_magic(p).ok_or_else(|| {
                 AppError::BadRequest(format!("Provider {w:?} does not send magic links."))
             })
         }
         None => {
-            let all: Vec<_> = cfg.providers.iter().filter_map(as_stytch).collect();
+            let all: Vec<_> = cfg.providers.iter().filter_map(as_magic).collect();
             match all.as_slice() {
                 [one] => Ok(*one),
                 [] => Err(AppError::BadRequest(
@@ -118,28 +125,72 @@ pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
     let return_to = checked_return_to(ctx.cfg, body.return_to.as_deref())?;
     within_limits(ctx, req, &email).await?;
 
-    let t = LoginTxn::new(name, return_to, Purpose::SignIn, ctx.p.now());
-    let flow = t.flow(ctx.cfg);
-    let link = flow.callback_url();
-    stytch::send_magic_link(ctx.p, name, c, &email, &link, &flow).await?;
+    let mut t = LoginTxn::new(name, return_to, Purpose::SignIn, ctx.p.now());
+    let link = t.flow(ctx.cfg).callback_url();
+    match c {
+        Magic::Stytch(c) => {
+            stytch::send_magic_link(ctx.p, name, c, &email, &link, &t.flow(ctx.cfg)).await?
+        }
+        Magic::Email(c) => send_code(ctx, c, &email, &mut t, &link).await?,
+    }
     // Stored only once the link is on its way; the link is useless without it.
     let cookie = txn::start(ctx.p.kv(), ctx.cfg, &t).await?;
 
+    let by_email = matches!(c, Magic::Email(_));
     let mut r = if req.is_browser_form() {
-        Response::html(200, pages::check_email_page())
-    } else {
-        Response::json(
-            202,
-            &json!({
-                "status": "sent",
-                "message": "If the address can receive email, a sign-in link is on its way. Open it in this browser within 10 minutes.",
-            }),
+        Response::html(
+            200,
+            if by_email {
+                pages::code_page(None)
+            } else {
+                pages::check_email_page()
+            },
         )
+    } else {
+        let message = if by_email {
+            "If the address can receive email, a 6-digit code and a sign-in link are on their way. Post the code to /auth/magic-link/verify from this client, or open the link in this browser, within 10 minutes."
+        } else {
+            "If the address can receive email, a sign-in link is on its way. Open it in this browser within 10 minutes."
+        };
+        Response::json(202, &json!({"status": "sent", "message": message}))
     };
     r.set_header("cache-control", "no-store");
     r.append_header("set-cookie", &cookie);
     Ok(r)
 }
 
+/// The `email` kind's message to `to`: a fresh code and link for `t` (whose callback is
+/// `callback`), whose hashes `t` keeps.
+async fn send_code<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    c: &email::EmailConfig,
+    to: &str,
+    t: &mut LoginTxn,
+    callback: &str,
+) -> AppResult<()> {
+    let key = ctx.cfg.state_secret.expose().as_bytes();
+    let (challenge, secrets) = email::challenge(key, &t.state, to);
+    let link = format!("{callback}&token={}", secrets.link_token);
+    let host = url::Url::parse(&ctx.cfg.public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(String::from))
+        .unwrap_or_default();
+    let [subject, text, html] = pages::sign_in_mail(&host, to, &secrets.code, &link);
+    let mail = crate::platform::Mail {
+        from: c.from.clone(),
+        to: to.to_string(),
+        subject,
+        text,
+        html,
+    };
+    email::send(ctx.p, c, &mail).await?;
+    t.email = Some(challenge.pack());
+    Ok(())
+}
+
+pub mod verify;
+
+#[cfg(test)]
+mod email_tests;
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 mod account;
 mod admin;
 mod auth;
+mod email_code;
 mod ending;
 mod identities;
 mod login;
@@ -128,6 +129,7 @@ async fn route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
     match (req.method, segments.as_slice()) {
         (Method::Get, ["auth", "login"]) => login::login(ctx, req).await,
         (Method::Post, ["auth", "magic-link"]) => magic::send(ctx, req).await,
+        (Method::Post, ["auth", "magic-link", "verify"]) => magic::verify::verify(ctx, req).await,
         (Method::Get, ["auth", "callback", name]) => login::callback(ctx, req, name).await,
         (Method::Post, ["auth", "callback", name]) => {
             login::confirm_invitation(ctx, req, name).await

@@ -59,8 +59,12 @@ impl Platform for RsPlatform {
     type Limits = crate::testing::MemoryLimiter;
     type Counts = MemoryUsers;
     type OAuth = MemoryUsers;
+    type Mail = crate::testing::RecordingMailer;
     fn kv(&self) -> &MemoryKv {
         &self.0.kv
+    }
+    fn mailer(&self) -> &crate::testing::RecordingMailer {
+        &self.0.mailer
     }
     fn oauth(&self) -> &MemoryUsers {
         &self.0.users
