@@ -22,6 +22,8 @@ pub enum AppError {
     Unauthorized(String),
     /// The request is understood but refused (Origin check, deactivated user, …).
     Forbidden(String),
+    /// The access policy refuses this person or this request (says why, in plain words).
+    AccessDenied(String),
     /// A conflicting state (last identity, identity linked elsewhere, …).
     Conflict(String),
     /// The login transaction is missing, expired, replayed or belongs to another browser.
@@ -49,7 +51,7 @@ impl AppError {
             AppError::MethodNotAllowed => 405,
             AppError::BadRequest(_) | AppError::LoginTransaction(_) => 400,
             AppError::Unauthorized(_) => 401,
-            AppError::Forbidden(_) => 403,
+            AppError::Forbidden(_) | AppError::AccessDenied(_) => 403,
             AppError::Conflict(_) => 409,
             AppError::Provider { .. } => 400,
             AppError::ProviderUnavailable { .. } => 502,
@@ -67,6 +69,7 @@ impl AppError {
             AppError::BadRequest(_) => "bad_request",
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
+            AppError::AccessDenied(_) => "access_denied",
             AppError::Conflict(_) => "conflict",
             AppError::LoginTransaction(_) => "invalid_login_transaction",
             AppError::Provider { .. } => "provider_error",
@@ -88,6 +91,7 @@ impl AppError {
             AppError::BadRequest(m)
             | AppError::Unauthorized(m)
             | AppError::Forbidden(m)
+            | AppError::AccessDenied(m)
             | AppError::Conflict(m) => m.clone(),
             AppError::LoginTransaction(m) => format!("{m} Please start the sign-in again."),
             AppError::Provider { provider, .. } => {

@@ -18,6 +18,7 @@ pub mod jwt;
 pub mod linking;
 pub mod pages;
 pub mod platform;
+pub mod policy;
 pub mod providers;
 pub mod ratelimit;
 pub mod return_to;

@@ -4,17 +4,37 @@
 //! user's name, email and picture; a deactivated user cannot sign in.
 
 use crate::error::{AppError, AppResult};
+use crate::policy::Arrival;
 use crate::users::{Profile, User, UserStore};
 
-/// Finds or creates the local user for `profile` and records the login.
+/// Finds or creates the local user for `profile` and records the login (open sign-up).
 pub async fn sign_in<U: UserStore>(store: &U, profile: &Profile, now: i64) -> AppResult<User> {
+    sign_in_with(store, profile, now, |_| Ok(())).await
+}
+
+/// [`sign_in`] behind the access policy: `admit` is asked, once the identity is known to
+/// be new or returning and before anything is written, whether this sign-in may go on; a
+/// refusal (why, in plain words) writes nothing — for a new identity no user and no
+/// identity.
+pub async fn sign_in_with<U: UserStore>(
+    store: &U,
+    profile: &Profile,
+    now: i64,
+    admit: impl Fn(Arrival) -> Result<(), String>,
+) -> AppResult<User> {
     if profile.issuer.is_empty() || profile.sub.is_empty() {
         return Err(AppError::Provider {
             provider: profile.provider.clone(),
             reason: "empty issuer or sub".into(),
         });
     }
-    let user_id = match store.identity_owner(&profile.issuer, &profile.sub).await? {
+    let owner = store.identity_owner(&profile.issuer, &profile.sub).await?;
+    let arrival = match owner {
+        Some(_) => Arrival::Returning,
+        None => Arrival::New,
+    };
+    admit(arrival).map_err(AppError::AccessDenied)?;
+    let user_id = match owner {
         Some(id) => id,
         None => {
             store

@@ -40,6 +40,8 @@ pub enum SpendKind {
     LoginTxn,
     /// An emailed invitation (`POST /admin/magic-links`).
     Invitation,
+    /// A sign-up invitation of the access policy (`POST /admin/invitations`).
+    SignUpInvitation,
 }
 
 impl SpendKind {
@@ -48,6 +50,7 @@ impl SpendKind {
         match self {
             SpendKind::LoginTxn => "txn",
             SpendKind::Invitation => "inv",
+            SpendKind::SignUpInvitation => "signup",
         }
     }
 }

@@ -44,6 +44,9 @@ pub struct LoginTxn {
     /// For an invitation: the address it was sent to, shown on its confirmation page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invitee: Option<String>,
+    /// A sign-up invitation this sign-in redeems: the SHA-256 of its secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitation: Option<String>,
 }
 
 impl LoginTxn {
@@ -58,6 +61,7 @@ impl LoginTxn {
             link_user,
             register: false,
             invitee: None,
+            invitation: None,
         }
     }
 

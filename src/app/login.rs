@@ -3,8 +3,10 @@
 //! cookies, audit event, redirect to `return_to`).
 
 use super::auth::issue_for;
+use super::invitations;
 use super::Ctx;
 use crate::cookies::{ACCESS, SESSION};
+use crate::crypto::sha256_b64url;
 use crate::error::{AppError, AppResult};
 use crate::http::{Method, Request, Response};
 use crate::platform::Platform;
@@ -24,20 +26,36 @@ pub(super) fn checked_return_to(
 
 /// `GET /auth/login[?provider=&return_to=]`.
 pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
-    let return_to = checked_return_to(ctx.cfg, req.query("return_to").as_deref())?;
+    let mut return_to = checked_return_to(ctx.cfg, req.query("return_to").as_deref())?;
+    let invitation = req.query(invitations::PARAM);
     let Some(name) = req.query("provider") else {
+        let mut notice = ctx.cfg.policy.login_hint();
+        if let Some(token) = &invitation {
+            // An anonymous read of D1: bounded per client network like a login start.
+            ratelimit::per_network(ctx.p.limiter(), Flow::Start, req).await?;
+            let inv = invitations::usable(ctx, &sha256_b64url(token.as_bytes())).await?;
+            let to = inv.email.map(|e| format!(" as {e}")).unwrap_or_default();
+            notice = Some(format!(
+                "You are invited to sign in{to}. Choose how to sign in; the invitation works once."
+            ));
+            return_to = inv.return_to;
+        }
         let list: Vec<pages::LoginOption> = ctx
             .cfg
             .providers
             .iter()
+            // An email form starts its own transaction, which could not carry the invitation.
+            .filter(|(_, c)| invitation.is_none() || !c.is_magic_link())
             .map(|(n, c)| pages::LoginOption {
                 name: n.clone(),
                 display: c.display_name().to_string(),
                 email_form: c.is_magic_link(),
             })
             .collect();
-        let mut r = Response::html(200, pages::login_page(&list, &return_to));
+        let page = pages::login_page(&list, &return_to, notice.as_deref(), invitation.as_deref());
+        let mut r = Response::html(200, page);
         r.set_header("cache-control", "no-store");
+        r.set_header("referrer-policy", "no-referrer");
         return Ok(r);
     };
     let provider = ctx
@@ -48,7 +66,13 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
     // Before anything is stored or sent (XWMS is called with the client secret).
     ratelimit::per_network(ctx.p.limiter(), Flow::Start, req).await?;
     let link_user = super::identities::link_user_for_login(ctx, req, provider).await?;
+    if invitation.is_some() && (link_user.is_some() || !provider.needs_transaction()) {
+        return Err(AppError::BadRequest(
+            "An invitation is accepted by signing in with a provider that returns here, not while linking.".into(),
+        ));
+    }
     let mut t = LoginTxn::new(&name, return_to, link_user, ctx.p.now());
+    t.invitation = invitation.map(|i| sha256_b64url(i.as_bytes()));
     t.register = match req.query("action").as_deref() {
         None | Some("login") => false,
         Some("register") => true,
@@ -98,8 +122,15 @@ pub async fn callback<P: Platform>(
             // without one) is not one.
             let spent = provider.needs_transaction() && !matches!(e, AppError::LoginTransaction(_));
             if spent {
-                let detail = serde_json::json!({"provider": name, "error": e.code()});
-                ctx.event(req, None, "sign_in_failed", detail).await;
+                let mut detail = serde_json::json!({"provider": name, "error": e.code()});
+                let kind = match &e {
+                    AppError::AccessDenied(why) => {
+                        detail["reason"] = why.as_str().into();
+                        "sign_in_denied"
+                    }
+                    _ => "sign_in_failed",
+                };
+                ctx.event(req, None, kind, detail).await;
             }
             if let Some(line) = e.log_line() {
                 ctx.p.log(&line);
@@ -193,7 +224,8 @@ async fn finish_sign_in<P: Platform>(
         .map(|t| t.return_to.clone())
         .or(query_return_to)
         .unwrap_or_else(|| return_to::DEFAULT.into());
-    let signed_in = sign_in(ctx, req, name, &profile, &return_to).await;
+    let invitation = t.and_then(|t| t.invitation.as_deref());
+    let signed_in = sign_in(ctx, req, name, &profile, &return_to, invitation).await;
     if signed_in.is_err() {
         // The vendor step may have made a session or spent a token of its own (Stytch,
         // LoginRadius): it must not outlive a sign-in that failed here.
@@ -210,9 +242,19 @@ async fn sign_in<P: Platform>(
     name: &str,
     profile: &crate::users::Profile,
     return_to: &str,
+    invitation: Option<&str>,
 ) -> AppResult<Response> {
     let now = ctx.p.now();
-    let user = linking::sign_in(ctx.p.users(), profile, now).await?;
+    if let Some(token_hash) = invitation {
+        invitations::redeem(ctx, req, name, profile, token_hash).await?;
+    }
+    // The access policy, on the verified profile: nothing is written when it refuses.
+    let email = crate::policy::Email {
+        address: profile.email.as_deref(),
+        verified: profile.email_verified == Some(true),
+    };
+    let admit = |arrival| ctx.cfg.policy.admit(name, email, arrival);
+    let user = linking::sign_in_with(ctx.p.users(), profile, now, admit).await?;
     let record = SessionRecord {
         user_id: user.id.clone(),
         issuer: profile.issuer.clone(),

@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod ending;
 mod identities;
+mod invitations;
 mod login;
 mod magic;
 pub mod proxy;

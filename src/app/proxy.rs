@@ -11,6 +11,7 @@ use crate::cookies::{parse_cookie_header, CookieJar};
 use crate::error::{AppError, AppResult};
 use crate::http::{Method, Request, Response, Wants};
 use crate::platform::Platform;
+use crate::policy::{routes, Need};
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus `host`.
 const HOP_BY_HOP: &[&str] = &[
@@ -62,11 +63,12 @@ pub fn is_gatehouse_header(name: &str) -> bool {
         })
 }
 
-/// The origin URL for this request: `ORIGIN_URL` joined with the path and query.
-fn origin_url(origin: &url::Url, req: &Request) -> String {
+/// The origin URL for this request: `ORIGIN_URL` joined with the checked path (already
+/// encoded) and the query.
+fn origin_url(origin: &url::Url, path: &str, req: &Request) -> String {
     let mut url = origin.clone();
     let base = origin.path().trim_end_matches('/');
-    url.set_path(&format!("{base}{}", req.url.path()));
+    url.set_path(&format!("{base}{path}"));
     url.set_query(req.url.query());
     url.into()
 }
@@ -80,21 +82,42 @@ fn foreign_cookies(jar: &CookieJar, header: &str) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join("; "))
 }
 
-/// Decides what happens to `req` (whose body the Worker layer keeps unread).
+/// Decides what happens to `req` (whose body the Worker layer keeps unread). The policy's
+/// routes are matched on the normalized path, which is also the path the origin receives;
+/// a valid access token is enough to decide (its `roles` claim), with no storage read.
 pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Decision> {
     let origin = ctx.cfg.origin_url.as_ref().ok_or(AppError::NotFound)?;
     super::auth::refuse_duplicate_cookies(ctx.cfg, req)?;
-    let Some(caller) = authenticate(ctx, req).await? else {
-        return Ok(Decision::Respond(unauthenticated(req)));
+    let checked =
+        routes::normalize(req.url.path()).map_err(|e| AppError::BadRequest(e.message().into()))?;
+    if is_own_path(&checked) {
+        // `//auth/me`, `/%61dmin/users`: Gatehouse's own paths are never proxied.
+        return Err(AppError::NotFound);
+    }
+    let need = ctx.cfg.policy.need(req.method, &checked);
+    let path = routes::encode(&checked);
+    let caller = match (authenticate(ctx, req).await?, need) {
+        (Some(c), Need::SignedIn(roles))
+            if !roles.is_empty() && !roles.iter().any(|r| c.claims.roles.contains(r)) =>
+        {
+            let why = format!(
+                "You are signed in, but this page needs the role {}.",
+                roles.join(" or ")
+            );
+            let r = AppError::AccessDenied(why).into_response(req.wants());
+            return Ok(Decision::Respond(super::auth::with_cookies(r, &c)));
+        }
+        (None, Need::SignedIn(_)) => return Ok(Decision::Respond(unauthenticated(req, &path))),
+        (caller, _) => caller,
     };
     let jar = ctx.jar();
     let used_bearer = bearer(req).is_some();
     // Cookies ride along on requests from sibling subdomains too (SameSite=Lax): a
     // cookie-authenticated request that changes state must come from an allowed origin.
-    if req.method.is_unsafe() && !used_bearer {
+    if caller.is_some() && req.method.is_unsafe() && !used_bearer {
         super::check_origin(ctx.cfg, req)?;
     }
-    let mut headers: Vec<(String, String)> = Vec::with_capacity(req.headers.len() + 3);
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(req.headers.len() + 4);
     for (name, value) in &req.headers {
         let lower = name.to_ascii_lowercase();
         if is_gatehouse_header(&lower) || HOP_BY_HOP.contains(&lower.as_str()) {
@@ -111,6 +134,15 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
         }
         headers.push((lower, value.clone()));
     }
+    let url = origin_url(origin, &path, req);
+    let Some(caller) = caller else {
+        // A public route, nobody signed in: no identity headers at all.
+        return Ok(Decision::Forward {
+            url,
+            headers,
+            set_cookies: vec![],
+        });
+    };
     headers.push(("x-gatehouse-user".into(), caller.claims.sub.clone()));
     if let Some(email) = &caller.claims.email {
         headers.push(("x-gatehouse-email".into(), email.clone()));
@@ -122,18 +154,19 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
         };
         headers.push(("x-gatehouse-email-verified".into(), verified.into()));
     }
+    headers.push(("x-gatehouse-roles".into(), caller.claims.roles.join(",")));
     headers.push(("x-gatehouse-jwt".into(), caller.token.clone()));
     Ok(Decision::Forward {
-        url: origin_url(origin, req),
+        url,
         headers,
         set_cookies: caller.set_cookies,
     })
 }
 
 /// Browsers asking for a page go to sign-in and come back; everything else gets 401.
-fn unauthenticated(req: &Request) -> Response {
+fn unauthenticated(req: &Request, path: &str) -> Response {
     if req.method == Method::Get && req.wants() == Wants::Html {
-        let mut back = req.url.path().to_string();
+        let mut back = path.to_string();
         if let Some(q) = req.url.query() {
             back.push('?');
             back.push_str(q);
