@@ -340,4 +340,96 @@ mod tests {
             Ok(Decision::Forward { .. })
         ));
     }
+
+    fn policy_cfg() -> crate::config::Config {
+        let mut env = test_env();
+        env.insert("ORIGIN_URL".into(), "http://127.0.0.1:7000".into());
+        env.insert(
+            "POLICY".into(),
+            serde_json::json!({"routes": [
+                {"path": "/private/*", "roles": ["admin"]},
+                {"path": "/public/*", "public": true}
+            ]})
+            .to_string(),
+        );
+        crate::config::Config::from_env(&env).unwrap()
+    }
+
+    fn token_with_roles(cfg: &crate::config::Config, p: &TestPlatform, roles: &[&str]) -> String {
+        let mut claims =
+            crate::jwt::access::AccessClaims::new(cfg, "usr_1", "sid1", None, None, p.now());
+        claims.roles = roles.iter().map(|r| r.to_string()).collect();
+        block_on(crate::jwt::access::issue(cfg, p, &claims)).unwrap()
+    }
+
+    #[test]
+    fn a_valid_token_is_enough_to_decide_a_route_with_no_storage_read() {
+        let cfg = policy_cfg();
+        let p = TestPlatform::new(|_| unreachable!());
+        let ctx = Ctx { cfg: &cfg, p: &p };
+        let admin = token_with_roles(&cfg, &p, &["admin", "staff"]);
+        let plain = token_with_roles(&cfg, &p, &[]);
+        let get = |path: &str, token: &str| {
+            Request::new(Method::Get, &format!("http://127.0.0.1:8787{path}"))
+                .with_header("authorization", &format!("Bearer {token}"))
+        };
+        p.faults.reset();
+        let Decision::Forward { url, headers, .. } =
+            block_on(decide(&ctx, &get("/public/../private/x", &admin))).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(url, "http://127.0.0.1:7000/private/x");
+        assert!(headers.contains(&("x-gatehouse-roles".into(), "admin,staff".into())));
+        let Decision::Respond(r) = block_on(decide(&ctx, &get("/%70rivate/x", &plain))).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(r.status, 403);
+        assert!(String::from_utf8_lossy(&r.body).contains("access_denied"));
+        let storage: Vec<_> = p
+            .faults
+            .trace()
+            .into_iter()
+            .filter(|op| op.starts_with("kv.") || op.starts_with("d1."))
+            .collect();
+        assert!(storage.is_empty(), "{storage:?}");
+    }
+
+    #[test]
+    fn unnormalizable_and_own_paths_are_not_proxied() {
+        let cfg = policy_cfg();
+        let p = TestPlatform::new(|_| unreachable!());
+        let ctx = Ctx { cfg: &cfg, p: &p };
+        let anon = |path: &str| Request::new(Method::Get, &format!("http://127.0.0.1:8787{path}"));
+        for path in [
+            "/private%2Fx",
+            "/public%5C..%5Cprivate",
+            "/public/..;/private",
+            "/a%00",
+        ] {
+            assert!(
+                matches!(
+                    block_on(decide(&ctx, &anon(path))),
+                    Err(AppError::BadRequest(_))
+                ),
+                "{path}"
+            );
+        }
+        for path in ["//auth/me", "/%61dmin/users", "/x/../admin"] {
+            assert_eq!(
+                block_on(decide(&ctx, &anon(path))),
+                Err(AppError::NotFound),
+                "{path}"
+            );
+        }
+        // A public route goes through without a sign-in, and without identity headers.
+        let spoofed = anon("/public//a").with_header("x-gatehouse-user", "usr_admin");
+        let Decision::Forward { url, headers, .. } = block_on(decide(&ctx, &spoofed)).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(url, "http://127.0.0.1:7000/public/a");
+        assert!(headers.iter().all(|(k, _)| !k.starts_with("x-gatehouse")));
+    }
 }
