@@ -185,6 +185,24 @@ test('concurrent redemptions of one invitation: exactly one succeeds', async () 
   assert.equal(made.length, 1, 'one user');
 });
 
+test('the spent-set alone refuses a second acceptance that read the invitation before it was marked used', async () => {
+  const inv = await invite(gh);
+  account('first-in', 'first-in@corp.example');
+  account('second-in', 'second-in@corp.example');
+  // Both browsers start while the invitation is unused.
+  const a = await invitationLink(gh, inv.url);
+  const b = await invitationLink(gh, inv.url);
+  const callbackA = await oidcSignIn(a.browser, gh.url, { login: 'first-in', startUrl: a.start, stopAtCallback: true });
+  const callbackB = await oidcSignIn(b.browser, gh.url, { login: 'second-in', startUrl: b.start, stopAtCallback: true });
+  assert.equal((await a.browser.fetch(callbackA)).status, 302);
+  // The race window, made certain: B's read finds the invitation not yet marked used.
+  await gh.d1('UPDATE invitations SET used_at = NULL, used_by = NULL WHERE id = ?1', [inv.id]);
+  const r = await b.browser.fetch(callbackB, { headers: { accept: 'application/json' } });
+  assert.equal(r.status, 403);
+  assert.match((await r.json()).message, /already used/);
+  assert.deepEqual(await usersWithIdentity(gh, 'second-in'), []);
+});
+
 test('an invitation naming an email refuses another (or an unverified) address and stays usable', async () => {
   account('wrongperson', 'wrong@corp.example');
   account('unverified-right', 'right@corp.example', false);

@@ -49,10 +49,15 @@ struct UserRow {
 }
 
 /// A JSON array of strings from a TEXT column ('[]' when unreadable: roles are only ever
-/// written by Gatehouse, checked).
+/// written by Gatehouse, checked). Through `Value`, whose parser the bundle has anyway.
 fn string_list(json: Option<&str>) -> Vec<String> {
-    json.and_then(|j| serde_json::from_str(j).ok())
-        .unwrap_or_default()
+    match json.and_then(|j| serde_json::from_str(j).ok()) {
+        Some(serde_json::Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|i| i.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 impl From<UserRow> for User {
@@ -137,38 +142,37 @@ struct Owner {
 }
 
 fn roles_json(roles: &[String]) -> String {
-    serde_json::to_string(roles).unwrap_or_else(|_| "[]".into())
+    serde_json::Value::from(roles.to_vec()).to_string()
 }
 
+/// A row read as one JSON text (`json_object(…) AS j`): one small row type and the JSON
+/// parser the bundle has anyway, instead of a deserializer per table.
 #[derive(Deserialize)]
-struct InvitationRow {
-    id: String,
-    token_hash: String,
-    email: Option<String>,
-    roles: String,
-    return_to: String,
-    user_id: Option<String>,
-    created_at: f64,
-    expires_at: f64,
-    used_at: Option<f64>,
-    used_by: Option<String>,
+struct JsonRow {
+    j: String,
 }
 
-impl From<InvitationRow> for Invitation {
-    fn from(r: InvitationRow) -> Invitation {
-        Invitation {
-            id: r.id,
-            token_hash: r.token_hash,
-            email: r.email,
-            roles: string_list(Some(&r.roles)),
-            return_to: r.return_to,
-            user_id: r.user_id,
-            created_at: r.created_at as i64,
-            expires_at: r.expires_at as i64,
-            used_at: r.used_at.map(|t| t as i64),
-            used_by: r.used_by,
-        }
-    }
+/// The columns of an invitation as one JSON object.
+const INVITATION_JSON: &str = "json_object('id', id, 'token_hash', token_hash, 'email', email, \
+    'roles', roles, 'return_to', return_to, 'user_id', user_id, 'created_at', created_at, \
+    'expires_at', expires_at, 'used_at', used_at, 'used_by', used_by) AS j";
+
+fn invitation_of(row: JsonRow) -> Option<Invitation> {
+    let v: serde_json::Value = serde_json::from_str(&row.j).ok()?;
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
+    let time = |k: &str| v.get(k).and_then(|x| x.as_f64()).map(|t| t as i64);
+    Some(Invitation {
+        id: text("id")?,
+        token_hash: text("token_hash")?,
+        email: text("email"),
+        roles: string_list(text("roles").as_deref()),
+        return_to: text("return_to")?,
+        user_id: text("user_id"),
+        created_at: time("created_at")?,
+        expires_at: time("expires_at")?,
+        used_at: time("used_at"),
+        used_by: text("used_by"),
+    })
 }
 
 fn changes(r: &worker::d1::D1Result) -> Result<usize, StoreError> {
@@ -515,23 +519,18 @@ impl UserStore for D1Users {
     }
 
     async fn invitation_by_hash(&self, hash: &str) -> Result<Option<Invitation>, StoreError> {
-        let rows: Vec<InvitationRow> = self
-            .rows(
-                "SELECT * FROM invitations WHERE token_hash = ?1",
-                &[s(hash)],
-            )
-            .await?;
-        Ok(rows.into_iter().next().map(Invitation::from))
+        let sql = format!("SELECT {INVITATION_JSON} FROM invitations WHERE token_hash = ?1");
+        let rows: Vec<JsonRow> = self.rows(&sql, &[s(hash)]).await?;
+        Ok(rows.into_iter().next().and_then(invitation_of))
     }
 
     async fn list_invitations(&self, now: i64, limit: u32) -> Result<Vec<Invitation>, StoreError> {
-        let rows: Vec<InvitationRow> = self
-            .rows(
-                "SELECT * FROM invitations WHERE expires_at > ?1 ORDER BY created_at DESC, id DESC LIMIT ?2",
-                &[n(now), n(limit as i64)],
-            )
-            .await?;
-        Ok(rows.into_iter().map(Invitation::from).collect())
+        let sql = format!(
+            "SELECT {INVITATION_JSON} FROM invitations WHERE expires_at > ?1 \
+             ORDER BY created_at DESC, id DESC LIMIT ?2"
+        );
+        let rows: Vec<JsonRow> = self.rows(&sql, &[n(now), n(limit as i64)]).await?;
+        Ok(rows.into_iter().filter_map(invitation_of).collect())
     }
 
     async fn delete_invitation(&self, id: &str) -> Result<bool, StoreError> {
