@@ -1,4 +1,4 @@
--- Gatehouse's whole D1 schema (SPEC section 6). `migrations/` must produce exactly this;
+-- Gatehouse's whole D1 schema (README "Admin API"). `migrations/` must produce exactly this;
 -- tests/schema.test.mjs checks it.
 
 CREATE TABLE users (

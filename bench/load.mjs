@@ -1,4 +1,4 @@
-// The load benchmark (SPEC section 8): starts Gatehouse in workerd (wrangler dev, local D1/KV)
+// The load benchmark (docs/budgets.md): starts Gatehouse in workerd (wrangler dev, local D1/KV)
 // and a local OIDC provider, signs one user in, and runs wrk against
 //   /healthz                         — the bare route (baseline)
 //   /auth/me, one valid access JWT   — the hot path (verify, no storage)

@@ -2,15 +2,15 @@
 //! verification (native Ed25519 backend — the Worker uses WebCrypto instead, see the load
 //! benchmark), token issuing, session-id hashing, cookie and `return_to` checks; and a whole
 //! OIDC login callback through `app::handle` with in-memory stores, which is Gatehouse's own
-//! work on the callback (SPEC section 8) without the runtime, storage or network around it.
+//! work on the callback (docs/budgets.md) without the runtime, storage or network around it.
 //! Run with `cargo bench`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use gatehouse::access::{self, AccessClaims};
 use gatehouse::config::Config;
 use gatehouse::cookies::CookieJar;
 use gatehouse::crypto::b64url;
 use gatehouse::http::{Method, Request};
-use gatehouse::jwt::access::{self, AccessClaims};
 use gatehouse::jwt::compact;
 use gatehouse::jwt::keys::SigningKey;
 use gatehouse::jwt::native::generate_ed25519_jwk;

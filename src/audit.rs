@@ -1,4 +1,4 @@
-//! The audit log (SPEC section 6, table `events`): what kinds of events there are, and how
+//! The audit log (README "Admin API", table `events`): what kinds of events there are, and how
 //! long they are kept. Events are written through [`crate::app::Ctx::event`] (best effort:
 //! the action itself is already done) and pruned by the Worker's scheduled (cron) handler,
 //! which calls [`prune`] — and [`prune_spent`], which forgets spent single-use keys once the

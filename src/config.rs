@@ -1,11 +1,13 @@
-//! Typed configuration (SPEC section 3): every setting is read from an [`EnvSource`] once per
+//! Typed configuration (README "Configuration"): each setting is read from [`EnvSource`] once per
 //! isolate, validated, and turned into a [`Config`]. A missing or malformed setting becomes
 //! an [`AppError::Config`] naming the setting — one log line and a 500 page, never a panic.
 
-use crate::crypto::{b64url_decode, Secret};
+use crate::crypto::Secret;
 use crate::error::AppError;
 use crate::jwt::keys::SigningKey;
+pub use crate::providers::secret_var_name;
 use crate::providers::ProviderConfig;
+pub use crate::urls::{is_loopback_host, parse_base_url, plain_http_off_loopback};
 use std::collections::BTreeMap;
 use url::Url;
 
@@ -28,7 +30,7 @@ impl EnvSource for BTreeMap<String, String> {
     }
 }
 
-/// Defaults of SPEC section 3.
+/// Defaults of README "Configuration".
 pub const DEFAULT_SESSION_TTL: u64 = 30 * 24 * 3600;
 pub const DEFAULT_SESSION_IDLE: u64 = 7 * 24 * 3600;
 pub const DEFAULT_ACCESS_TTL: u64 = 300;
@@ -92,29 +94,6 @@ fn seconds(env: &dyn EnvSource, name: &str, default: u64) -> Result<u64, AppErro
                 format!("must be a positive number of seconds, got {s:?}"),
             )),
         },
-    }
-}
-
-/// Parses an absolute http(s) URL with a host and no query or fragment.
-pub fn parse_base_url(setting: &str, s: &str) -> Result<Url, AppError> {
-    let url = Url::parse(s).map_err(|e| bad(setting, format!("not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(bad(setting, "must be an http(s) URL with a host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(bad(setting, "must not have a query, fragment or user info"));
-    }
-    Ok(url)
-}
-
-/// Whether `url`'s host is this machine: `localhost`, 127.0.0.0/8 or `::1` — the only
-/// places where plain http cannot be read or changed on the way.
-pub fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }
 
@@ -203,14 +182,6 @@ impl Config {
     }
 }
 
-/// The env var holding a provider's secret: `PROVIDER_<NAME>_SECRET`.
-pub fn secret_var_name(provider: &str) -> String {
-    format!(
-        "PROVIDER_{}_SECRET",
-        provider.to_ascii_uppercase().replace('-', "_")
-    )
-}
-
 fn parse_providers(env: &dyn EnvSource) -> Result<BTreeMap<String, ProviderConfig>, AppError> {
     let value = match env.get("PROVIDERS") {
         None => return Err(bad("PROVIDERS", "is not set")),
@@ -244,14 +215,6 @@ fn parse_providers(env: &dyn EnvSource) -> Result<BTreeMap<String, ProviderConfi
         out.insert(name.clone(), provider);
     }
     Ok(out)
-}
-
-/// Whether `raw` is not https and not on loopback (or not a URL at all).
-#[inline(never)]
-pub fn plain_http_off_loopback(raw: &str) -> bool {
-    Url::parse(raw)
-        .map(|u| u.scheme() != "https" && !is_loopback_host(&u))
-        .unwrap_or(true)
 }
 
 /// Refuses `provider` when one of its URLs is plain http off loopback (its URLs carry its
@@ -348,18 +311,6 @@ fn parse_origins(raw: Option<String>) -> Result<Vec<String>, AppError> {
             Ok(url.origin().ascii_serialization())
         })
         .collect()
-}
-
-/// Decodes a base64url field of a JWK into exactly `N` bytes.
-pub fn jwk_bytes<const N: usize>(v: &serde_json::Value, field: &str) -> Result<[u8; N], String> {
-    let s = v
-        .get(field)
-        .and_then(|x| x.as_str())
-        .ok_or(format!("missing \"{field}\""))?;
-    let bytes = b64url_decode(s).map_err(|_| format!("\"{field}\" is not base64url"))?;
-    bytes
-        .try_into()
-        .map_err(|_| format!("\"{field}\" must be {N} bytes"))
 }
 
 #[cfg(test)]

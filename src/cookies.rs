@@ -1,4 +1,4 @@
-//! Cookie rules (SPEC section 5): parsing the `Cookie` header, and building `Set-Cookie`
+//! Cookie rules (README "Sessions, tokens and cookies"): parsing `Cookie`, building `Set-Cookie`
 //! values with `__Host-` prefix, `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/` — the prefix
 //! and `Secure` dropped only on plain-http localhost, where browsers would refuse them.
 

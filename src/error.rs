@@ -1,16 +1,14 @@
-//! The error model: one [`AppError`] for everything a request can fail with, and the one
-//! place ([`AppError::into_response`]) where it becomes what the client sees — a plain HTML
-//! page for browsers or `{"error","message"}` JSON for API clients. Messages are written for
+//! The error model: one [`AppError`] for everything a request can fail with — its status,
+//! stable code, the sentence a person reads and the line an operator reads in the log. It
+//! becomes what the client sees in one place, [`crate::respond`]. Messages are written for
 //! people and never carry provider bodies, stack traces or secrets; the detail that helps an
-//! operator goes to the log line instead.
-
-use crate::http::{Response, Wants};
+//! operator goes to the log line instead. A leaf module: it imports nothing of the crate.
 
 /// Why a request failed. Each variant maps to one status code and one stable error code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AppError {
-    /// A setting of SPEC section 3 is missing or malformed; names the setting.
+    /// A setting of README "Configuration" is missing or malformed; names the setting.
     Config { setting: String, problem: String },
     /// The route does not exist.
     NotFound,
@@ -126,24 +124,6 @@ impl AppError {
             _ => None,
         }
     }
-
-    /// The response the client sees: HTML for browsers, JSON otherwise.
-    pub fn into_response(self, wants: Wants) -> Response {
-        let status = self.status();
-        let message = self.public_message();
-        let mut resp = match wants {
-            Wants::Html => Response::html(status, crate::pages::error_page(status, &message)),
-            Wants::Json => Response::json(
-                status,
-                &serde_json::json!({ "error": self.code(), "message": message }),
-            ),
-        };
-        if let AppError::Unauthorized(_) = self {
-            resp.set_header("www-authenticate", "Bearer");
-        }
-        resp.set_header("cache-control", "no-store");
-        resp
-    }
 }
 
 impl std::fmt::Display for AppError {
@@ -154,43 +134,16 @@ impl std::fmt::Display for AppError {
 
 impl std::error::Error for AppError {}
 
-/// Shorthand for results of request handling.
-pub type AppResult<T> = Result<T, AppError>;
+/// A storage failure (the detail is for the log). Raised by the storage traits of
+/// [`crate::platform`] and [`crate::users`]; a request that meets one answers 500.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_body_has_error_and_message() {
-        let r = AppError::BadRequest("bad".into()).into_response(Wants::Json);
-        assert_eq!(r.status, 400);
-        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-        assert_eq!(v["error"], "bad_request");
-        assert_eq!(v["message"], "bad");
-    }
-
-    #[test]
-    fn config_error_names_setting_but_not_problem_detail() {
-        let e = AppError::Config {
-            setting: "PUBLIC_URL".into(),
-            problem: "secret-ish detail".into(),
-        };
-        let r = e.clone().into_response(Wants::Html);
-        assert_eq!(r.status, 500);
-        let body = String::from_utf8(r.body).unwrap();
-        assert!(body.contains("PUBLIC_URL"));
-        assert!(!body.contains("secret-ish"));
-        assert!(e.log_line().unwrap().contains("PUBLIC_URL"));
-    }
-
-    #[test]
-    fn provider_error_does_not_echo_provider_body() {
-        let e = AppError::Provider {
-            provider: "acme".into(),
-            reason: "{\"raw\":\"body\"}".into(),
-        };
-        let r = e.into_response(Wants::Json);
-        assert!(!String::from_utf8(r.body).unwrap().contains("raw"));
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        AppError::Storage(e.0)
     }
 }
+
+/// Shorthand for results of request handling.
+pub type AppResult<T> = Result<T, AppError>;

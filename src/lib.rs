@@ -7,6 +7,7 @@
 //! `worker_glue` (wasm32 only) is the thin adapter that implements those traits with D1, KV,
 //! `fetch` and WebCrypto, and converts requests and responses.
 
+pub mod access;
 pub mod app;
 pub mod audit;
 pub mod config;
@@ -21,9 +22,11 @@ pub mod platform;
 pub mod policy;
 pub mod providers;
 pub mod ratelimit;
+pub mod respond;
 pub mod return_to;
 pub mod sessions;
 pub mod txn;
+pub mod urls;
 pub mod users;
 pub mod validate;
 

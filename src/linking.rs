@@ -1,4 +1,4 @@
-//! Linking rules (SPEC section 6): a provider identity is keyed by (issuer, sub) and only by
+//! Linking rules (README "Providers"): a provider identity is keyed by (issuer, sub) and only by
 //! that — email never links accounts. An unknown identity creates a user atomically (the
 //! store guarantees one user under concurrent first sign-ins); a known one refreshes the
 //! user's name, email and picture; a deactivated user cannot sign in.

@@ -2,8 +2,7 @@
 //! page. Plain, readable, accessible (labels, headings, focus styles), no scripts, and every
 //! interpolated string escaped.
 
-/// Content-Security-Policy of every page: no scripts at all, forms only to ourselves.
-pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub use crate::http::CSP;
 
 /// Escapes text for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -37,8 +36,8 @@ pub fn layout(title: &str, body: &str) -> String {
     )
 }
 
-/// The error page of [`crate::error::AppError::into_response`] (403: the access policy or
-/// an Origin check refused, which the heading says).
+/// The error page of [`crate::respond`] (403: the access policy or an Origin check refused,
+/// which the heading says).
 pub fn error_page(status: u16, message: &str) -> String {
     let heading = if status == 403 {
         "Access denied"

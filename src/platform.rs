@@ -5,22 +5,12 @@
 
 #![allow(async_fn_in_trait)] // single-threaded runtime: the futures need not be Send
 
-use crate::jwt::jwk::PublicJwk;
-use crate::jwt::keys::SigningKey;
-use crate::jwt::Alg;
 use crate::users::UserStore;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-/// A storage failure (the detail is for the log).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreError(pub String);
-
-impl From<StoreError> for crate::error::AppError {
-    fn from(e: StoreError) -> Self {
-        crate::error::AppError::Storage(e.0)
-    }
-}
+pub use crate::error::StoreError;
+pub use crate::jwt::Signatures;
 
 /// Workers KV, as far as sessions and login transactions need it.
 pub trait Kv {
@@ -195,20 +185,6 @@ impl std::fmt::Display for FetchError {
 /// Outbound HTTP (the Workers fetch API).
 pub trait HttpClient {
     async fn send(&self, req: Outbound) -> Result<Inbound, FetchError>;
-}
-
-/// Signature primitives: WebCrypto in the Worker, pure Rust natively.
-pub trait Signatures {
-    /// Checks `sig` over `msg` with `key` and `alg`. `Err` for a key the backend cannot use.
-    async fn verify(
-        &self,
-        key: &PublicJwk,
-        alg: Alg,
-        msg: &[u8],
-        sig: &[u8],
-    ) -> Result<bool, String>;
-    /// Signs `msg` with one of Gatehouse's Ed25519 keys.
-    async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String>;
 }
 
 /// Per-isolate caches of remote documents (discovery, JWKS) and of successful signature

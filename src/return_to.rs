@@ -1,4 +1,4 @@
-//! `return_to` validation (SPEC section 7): where Gatehouse may send the browser after
+//! `return_to` (docs/security.md, rule 'return_to'): where Gatehouse may send the browser after
 //! sign-in or logout. Relative paths on our own origin, or absolute URLs on an allowed
 //! origin; every open-redirect trick (`//evil`, `https:evil`, `\\evil`, `javascript:`,
 //! control characters, and their percent-encoded variants) is refused.

@@ -1,4 +1,4 @@
-//! Sessions in KV (SPEC section 5). A session id is 256 random bits given to the browser
+//! Sessions in KV (README "Sessions, tokens and cookies"): a 256-bit random id given to the browser
 //! once; KV stores only its SHA-256 (`sid`), under `s:{sid}`, with a TTL that is the smaller
 //! of the idle and absolute lifetimes, plus an index entry `u:{user}:{sid}` so that a user's
 //! sessions can be listed and revoked together.

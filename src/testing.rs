@@ -85,8 +85,8 @@ pub fn sign_in_directly(cfg: &Config, p: &TestPlatform) -> SignedIn {
     let sessions = crate::sessions::Sessions { kv: &p.kv, cfg };
     let (session, sid) = block_on(sessions.create(rec, now)).unwrap();
     let claims =
-        crate::jwt::access::AccessClaims::new(cfg, &user.id, &sid, user.email.clone(), None, now);
-    let access = block_on(crate::jwt::access::issue(cfg, &NativeSignatures, &claims)).unwrap();
+        crate::access::AccessClaims::new(cfg, &user.id, &sid, user.email.clone(), None, now);
+    let access = block_on(crate::access::issue(cfg, &NativeSignatures, &claims)).unwrap();
     SignedIn {
         user_id: user.id,
         sid,

@@ -16,14 +16,33 @@ use crate::crypto::{b64url, b64url_decode, ct_eq, hmac_sha256, random_token, sha
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::platform::{Kv, Platform, SingleUse, SpendKind};
+use crate::providers::Flow;
 use serde::{Deserialize, Serialize};
 
 /// How long a sign-in may take.
-pub const TXN_TTL: u64 = 600;
+pub const TXN_TTL: u64 = crate::providers::SIGN_IN_TTL;
 /// How long a spent state is remembered past [`TXN_TTL`]: longer than any clock difference
 /// between two isolates, so that a transaction is refused as expired before its spent row is
 /// pruned.
 const SPENT_MARGIN: i64 = 300;
+
+/// Why a sign-in was started: what its callback does with the identity the provider
+/// vouches for. The callback is one straight walk — transaction → provider → purpose →
+/// session — and a new kind of flow is a new variant here, not another optional field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Purpose {
+    /// Sign in (a first sign-in makes the user) and start a session.
+    SignIn,
+    /// A signed-in user links this provider's identity to their account.
+    Link { user_id: String },
+    /// An emailed invitation from the admin API signs its bearer in; `invitee` is the address
+    /// it was sent to, shown on its confirmation page.
+    Invitation { invitee: String },
+    /// Sign in and redeem a sign-up invitation of the access policy (`POST
+    /// /admin/invitations`); `invitation` is the SHA-256 of its secret.
+    SignUp { invitation: String },
+}
 
 /// A login in progress.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,23 +53,15 @@ pub struct LoginTxn {
     pub pkce_verifier: String,
     pub return_to: String,
     pub created_at: i64,
-    /// Set when a signed-in user links another provider to their account.
-    #[serde(default)]
-    pub link_user: Option<String>,
+    pub purpose: Purpose,
     /// The person asked to create an account (`/auth/login?…&action=register`); providers
     /// with separate sign-up pages (LoginRadius) open that one.
     #[serde(default)]
     pub register: bool,
-    /// For an invitation: the address it was sent to, shown on its confirmation page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub invitee: Option<String>,
-    /// A sign-up invitation this sign-in redeems: the SHA-256 of its secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub invitation: Option<String>,
 }
 
 impl LoginTxn {
-    pub fn new(provider: &str, return_to: String, link_user: Option<String>, now: i64) -> LoginTxn {
+    pub fn new(provider: &str, return_to: String, purpose: Purpose, now: i64) -> LoginTxn {
         LoginTxn {
             provider: provider.to_string(),
             state: random_token(),
@@ -58,16 +69,34 @@ impl LoginTxn {
             pkce_verifier: random_token(),
             return_to,
             created_at: now,
-            link_user,
+            purpose,
             register: false,
-            invitee: None,
-            invitation: None,
+        }
+    }
+
+    /// The address an invitation was sent to (for its confirmation page).
+    pub fn invitee(&self) -> Option<&str> {
+        match &self.purpose {
+            Purpose::Invitation { invitee } => Some(invitee),
+            _ => None,
         }
     }
 
     /// The PKCE S256 challenge of the verifier.
     pub fn pkce_challenge(&self) -> String {
         sha256_b64url(self.pkce_verifier.as_bytes())
+    }
+
+    /// What the provider's flow needs of this transaction.
+    pub fn flow(&self, cfg: &Config) -> Flow<'_> {
+        Flow {
+            redirect_uri: cfg.redirect_uri(&self.provider),
+            state: &self.state,
+            nonce: &self.nonce,
+            pkce_verifier: &self.pkce_verifier,
+            register: self.register,
+            return_to: (self.return_to != crate::return_to::DEFAULT).then_some(&self.return_to),
+        }
     }
 }
 
@@ -129,9 +158,7 @@ async fn peek_invitation<K: Kv>(
     let json = kv.get(&invite_key(token)).await?.ok_or_else(|| {
         AppError::LoginTransaction("This sign-in link has expired or was already used.".into())
     })?;
-    let txn: LoginTxn =
-        serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
-    checked(txn, provider, now)
+    checked(parse_stored(&json)?, provider, now)
 }
 
 /// The invitation a `gh_invite` token names, for its confirmation page: like
@@ -206,9 +233,7 @@ pub async fn finish<P: Platform>(
     let json = kv.get(&key(state)).await?.ok_or_else(|| {
         AppError::LoginTransaction("This sign-in has expired or was already used.".into())
     })?;
-    let txn: LoginTxn =
-        serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
-    let txn = checked(txn, provider, now)?;
+    let txn = checked(parse_stored(&json)?, provider, now)?;
     spend(p, SpendKind::LoginTxn, state, txn).await
 }
 
@@ -232,6 +257,16 @@ async fn spend<P: Platform>(
         ));
     }
     Ok(txn)
+}
+
+/// A stored transaction. One that does not parse (written by an older version of Gatehouse
+/// just before an upgrade) is refused like an expired one: the person starts again.
+fn parse_stored(json: &str) -> AppResult<LoginTxn> {
+    serde_json::from_str(json).map_err(|e| {
+        AppError::LoginTransaction(format!(
+            "This sign-in has expired ({e}); please start again."
+        ))
+    })
 }
 
 /// A taken transaction is still fresh and belongs to `provider`.
@@ -278,9 +313,35 @@ mod tests {
     }
 
     #[test]
+    fn a_link_keeps_its_purpose_and_an_unreadable_stored_one_is_refused_not_a_500() {
+        let (p, cfg) = (platform(200), test_config());
+        let link = Purpose::Link {
+            user_id: "u1".into(),
+        };
+        let t = LoginTxn::new("dev", "/".into(), link.clone(), 100);
+        let cookie = block_on(start(p.kv(), &cfg, &t)).unwrap();
+        let req = callback_req(Some(&cookie));
+        let back = block_on(finish(&p, &cfg, &req, Some(&t.state), "dev")).unwrap();
+        assert_eq!(back.purpose, link);
+        // A transaction stored in an older shape (`link_user` instead of `purpose`).
+        let old = LoginTxn::new("dev", "/".into(), Purpose::SignIn, 100);
+        let cookie = block_on(start(p.kv(), &cfg, &old)).unwrap();
+        let legacy = format!(
+            r#"{{"provider":"dev","state":"{}","nonce":"n","pkce_verifier":"v","return_to":"/","created_at":100,"link_user":"u1"}}"#,
+            old.state
+        );
+        block_on(p.kv().put(&key(&old.state), &legacy, TXN_TTL)).unwrap();
+        let req = callback_req(Some(&cookie));
+        assert!(matches!(
+            block_on(finish(&p, &cfg, &req, Some(&old.state), "dev")),
+            Err(AppError::LoginTransaction(_))
+        ));
+    }
+
+    #[test]
     fn round_trip_is_single_use() {
         let (p, cfg) = (platform(200), test_config());
-        let t = LoginTxn::new("dev", "/".into(), None, 100);
+        let t = LoginTxn::new("dev", "/".into(), Purpose::SignIn, 100);
         let cookie = block_on(start(p.kv(), &cfg, &t)).unwrap();
         let req = callback_req(Some(&cookie));
         assert_eq!(
@@ -304,8 +365,8 @@ mod tests {
     fn other_browser_missing_cookie_bad_state_expired_are_refused_and_spend_nothing() {
         let cfg = test_config();
         let p = platform(200);
-        let mine = LoginTxn::new("dev", "/".into(), None, 100);
-        let theirs = LoginTxn::new("dev", "/".into(), None, 100);
+        let mine = LoginTxn::new("dev", "/".into(), Purpose::SignIn, 100);
+        let theirs = LoginTxn::new("dev", "/".into(), Purpose::SignIn, 100);
         let my_cookie = block_on(start(p.kv(), &cfg, &mine)).unwrap();
         block_on(start(p.kv(), &cfg, &theirs)).unwrap();
         let cases = [
@@ -342,7 +403,7 @@ mod tests {
     #[test]
     fn invitations_need_no_cookie_but_are_single_use_and_separate_from_transactions() {
         let (p, cfg) = (platform(200), test_config());
-        let t = LoginTxn::new("mail", "/welcome".into(), None, 100);
+        let t = LoginTxn::new("mail", "/welcome".into(), Purpose::SignIn, 100);
         let url = block_on(start_invitation(p.kv(), &cfg, &t)).unwrap();
         assert_eq!(
             url,
@@ -370,7 +431,7 @@ mod tests {
 
         // An ordinary transaction cannot be completed without its cookie by calling its
         // state an invitation.
-        let normal = LoginTxn::new("mail", "/".into(), None, 100);
+        let normal = LoginTxn::new("mail", "/".into(), Purpose::SignIn, 100);
         block_on(start(p.kv(), &cfg, &normal)).unwrap();
         let forged = Request::new(
             Method::Get,
@@ -384,7 +445,7 @@ mod tests {
 
         // Expired, or for another provider: refused, and not spent.
         for (provider, now) in [("mail", 100 + TXN_TTL as i64 + 1), ("other", 200)] {
-            let t = LoginTxn::new("mail", "/".into(), None, 100);
+            let t = LoginTxn::new("mail", "/".into(), Purpose::SignIn, 100);
             let url = block_on(start_invitation(p.kv(), &cfg, &t)).unwrap();
             p.clock.set(now);
             let r = block_on(finish(
@@ -405,7 +466,7 @@ mod tests {
     #[test]
     fn wrong_provider_is_refused() {
         let (p, cfg) = (platform(100), test_config());
-        let t = LoginTxn::new("dev", "/".into(), None, 100);
+        let t = LoginTxn::new("dev", "/".into(), Purpose::SignIn, 100);
         let cookie = block_on(start(p.kv(), &cfg, &t)).unwrap();
         let r = block_on(finish(
             &p,

@@ -1,4 +1,4 @@
-//! The user model of SPEC section 6 (users, identities, events) and the [`UserStore`] trait
+//! The user model of README "Admin API" (users, identities, events) and the [`UserStore`] trait
 //! that D1 implements in the Worker and an in-memory map implements in tests. The trait is
 //! shaped around the domain operations, so that atomicity (one user per (issuer, sub)) is the
 //! store's promise, not a sequence of calls the caller has to get right.
@@ -6,7 +6,7 @@
 #![allow(async_fn_in_trait)]
 
 use crate::crypto::{b64url, random_bytes};
-use crate::platform::StoreError;
+use crate::error::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -157,7 +157,7 @@ pub trait UserStore {
     async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError>;
     async fn record_event(&self, event: &Event) -> Result<(), StoreError>;
 
-    // The admin API and self-service linking (SPEC section 6).
+    // The admin API and self-service linking (README "Admin API", "Routes").
 
     /// Users newest first (`created_at` desc, then `id` desc), strictly after `q.after`,
     /// optionally only those whose email equals `q.email` (case-insensitively); at most

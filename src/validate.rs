@@ -16,7 +16,9 @@ pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 100;
 
 /// A plausible email address (RFC 5321 sizes, one `@`, a dotted domain of letters, digits
-/// and hyphens, no spaces or control characters), trimmed. Deliverability is the provider's
+/// and hyphens under a top-level domain that is not a number, no spaces or control
+/// characters), trimmed. The one email rule of Gatehouse: the admin API, magic-link sends
+/// and invitations all use it. Deliverability is the provider's
 /// business; this keeps obvious garbage out of the user table.
 pub fn email(raw: &str) -> Result<String, String> {
     let e = raw.trim();
@@ -54,6 +56,12 @@ pub fn email(raw: &str) -> Result<String, String> {
                 || !l.chars().all(|c| c.is_alphanumeric() || c == '-')
         })
     {
+        return bad();
+    }
+    // A top-level domain has two characters or more and is not a number (`a@1.2.3.4` is an
+    // IP address, not a domain).
+    let tld = labels[labels.len() - 1];
+    if tld.chars().count() < 2 || tld.chars().all(|c| c.is_ascii_digit()) {
         return bad();
     }
     Ok(e.to_string())
@@ -281,6 +289,8 @@ mod tests {
             "a\n@x.com",
             "<a>@x.com",
             "a@x_y.com",
+            "a@b.c",
+            "a@1.2.3.4",
         ] {
             assert!(email(bad).is_err(), "{bad:?} should be refused");
         }

@@ -1,4 +1,4 @@
-// The admin API (SPEC section 6), self-service linking and unlinking, audit events and their
+// The admin API (README "Admin API"), self-service linking and unlinking, audit events and their
 // pruning by the cron handler — through the real Worker (wrangler dev, local D1 and KV), with
 // users signed in through two real OpenID Connect providers (npm `oidc-provider`).
 import { test, before, after } from 'node:test';
@@ -351,7 +351,7 @@ test('sessions: the admin lists and revokes one or all; a user revokes another d
     assert.match(s.expires_at, RFC3339);
   }
 
-  // From the laptop, the user ends the phone's session (SPEC: revoking a session from
+  // From the laptop, the user ends the phone's session (README "Routes": revoking a session from
   // another device ends it).
   const own = await (await laptop.fetch(`${gh.url}/auth/sessions`)).json();
   assert.equal(own.sessions.length, 3);

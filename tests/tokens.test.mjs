@@ -1,6 +1,7 @@
 // Gatehouse's own access JWTs through the real Worker: a valid token needs no storage, an
 // expired one is renewed from the KV session (only for an active user), every attack of
-// SPEC section 7 is refused, and /auth/token serves SPAs with CORS for allowed origins only.
+// docs/security.md (rule 'JWTs') is refused, and /auth/token serves SPAs with CORS for allowed
+// origins only.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, createHmac } from 'node:crypto';
@@ -98,7 +99,7 @@ test('a token of exactly 16 384 bytes is verified; one byte more is refused unre
   assert.equal((await refused.json()).error, 'unauthorized');
 });
 
-test('every SPEC section 7 attack on access tokens is refused', async () => {
+test('every access-token attack of docs/security.md (rule JWTs) is refused', async () => {
   const { me } = await signedIn('walt');
   const now = Math.floor(Date.now() / 1000);
   const good = accessClaims(gh.url, { sub: me.id, sid: me.session_id, iat: now });

@@ -1,6 +1,6 @@
 // The `stytch` (email magic links) and `passage` (vendor JWT) kinds through the real Worker
 // (wrangler dev / workerd, local D1 and KV), against local fakes of the vendors that speak
-// the documented shapes of shared/vendors.md (tests/support/fake-stytch.mjs,
+// the documented shapes of docs/vendors.md (tests/support/fake-stytch.mjs,
 // tests/support/fake-passage.mjs). Linking by (issuer, sub), vendor-side logout, provider
 // failures that leave nothing behind, the same answer for known and unknown addresses, rate
 // limits, login CSRF for magic links, and Passage token refusals.

@@ -3,10 +3,10 @@
 //! [`crate::app::handle`] over the in-memory platform: an access token alone changes
 //! nothing, nor does a request from another site, and each refusal writes nothing.
 
+use crate::access::{self, AccessClaims};
 use crate::app::handle;
 use crate::config::Config;
 use crate::http::{Method, Request, Response};
-use crate::jwt::access::{self, AccessClaims};
 use crate::platform::{FetchError, Kv};
 use crate::sessions::{SessionRecord, Sessions};
 use crate::testing::{block_on, profile, test_env, TestPlatform};

@@ -1,4 +1,4 @@
-//! The admin API (SPEC section 6): JSON under `/admin`, behind `Authorization: Bearer
+//! The admin API (README "Admin API"): JSON under `/admin`, behind `Authorization: Bearer
 //! <ADMIN_API_KEY>`. The key is compared in constant time; a missing or wrong key gets the
 //! same 401 with no detail (also for paths that do not exist, so the API cannot be mapped
 //! without the key), is recorded as an `admin_auth_failed` event, and counts against a
@@ -18,7 +18,7 @@ use crate::http::{Method, Request, Response};
 use crate::platform::Platform;
 use crate::providers::{stytch, ProviderConfig};
 use crate::ratelimit::{self, Limit};
-use crate::txn::{self, LoginTxn};
+use crate::txn::{self, LoginTxn, Purpose};
 use crate::users::{new_user_id, rfc3339, UnlinkOutcome, User, UserQuery, UserStore};
 use crate::validate;
 use serde_json::{json, Value};
@@ -395,8 +395,7 @@ async fn magic_link<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
         )));
     }
     let email = match body.get("email") {
-        Some(Value::String(e)) => super::magic::valid_email(e)
-            .ok_or_else(|| bad(format!("{:?} is not a valid email address.", e.trim())))?,
+        Some(Value::String(e)) => crate::validate::email(e).map_err(bad)?,
         _ => return Err(bad("email is required (a string).".into())),
     };
     let return_to = match body.get("return_to") {
@@ -421,10 +420,12 @@ async fn magic_link<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
     if !within {
         return Err(AppError::RateLimited);
     }
-    let mut t = LoginTxn::new(name, return_to, None, ctx.p.now());
-    t.invitee = Some(email.clone());
+    let invitation = Purpose::Invitation {
+        invitee: email.clone(),
+    };
+    let t = LoginTxn::new(name, return_to, invitation, ctx.p.now());
     let link = txn::invitation_url(ctx.cfg, &t);
-    stytch::send_magic_link(ctx.p, name, c, &email, &link, &t).await?;
+    stytch::send_magic_link(ctx.p, name, c, &email, &link, &t.flow(ctx.cfg)).await?;
     // Stored only once the link is on its way (the link is useless without it).
     txn::start_invitation(ctx.p.kv(), ctx.cfg, &t).await?;
     ctx.event(

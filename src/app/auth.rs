@@ -4,10 +4,10 @@
 //! This is where the revocation bound (`ACCESS_TOKEN_TTL_SECONDS`) comes from.
 
 use super::Ctx;
+use crate::access::{self, AccessClaims};
 use crate::cookies::{ACCESS, SESSION};
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
-use crate::jwt::access::{self, AccessClaims};
 use crate::platform::Platform;
 use crate::users::{User, UserStore};
 

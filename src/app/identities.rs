@@ -1,4 +1,4 @@
-//! Self-service linking (SPEC section 6): a signed-in user links a second provider
+//! Self-service linking (README "Routes"): a signed-in user links a second provider
 //! explicitly (`/auth/login?provider=X&link=1`), lists their identities
 //! (`GET /auth/identities`) and unlinks one while another remains
 //! (`DELETE /auth/identities?issuer=&sub=`). Email never links: an identity that already

@@ -41,7 +41,8 @@ pub async fn create<P: Platform>(
             ("email", Value::String(e)) => email = Some(crate::validate::email(e).map_err(bad)?),
             ("roles", v) => roles = crate::policy::role_list(v, "roles").map_err(bad)?,
             ("return_to", Value::String(r)) => {
-                return_to = super::login::checked_return_to(ctx.cfg, Some(r))?;
+                return_to = crate::return_to::validate(ctx.cfg, Some(r))
+                    .map_err(|e| bad(format!("return_to refused: {}.", e.0)))?;
             }
             ("email" | "return_to", _) => return Err(bad(format!("{k} must be a string."))),
             _ => {

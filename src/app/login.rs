@@ -12,7 +12,7 @@ use crate::http::{Method, Request, Response};
 use crate::platform::Platform;
 use crate::ratelimit::{self, Flow};
 use crate::sessions::SessionRecord;
-use crate::txn::{self, LoginTxn};
+use crate::txn::{self, LoginTxn, Purpose};
 use crate::users::User;
 use crate::{linking, pages, providers, return_to};
 
@@ -65,14 +65,27 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
         .ok_or_else(|| AppError::BadRequest(format!("Unknown provider {name:?}.")))?;
     // Before anything is stored or sent (XWMS is called with the client secret).
     ratelimit::per_network(ctx.p.limiter(), Flow::Start, req).await?;
-    let link_user = super::identities::link_user_for_login(ctx, req, provider).await?;
-    if invitation.is_some() && (link_user.is_some() || !provider.needs_transaction()) {
-        return Err(AppError::BadRequest(
-            "An invitation is accepted by signing in with a provider that returns here, not while linking.".into(),
-        ));
-    }
-    let mut t = LoginTxn::new(&name, return_to, link_user, ctx.p.now());
-    t.invitation = invitation.map(|i| sha256_b64url(i.as_bytes()));
+    let purpose = match super::identities::link_user_for_login(ctx, req, provider).await? {
+        Some(_) if invitation.is_some() => {
+            return Err(AppError::BadRequest(
+                "An invitation is accepted by signing in, not while linking.".into(),
+            ))
+        }
+        Some(user_id) => Purpose::Link { user_id },
+        // The invitation rides in this browser's login transaction.
+        None => match invitation {
+            Some(i) if provider.needs_transaction() => Purpose::SignUp {
+                invitation: sha256_b64url(i.as_bytes()),
+            },
+            Some(_) => {
+                return Err(AppError::BadRequest(
+                    "This provider cannot carry an invitation: choose another.".into(),
+                ))
+            }
+            None => Purpose::SignIn,
+        },
+    };
+    let mut t = LoginTxn::new(&name, return_to, purpose, ctx.p.now());
     t.register = match req.query("action").as_deref() {
         None | Some("login") => false,
         Some("register") => true,
@@ -82,7 +95,7 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
             )))
         }
     };
-    let location = match providers::begin(ctx.p, ctx.cfg, &name, provider, &t).await? {
+    let location = match providers::begin(ctx.p, &name, provider, &t.flow(ctx.cfg)).await? {
         providers::Begin::Redirect(location) => location,
         // Magic links: the transaction starts when an address is entered.
         providers::Begin::EmailForm => {
@@ -159,11 +172,7 @@ async fn invitation_page<P: Platform>(
         Some(q) => format!("{}?{q}", req.path()),
         None => req.path().to_string(),
     };
-    let page = pages::invitation_page(
-        provider.display_name(),
-        invitation.invitee.as_deref(),
-        &action,
-    );
+    let page = pages::invitation_page(provider.display_name(), invitation.invitee(), &action);
     let mut r = Response::html(200, page);
     r.set_header("cache-control", "no-store");
     // The URL carries single-use tokens: keep them out of Referer headers.
@@ -189,49 +198,48 @@ pub async fn confirm_invitation<P: Platform>(
     callback(ctx, req, name).await
 }
 
-/// The callback proper: the transaction is spent (if the kind has one), then the provider
-/// verifies, then linking or signing in.
+/// The callback proper, one straight walk: the transaction (spent, if the kind has one) →
+/// the provider verifies what came back → the transaction's purpose decides what the
+/// identity is for → a session (or a linked identity).
 async fn finish_sign_in<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
     name: &str,
     provider: &providers::ProviderConfig,
 ) -> AppResult<Response> {
-    // Transaction-less kinds (passage) carry `return_to` in the query; refuse a bad one
-    // before anything is verified or written.
-    let (query_return_to, t) = match provider.needs_transaction() {
-        false => (
-            Some(checked_return_to(
-                ctx.cfg,
-                req.query("return_to").as_deref(),
-            )?),
+    let (t, return_to) = if provider.needs_transaction() {
+        let state = providers::callback_state(req);
+        let t = txn::finish(ctx.p, ctx.cfg, req, state.as_deref(), name).await?;
+        let return_to = t.return_to.clone();
+        (Some(t), return_to)
+    } else {
+        // Transaction-less kinds (passage) carry `return_to` in the query; a bad one is
+        // refused before anything is verified or written.
+        (
             None,
-        ),
-        true => {
-            let state = providers::callback_state(req);
-            let t = txn::finish(ctx.p, ctx.cfg, req, state.as_deref(), name).await?;
-            (None, Some(t))
-        }
+            checked_return_to(ctx.cfg, req.query("return_to").as_deref())?,
+        )
     };
-    let t = t.as_ref();
-    let profile = providers::complete(ctx.p, ctx.cfg, name, provider, req, t).await?;
-    if let Some(t) = t.filter(|t| t.link_user.is_some()) {
-        let user_id = t.link_user.as_deref().unwrap_or_default();
-        return super::identities::finish_link(ctx, req, name, &profile, user_id, &t.return_to)
-            .await;
+    let flow = t.as_ref().map(|t| t.flow(ctx.cfg));
+    let profile = providers::complete(ctx.p, name, provider, req, flow.as_ref()).await?;
+    match t.as_ref().map_or(&Purpose::SignIn, |t| &t.purpose) {
+        Purpose::Link { user_id } => {
+            super::identities::finish_link(ctx, req, name, &profile, user_id, &return_to).await
+        }
+        purpose @ (Purpose::SignIn | Purpose::Invitation { .. } | Purpose::SignUp { .. }) => {
+            let invitation = match purpose {
+                Purpose::SignUp { invitation } => Some(invitation.as_str()),
+                _ => None,
+            };
+            let signed_in = sign_in(ctx, req, name, &profile, &return_to, invitation).await;
+            if signed_in.is_err() {
+                // The vendor step may have made a session or spent a token of its own
+                // (Stytch, LoginRadius): it must not outlive a sign-in that failed here.
+                super::ending::end_vendor(ctx, name, profile.vendor_logout.as_deref()).await;
+            }
+            signed_in
+        }
     }
-    let return_to = t
-        .map(|t| t.return_to.clone())
-        .or(query_return_to)
-        .unwrap_or_else(|| return_to::DEFAULT.into());
-    let invitation = t.and_then(|t| t.invitation.as_deref());
-    let signed_in = sign_in(ctx, req, name, &profile, &return_to, invitation).await;
-    if signed_in.is_err() {
-        // The vendor step may have made a session or spent a token of its own (Stytch,
-        // LoginRadius): it must not outlive a sign-in that failed here.
-        super::ending::end_vendor(ctx, name, profile.vendor_logout.as_deref()).await;
-    }
-    signed_in
 }
 
 /// The verified `profile` is linked to its user, who gets a new session (ending the one this

@@ -1,11 +1,11 @@
-//! `POST /auth/magic-link` (SPEC section 2): `{email, return_to?, provider?}` as a form or
+//! `POST /auth/magic-link` (README "Routes"): `{email, return_to?, provider?}` as a form or
 //! JSON asks a magic-link provider (`stytch`) to email a sign-in link.
 //!
 //! - Origin-checked like every state-changing route; the address and `return_to` are
 //!   validated before anything is counted, stored or sent.
 //! - Sends are rate limited per client network (a burst limit, then 20 per 15 minutes) and
 //!   per address (5 per 15 minutes) (429).
-//! - The link is bound to this browser: it lands on [`providers::callback_url`] with the
+//! - The link is bound to this browser: it lands on [`providers::Flow::callback_url`] with the
 //!   `gh_state` of a login transaction whose cookie this answer sets, so a link requested by
 //!   someone else cannot complete a sign-in here; and Stytch's token in it is bound by PKCE
 //!   to that transaction's verifier, so it cannot complete a sign-in the thief of the link
@@ -18,9 +18,9 @@ use super::{check_origin, Ctx};
 use crate::error::{AppError, AppResult};
 use crate::http::{Request, Response};
 use crate::platform::Platform;
-use crate::providers::{self, stytch, ProviderConfig};
+use crate::providers::{stytch, ProviderConfig};
 use crate::ratelimit::{self, Flow, Limit};
-use crate::txn::{self, LoginTxn};
+use crate::txn::{self, LoginTxn, Purpose};
 use crate::{config::Config, pages};
 use serde::Deserialize;
 use serde_json::json;
@@ -35,8 +35,6 @@ pub const PER_IP: Limit = Limit {
     max: 20,
     window: 900,
 };
-/// Longest address accepted (RFC 5321's path limit).
-const MAX_EMAIL: usize = 254;
 
 #[derive(Deserialize)]
 struct MagicLinkRequest {
@@ -45,37 +43,6 @@ struct MagicLinkRequest {
     return_to: Option<String>,
     #[serde(default)]
     provider: Option<String>,
-}
-
-/// A plain `local@domain` address (ASCII; no quoted local parts, no IP literals), trimmed.
-pub fn valid_email(raw: &str) -> Option<String> {
-    let email = raw.trim();
-    if email.len() > MAX_EMAIL {
-        return None;
-    }
-    let (local, domain) = email.rsplit_once('@')?;
-    let local_ok = !local.is_empty()
-        && local.len() <= 64
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..")
-        && local
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b));
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-        && labels
-            .last()
-            .map(|tld| tld.len() >= 2 && !tld.bytes().all(|b| b.is_ascii_digit()))
-            .unwrap_or(false);
-    (local_ok && domain_ok).then(|| email.to_string())
 }
 
 /// The magic-link provider named by `wanted`, or the only one configured.
@@ -145,14 +112,16 @@ pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
     check_origin(ctx.cfg, req)?;
     let body: MagicLinkRequest = req.parse_body()?;
     let (name, c) = pick(ctx.cfg, body.provider.as_deref())?;
-    let email = valid_email(&body.email)
+    let email = crate::validate::email(&body.email)
+        .ok()
         .ok_or_else(|| AppError::BadRequest("Please enter a valid email address.".into()))?;
     let return_to = checked_return_to(ctx.cfg, body.return_to.as_deref())?;
     within_limits(ctx, req, &email).await?;
 
-    let t = LoginTxn::new(name, return_to, None, ctx.p.now());
-    let link = providers::callback_url(ctx.cfg, name, &t);
-    stytch::send_magic_link(ctx.p, name, c, &email, &link, &t).await?;
+    let t = LoginTxn::new(name, return_to, Purpose::SignIn, ctx.p.now());
+    let flow = t.flow(ctx.cfg);
+    let link = flow.callback_url();
+    stytch::send_magic_link(ctx.p, name, c, &email, &link, &flow).await?;
     // Stored only once the link is on its way; the link is useless without it.
     let cookie = txn::start(ctx.p.kv(), ctx.cfg, &t).await?;
 

@@ -1,4 +1,4 @@
-//! Request handling: the route table of SPEC section 2 over the [`Platform`] traits. Every
+//! Request handling: the routes of README "Routes" over the [`Platform`] traits. Every
 //! handler returns `AppResult<Response>`; [`handle`] is the one place where an error becomes
 //! the client's page or JSON (and its log line).
 
@@ -137,8 +137,8 @@ async fn route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
     }
 }
 
-/// SPEC section 7: state-changing routes check `Origin` (or Fetch Metadata) besides SameSite.
-/// `PUBLIC_URL`'s origin and `ALLOWED_RETURN_ORIGINS` may send them.
+/// State-changing routes check `Origin` (or Fetch Metadata) besides SameSite (docs/security.md,
+/// rule 'Origin check'). `PUBLIC_URL`'s origin and `ALLOWED_RETURN_ORIGINS` may send them.
 pub fn check_origin(cfg: &Config, req: &Request) -> AppResult<()> {
     check_sender(cfg, req, false)
 }

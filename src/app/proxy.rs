@@ -1,4 +1,4 @@
-//! Proxy mode (SPEC section 5, on when `ORIGIN_URL` is set): every path that is not one of
+//! Proxy mode (README "Proxy mode"; on when `ORIGIN_URL` is set): every path that is not one of
 //! Gatehouse's own goes to the origin. Unauthenticated browser GETs are sent to sign in,
 //! other unauthenticated requests get 401. Authenticated ones are forwarded with
 //! `X-Gatehouse-User`, `X-Gatehouse-Email` and `X-Gatehouse-Jwt`, after stripping any
@@ -192,7 +192,7 @@ mod tests {
     }
 
     fn signed_in_token(cfg: &crate::config::Config, p: &TestPlatform) -> String {
-        let claims = crate::jwt::access::AccessClaims::new(
+        let claims = crate::access::AccessClaims::new(
             cfg,
             "usr_1",
             "sid1",
@@ -200,7 +200,7 @@ mod tests {
             None,
             p.now(),
         );
-        block_on(crate::jwt::access::issue(cfg, p, &claims)).unwrap()
+        block_on(crate::access::issue(cfg, p, &claims)).unwrap()
     }
 
     #[test]
@@ -357,9 +357,9 @@ mod tests {
 
     fn token_with_roles(cfg: &crate::config::Config, p: &TestPlatform, roles: &[&str]) -> String {
         let mut claims =
-            crate::jwt::access::AccessClaims::new(cfg, "usr_1", "sid1", None, None, p.now());
+            crate::access::AccessClaims::new(cfg, "usr_1", "sid1", None, None, p.now());
         claims.roles = roles.iter().map(|r| r.to_string()).collect();
-        block_on(crate::jwt::access::issue(cfg, p, &claims)).unwrap()
+        block_on(crate::access::issue(cfg, p, &claims)).unwrap()
     }
 
     #[test]

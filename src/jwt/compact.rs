@@ -1,5 +1,5 @@
 //! The compact serialization: splits a token into header, claims, signing input and
-//! signature, enforcing the size cap first and the header rules of SPEC section 7.
+//! signature, enforcing the size cap first and the header rules of docs/security.md (rule 'JWTs').
 
 use super::{Alg, JwtError, MAX_TOKEN_BYTES};
 use crate::crypto::b64url_decode;

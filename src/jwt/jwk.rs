@@ -114,6 +114,18 @@ pub fn parse_set(doc: &serde_json::Value) -> Vec<PublicJwk> {
         .unwrap_or_default()
 }
 
+/// Decodes a base64url field of a JWK into exactly `N` bytes.
+pub fn jwk_bytes<const N: usize>(v: &serde_json::Value, field: &str) -> Result<[u8; N], String> {
+    let s = v
+        .get(field)
+        .and_then(|x| x.as_str())
+        .ok_or(format!("missing \"{field}\""))?;
+    let bytes = b64url_decode(s).map_err(|_| format!("\"{field}\" is not base64url"))?;
+    bytes
+        .try_into()
+        .map_err(|_| format!("\"{field}\" must be {N} bytes"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,8 @@
 //! half and its `kid` (the RFC 7638 thumbprint, whatever `kid` the JWK itself carries).
 
 use super::jwk::PublicJwk;
-use crate::config::jwk_bytes;
 use crate::crypto::b64url;
+use crate::jwt::jwk::jwk_bytes;
 
 /// One Ed25519 signing key. `Debug` never prints the private half.
 #[derive(Clone)]

@@ -1,10 +1,9 @@
-//! JSON Web Tokens: parsing with the hardening rules of SPEC section 7 (size cap before
+//! JSON Web Tokens: parsing with the rules of docs/security.md, 'JWTs' (size cap before
 //! parsing, algorithm allow-list per key, no `none`, no `jwk`/`jku`/`x5u`/`x5c` header keys,
 //! no unknown `crit`, `typ` kept apart), claim checks with 60 s leeway and an injectable
 //! clock, Gatehouse's own access tokens, and the JWK types. Signature math sits behind
-//! [`crate::platform::Signatures`]: WebCrypto in the Worker, [`native`] elsewhere.
+//! [`Signatures`]: WebCrypto in the Worker, [`native`] elsewhere.
 
-pub mod access;
 pub mod compact;
 pub mod jwk;
 pub mod keys;
@@ -12,6 +11,28 @@ pub mod keys;
 pub mod native;
 pub mod remembered;
 pub mod validate;
+
+use jwk::PublicJwk;
+use keys::SigningKey;
+
+/// Signature primitives: WebCrypto in the Worker, pure Rust natively.
+#[allow(async_fn_in_trait)] // single-threaded runtime: the futures need not be Send
+pub trait Signatures {
+    /// Checks `sig` over `msg` with `key` and `alg`. `Err` for a key the backend cannot use.
+    async fn verify(
+        &self,
+        key: &PublicJwk,
+        alg: Alg,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<bool, String>;
+    /// Signs `msg` with one of Gatehouse's Ed25519 keys.
+    async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String>;
+}
+
+/// The `typ` of access tokens (RFC 9068): an ID token is never accepted where one is
+/// expected, nor one where an ID token is.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;

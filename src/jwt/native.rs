@@ -1,13 +1,13 @@
 //! The native signature backend (jwt-compact with pure-Rust Ed25519 and P-256): used by unit
 //! tests, benchmarks and the key tool. The Worker never links it; it uses WebCrypto, which is
-//! several times faster in wasm (see TOOLCHAIN.md). RS256 is WebCrypto-only: natively it
+//! several times faster in wasm (see docs/toolchain.md). RS256 is WebCrypto-only: natively it
 //! reports an unsupported key rather than pull the `rsa` crate in.
 
 use super::jwk::PublicJwk;
 use super::keys::SigningKey;
 use super::Alg;
 use crate::crypto::b64url_decode;
-use crate::platform::Signatures;
+use crate::jwt::Signatures;
 use jwt_compact::alg::{Ed25519, Es256, VerifyingKey};
 use jwt_compact::{Algorithm, AlgorithmSignature};
 

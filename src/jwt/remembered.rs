@@ -10,7 +10,7 @@
 use super::jwk::PublicJwk;
 use super::keys::SigningKey;
 use super::Alg;
-use crate::platform::Signatures;
+use crate::jwt::Signatures;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::HashSet;

@@ -6,7 +6,7 @@
 use super::compact::Untrusted;
 use super::jwk::PublicJwk;
 use super::{JwtError, LEEWAY_SECONDS};
-use crate::platform::Signatures;
+use crate::jwt::Signatures;
 use serde_json::{Map, Value};
 
 /// What the claims must say.

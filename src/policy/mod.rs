@@ -369,7 +369,7 @@ fn who_may(domains: &[String]) -> String {
 fn email_matches(address: &str, domains: &[String], emails: &[String]) -> bool {
     let address = address.trim().to_ascii_lowercase();
     let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-    emails.iter().any(|e| *e == address) || domains.iter().any(|d| d == domain)
+    emails.contains(&address) || domains.iter().any(|d| d == domain)
 }
 
 /// What a proxied request needs, from the first route that matches (default: signed in).

@@ -3,7 +3,7 @@
 //! provider body kept out of the client's view. Also the per-isolate cache of provider
 //! documents (discovery, JWKS) with the once-a-minute refetch limit.
 
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::platform::{Caches, HttpClient, Outbound, Platform};
 use serde_json::Value;
 
@@ -14,19 +14,7 @@ pub const DOCUMENT_MAX_AGE: i64 = 3600;
 /// Smallest interval between forced refetches of one document (unknown `kid`).
 pub const REFETCH_INTERVAL: i64 = 60;
 
-fn unavailable(provider: &str, reason: impl Into<String>) -> AppError {
-    AppError::ProviderUnavailable {
-        provider: provider.to_string(),
-        reason: reason.into(),
-    }
-}
-
-fn rejected(provider: &str, reason: impl Into<String>) -> AppError {
-    AppError::Provider {
-        provider: provider.to_string(),
-        reason: reason.into(),
-    }
-}
+use super::{rejected, unavailable};
 
 /// The URL as it may appear in a log line: without its query, where API keys ride.
 fn loggable(url: &str) -> String {

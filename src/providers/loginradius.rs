@@ -1,4 +1,4 @@
-//! The `loginradius` kind (SPEC section 4, `shared/vendors.md`): the browser goes to the
+//! The `loginradius` kind (docs/vendors.md, "LoginRadius"): the browser goes to the
 //! app's hosted page `{hub_url}/auth.aspx?action=login&return_url=…` and comes back with
 //! `?token=<access token>`; `GET {api_url}identity/v2/auth/account?apikey=K` with that token as
 //! `Authorization: Bearer` gives the profile, linked by its `Uid` under the issuer
@@ -11,14 +11,12 @@
 //! ([`super::callback_url`]), checked against the transaction cookie before the token is used.
 
 use super::fetch::call_json;
-use super::xwms::api_base;
-use super::{callback_url, settings};
-use crate::config::{parse_base_url, Config};
+use super::{rejected, settings, Flow};
 use crate::crypto::Secret;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::platform::{Outbound, Platform};
-use crate::txn::LoginTxn;
+use crate::urls::{api_base, parse_base_url};
 use crate::users::Profile;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -111,12 +109,12 @@ impl LoginRadiusConfig {
 
 /// The hosted login (or, for `action=register`, sign-up) page, returning to this
 /// transaction's callback URL.
-pub fn begin(cfg: &Config, name: &str, c: &LoginRadiusConfig, txn: &LoginTxn) -> AppResult<String> {
+pub fn begin(c: &LoginRadiusConfig, flow: &Flow<'_>) -> AppResult<String> {
     let mut url = url::Url::parse(&format!("{}/auth.aspx", c.hub_url))
         .map_err(|e| AppError::Internal(format!("hub_url: {e}")))?;
     url.query_pairs_mut()
-        .append_pair("action", if txn.register { "register" } else { "login" })
-        .append_pair("return_url", &callback_url(cfg, name, txn));
+        .append_pair("action", if flow.register { "register" } else { "login" })
+        .append_pair("return_url", &flow.callback_url());
     Ok(url.into())
 }
 
@@ -141,16 +139,16 @@ pub fn check_answer(name: &str, what: &str, status: u16, body: &Value) -> AppRes
         Some(INVALID_TOKEN) => " (invalid or expired access token)",
         _ => "",
     };
-    Err(AppError::Provider {
-        provider: name.into(),
-        reason: format!(
+    Err(rejected(
+        name,
+        format!(
             "{what}: HTTP {status}, ErrorCode {code}{hint}: {} {}",
             field("Message"),
             field("Description")
         )
         .trim_end()
         .to_string(),
-    })
+    ))
 }
 
 fn text(m: &Map<String, Value>, k: &str) -> Option<String> {
@@ -185,10 +183,7 @@ pub fn profile_from_account(
     token: &str,
 ) -> AppResult<Profile> {
     check_answer(name, "profile", status, body)?;
-    let rejected = |reason: &str| AppError::Provider {
-        provider: name.into(),
-        reason: format!("profile: {reason}"),
-    };
+    let rejected = |reason: &str| rejected(name, format!("profile: {reason}"));
     let m = body
         .as_object()
         .ok_or_else(|| rejected("the answer is not an object"))?;
@@ -235,7 +230,7 @@ pub async fn complete<P: Platform>(
     name: &str,
     c: &LoginRadiusConfig,
     req: &Request,
-    _txn: &LoginTxn,
+    _flow: &Flow<'_>,
 ) -> AppResult<Profile> {
     let token = super::query_token(req, super::MAX_QUERY_TOKEN_LEN)?;
     let (status, body) = call_json(
@@ -280,19 +275,18 @@ pub async fn end_session<P: Platform>(
     check_answer(name, "invalidate", status, &body)?;
     match body.get("IsPosted") {
         Some(Value::Bool(true)) => Ok(()),
-        _ => Err(AppError::Provider {
-            provider: name.into(),
-            reason: "invalidate: answer without IsPosted: true".into(),
-        }),
+        _ => Err(rejected(name, "invalidate: answer without IsPosted: true")),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use crate::http::Method;
     use crate::platform::{FetchError, Inbound};
     use crate::testing::{block_on, test_env, TestPlatform};
+    use crate::txn::{LoginTxn, Purpose};
     use serde_json::json;
 
     const ISSUER: &str = "loginradius:acme-test";
@@ -484,9 +478,9 @@ mod tests {
     #[test]
     fn register_intent_opens_the_sign_up_page() {
         let (_, cfg) = platform(|_| unreachable!());
-        let mut txn = LoginTxn::new("lr", "/".into(), None, 0);
+        let mut txn = LoginTxn::new("lr", "/".into(), Purpose::SignIn, 0);
         txn.register = true;
-        let url = begin(&cfg, "lr", lr(&cfg), &txn).unwrap();
+        let url = begin(lr(&cfg), &txn.flow(&cfg)).unwrap();
         let parsed = url::Url::parse(&url).unwrap();
         assert!(
             parsed
@@ -499,8 +493,8 @@ mod tests {
     #[test]
     fn begin_sends_the_browser_to_the_hosted_page_with_an_encoded_return_url() {
         let (_, cfg) = platform(|_| unreachable!());
-        let txn = LoginTxn::new("lr", "/".into(), None, 0);
-        let url = begin(&cfg, "lr", lr(&cfg), &txn).unwrap();
+        let txn = LoginTxn::new("lr", "/".into(), Purpose::SignIn, 0);
+        let url = begin(lr(&cfg), &txn.flow(&cfg)).unwrap();
         let parsed = url::Url::parse(&url).unwrap();
         assert_eq!(parsed.path(), "/hub/auth.aspx");
         let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
@@ -536,13 +530,13 @@ mod tests {
             Some("Bearer down") => answer(502, json!({})),
             _ => answer(401, lr_error(906, "The provided access token is invalid")),
         });
-        let txn = LoginTxn::new("lr", "/".into(), None, 0);
+        let txn = LoginTxn::new("lr", "/".into(), Purpose::SignIn, 0);
         let call = |token: &str| {
             let req = Request::new(
                 Method::Get,
                 &format!("http://127.0.0.1:8787/auth/callback/lr?gh_state=s&token={token}"),
             );
-            block_on(complete(&p, "lr", lr(&cfg), &req, &txn))
+            block_on(complete(&p, "lr", lr(&cfg), &req, &txn.flow(&cfg)))
         };
         let profile = call("good").unwrap();
         assert_eq!(profile.sub, "u1");

@@ -1,11 +1,12 @@
-//! Identity providers (SPEC section 4). Each kind lives in its own file behind the same
+//! Identity providers (README "Providers"). Each kind lives in its own file behind the same
 //! steps — [`begin`] (where to send the browser), [`complete`] (turn the callback into a
 //! verified [`Profile`]) and [`end_session`] (vendor-side logout) — so that adding a kind
 //! touches one file and one match arm in each function here.
 //!
 //! Browser binding: every kind except `passage` runs inside a login transaction
-//! ([`crate::txn`]). OAuth kinds carry its key in `state`; vendor kinds without `state`
-//! carry it as `gh_state` in the URL they come back to ([`callback_url`]), and the callback
+//! ([`crate::txn`]), which a provider sees as a [`Flow`]. OAuth kinds carry its key in
+//! `state`; vendor kinds without `state` carry it as `gh_state` in the URL they come back to
+//! ([`Flow::callback_url`]), and the callback
 //! checks it against the transaction cookie, so that a link or token minted in the
 //! attacker's own sign-in (with the attacker's `gh_state`) cannot sign a victim in. (The
 //! vendors do not bind their tokens to a return URL, so the binding rests on `gh_state`
@@ -19,12 +20,10 @@ pub mod passage;
 pub mod stytch;
 pub mod xwms;
 
-use crate::config::Config;
-use crate::crypto::Secret;
+use crate::crypto::{sha256_b64url, Secret};
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::platform::Platform;
-use crate::txn::LoginTxn;
 use crate::users::Profile;
 use serde::de::DeserializeOwned;
 
@@ -46,7 +45,83 @@ pub fn settings<T: DeserializeOwned>(v: &serde_json::Value) -> Result<T, String>
 
 /// The secret a kind needs, or a clear error naming the variable.
 pub fn require_secret(name: &str, secret: Option<Secret>) -> Result<Secret, String> {
-    secret.ok_or_else(|| format!("needs the secret {}", crate::config::secret_var_name(name)))
+    secret.ok_or_else(|| format!("needs the secret {}", secret_var_name(name)))
+}
+
+/// The env var holding a provider's secret: `PROVIDER_<NAME>_SECRET`.
+pub fn secret_var_name(provider: &str) -> String {
+    format!(
+        "PROVIDER_{}_SECRET",
+        provider.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// How long a sign-in may take, from its start to the provider's callback (the login
+/// transaction lives this long; an emailed link is valid this long).
+pub const SIGN_IN_TTL: u64 = 600;
+
+/// The sign-in under way as a provider sees it: where the browser comes back, and the
+/// secrets of the login transaction that bind the flow to the browser that started it.
+/// Built from the transaction by [`crate::txn::LoginTxn::flow`]; providers see neither the
+/// whole configuration nor the transaction. (No `Debug`: it holds the PKCE verifier.)
+pub struct Flow<'a> {
+    /// `{PUBLIC_URL}/auth/callback/{name}`.
+    pub redirect_uri: String,
+    /// The OAuth `state` (or `gh_state` on flows without one): the transaction's key.
+    pub state: &'a str,
+    /// The OpenID Connect `nonce`.
+    pub nonce: &'a str,
+    /// The PKCE verifier; only its challenge leaves Gatehouse before the callback.
+    pub pkce_verifier: &'a str,
+    /// The person asked to create an account; providers with a separate sign-up page (LoginRadius) open it.
+    pub register: bool,
+    /// Where to go after signing in, when that is not the default.
+    pub return_to: Option<&'a str>,
+}
+
+impl Flow<'_> {
+    /// The PKCE S256 challenge of the verifier.
+    pub fn pkce_challenge(&self) -> String {
+        sha256_b64url(self.pkce_verifier.as_bytes())
+    }
+
+    /// `{PUBLIC_URL}/auth/callback/{name}?gh_state={state}`: the return URL of state-less flows.
+    pub fn callback_url(&self) -> String {
+        let mut url = self.redirect_uri.clone();
+        url.push('?');
+        url.push_str(
+            &url::form_urlencoded::Serializer::new(String::new())
+                .append_pair(STATE_PARAM, self.state)
+                .finish(),
+        );
+        url
+    }
+}
+
+/// The provider `provider` answered with an error or something that failed verification
+/// (`reason` goes to the log line, never to the client).
+pub fn rejected(provider: &str, reason: impl Into<String>) -> AppError {
+    AppError::Provider {
+        provider: provider.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The provider `provider` could not be reached or did not answer in time.
+pub fn unavailable(provider: &str, reason: impl Into<String>) -> AppError {
+    AppError::ProviderUnavailable {
+        provider: provider.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// A non-empty string claim or field of a provider's JSON (`None` for a missing, empty or
+/// non-string value).
+pub fn str_claim(m: &serde_json::Map<String, serde_json::Value>, k: &str) -> Option<String> {
+    m.get(k)
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map(String::from)
 }
 
 /// Longest `?token=` Gatehouse passes on to a vendor (XWMS, LoginRadius).
@@ -81,18 +156,6 @@ pub fn log_failed_logout<P: Platform>(p: &P, name: &str, e: &AppError) {
 
 /// The query parameter that carries the transaction key back on flows without OAuth `state`.
 pub const STATE_PARAM: &str = "gh_state";
-
-/// `{PUBLIC_URL}/auth/callback/{name}?gh_state={state}`: the return URL of state-less flows.
-pub fn callback_url(cfg: &Config, name: &str, txn: &LoginTxn) -> String {
-    let mut url = cfg.redirect_uri(name);
-    url.push('?');
-    url.push_str(
-        &url::form_urlencoded::Serializer::new(String::new())
-            .append_pair(STATE_PARAM, &txn.state)
-            .finish(),
-    );
-    url
-}
 
 /// A callback whose query a vendor extended by plain concatenation — `…?gh_state=S?token=T`
 /// for a return URL that already had a query — read as `…?gh_state=S&token=T`. (The state is
@@ -197,22 +260,17 @@ impl ProviderConfig {
 /// Where to send the browser to start signing in with `name`.
 pub async fn begin<P: Platform>(
     p: &P,
-    cfg: &Config,
     name: &str,
     provider: &ProviderConfig,
-    txn: &LoginTxn,
+    flow: &Flow<'_>,
 ) -> AppResult<Begin> {
     match provider {
-        ProviderConfig::Oidc(c) => oidc::begin(p, cfg, name, c, txn).await.map(Begin::Redirect),
-        ProviderConfig::OAuth2(c) => oauth2::begin(cfg, name, c, txn).map(Begin::Redirect),
+        ProviderConfig::Oidc(c) => oidc::begin(p, name, c, flow).await.map(Begin::Redirect),
+        ProviderConfig::OAuth2(c) => oauth2::begin(c, flow).map(Begin::Redirect),
         ProviderConfig::Stytch(_) => Ok(Begin::EmailForm),
-        ProviderConfig::Passage(_) => {
-            Ok(Begin::Redirect(passage::begin(cfg, name, &txn.return_to)))
-        }
-        ProviderConfig::Xwms(c) => xwms::begin(p, cfg, name, c, txn).await.map(Begin::Redirect),
-        ProviderConfig::LoginRadius(c) => {
-            loginradius::begin(cfg, name, c, txn).map(Begin::Redirect)
-        }
+        ProviderConfig::Passage(_) => Ok(Begin::Redirect(passage::begin(flow))),
+        ProviderConfig::Xwms(c) => xwms::begin(p, name, c, flow).await.map(Begin::Redirect),
+        ProviderConfig::LoginRadius(c) => loginradius::begin(c, flow).map(Begin::Redirect),
     }
 }
 
@@ -225,16 +283,15 @@ pub fn callback_state(req: &Request) -> Option<String> {
 /// [`ProviderConfig::needs_transaction`] is false.
 pub async fn complete<P: Platform>(
     p: &P,
-    cfg: &Config,
     name: &str,
     provider: &ProviderConfig,
     req: &Request,
-    txn: Option<&LoginTxn>,
+    flow: Option<&Flow<'_>>,
 ) -> AppResult<Profile> {
-    let txn = || txn.ok_or_else(|| crate::error::AppError::Internal("transaction missing".into()));
+    let txn = || flow.ok_or_else(|| crate::error::AppError::Internal("transaction missing".into()));
     match provider {
-        ProviderConfig::Oidc(c) => oidc::complete(p, cfg, name, c, req, txn()?).await,
-        ProviderConfig::OAuth2(c) => oauth2::complete(p, cfg, name, c, req, txn()?).await,
+        ProviderConfig::Oidc(c) => oidc::complete(p, name, c, req, txn()?).await,
+        ProviderConfig::OAuth2(c) => oauth2::complete(p, name, c, req, txn()?).await,
         ProviderConfig::Stytch(c) => stytch::complete(p, name, c, req, txn()?).await,
         ProviderConfig::Passage(c) => passage::complete(p, name, c, req).await,
         ProviderConfig::Xwms(c) => xwms::complete(p, name, c, req, txn()?).await,

@@ -4,13 +4,12 @@
 
 use super::fetch::call_ok;
 use super::oidc::{callback_code, exchange_code, Client, ClientAuth};
-use super::{require_secret, settings};
-use crate::config::{parse_base_url, Config};
+use super::{rejected, require_secret, settings, Flow};
 use crate::crypto::Secret;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::platform::{Outbound, Platform};
-use crate::txn::LoginTxn;
+use crate::urls::parse_base_url;
 use crate::users::Profile;
 use serde::Deserialize;
 use serde_json::Value;
@@ -107,16 +106,16 @@ impl OAuth2Config {
     }
 }
 
-pub fn begin(cfg: &Config, name: &str, c: &OAuth2Config, txn: &LoginTxn) -> AppResult<String> {
+pub fn begin(c: &OAuth2Config, flow: &Flow<'_>) -> AppResult<String> {
     let mut url = url::Url::parse(&c.authorization_endpoint)
         .map_err(|e| AppError::Internal(e.to_string()))?;
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", &c.client_id)
-        .append_pair("redirect_uri", &cfg.redirect_uri(name))
+        .append_pair("redirect_uri", &flow.redirect_uri)
         .append_pair("scope", &c.scopes)
-        .append_pair("state", &txn.state)
-        .append_pair("code_challenge", &txn.pkce_challenge())
+        .append_pair("state", flow.state)
+        .append_pair("code_challenge", &flow.pkce_challenge())
         .append_pair("code_challenge_method", "S256");
     Ok(url.into())
 }
@@ -132,11 +131,10 @@ fn field(info: &Value, name: &str) -> Option<String> {
 
 pub async fn complete<P: Platform>(
     p: &P,
-    cfg: &Config,
     name: &str,
     c: &OAuth2Config,
     req: &Request,
-    txn: &LoginTxn,
+    flow: &Flow<'_>,
 ) -> AppResult<Profile> {
     let code = callback_code(req, name)?;
     let client = Client {
@@ -144,14 +142,11 @@ pub async fn complete<P: Platform>(
         secret: &c.client_secret,
         auth: c.client_auth,
     };
-    let tokens = exchange_code(p, cfg, name, &c.token_endpoint, client, &code, txn).await?;
+    let tokens = exchange_code(p, name, &c.token_endpoint, client, &code, flow).await?;
     let access = tokens
         .get("access_token")
         .and_then(|t| t.as_str())
-        .ok_or_else(|| AppError::Provider {
-            provider: name.into(),
-            reason: "token response without access_token".into(),
-        })?;
+        .ok_or_else(|| rejected(name, "token response without access_token"))?;
     let info = call_ok(
         p.http(),
         name,
@@ -160,10 +155,8 @@ pub async fn complete<P: Platform>(
             .header("user-agent", "gatehouse"),
     )
     .await?;
-    let sub = field(&info, &c.sub_field).ok_or_else(|| AppError::Provider {
-        provider: name.into(),
-        reason: format!("userinfo has no {:?}", c.sub_field),
-    })?;
+    let sub = field(&info, &c.sub_field)
+        .ok_or_else(|| rejected(name, format!("userinfo has no {:?}", c.sub_field)))?;
     Ok(Profile {
         issuer: c.issuer.clone(),
         sub,

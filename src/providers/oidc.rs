@@ -4,15 +4,14 @@
 //! once a minute), and userinfo, whose `sub` must equal the ID token's.
 
 use super::fetch::{cached_document, call_ok};
-use super::{require_secret, settings};
-use crate::config::{parse_base_url, Config};
+use super::{rejected, require_secret, settings, str_claim, Flow};
 use crate::crypto::Secret;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::jwt::validate::{check_claims, select_key, verify_signature, ClaimRules};
 use crate::jwt::{compact, jwk, JwtError};
 use crate::platform::{Outbound, Platform};
-use crate::txn::LoginTxn;
+use crate::urls::parse_base_url;
 use crate::users::Profile;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -87,16 +86,14 @@ struct Discovery {
 
 async fn discover<P: Platform>(p: &P, name: &str, c: &OidcConfig) -> AppResult<Discovery> {
     let doc = cached_document(p, name, &c.discovery_url(), false).await?;
-    let d: Discovery = serde_json::from_value(doc).map_err(|e| AppError::Provider {
-        provider: name.into(),
-        reason: format!("discovery document: {e}"),
-    })?;
+    let d: Discovery = serde_json::from_value(doc)
+        .map_err(|e| rejected(name, format!("discovery document: {e}")))?;
     // OpenID Connect Discovery 1.0 §4.3: the document's issuer must be the one configured.
     if d.issuer != c.issuer {
-        return Err(AppError::Provider {
-            provider: name.into(),
-            reason: format!("discovery issuer {} is not {}", d.issuer, c.issuer),
-        });
+        return Err(rejected(
+            name,
+            format!("discovery issuer {} is not {}", d.issuer, c.issuer),
+        ));
     }
     // The code, the client secret and the keys travel through these: https, as for the
     // configured URLs, except on loopback.
@@ -105,12 +102,12 @@ async fn discover<P: Platform>(p: &P, name: &str, c: &OidcConfig) -> AppResult<D
     if let Some(url) = endpoints
         .into_iter()
         .chain(userinfo)
-        .find(|u| crate::config::plain_http_off_loopback(u))
+        .find(|u| crate::urls::plain_http_off_loopback(u))
     {
-        return Err(AppError::Provider {
-            provider: name.into(),
-            reason: format!("discovery names a plain-http endpoint off loopback: {url}"),
-        });
+        return Err(rejected(
+            name,
+            format!("discovery names a plain-http endpoint off loopback: {url}"),
+        ));
     }
     Ok(d)
 }
@@ -118,24 +115,21 @@ async fn discover<P: Platform>(p: &P, name: &str, c: &OidcConfig) -> AppResult<D
 /// The authorization request URL.
 pub async fn begin<P: Platform>(
     p: &P,
-    cfg: &Config,
     name: &str,
     c: &OidcConfig,
-    txn: &LoginTxn,
+    flow: &Flow<'_>,
 ) -> AppResult<String> {
     let d = discover(p, name, c).await?;
-    let mut url = url::Url::parse(&d.authorization_endpoint).map_err(|_| AppError::Provider {
-        provider: name.into(),
-        reason: "bad authorization_endpoint".into(),
-    })?;
+    let mut url = url::Url::parse(&d.authorization_endpoint)
+        .map_err(|_| rejected(name, "bad authorization_endpoint"))?;
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", &c.client_id)
-        .append_pair("redirect_uri", &cfg.redirect_uri(name))
+        .append_pair("redirect_uri", &flow.redirect_uri)
         .append_pair("scope", &c.scopes)
-        .append_pair("state", &txn.state)
-        .append_pair("nonce", &txn.nonce)
-        .append_pair("code_challenge", &txn.pkce_challenge())
+        .append_pair("state", flow.state)
+        .append_pair("nonce", flow.nonce)
+        .append_pair("code_challenge", &flow.pkce_challenge())
         .append_pair("code_challenge_method", "S256");
     Ok(url.into())
 }
@@ -143,10 +137,7 @@ pub async fn begin<P: Platform>(
 /// Refuses a callback that carries the provider's `error`, or lacks a `code`.
 pub fn callback_code(req: &Request, name: &str) -> AppResult<String> {
     if let Some(err) = req.query("error") {
-        return Err(AppError::Provider {
-            provider: name.into(),
-            reason: format!("authorization error {err:?}"),
-        });
+        return Err(rejected(name, format!("authorization error {err:?}")));
     }
     req.query("code")
         .filter(|c| !c.is_empty() && c.len() < 4096)
@@ -177,14 +168,14 @@ fn token_request(
     token_endpoint: &str,
     redirect_uri: &str,
     code: &str,
-    txn: &LoginTxn,
+    flow: &Flow<'_>,
     client: Client<'_>,
 ) -> Outbound {
     let mut pairs = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
         ("redirect_uri", redirect_uri),
-        ("code_verifier", txn.pkce_verifier.as_str()),
+        ("code_verifier", flow.pkce_verifier),
     ];
     if client.auth == ClientAuth::ClientSecretPost {
         pairs.push(("client_id", client.id));
@@ -204,22 +195,18 @@ fn token_request(
 /// (shared with `oauth2`); any token-endpoint failure ends here.
 pub async fn exchange_code<P: Platform>(
     p: &P,
-    cfg: &Config,
     name: &str,
     token_endpoint: &str,
     client: Client<'_>,
     code: &str,
-    txn: &LoginTxn,
+    flow: &Flow<'_>,
 ) -> AppResult<Value> {
-    let token_req = token_request(token_endpoint, &cfg.redirect_uri(name), code, txn, client);
+    let token_req = token_request(token_endpoint, &flow.redirect_uri, code, flow, client);
     call_ok(p.http(), name, token_req).await
 }
 
 fn jwt_rejected(name: &str, what: &str, e: JwtError) -> AppError {
-    AppError::Provider {
-        provider: name.into(),
-        reason: format!("{what}: {e}"),
-    }
+    rejected(name, format!("{what}: {e}"))
 }
 
 /// Verifies a provider-signed JWT (`what`, for the log line) against the JWKS at `jwks_url`,
@@ -237,7 +224,7 @@ pub async fn verify_provider_jwt<P: Platform>(
     let rejected = |e| jwt_rejected(name, what, e);
     let untrusted = compact::parse(token).map_err(rejected)?;
     // An access token (ours or anyone's) is never an ID token.
-    if untrusted.typ().as_deref() == Some(crate::jwt::access::TYP) {
+    if untrusted.typ().as_deref() == Some(crate::jwt::ACCESS_TOKEN_TYP) {
         return Err(rejected(JwtError::Type));
     }
     let mut keys = jwk::parse_set(&cached_document(p, name, jwks_url, false).await?);
@@ -252,21 +239,13 @@ pub async fn verify_provider_jwt<P: Platform>(
     Ok(untrusted.claims)
 }
 
-fn str_claim(m: &Map<String, Value>, k: &str) -> Option<String> {
-    m.get(k)
-        .and_then(|v| v.as_str())
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-}
-
 /// Exchanges the code, verifies the ID token, reads userinfo, and returns the profile.
 pub async fn complete<P: Platform>(
     p: &P,
-    cfg: &Config,
     name: &str,
     c: &OidcConfig,
     req: &Request,
-    txn: &LoginTxn,
+    flow: &Flow<'_>,
 ) -> AppResult<Profile> {
     let code = callback_code(req, name)?;
     let d = discover(p, name, c).await?;
@@ -275,14 +254,11 @@ pub async fn complete<P: Platform>(
         secret: &c.client_secret,
         auth: c.client_auth,
     };
-    let tokens = exchange_code(p, cfg, name, &d.token_endpoint, client, &code, txn).await?;
+    let tokens = exchange_code(p, name, &d.token_endpoint, client, &code, flow).await?;
     let id_token = tokens
         .get("id_token")
         .and_then(|t| t.as_str())
-        .ok_or_else(|| AppError::Provider {
-            provider: name.into(),
-            reason: "token response without id_token".into(),
-        })?;
+        .ok_or_else(|| rejected(name, "token response without id_token"))?;
     let rules = ClaimRules {
         issuer: &d.issuer,
         audience: &c.client_id,
@@ -298,7 +274,7 @@ pub async fn complete<P: Platform>(
         }
     }
     let nonce_ok = str_claim(&claims, "nonce")
-        .map(|n| crate::crypto::ct_eq(n.as_bytes(), txn.nonce.as_bytes()))
+        .map(|n| crate::crypto::ct_eq(n.as_bytes(), flow.nonce.as_bytes()))
         .unwrap_or(false);
     if !nonce_ok {
         return Err(jwt_rejected(name, "ID token", JwtError::Nonce));
@@ -316,10 +292,7 @@ pub async fn complete<P: Platform>(
         .await?;
         let info = info.as_object().cloned().unwrap_or_default();
         if str_claim(&info, "sub").as_deref() != Some(sub.as_str()) {
-            return Err(AppError::Provider {
-                provider: name.into(),
-                reason: "userinfo sub differs from the ID token's".into(),
-            });
+            return Err(rejected(name, "userinfo sub differs from the ID token's"));
         }
         // Userinfo fills what the ID token left out; the ID token's own claims win.
         for (k, v) in info {

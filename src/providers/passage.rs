@@ -11,17 +11,17 @@
 //! so the visitor can only ever be signed in as themselves.
 
 use super::oidc::verify_provider_jwt;
-use super::settings;
-use crate::config::{parse_base_url, Config};
+use super::{rejected, settings, str_claim, Flow};
 use crate::cookies::read_cookie;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::jwt::validate::ClaimRules;
 use crate::jwt::{compact, Alg, JwtError};
 use crate::platform::Platform;
+use crate::urls::parse_base_url;
 use crate::users::Profile;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The cookie the Passage element sets.
 pub const DEFAULT_COOKIE: &str = "psg_auth_token";
@@ -104,9 +104,9 @@ impl PassageConfig {
 
 /// Where the login page's button goes: straight to the callback, which either finds a
 /// Passage token in this browser or explains that there is none.
-pub fn begin(cfg: &Config, name: &str, return_to: &str) -> String {
-    let mut url = cfg.redirect_uri(name);
-    if return_to != crate::return_to::DEFAULT {
+pub fn begin(flow: &Flow<'_>) -> String {
+    let mut url = flow.redirect_uri.clone();
+    if let Some(return_to) = flow.return_to {
         url.push('?');
         url.push_str(
             &url::form_urlencoded::Serializer::new(String::new())
@@ -140,18 +140,8 @@ pub fn presented_token(req: &Request, cookie: &str) -> Option<(String, Source)> 
         .or_else(|| read_cookie(req, cookie).map(|t| (t, Source::Cookie)))
 }
 
-fn rejected(name: &str, e: JwtError) -> AppError {
-    AppError::Provider {
-        provider: name.into(),
-        reason: format!("Passage token: {e}"),
-    }
-}
-
-fn str_claim(m: &Map<String, Value>, k: &str) -> Option<String> {
-    m.get(k)
-        .and_then(|v| v.as_str())
-        .filter(|s| !s.is_empty())
-        .map(String::from)
+fn token_rejected(name: &str, e: JwtError) -> AppError {
+    rejected(name, format!("Passage token: {e}"))
 }
 
 /// Verifies the presented Passage JWT and returns who it names.
@@ -185,9 +175,11 @@ pub async fn complete<P: Platform>(
         )));
     }
     // Passage signs with RS256 and nothing else.
-    let alg = compact::parse(&token).map_err(|e| rejected(name, e))?.alg;
+    let alg = compact::parse(&token)
+        .map_err(|e| token_rejected(name, e))?
+        .alg;
     if alg != Alg::Rs256 {
-        return Err(rejected(
+        return Err(token_rejected(
             name,
             JwtError::Algorithm(format!("{} (Passage tokens are RS256)", alg.name())),
         ));

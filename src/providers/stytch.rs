@@ -1,4 +1,4 @@
-//! The `stytch` kind: email magic links through Stytch's consumer API (`shared/vendors.md`).
+//! The `stytch` kind: email magic links through Stytch's consumer API (docs/vendors.md).
 //!
 //! `POST /auth/magic-link` ([`crate::app`]'s `magic` module) calls [`send_magic_link`]
 //! (`magic_links/email/login_or_create`) with the magic link URL set to
@@ -22,13 +22,12 @@
 //! errors whose detail goes to the log only; Stytch's own 429 becomes Gatehouse's 429.
 
 use super::fetch::call_json;
-use super::{require_secret, settings};
-use crate::config::parse_base_url;
+use super::{rejected, require_secret, settings, Flow};
 use crate::crypto::Secret;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::platform::{HttpClient, Outbound, Platform};
-use crate::txn::LoginTxn;
+use crate::urls::parse_base_url;
 use crate::users::Profile;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -37,7 +36,7 @@ use serde_json::{json, Value};
 pub const TEST_API_URL: &str = "https://test.stytch.com/v1/";
 pub const LIVE_API_URL: &str = "https://api.stytch.com/v1/";
 /// How long a sent link stays valid: no longer than the login transaction it is bound to.
-pub const LINK_EXPIRATION_MINUTES: u64 = crate::txn::TXN_TTL / 60;
+pub const LINK_EXPIRATION_MINUTES: u64 = super::SIGN_IN_TTL / 60;
 /// The only `stytch_token_type` this kind accepts.
 pub const TOKEN_TYPE: &str = "magic_links";
 /// Longest magic-link token Gatehouse forwards.
@@ -133,15 +132,15 @@ pub fn stytch_error(name: &str, path: &str, status: u16, body: &Value) -> AppErr
         return AppError::RateLimited;
     }
     let field = |k| text(body, k).unwrap_or_else(|| "-".into());
-    AppError::Provider {
-        provider: name.into(),
-        reason: format!(
+    rejected(
+        name,
+        format!(
             "{path}: HTTP {status} {} ({}) request_id={}",
             field("error_type"),
             field("error_message"),
             field("request_id")
         ),
-    }
+    )
 }
 
 /// Calls `path` and returns the 2xx body, or the Stytch error.
@@ -157,16 +156,16 @@ async fn call<H: HttpClient>(
         return Err(stytch_error(name, path, status, &json));
     }
     if !json.is_object() {
-        return Err(AppError::Provider {
-            provider: name.into(),
-            reason: format!("{path}: HTTP {status} with a body that is not an object"),
-        });
+        return Err(rejected(
+            name,
+            format!("{path}: HTTP {status} with a body that is not an object"),
+        ));
     }
     Ok(json)
 }
 
 /// Asks Stytch to email a login-or-signup link to `email` that lands on `link_url`, bound by
-/// PKCE to `txn` (its challenge goes to Stytch, its verifier stays in the transaction).
+/// PKCE to `flow` (its challenge goes to Stytch, its verifier stays in the transaction).
 /// Answers the same whether or not Stytch knew the address (`user_created` is not passed on).
 pub async fn send_magic_link<P: Platform>(
     p: &P,
@@ -174,7 +173,7 @@ pub async fn send_magic_link<P: Platform>(
     c: &StytchConfig,
     email: &str,
     link_url: &str,
-    txn: &LoginTxn,
+    flow: &Flow<'_>,
 ) -> AppResult<()> {
     let body = json!({
         "email": email,
@@ -182,7 +181,7 @@ pub async fn send_magic_link<P: Platform>(
         "signup_magic_link_url": link_url,
         "login_expiration_minutes": LINK_EXPIRATION_MINUTES,
         "signup_expiration_minutes": LINK_EXPIRATION_MINUTES,
-        "code_challenge": txn.pkce_challenge(),
+        "code_challenge": flow.pkce_challenge(),
     });
     call(
         p.http(),
@@ -255,10 +254,7 @@ fn pick_email(user: &Value, method_id: Option<&str>) -> (Option<String>, Option<
 
 /// Turns a successful `magic_links/authenticate` body into a profile.
 pub fn profile_from_authenticate(name: &str, c: &StytchConfig, body: &Value) -> AppResult<Profile> {
-    let bad = |what: &str| AppError::Provider {
-        provider: name.into(),
-        reason: format!("magic_links/authenticate: {what}"),
-    };
+    let bad = |what: &str| rejected(name, format!("magic_links/authenticate: {what}"));
     let user_id = text(body, "user_id").ok_or_else(|| bad("no user_id"))?;
     let user = body.get("user").cloned().unwrap_or(Value::Null);
     if let Some(inner) = text(&user, "user_id") {
@@ -282,13 +278,13 @@ pub fn profile_from_authenticate(name: &str, c: &StytchConfig, body: &Value) -> 
 }
 
 /// Trades the callback's magic-link token, with the PKCE verifier of the spent transaction
-/// `txn`, for the Stytch user and session.
+/// (`flow`), for the Stytch user and session.
 pub async fn complete<P: Platform>(
     p: &P,
     name: &str,
     c: &StytchConfig,
     req: &Request,
-    txn: &LoginTxn,
+    flow: &Flow<'_>,
 ) -> AppResult<Profile> {
     let token = callback_token(req)?;
     let body = call(
@@ -299,7 +295,7 @@ pub async fn complete<P: Platform>(
         &json!({
             "token": token,
             "session_duration_minutes": c.session_minutes,
-            "code_verifier": txn.pkce_verifier,
+            "code_verifier": flow.pkce_verifier,
         }),
     )
     .await?;

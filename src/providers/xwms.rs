@@ -1,4 +1,4 @@
-//! The `xwms` kind (SPEC section 4, `shared/vendors.md`): `POST {api_url}sign-token` with the
+//! The `xwms` kind (docs/vendors.md, "XWMS"): `POST {api_url}sign-token` with the
 //! client credentials and the return URL gives the XWMS login page (`data.url`); the browser
 //! comes back with `?token=`, which `POST {api_url}sign-token-verify` turns into the user
 //! (`status == "success"`, user in `data`). The identity is `(xwms:{domain}, sub)`.
@@ -8,13 +8,12 @@
 //! the token is looked at.
 
 use super::fetch::{call_json, call_ok};
-use super::{callback_url, require_secret, settings};
-use crate::config::{parse_base_url, Config};
+use super::{rejected, require_secret, settings, Flow};
 use crate::crypto::Secret;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::http::Request;
 use crate::platform::{Outbound, Platform};
-use crate::txn::LoginTxn;
+use crate::urls::api_base;
 use crate::users::Profile;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -45,14 +44,6 @@ pub struct XwmsConfig {
     pub display_name: String,
 }
 
-/// An API base URL (http(s), no query) normalized to end in `/`, so that endpoint paths can be
-/// appended (shared with the other vendor kinds).
-pub fn api_base(setting: &str, s: &str) -> Result<String, String> {
-    parse_base_url(setting, s)
-        .map_err(|_| format!("{setting} must be an http(s) URL without a query"))?;
-    Ok(format!("{}/", s.trim_end_matches('/')))
-}
-
 impl XwmsConfig {
     pub fn parse(name: &str, v: &Value, secret: Option<Secret>) -> Result<XwmsConfig, String> {
         let s: Settings = settings(v)?;
@@ -78,13 +69,6 @@ impl XwmsConfig {
 
     fn endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.api_url)
-    }
-}
-
-fn rejected(name: &str, reason: impl Into<String>) -> AppError {
-    AppError::Provider {
-        provider: name.into(),
-        reason: reason.into(),
     }
 }
 
@@ -119,16 +103,15 @@ pub fn login_url(name: &str, body: &Value) -> AppResult<String> {
 /// Asks XWMS for a login page that returns to this transaction's callback URL.
 pub async fn begin<P: Platform>(
     p: &P,
-    cfg: &Config,
     name: &str,
     c: &XwmsConfig,
-    txn: &LoginTxn,
+    flow: &Flow<'_>,
 ) -> AppResult<String> {
     let body = json!({
         "client_id": c.client_id,
         "domain": c.domain,
         "client_secret": c.client_secret.expose(),
-        "redirect_url": callback_url(cfg, name, txn),
+        "redirect_url": flow.callback_url(),
     });
     let answer = call_ok(
         p.http(),
@@ -202,7 +185,7 @@ pub async fn complete<P: Platform>(
     name: &str,
     c: &XwmsConfig,
     req: &Request,
-    _txn: &LoginTxn,
+    _flow: &Flow<'_>,
 ) -> AppResult<Profile> {
     let token = super::query_token(req, super::MAX_QUERY_TOKEN_LEN)?;
     let body = json!({
@@ -223,9 +206,12 @@ pub async fn complete<P: Platform>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::error::AppError;
     use crate::http::Method;
     use crate::platform::{FetchError, Inbound};
     use crate::testing::{block_on, test_env, TestPlatform};
+    use crate::txn::{LoginTxn, Purpose};
 
     const ISSUER: &str = "xwms:app.example.test";
 
@@ -429,8 +415,8 @@ mod tests {
     #[test]
     fn begin_posts_the_credentials_and_the_state_carrying_return_url() {
         let (p, cfg) = platform(|_| ok(json!({"data": {"url": "https://xwms.example/l/1"}})));
-        let txn = LoginTxn::new("xw", "/".into(), None, 0);
-        let url = block_on(begin(&p, &cfg, "xw", xw(&cfg), &txn)).unwrap();
+        let txn = LoginTxn::new("xw", "/".into(), Purpose::SignIn, 0);
+        let url = block_on(begin(&p, "xw", xw(&cfg), &txn.flow(&cfg))).unwrap();
         assert_eq!(url, "https://xwms.example/l/1");
         let calls = p.http.calls.borrow();
         assert_eq!(calls.len(), 1);
@@ -468,13 +454,13 @@ mod tests {
                 }),
             }
         });
-        let txn = LoginTxn::new("xw", "/".into(), None, 0);
+        let txn = LoginTxn::new("xw", "/".into(), Purpose::SignIn, 0);
         let call = |token: &str| {
             let req = Request::new(
                 Method::Get,
                 &format!("http://127.0.0.1:8787/auth/callback/xw?gh_state=s&token={token}"),
             );
-            block_on(complete(&p, "xw", xw(&cfg), &req, &txn))
+            block_on(complete(&p, "xw", xw(&cfg), &req, &txn.flow(&cfg)))
         };
         let profile = call("good").unwrap();
         assert_eq!(
@@ -505,7 +491,7 @@ mod tests {
             "http://127.0.0.1:8787/auth/callback/xw?gh_state=s&token=",
         );
         assert!(matches!(
-            block_on(complete(&p, "xw", xw(&cfg), &no_token, &txn)),
+            block_on(complete(&p, "xw", xw(&cfg), &no_token, &txn.flow(&cfg))),
             Err(AppError::BadRequest(_))
         ));
         assert_eq!(

@@ -1,8 +1,8 @@
 //! JWTs: the compact form and its JSON, claim checks, JWKs, and Gatehouse's own access tokens.
 
 use crate::gen;
+use gatehouse::access::{self, AccessClaims};
 use gatehouse::crypto::{b64url, random_bytes};
-use gatehouse::jwt::access::{self, AccessClaims};
 use gatehouse::jwt::compact;
 use gatehouse::jwt::jwk::{parse_set, PublicJwk};
 use gatehouse::jwt::keys::SigningKey;

@@ -1,4 +1,4 @@
-// A local stand-in for LoginRadius (shared/vendors.md, seeds/loginradius-flask.txt), on
+// A local stand-in for LoginRadius (docs/vendors.md, "LoginRadius"), on
 // loopback, for the integration tests: one server plays both the hosted page (hub) and the
 // API, with LoginRadius's success and error shapes, checking input the way the vendor does.
 //

@@ -1,4 +1,4 @@
-// A local fake of a Passage app's token side (shared/vendors.md; passage.id itself shut down
+// A local fake of a Passage app's token side (docs/vendors.md; passage.id itself shut down
 // on 2026-01-16): the app's JWKS at `/v1/apps/{app_id}/.well-known/jwks.json` with RS256 keys
 // made by node:crypto, and `mint()`, which makes the JWTs the Passage element would put in the
 // `psg_auth_token` cookie. `rotate()` adds a key (optionally retiring the old ones), so a token

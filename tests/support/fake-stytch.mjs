@@ -1,4 +1,4 @@
-// A local fake of Stytch's consumer API (the shapes of shared/vendors.md), on 127.0.0.1 and a
+// A local fake of Stytch's consumer API (the shapes of docs/vendors.md), on 127.0.0.1 and a
 // free port, for the integration tests. It checks HTTP Basic `project_id:secret`, answers
 // every call with `request_id` and `status_code`, and fails the documented way:
 // `{status_code, request_id, error_type, error_message, error_url}`.

@@ -1,4 +1,4 @@
-// A local stand-in for the XWMS login API (shared/vendors.md, seeds/xwms-login-python.txt), on
+// A local stand-in for the XWMS login API (docs/vendors.md, "XWMS"), on
 // loopback, for the integration tests. It implements what Gatehouse relies on, with XWMS's
 // success and error shapes, and checks its input the way the vendor does:
 //

@@ -1,6 +1,6 @@
 //! `POST /auth/magic-link` and the `stytch` callback driven through [`crate::app::handle`],
 //! against a fake Stytch answering the platform's outbound HTTP with the documented shapes
-//! (`shared/vendors.md`): Basic auth, `login_or_create` (which records the link it "sent"),
+//! (docs/vendors.md): Basic auth, `login_or_create` (which records the link it "sent"),
 //! single-use `magic_links/authenticate` tokens, `sessions/revoke`, and Stytch's error JSON.
 
 use crate::app::handle;

@@ -1,18 +1,17 @@
-//! Gatehouse's own access tokens (SPEC section 5): EdDSA, `kid` = thumbprint, `typ` =
+//! Access JWTs (README "Sessions, tokens and cookies"): EdDSA, `kid` = thumbprint, `typ` =
 //! `at+jwt`, `iss` = `PUBLIC_URL`, `aud` = `PUBLIC_URL`, `sub` = local user id, `sid` =
 //! session id, plus `email`, `email_verified` and `name`. Verifying one reads no storage.
 //! They expire at `exp` exactly: no leeway (see [`expired`]).
 
-use super::compact::{self, Untrusted};
-use super::validate::{check_times, verify_signature, ClaimRules};
-use super::JwtError;
 use crate::config::Config;
 use crate::crypto::b64url;
-use crate::platform::Signatures;
+use crate::jwt::compact::{self, Untrusted};
+use crate::jwt::validate::{check_times, verify_signature, ClaimRules};
+use crate::jwt::{JwtError, Signatures};
 use serde::{Deserialize, Serialize};
 
 /// The `typ` of access tokens (RFC 9068).
-pub const TYP: &str = "at+jwt";
+pub const TYP: &str = crate::jwt::ACCESS_TOKEN_TYP;
 
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
