@@ -32,6 +32,10 @@ pub enum SpendKind {
     Invitation,
     /// A sign-up invitation of the access policy (`POST /admin/invitations`).
     SignUpInvitation,
+    /// An ended session (by its `sid`, already a hash): logout, a revoked device, a session
+    /// superseded by a new sign-in. Every renewal reads this mark with the user, so a renewal
+    /// that raced the ending and wrote the session back to KV renews nothing.
+    EndedSession,
 }
 
 impl SpendKind {
@@ -41,6 +45,7 @@ impl SpendKind {
             SpendKind::LoginTxn => "txn",
             SpendKind::Invitation => "inv",
             SpendKind::SignUpInvitation => "signup",
+            SpendKind::EndedSession => "ses",
         }
     }
 }

@@ -30,7 +30,7 @@ const SPENT_MARGIN: i64 = 300;
 /// vouches for. The callback is one straight walk — transaction → provider → purpose →
 /// session — and a new kind of flow is a new variant here, not another optional field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// Sign in (a first sign-in makes the user) and start a session.
     SignIn,
@@ -262,7 +262,7 @@ async fn spend<P: Platform>(
 /// A stored transaction. One that does not parse (written by an older version of Gatehouse
 /// just before an upgrade) is refused like an expired one: the person starts again.
 fn parse_stored(json: &str) -> AppResult<LoginTxn> {
-    serde_json::from_str(json).map_err(|e| {
+    serde_json::from_slice(json.as_bytes()).map_err(|e| {
         AppError::LoginTransaction(format!(
             "This sign-in has expired ({e}); please start again."
         ))

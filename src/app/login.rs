@@ -256,13 +256,12 @@ async fn sign_in<P: Platform>(
     if let Some(token_hash) = invitation {
         invitations::redeem(ctx, req, name, profile, token_hash).await?;
     }
-    // The access policy, on the verified profile: nothing is written when it refuses.
-    let email = crate::policy::Email {
-        address: profile.email.as_deref(),
-        verified: profile.email_verified == Some(true),
-    };
-    let admit = |arrival| ctx.cfg.policy.admit(name, email, arrival);
-    let user = linking::sign_in_with(ctx.p.users(), profile, now, admit).await?;
+    admit(ctx, name, profile).await?;
+    // The whole sign-in in D1 is one batch, its audit event included; the session then costs
+    // two KV writes (see `crate::sessions`).
+    let detail = serde_json::json!({"provider": name, "issuer": profile.issuer});
+    let event = ctx.new_event(req, None, "sign_in", detail);
+    let user = linking::sign_in_recorded(ctx.p.users(), profile, Some(&event), now).await?;
     let record = SessionRecord {
         user_id: user.id.clone(),
         issuer: profile.issuer.clone(),
@@ -279,14 +278,41 @@ async fn sign_in<P: Platform>(
         r.append_header("set-cookie", &c);
     }
     end_superseded_session(ctx, req, profile.vendor_logout.as_deref()).await;
-    ctx.event(
-        req,
-        Some(&user.id),
-        "sign_in",
-        serde_json::json!({"provider": name, "issuer": profile.issuer}),
-    )
-    .await;
     Ok(r)
+}
+
+/// The access policy for this sign-in, before anything is written (a refused new identity
+/// leaves no user, identity or session): the email rules on the verified profile, and —
+/// only where sign-up is not open — whether the identity is new, which costs one D1 read
+/// (an open deployment pays nothing).
+async fn admit<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    name: &str,
+    profile: &crate::users::Profile,
+) -> AppResult<()> {
+    use crate::policy::{Arrival, Email, SignUp};
+    use crate::users::UserStore;
+    let policy = &ctx.cfg.policy;
+    let email = Email {
+        address: profile.email.as_deref(),
+        verified: profile.email_verified == Some(true),
+    };
+    let arrival = match policy.rules_for(name).sign_up.unwrap_or_default() {
+        // Open: new and returning people are admitted alike.
+        SignUp::Open => Arrival::Returning,
+        _ => match ctx
+            .p
+            .users()
+            .identity_owner(&profile.issuer, &profile.sub)
+            .await?
+        {
+            Some(_) => Arrival::Returning,
+            None => Arrival::New,
+        },
+    };
+    policy
+        .admit(name, email, arrival)
+        .map_err(AppError::AccessDenied)
 }
 
 /// The session this browser had before signing in again: its cookie is replaced, so nobody
@@ -333,10 +359,10 @@ async fn start_session<P: Platform>(
         Err(e) => {
             // Nobody will ever hold this session: end it now rather than leave a device in
             // the user's list that no browser has (until it idles out).
-            if let Err(r) = sessions.revoke(&sid, &user.id).await {
+            if let Err(r) = super::ending::revoke(ctx, &sid, &user.id).await {
                 ctx.p.log(&format!(
                     "gatehouse: could not end a session whose token failed: {}",
-                    r.0
+                    r.log_line().unwrap_or_else(|| r.to_string())
                 ));
             }
             return Err(e);
