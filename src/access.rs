@@ -29,6 +29,10 @@ pub struct AccessClaims {
     /// Whether a provider vouched for `email` (apps must not trust an unverified one).
     #[serde(default)]
     pub email_verified: bool,
+    /// The user's roles (their own and the policy's rule roles), for proxy-mode routes and
+    /// apps; left out when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
     /// Never set by Gatehouse; checked if present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
@@ -57,6 +61,7 @@ impl AccessClaims {
             email,
             name,
             email_verified: false,
+            roles: Vec::new(),
             nbf: None,
             client_id: None,
         }

@@ -20,6 +20,8 @@ pub enum AppError {
     Unauthorized(String),
     /// The request is understood but refused (Origin check, deactivated user, …).
     Forbidden(String),
+    /// The access policy refuses this person or this request (says why, in plain words).
+    AccessDenied(String),
     /// A conflicting state (last identity, identity linked elsewhere, …).
     Conflict(String),
     /// The login transaction is missing, expired, replayed or belongs to another browser.
@@ -52,7 +54,7 @@ impl AppError {
             AppError::BadRequest(_) | AppError::LoginTransaction(_) => 400,
             AppError::WrongCode { .. } => 400,
             AppError::Unauthorized(_) => 401,
-            AppError::Forbidden(_) => 403,
+            AppError::Forbidden(_) | AppError::AccessDenied(_) => 403,
             AppError::Conflict(_) => 409,
             AppError::Provider { .. } => 400,
             AppError::ProviderUnavailable { .. } => 502,
@@ -71,6 +73,7 @@ impl AppError {
             AppError::BadRequest(_) => "bad_request",
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
+            AppError::AccessDenied(_) => "access_denied",
             AppError::Conflict(_) => "conflict",
             AppError::LoginTransaction(_) => "invalid_login_transaction",
             AppError::WrongCode { .. } => "invalid_code",
@@ -94,6 +97,7 @@ impl AppError {
             AppError::BadRequest(m)
             | AppError::Unauthorized(m)
             | AppError::Forbidden(m)
+            | AppError::AccessDenied(m)
             | AppError::Conflict(m) => m.clone(),
             AppError::OAuth(e) => e.description.clone(),
             AppError::LoginTransaction(m) => format!("{m} Please start the sign-in again."),

@@ -21,6 +21,7 @@ pub mod oauth;
 pub mod oauth_store;
 pub mod pages;
 pub mod platform;
+pub mod policy;
 pub mod providers;
 pub mod ratelimit;
 pub mod respond;

@@ -36,11 +36,17 @@ pub fn layout(title: &str, body: &str) -> String {
     )
 }
 
-/// The error page of [`crate::respond`].
+/// The error page of [`crate::respond`] (403: the access policy or an Origin check refused,
+/// which the heading says).
 pub fn error_page(status: u16, message: &str) -> String {
+    let heading = if status == 403 {
+        "Access denied"
+    } else {
+        "Something went wrong"
+    };
     layout(
         "Sign-in problem",
-        &format!("<h1>Something went wrong</h1><p role=\"alert\">{}</p><p class=\"muted\">Error {status}. <a href=\"/auth/login\">Back to sign-in</a></p>", esc(message)),
+        &format!("<h1>{heading}</h1><p role=\"alert\">{}</p><p class=\"muted\">Error {status}. <a href=\"/auth/login\">Back to sign-in</a></p>", esc(message)),
     )
 }
 
@@ -114,9 +120,17 @@ pub fn magic_link_form(name: &str, display: &str, return_to: &str) -> String {
     )
 }
 
-/// The login page: one button per redirect provider, an email form per magic-link provider.
+/// The login page: one button per redirect provider, an email form per magic-link provider;
+/// `notice` says who may sign in (the access policy) or that an invitation is being
+/// accepted, whose secret (`invitation`) each provider's link then carries.
 /// `script_nonce`: the nonce of this response's CSP, for the passkey section.
-pub fn login_page(providers: &[LoginOption], return_to: &str, script_nonce: &str) -> String {
+pub fn login_page(
+    providers: &[LoginOption],
+    return_to: &str,
+    notice: Option<&str>,
+    invitation: Option<&str>,
+    script_nonce: &str,
+) -> String {
     let mut items = String::new();
     let mut forms = String::new();
     let mut passkey = String::new();
@@ -129,10 +143,14 @@ pub fn login_page(providers: &[LoginOption], return_to: &str, script_nonce: &str
             forms.push_str(&magic_link_form(&p.name, &p.display, return_to));
             continue;
         }
-        let mut href = url::form_urlencoded::Serializer::new(String::from("/auth/login?"));
+        let mut href =
+            url::form_urlencoded::Serializer::for_suffix(String::from("/auth/login?"), 12);
         href.append_pair("provider", &p.name);
         if return_to != crate::return_to::DEFAULT {
             href.append_pair("return_to", return_to);
+        }
+        if let Some(i) = invitation {
+            href.append_pair("invitation", i);
         }
         items.push_str(&format!(
             "<li><a class=\"btn\" href=\"{}\">Continue with {}</a></li>",
@@ -141,6 +159,9 @@ pub fn login_page(providers: &[LoginOption], return_to: &str, script_nonce: &str
         ));
     }
     let mut body = String::from("<h1>Sign in</h1>");
+    if let Some(n) = notice {
+        body.push_str(&format!("<p id=\"notice\" role=\"status\">{}</p>", esc(n)));
+    }
     if !items.is_empty() {
         body.push_str(&format!(
             "<nav aria-label=\"Sign-in providers\"><ul>{items}</ul></nav>"
@@ -275,7 +296,7 @@ mod tests {
             email_form,
             passkey: false,
         };
-        let p = login_page(&[opt(false), opt(true)], "/a\"b", "n");
+        let p = login_page(&[opt(false), opt(true)], "/a\"b", None, None, "n");
         assert!(!p.contains("<script>"));
         assert!(p.contains("&lt;script&gt;"));
         assert!(p.contains("value=\"/a&quot;b\""));
@@ -303,6 +324,8 @@ mod tests {
                 passkey: false,
             }],
             "/",
+            None,
+            None,
             "n",
         );
         assert!(page.contains("/auth/magic-link") && !page.contains("provider=mail"));

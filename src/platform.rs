@@ -30,6 +30,8 @@ pub enum SpendKind {
     LoginTxn,
     /// An emailed invitation (`POST /admin/magic-links`).
     Invitation,
+    /// A sign-up invitation of the access policy (`POST /admin/invitations`).
+    SignUpInvitation,
     /// An ended session (by its `sid`, already a hash): logout, a revoked device, a session
     /// superseded by a new sign-in. Every renewal reads this mark with the user, so a renewal
     /// that raced the ending and wrote the session back to KV renews nothing.
@@ -44,6 +46,7 @@ impl SpendKind {
         match self {
             SpendKind::LoginTxn => "txn",
             SpendKind::Invitation => "inv",
+            SpendKind::SignUpInvitation => "signup",
             SpendKind::EndedSession => "ses",
             SpendKind::PasskeyChallenge => "pkc",
         }

@@ -11,8 +11,8 @@ use crate::platform::{
     Outbound, Platform, Signatures, SingleUse, SpendKind, StoreError,
 };
 use crate::users::{
-    Event, Identity, LinkOutcome, Profile, StoredEvent, UnlinkOutcome, User, UserPatch, UserQuery,
-    UserStore,
+    Event, Identity, Invitation, LinkOutcome, Profile, StoredEvent, UnlinkOutcome, User, UserPatch,
+    UserQuery, UserStore,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -289,6 +289,8 @@ pub struct MemoryUsers {
     pub spent: RefCell<BTreeMap<String, i64>>,
     /// The rate-limit counters ([`Counters`]): key → (count, expires at).
     pub counters: RefCell<BTreeMap<String, (u32, i64)>>,
+    /// Sign-up invitations by id.
+    pub invitations: RefCell<BTreeMap<String, Invitation>>,
     /// The operation count this store reports to: every method is one D1 round trip (one
     /// statement, or one batch, which D1 runs as a transaction).
     pub faults: Rc<Faults>,
@@ -608,6 +610,57 @@ impl UserStore for MemoryUsers {
                 }
             });
             Ok(max as u64 - left)
+        })
+    }
+    async fn create_invitation(&self, inv: &Invitation) -> Result<(), StoreError> {
+        self.d1("d1.create_invitation", || {
+            self.invitations
+                .borrow_mut()
+                .insert(inv.id.clone(), inv.clone());
+            Ok(())
+        })
+    }
+    async fn invitation_by_hash(&self, hash: &str) -> Result<Option<Invitation>, StoreError> {
+        self.d1("d1.invitation_by_hash", || {
+            Ok(self
+                .invitations
+                .borrow()
+                .values()
+                .find(|i| i.token_hash == hash)
+                .cloned())
+        })
+    }
+    async fn list_invitations(&self, now: i64, limit: u32) -> Result<Vec<Invitation>, StoreError> {
+        self.d1("d1.list_invitations", || {
+            let mut all: Vec<Invitation> = self
+                .invitations
+                .borrow()
+                .values()
+                .filter(|i| i.expires_at > now)
+                .cloned()
+                .collect();
+            all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+            all.truncate(limit as usize);
+            Ok(all)
+        })
+    }
+    async fn delete_invitation(&self, id: &str) -> Result<bool, StoreError> {
+        self.d1("d1.delete_invitation", || {
+            Ok(self.invitations.borrow_mut().remove(id).is_some())
+        })
+    }
+    async fn mark_invitation_used(
+        &self,
+        id: &str,
+        user_id: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.d1("d1.mark_invitation_used", || {
+            if let Some(i) = self.invitations.borrow_mut().get_mut(id) {
+                i.used_at = Some(at);
+                i.used_by = Some(user_id.to_string());
+            }
+            Ok(())
         })
     }
 }

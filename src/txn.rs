@@ -39,6 +39,9 @@ pub enum Purpose {
     /// An emailed invitation from the admin API signs its bearer in; `invitee` is the address
     /// it was sent to, shown on its confirmation page.
     Invitation { invitee: String },
+    /// Sign in and redeem a sign-up invitation of the access policy (`POST
+    /// /admin/invitations`); `invitation` is the SHA-256 of its secret.
+    SignUp { invitation: String },
 }
 
 /// A login in progress.

@@ -9,6 +9,7 @@
 //! and go first on delete (a failure then leaves the user in place, and a retry finishes).
 
 use super::ending::{end_all_sessions, end_session};
+use super::invitations;
 use super::Ctx;
 use crate::app::auth::bearer;
 use crate::config::Config;
@@ -65,13 +66,21 @@ pub async fn route<P: Platform>(
         (Method::Delete, ["users", id, "identities"]) => unlink(ctx, req, id).await,
         (Method::Get, ["users", id, "events"]) => events(ctx, req, id).await,
         (Method::Post, ["magic-links"]) => magic_link(ctx, req).await,
+        (Method::Post, ["invitations"]) => invitations::create(ctx, req, None).await,
+        (Method::Get, ["invitations"]) => invitations::list(ctx).await,
+        (Method::Delete, ["invitations", id]) => invitations::delete(ctx, req, id).await,
+        (Method::Post, ["users", id, "invitations"]) => {
+            invitations::create(ctx, req, Some(id)).await
+        }
         (
             _,
             ["users"]
             | ["users", _]
-            | ["users", _, "activate" | "deactivate" | "sessions" | "identities" | "events"]
+            | ["users", _, "activate" | "deactivate" | "sessions" | "identities" | "events" | "invitations"]
             | ["users", _, "sessions", _]
-            | ["magic-links"],
+            | ["magic-links"]
+            | ["invitations"]
+            | ["invitations", _],
         ) => Err(AppError::MethodNotAllowed),
         _ => Err(AppError::NotFound),
     }?;
@@ -164,6 +173,7 @@ async fn create_user<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<
         updated_at: now,
         last_login_at: None,
         sessions_valid_after: 0,
+        roles: Vec::new(),
     };
     ctx.p.users().create_user(&user).await?;
     ctx.event(req, Some(&user.id), "created", json!({"by": "admin"}))

@@ -3,8 +3,10 @@
 //! cookies, audit event, redirect to `return_to`).
 
 use super::auth::issue_for;
+use super::invitations;
 use super::Ctx;
 use crate::cookies::{ACCESS, SESSION};
+use crate::crypto::sha256_b64url;
 use crate::error::{AppError, AppResult};
 use crate::http::{Method, Request, Response};
 use crate::platform::Platform;
@@ -25,12 +27,26 @@ pub(super) fn checked_return_to(
 
 /// `GET /auth/login[?provider=&return_to=]`.
 pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
-    let return_to = checked_return_to(ctx.cfg, req.query("return_to").as_deref())?;
+    let mut return_to = checked_return_to(ctx.cfg, req.query("return_to").as_deref())?;
+    let invitation = req.query(invitations::PARAM);
     let Some(name) = req.query("provider") else {
+        let mut notice = ctx.cfg.policy.login_hint();
+        if let Some(token) = &invitation {
+            // An anonymous read of D1: bounded per client network like a login start.
+            ratelimit::per_network(ctx.p.limiter(), Flow::Start, req).await?;
+            let inv = invitations::usable(ctx, &sha256_b64url(token.as_bytes())).await?;
+            let to = inv.email.map(|e| format!(" as {e}")).unwrap_or_default();
+            notice = Some(format!(
+                "You are invited to sign in{to}. Choose how to sign in; the invitation works once."
+            ));
+            return_to = inv.return_to;
+        }
         let list: Vec<pages::LoginOption> = ctx
             .cfg
             .providers
             .iter()
+            // An email form starts its own transaction, which could not carry the invitation.
+            .filter(|(_, c)| invitation.is_none() || !c.is_magic_link())
             .map(|(n, c)| pages::LoginOption {
                 name: n.clone(),
                 display: c.display_name().to_string(),
@@ -39,11 +55,19 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
             })
             .collect();
         let nonce = crate::crypto::random_token();
-        let mut r = Response::html(200, pages::login_page(&list, &return_to, &nonce));
+        let page = pages::login_page(
+            &list,
+            &return_to,
+            notice.as_deref(),
+            invitation.as_deref(),
+            &nonce,
+        );
+        let mut r = Response::html(200, page);
         if list.iter().any(|o| o.passkey) {
             r.set_header("content-security-policy", &pages::csp_with_script(&nonce));
         }
         r.set_header("cache-control", "no-store");
+        r.set_header("referrer-policy", "no-referrer");
         return Ok(r);
     };
     let provider = ctx
@@ -54,8 +78,24 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
     // Before anything is stored or sent (XWMS is called with the client secret).
     ratelimit::per_network(ctx.p.limiter(), Flow::Start, req).await?;
     let purpose = match super::identities::link_user_for_login(ctx, req, provider).await? {
+        Some(_) if invitation.is_some() => {
+            return Err(AppError::BadRequest(
+                "An invitation is accepted by signing in, not while linking.".into(),
+            ))
+        }
         Some(user_id) => Purpose::Link { user_id },
-        None => Purpose::SignIn,
+        // The invitation rides in this browser's login transaction.
+        None => match invitation {
+            Some(i) if provider.needs_transaction() => Purpose::SignUp {
+                invitation: sha256_b64url(i.as_bytes()),
+            },
+            Some(_) => {
+                return Err(AppError::BadRequest(
+                    "This provider cannot carry an invitation: choose another.".into(),
+                ))
+            }
+            None => Purpose::SignIn,
+        },
     };
     let mut t = LoginTxn::new(&name, return_to, purpose, ctx.p.now());
     t.register = match req.query("action").as_deref() {
@@ -124,8 +164,15 @@ pub async fn callback<P: Platform>(
                     AppError::LoginTransaction(_) | AppError::WrongCode { .. }
                 );
             if spent {
-                let detail = serde_json::json!({"provider": name, "error": e.code()});
-                ctx.event(req, None, "sign_in_failed", detail).await;
+                let mut detail = serde_json::json!({"provider": name, "error": e.code()});
+                let kind = match &e {
+                    AppError::AccessDenied(why) => {
+                        detail["reason"] = why.as_str().into();
+                        "sign_in_denied"
+                    }
+                    _ => "sign_in_failed",
+                };
+                ctx.event(req, None, kind, detail).await;
             }
             if let Some(line) = e.log_line() {
                 ctx.p.log(&line);
@@ -215,8 +262,12 @@ async fn finish_sign_in<P: Platform>(
         Purpose::Link { user_id } => {
             super::identities::finish_link(ctx, req, name, &profile, user_id, &return_to).await
         }
-        Purpose::SignIn | Purpose::Invitation { .. } => {
-            let signed_in = sign_in(ctx, req, name, &profile, &return_to).await;
+        purpose @ (Purpose::SignIn | Purpose::Invitation { .. } | Purpose::SignUp { .. }) => {
+            let invitation = match purpose {
+                Purpose::SignUp { invitation } => Some(invitation.as_str()),
+                _ => None,
+            };
+            let signed_in = sign_in(ctx, req, name, &profile, &return_to, invitation).await;
             if signed_in.is_err() {
                 // The vendor step may have made a session or spent a token of its own
                 // (Stytch, LoginRadius): it must not outlive a sign-in that failed here.
@@ -235,8 +286,13 @@ pub(super) async fn sign_in<P: Platform>(
     name: &str,
     profile: &crate::users::Profile,
     return_to: &str,
+    invitation: Option<&str>,
 ) -> AppResult<Response> {
     let now = ctx.p.now();
+    if let Some(token_hash) = invitation {
+        invitations::redeem(ctx, req, name, profile, token_hash).await?;
+    }
+    admit(ctx, name, profile).await?;
     // The whole sign-in in D1 is one batch, its audit event included; the session then costs
     // two KV writes (see `crate::sessions`).
     let detail = serde_json::json!({"provider": name, "issuer": profile.issuer});
@@ -259,6 +315,40 @@ pub(super) async fn sign_in<P: Platform>(
     }
     end_superseded_session(ctx, req, profile.vendor_logout.as_deref()).await;
     Ok(r)
+}
+
+/// The access policy for this sign-in, before anything is written (a refused new identity
+/// leaves no user, identity or session): the email rules on the verified profile, and —
+/// only where sign-up is not open — whether the identity is new, which costs one D1 read
+/// (an open deployment pays nothing).
+async fn admit<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    name: &str,
+    profile: &crate::users::Profile,
+) -> AppResult<()> {
+    use crate::policy::{Arrival, Email, SignUp};
+    use crate::users::UserStore;
+    let policy = &ctx.cfg.policy;
+    let email = Email {
+        address: profile.email.as_deref(),
+        verified: profile.email_verified == Some(true),
+    };
+    let arrival = match policy.rules_for(name).sign_up.unwrap_or_default() {
+        // Open: new and returning people are admitted alike.
+        SignUp::Open => Arrival::Returning,
+        _ => match ctx
+            .p
+            .users()
+            .identity_owner(&profile.issuer, &profile.sub)
+            .await?
+        {
+            Some(_) => Arrival::Returning,
+            None => Arrival::New,
+        },
+    };
+    policy
+        .admit(name, email, arrival)
+        .map_err(AppError::AccessDenied)
 }
 
 /// The session this browser had before signing in again: its cookie is replaced, so nobody

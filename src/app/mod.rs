@@ -8,6 +8,7 @@ mod auth;
 mod email_code;
 mod ending;
 mod identities;
+mod invitations;
 mod login;
 mod magic;
 mod oauth;

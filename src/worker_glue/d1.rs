@@ -9,8 +9,8 @@
 use super::js::{call, call_method, js_message};
 use crate::platform::StoreError;
 use crate::users::{
-    Event, Identity, LinkOutcome, Profile, StoredEvent, UnlinkOutcome, User, UserPatch, UserQuery,
-    UserStore,
+    Event, Identity, Invitation, LinkOutcome, Profile, StoredEvent, UnlinkOutcome, User, UserPatch,
+    UserQuery, UserStore,
 };
 use js_sys::{Array, Object, Reflect};
 use serde::Deserialize;
@@ -108,6 +108,55 @@ pub(super) struct UserRow {
     /// Only in [`UserStore::renewal_view`]'s row.
     #[serde(default)]
     session_ended: i64,
+    #[serde(default)]
+    roles: Option<String>,
+}
+
+/// A JSON array of strings from a TEXT column ('[]' when unreadable: roles are only ever
+/// written by Gatehouse, checked). Through `Value`, whose parser the bundle has anyway.
+fn string_list(json: Option<&str>) -> Vec<String> {
+    match json.and_then(|j| serde_json::from_slice(j.as_bytes()).ok()) {
+        Some(serde_json::Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|i| i.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn roles_json(roles: &[String]) -> String {
+    serde_json::Value::from(roles.to_vec()).to_string()
+}
+
+#[derive(Deserialize)]
+struct InvitationRow {
+    id: String,
+    token_hash: String,
+    email: Option<String>,
+    roles: String,
+    return_to: String,
+    user_id: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+    used_at: Option<i64>,
+    used_by: Option<String>,
+}
+
+impl From<InvitationRow> for Invitation {
+    fn from(r: InvitationRow) -> Invitation {
+        Invitation {
+            id: r.id,
+            token_hash: r.token_hash,
+            email: r.email,
+            roles: string_list(Some(&r.roles)),
+            return_to: r.return_to,
+            user_id: r.user_id,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            used_at: r.used_at,
+            used_by: r.used_by,
+        }
+    }
 }
 
 impl From<UserRow> for User {
@@ -126,6 +175,7 @@ impl From<UserRow> for User {
             updated_at: r.updated_at,
             last_login_at: r.last_login_at,
             sessions_valid_after: r.sessions_valid_after,
+            roles: string_list(r.roles.as_deref()),
         }
     }
 }
@@ -203,10 +253,10 @@ impl D1Users {
     /// exists: in one batch, concurrent first sign-ins for one `sub` make one user.
     fn link_new(&self, u: &User, p: &Profile, now: i64) -> Result<[Stmt; 2], StoreError> {
         let insert_user = self.stmt(
-            "INSERT INTO users (id, name, email, email_verified, picture, active, metadata, created_at, updated_at, last_login_at) \
-             SELECT ?1, ?2, ?3, ?4, ?5, 1, '{}', ?6, ?6, ?6 \
+            "INSERT INTO users (id, name, email, email_verified, picture, active, metadata, created_at, updated_at, last_login_at, roles) \
+             SELECT ?1, ?2, ?3, ?4, ?5, 1, '{}', ?6, ?6, ?6, ?9 \
              WHERE NOT EXISTS (SELECT 1 FROM identities WHERE issuer = ?7 AND sub = ?8)",
-            &[s(&u.id), opt(&u.name), opt(&u.email), n(u.email_verified as i64), opt(&u.picture), n(now), s(&p.issuer), s(&p.sub)],
+            &[s(&u.id), opt(&u.name), opt(&u.email), n(u.email_verified as i64), opt(&u.picture), n(now), s(&p.issuer), s(&p.sub), s(&roles_json(&u.roles))],
         )?;
         let insert_identity = self.stmt(
             "INSERT INTO identities (issuer, sub, provider, user_id, email, profile, created_at, last_login_at) \
@@ -436,6 +486,9 @@ impl UserStore for D1Users {
         if let Some(v) = &patch.metadata {
             arg(&mut sets, "metadata", s(&v.to_string()));
         }
+        if let Some(v) = &patch.roles {
+            arg(&mut sets, "roles", s(&roles_json(v)));
+        }
         let update = self.stmt(
             &format!("UPDATE users SET {} WHERE id = ?1", sets.join(", ")),
             &args,
@@ -564,6 +617,49 @@ impl UserStore for D1Users {
             )
             .await?;
         Ok(deleted as u64)
+    }
+
+    async fn create_invitation(&self, i: &Invitation) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO invitations (id, token_hash, email, roles, return_to, user_id, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            &[s(&i.id), s(&i.token_hash), opt(&i.email), s(&roles_json(&i.roles)), s(&i.return_to), opt(&i.user_id), n(i.created_at), n(i.expires_at)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn invitation_by_hash(&self, hash: &str) -> Result<Option<Invitation>, StoreError> {
+        let sql = "SELECT * FROM invitations WHERE token_hash = ?1";
+        let rows: Vec<InvitationRow> = self.rows(sql, &[s(hash)]).await?;
+        Ok(rows.into_iter().next().map(Invitation::from))
+    }
+
+    async fn list_invitations(&self, now: i64, limit: u32) -> Result<Vec<Invitation>, StoreError> {
+        let sql = "SELECT * FROM invitations WHERE expires_at > ?1 ORDER BY created_at DESC, id DESC LIMIT ?2";
+        let rows: Vec<InvitationRow> = self.rows(sql, &[n(now), n(limit as i64)]).await?;
+        Ok(rows.into_iter().map(Invitation::from).collect())
+    }
+
+    async fn delete_invitation(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .exec("DELETE FROM invitations WHERE id = ?1", &[s(id)])
+            .await?
+            > 0)
+    }
+
+    async fn mark_invitation_used(
+        &self,
+        id: &str,
+        user_id: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE invitations SET used_at = ?3, used_by = ?2 WHERE id = ?1",
+            &[s(id), s(user_id), n(at)],
+        )
+        .await?;
+        Ok(())
     }
 }
 

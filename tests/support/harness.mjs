@@ -444,13 +444,16 @@ export class Client {
  * Signs in through oidc-provider's dev interaction pages as `login`, starting from
  * Gatehouse's login route; returns the final Gatehouse response (the redirect to return_to).
  * With `stopAtCallback`, returns the callback URL without visiting it; with `link`, links the
- * identity to the user already signed in (`/auth/login?link=1`).
+ * identity to the user already signed in (`/auth/login?link=1`); with `startUrl`, starts from
+ * that Gatehouse URL instead (a link taken from a page, e.g. an invitation's).
  */
-export async function oidcSignIn(client, gatehouseUrl, { provider = 'dev', login = 'alice', returnTo, stopAtCallback = false, link = false } = {}) {
-  const start = new URL(`${gatehouseUrl}/auth/login`);
+export async function oidcSignIn(client, gatehouseUrl, { provider = 'dev', login = 'alice', returnTo, stopAtCallback = false, link = false, startUrl } = {}) {
+  const start = new URL(startUrl ?? `${gatehouseUrl}/auth/login`);
+  if (!startUrl) {
   start.searchParams.set('provider', provider);
   if (link) start.searchParams.set('link', '1');
   if (returnTo) start.searchParams.set('return_to', returnTo);
+  }
   const isCallback = (u) => u.startsWith(`${gatehouseUrl}/auth/callback/`);
   // Linking is started from Gatehouse's own pages: a browser says so with Fetch Metadata.
   const init = link ? { headers: { 'sec-fetch-site': 'same-origin' } } : undefined;
