@@ -135,7 +135,7 @@ pub enum FaultMode {
 /// One count of the storage (KV, D1), outbound fetch and signature operations of a test
 /// platform, shared by all its seams, and the one of them that is to fail. Unarmed (the
 /// default) it only counts, so that a test can learn how many operations a scenario takes
-/// and then fail each of them in turn (`src/app/fault_tests.rs`).
+/// and then fail each of them in turn (`src/app/tests/faults.rs`).
 #[derive(Debug, Default)]
 pub struct Faults {
     count: Cell<usize>,

@@ -479,5 +479,4 @@ fn magic_provider<'c>(
 }
 
 #[cfg(test)]
-#[path = "admin_tests.rs"]
 mod tests;

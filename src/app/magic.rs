@@ -191,6 +191,4 @@ async fn send_code<P: Platform>(
 pub mod verify;
 
 #[cfg(test)]
-mod email_tests;
-#[cfg(test)]
 mod tests;

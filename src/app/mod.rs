@@ -16,11 +16,7 @@ mod passkeys;
 pub mod proxy;
 
 #[cfg(test)]
-mod account_gate_tests;
-#[cfg(test)]
-mod fault_tests;
-#[cfg(test)]
-mod flow_tests;
+mod tests;
 
 use crate::config::Config;
 use crate::cookies::CookieJar;
