@@ -461,7 +461,10 @@ fn sends_are_rate_limited_per_address() {
     assert_eq!(r.status, 429, "the limit ignores case");
     assert_eq!(json_body(&r)["error"], "rate_limited");
     assert!(set_cookie(&r, "gh_txn").is_none());
-    assert_eq!(h.fake.borrow().sent.len(), crate::app::magic::PER_EMAIL.max as usize);
+    assert_eq!(
+        h.fake.borrow().sent.len(),
+        crate::app::magic::PER_EMAIL.max as usize
+    );
     assert_eq!(
         h.api(json!({"email": "bob@example.com"})).status,
         202,
