@@ -414,7 +414,16 @@ async fn magic_link<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
         Some(Value::String(p)) => Some(p.as_str()),
         Some(_) => return Err(bad("provider must be a string.".into())),
     };
-    let (name, c) = magic_provider(ctx.cfg, wanted)?;
+    let picked = super::magic::pick(ctx.cfg, wanted)?
+        .ok_or_else(|| AppError::Conflict("No magic-link provider is configured.".into()))?;
+    let (name, c) = match picked {
+        (name, super::magic::Magic::Stytch(c)) => (name, c),
+        (name, super::magic::Magic::Email(_)) => {
+            return Err(AppError::Conflict(format!(
+                "{name:?} (the email kind) does not send admin invitations; use POST /admin/invitations."
+            )))
+        }
+    };
     let within = ratelimit::hit(
         ctx.p.counters(),
         &format!("magic-email:{}", email.to_ascii_lowercase()),
@@ -444,38 +453,6 @@ async fn magic_link<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
         202,
         &json!({"status": "sent", "provider": name, "expires_in": txn::TXN_TTL}),
     ))
-}
-
-/// The magic-link provider named `wanted`, or the only one configured (409 when there is
-/// none).
-fn magic_provider<'c>(
-    cfg: &'c Config,
-    wanted: Option<&str>,
-) -> AppResult<(&'c str, &'c stytch::StytchConfig)> {
-    let magic: Vec<(&str, &stytch::StytchConfig)> = cfg
-        .providers
-        .iter()
-        .filter_map(|(n, p)| match p {
-            ProviderConfig::Stytch(c) => Some((n.as_str(), c)),
-            _ => None,
-        })
-        .collect();
-    if magic.is_empty() {
-        return Err(AppError::Conflict(
-            "No magic-link provider is configured.".into(),
-        ));
-    }
-    match (wanted, magic.as_slice()) {
-        (None, [one]) => Ok(*one),
-        (None, _) => Err(bad(
-            "Several magic-link providers are configured; name one in \"provider\".".into(),
-        )),
-        (Some(w), _) => magic
-            .iter()
-            .find(|(n, _)| *n == w)
-            .copied()
-            .ok_or_else(|| bad(format!("{w:?} is not a magic-link provider."))),
-    }
 }
 
 #[cfg(test)]

@@ -49,40 +49,39 @@ struct MagicLinkRequest {
 
 /// A provider that signs in by email.
 #[derive(Clone, Copy)]
-enum Magic<'c> {
+pub(super) enum Magic<'c> {
     Stytch(&'c stytch::StytchConfig),
     Email(&'c email::EmailConfig),
 }
 
-/// The magic-link provider named by `wanted`, or the only one configured.
-fn pick<'c>(cfg: &'c Config, wanted: Option<&str>) -> AppResult<(&'c str, Magic<'c>)> {
+/// The magic-link provider named by `wanted`, or the only one configured: the one picker of
+/// `POST /auth/magic-link` and the admin API's emailed invitations. `Ok(None)`: none is
+/// configured (each route says so with its own status); a bad name or an ambiguous choice is
+/// the request's fault (400).
+pub(super) fn pick<'c>(
+    cfg: &'c Config,
+    wanted: Option<&str>,
+) -> AppResult<Option<(&'c str, Magic<'c>)>> {
     let as_magic = |(n, p): (&'c String, &'c ProviderConfig)| match p {
         ProviderConfig::Stytch(c) => Some((n.as_str(), Magic::Stytch(c))),
         ProviderConfig::Email(c) => Some((n.as_str(), Magic::Email(c))),
         _ => None,
     };
-    match wanted.filter(|w| !w.is_empty()) {
-        Some(w) => {
-            let p = cfg
-                .providers
-                .get_key_value(w)
-                .ok_or_else(|| AppError::BadRequest(format!("Unknown provider {w:?}.")))?;
-            as_magic(p).ok_or_else(|| {
-                AppError::BadRequest(format!("Provider {w:?} does not send magic links."))
-            })
-        }
-        None => {
-            let all: Vec<_> = cfg.providers.iter().filter_map(as_magic).collect();
-            match all.as_slice() {
-                [one] => Ok(*one),
-                [] => Err(AppError::BadRequest(
-                    "No magic-link provider is configured.".into(),
-                )),
-                _ => Err(AppError::BadRequest(
-                    "Several magic-link providers are configured; name one in \"provider\".".into(),
-                )),
-            }
-        }
+    let all: Vec<_> = cfg.providers.iter().filter_map(as_magic).collect();
+    if all.is_empty() {
+        return Ok(None);
+    }
+    match (wanted.filter(|w| !w.is_empty()), all.as_slice()) {
+        (None, [one]) => Ok(Some(*one)),
+        (None, _) => Err(AppError::BadRequest(
+            "Several magic-link providers are configured; name one in \"provider\".".into(),
+        )),
+        (Some(w), _) => all
+            .iter()
+            .find(|(n, _)| *n == w)
+            .copied()
+            .map(Some)
+            .ok_or_else(|| AppError::BadRequest(format!("{w:?} is not a magic-link provider."))),
     }
 }
 
@@ -118,7 +117,8 @@ async fn within_limits<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, email: &str
 pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
     check_origin(ctx.cfg, req)?;
     let body: MagicLinkRequest = req.parse_body()?;
-    let (name, c) = pick(ctx.cfg, body.provider.as_deref())?;
+    let (name, c) = pick(ctx.cfg, body.provider.as_deref())?
+        .ok_or_else(|| AppError::BadRequest("No magic-link provider is configured.".into()))?;
     let email = crate::validate::email(&body.email)
         .ok()
         .ok_or_else(|| AppError::BadRequest("Please enter a valid email address.".into()))?;
