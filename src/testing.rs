@@ -360,18 +360,19 @@ impl UserStore for MemoryUsers {
     }
     async fn sign_in(
         &self,
-        fresh: &User,
+        fresh: Option<&User>,
         p: &Profile,
         event: Option<&Event>,
         now: i64,
     ) -> Result<Option<User>, StoreError> {
         self.d1("d1.sign_in", || {
             let key = (p.issuer.clone(), p.sub.clone());
-            let owner = match self.identities.borrow().get(&key) {
-                Some(i) => i.user_id.clone(),
-                None => fresh.id.clone(),
+            let owner = match (self.identities.borrow().get(&key), fresh) {
+                (Some(i), _) => i.user_id.clone(),
+                (None, Some(fresh)) => fresh.id.clone(),
+                (None, None) => return Ok(None),
             };
-            if owner == fresh.id {
+            if let Some(fresh) = fresh.filter(|f| f.id == owner) {
                 self.users
                     .borrow_mut()
                     .insert(fresh.id.clone(), fresh.clone());

@@ -154,9 +154,10 @@ pub trait UserStore {
     /// identity's profile, and records `event` for the user (its `user_id` is filled in);
     /// finally reads the user back. `None`: the identity's user is gone (deleted meanwhile).
     /// A deactivated user is returned as stored, with nothing written.
+    /// `fresh: None`: an unknown identity makes no user (`Ok(None)`, nothing written).
     async fn sign_in(
         &self,
-        fresh: &User,
+        fresh: Option<&User>,
         profile: &Profile,
         event: Option<&Event>,
         now: i64,

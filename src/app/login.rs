@@ -292,12 +292,17 @@ pub(super) async fn sign_in<P: Platform>(
     if let Some(token_hash) = invitation {
         invitations::redeem(ctx, req, name, profile, token_hash).await?;
     }
-    admit(ctx, name, profile).await?;
+    let may_create = admit(ctx, name, profile)?;
     // The whole sign-in in D1 is one batch, its audit event included; the session then costs
     // two KV writes (see `crate::sessions`).
     let detail = serde_json::json!({"provider": name, "issuer": profile.issuer});
     let event = ctx.new_event(req, None, "sign_in", detail);
-    let user = linking::sign_in_recorded(ctx.p.users(), profile, Some(&event), now).await?;
+    let signed_in =
+        linking::sign_in_recorded(ctx.p.users(), profile, Some(&event), now, may_create).await?;
+    let Some(user) = signed_in else {
+        // A new identity where sign-up is not open: the batch wrote nothing.
+        return Err(AppError::AccessDenied(refused_newcomer(ctx, name, profile)));
+    };
     let record = SessionRecord {
         user_id: user.id.clone(),
         issuer: profile.issuer.clone(),
@@ -318,37 +323,44 @@ pub(super) async fn sign_in<P: Platform>(
 }
 
 /// The access policy for this sign-in, before anything is written (a refused new identity
-/// leaves no user, identity or session): the email rules on the verified profile, and —
-/// only where sign-up is not open — whether the identity is new, which costs one D1 read
-/// (an open deployment pays nothing).
-async fn admit<P: Platform>(
+/// leaves no user, identity or session): the email rules on the verified profile, checked
+/// here; and whether a new identity may become a user (sign-up open), which the sign-in's
+/// one D1 batch applies — an unknown identity then writes nothing and comes back empty
+/// ([`refused_newcomer`] says why). No extra round trip either way.
+fn admit<P: Platform>(
     ctx: &Ctx<'_, P>,
     name: &str,
     profile: &crate::users::Profile,
-) -> AppResult<()> {
-    use crate::policy::{Arrival, Email, SignUp};
-    use crate::users::UserStore;
+) -> AppResult<bool> {
+    use crate::policy::{Arrival, SignUp};
     let policy = &ctx.cfg.policy;
-    let email = Email {
+    policy
+        .admit(name, profile_email(profile), Arrival::Returning)
+        .map_err(AppError::AccessDenied)?;
+    Ok(matches!(
+        policy.rules_for(name).sign_up.unwrap_or_default(),
+        SignUp::Open
+    ))
+}
+
+/// Why a new identity is refused where sign-up is not open (the policy's own words).
+fn refused_newcomer<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    name: &str,
+    profile: &crate::users::Profile,
+) -> String {
+    ctx.cfg
+        .policy
+        .admit(name, profile_email(profile), crate::policy::Arrival::New)
+        .err()
+        .unwrap_or_else(|| "New accounts are not accepted here.".into())
+}
+
+fn profile_email(profile: &crate::users::Profile) -> crate::policy::Email<'_> {
+    crate::policy::Email {
         address: profile.email.as_deref(),
         verified: profile.email_verified == Some(true),
-    };
-    let arrival = match policy.rules_for(name).sign_up.unwrap_or_default() {
-        // Open: new and returning people are admitted alike.
-        SignUp::Open => Arrival::Returning,
-        _ => match ctx
-            .p
-            .users()
-            .identity_owner(&profile.issuer, &profile.sub)
-            .await?
-        {
-            Some(_) => Arrival::Returning,
-            None => Arrival::New,
-        },
-    };
-    policy
-        .admit(name, email, arrival)
-        .map_err(AppError::AccessDenied)
+    }
 }
 
 /// The session this browser had before signing in again: its cookie is replaced, so nobody

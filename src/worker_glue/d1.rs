@@ -328,13 +328,16 @@ impl UserStore for D1Users {
 
     async fn sign_in(
         &self,
-        fresh: &User,
+        fresh: Option<&User>,
         p: &Profile,
         event: Option<&Event>,
         now: i64,
     ) -> Result<Option<User>, StoreError> {
         let (issuer, sub) = (s(&p.issuer), s(&p.sub));
-        let [insert_user, insert_identity] = self.link_new(fresh, p, now)?;
+        let inserts = match fresh {
+            Some(fresh) => self.link_new(fresh, p, now)?.into_iter().collect(),
+            None => Vec::new(),
+        };
         // Every statement after the inserts acts on the identity's owner, whoever made it,
         // and writes only while that user is active.
         const OWNER: &str = "(SELECT user_id FROM identities WHERE issuer = ?1 AND sub = ?2)";
@@ -364,7 +367,8 @@ impl UserStore for D1Users {
             &format!("SELECT * FROM users WHERE id = {OWNER}"),
             &[issuer.clone(), sub.clone()],
         )?;
-        let mut stmts = vec![insert_user, insert_identity, refresh_user, refresh_identity];
+        let mut stmts = inserts;
+        stmts.extend([refresh_user, refresh_identity]);
         if let Some(e) = event {
             stmts.push(self.stmt(
                 &format!(
