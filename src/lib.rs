@@ -14,6 +14,7 @@ pub mod config;
 pub mod cookies;
 pub mod crypto;
 pub mod error;
+pub mod fields;
 pub mod http;
 pub mod jwt;
 pub mod linking;
