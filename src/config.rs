@@ -307,8 +307,12 @@ fn parse_origins(raw: Option<String>) -> Result<Vec<String>, AppError> {
         return Ok(Vec::new());
     };
     let items: Vec<String> = if raw.trim_start().starts_with('[') {
-        serde_json::from_slice(raw.as_bytes())
-            .map_err(|e| bad("ALLOWED_RETURN_ORIGINS", format!("invalid JSON array: {e}")))?
+        let invalid = |e: String| bad("ALLOWED_RETURN_ORIGINS", format!("invalid JSON array: {e}"));
+        let v: serde_json::Value =
+            serde_json::from_slice(raw.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+        v.as_array()
+            .and_then(|a| a.iter().map(|x| x.as_str().map(String::from)).collect())
+            .ok_or_else(|| invalid("expected a list of strings".into()))?
     } else {
         raw.split([',', ' '])
             .filter(|s| !s.is_empty())

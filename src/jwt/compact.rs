@@ -3,31 +3,54 @@
 
 use super::{Alg, JwtError, MAX_TOKEN_BYTES};
 use crate::crypto::b64url_decode;
-use serde::Deserialize;
+use crate::fields::Fields;
+use serde_json::{Map, Value};
 
 /// The header fields Gatehouse looks at. Key-carrying fields are captured only to refuse them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct Header {
     pub alg: String,
-    #[serde(default)]
     pub kid: Option<String>,
-    #[serde(default)]
     pub typ: Option<String>,
-    #[serde(default)]
-    pub crit: Option<serde_json::Value>,
-    #[serde(default)]
-    jwk: Option<serde_json::Value>,
-    #[serde(default)]
-    jku: Option<serde_json::Value>,
-    #[serde(default)]
-    x5u: Option<serde_json::Value>,
-    #[serde(default)]
-    x5c: Option<serde_json::Value>,
+    pub crit: Option<Value>,
+    jwk: Option<Value>,
+    jku: Option<Value>,
+    x5u: Option<Value>,
+    x5c: Option<Value>,
+}
+
+impl Header {
+    fn read(v: &Value) -> Result<Header, String> {
+        let f = Fields::of(v)?;
+        let any = |k| f.get(k).cloned();
+        Ok(Header {
+            alg: f.str("alg")?,
+            kid: f.opt_str("kid")?,
+            typ: f.opt_str("typ")?,
+            crit: any("crit"),
+            jwk: any("jwk"),
+            jku: any("jku"),
+            x5u: any("x5u"),
+            x5c: any("x5c"),
+        })
+    }
+}
+
+/// Claims read into a type (see [`parse_as`]): `None` when they do not fit it.
+pub trait FromClaims: Sized {
+    fn from_claims(claims: Map<String, Value>) -> Option<Self>;
+}
+
+/// The claims as they come.
+impl FromClaims for Map<String, Value> {
+    fn from_claims(claims: Map<String, Value>) -> Option<Self> {
+        Some(claims)
+    }
 }
 
 /// A token whose structure and header passed; its signature is not checked yet.
 #[derive(Debug)]
-pub struct Untrusted<'a, C = serde_json::Map<String, serde_json::Value>> {
+pub struct Untrusted<'a, C = Map<String, Value>> {
     pub header: Header,
     pub alg: Alg,
     /// The claims, as a JSON map or (see [`parse_as`]) straight into a typed struct.
@@ -54,7 +77,7 @@ pub fn parse(token: &str) -> Result<Untrusted<'_>, JwtError> {
 
 /// Like [`parse`], with the claims deserialized into `C` (the access-token hot path skips the
 /// intermediate JSON map). Claims that do not fit `C` are malformed.
-pub fn parse_as<C: serde::de::DeserializeOwned>(token: &str) -> Result<Untrusted<'_, C>, JwtError> {
+pub fn parse_as<C: FromClaims>(token: &str) -> Result<Untrusted<'_, C>, JwtError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(JwtError::TooLarge);
     }
@@ -65,8 +88,10 @@ pub fn parse_as<C: serde::de::DeserializeOwned>(token: &str) -> Result<Untrusted
         return Err(JwtError::Malformed("not three parts"));
     };
     let header_bytes = b64url_decode(h).map_err(|_| JwtError::Malformed("header encoding"))?;
-    let header: Header =
-        serde_json::from_slice(&header_bytes).map_err(|_| JwtError::Malformed("header JSON"))?;
+    let header = serde_json::from_slice::<Value>(&header_bytes)
+        .ok()
+        .and_then(|v| Header::read(&v).ok())
+        .ok_or(JwtError::Malformed("header JSON"))?;
     if header.jwk.is_some() || header.jku.is_some() || header.x5u.is_some() || header.x5c.is_some()
     {
         return Err(JwtError::EmbeddedKey);
@@ -77,8 +102,10 @@ pub fn parse_as<C: serde::de::DeserializeOwned>(token: &str) -> Result<Untrusted
     }
     let alg = Alg::from_name(&header.alg).ok_or_else(|| JwtError::Algorithm(header.alg.clone()))?;
     let claims_bytes = b64url_decode(c).map_err(|_| JwtError::Malformed("claims encoding"))?;
-    let claims =
-        serde_json::from_slice(&claims_bytes).map_err(|_| JwtError::Malformed("claims JSON"))?;
+    let claims = serde_json::from_slice::<Map<String, Value>>(&claims_bytes)
+        .ok()
+        .and_then(C::from_claims)
+        .ok_or(JwtError::Malformed("claims JSON"))?;
     let signature = b64url_decode(s).map_err(|_| JwtError::Malformed("signature encoding"))?;
     if signature.is_empty() {
         return Err(JwtError::Signature);
