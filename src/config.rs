@@ -272,7 +272,8 @@ fn check_provider(
 fn parse_signing_keys(s: &str) -> Result<Vec<SigningKey>, AppError> {
     // Only where the JSON broke, never serde's message: it can quote the input, and the
     // input is private keys.
-    let values: Vec<serde_json::Value> = serde_json::from_slice(s.as_bytes()).map_err(|e| {
+    // Read as a `Value`, then as a list: a typed `Vec` reader would be a second parser instance.
+    let value: serde_json::Value = serde_json::from_slice(s.as_bytes()).map_err(|e| {
         bad(
             "SIGNING_KEYS",
             format!(
@@ -282,6 +283,9 @@ fn parse_signing_keys(s: &str) -> Result<Vec<SigningKey>, AppError> {
             ),
         )
     })?;
+    let values = value
+        .as_array()
+        .ok_or_else(|| bad("SIGNING_KEYS", "must be a JSON array of private JWKs"))?;
     if values.is_empty() {
         return Err(bad("SIGNING_KEYS", "holds no key"));
     }

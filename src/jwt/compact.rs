@@ -102,10 +102,12 @@ pub fn parse_as<C: FromClaims>(token: &str) -> Result<Untrusted<'_, C>, JwtError
     }
     let alg = Alg::from_name(&header.alg).ok_or_else(|| JwtError::Algorithm(header.alg.clone()))?;
     let claims_bytes = b64url_decode(c).map_err(|_| JwtError::Malformed("claims encoding"))?;
-    let claims = serde_json::from_slice::<Map<String, Value>>(&claims_bytes)
-        .ok()
-        .and_then(C::from_claims)
-        .ok_or(JwtError::Malformed("claims JSON"))?;
+    // Read as a `Value` (the one reader instance in the Worker), then as an object.
+    let claims = match serde_json::from_slice::<Value>(&claims_bytes) {
+        Ok(Value::Object(m)) => C::from_claims(m),
+        _ => None,
+    }
+    .ok_or(JwtError::Malformed("claims JSON"))?;
     let signature = b64url_decode(s).map_err(|_| JwtError::Malformed("signature encoding"))?;
     if signature.is_empty() {
         return Err(JwtError::Signature);
