@@ -152,10 +152,12 @@ impl Request {
             return Err(AppError::PayloadTooLarge);
         }
         if self.is_form() {
-            let pairs: serde_json::Map<String, serde_json::Value> =
-                url::form_urlencoded::parse(&self.body)
-                    .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
-                    .collect();
+            // Inserted one by one (a repeated name keeps its last value, as `collect` did):
+            // `collect` into the map would link a sort of its own.
+            let mut pairs = serde_json::Map::new();
+            for (k, v) in url::form_urlencoded::parse(&self.body) {
+                pairs.insert(k.into_owned(), serde_json::Value::String(v.into_owned()));
+            }
             // Through JSON text rather than `from_value`: one parser instance per `T` (and
             // serde_json's one text parser) instead of a second, `Value`-reading one.
             let json = serde_json::Value::Object(pairs).to_string();

@@ -181,7 +181,9 @@ impl<K: Kv> Sessions<'_, K> {
                 out.push((sid, rec));
             }
         }
-        out.sort_by_key(|(_, r)| std::cmp::Reverse(r.created_at));
+        // Newest first; ties in sid order, as KV lists them (an unstable sort is less code
+        // than the stable one, and the sid makes it deterministic).
+        out.sort_unstable_by(|(a, ra), (b, rb)| rb.created_at.cmp(&ra.created_at).then(a.cmp(b)));
         Ok(out)
     }
 }

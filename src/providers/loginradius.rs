@@ -225,10 +225,13 @@ pub fn profile_from_account(
         let last = text(m, "LastName").unwrap_or_default();
         Some(format!("{first} {last}").trim().to_string()).filter(|n| !n.is_empty())
     });
-    let raw: Map<String, Value> = KEPT_FIELDS
-        .iter()
-        .filter_map(|k| m.get(*k).map(|v| (k.to_string(), v.clone())))
-        .collect();
+    // Inserted one by one: `collect` into the map would link a sort of its own.
+    let mut raw = Map::new();
+    for k in KEPT_FIELDS {
+        if let Some(v) = m.get(k) {
+            raw.insert(k.to_string(), v.clone());
+        }
+    }
     Ok(Profile {
         issuer: issuer.to_string(),
         sub,
