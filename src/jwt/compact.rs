@@ -72,12 +72,24 @@ impl<C> Untrusted<'_, C> {
 
 /// Parses `token`, refusing oversized tokens, `none`, embedded keys and any `crit`.
 pub fn parse(token: &str) -> Result<Untrusted<'_>, JwtError> {
-    parse_as(token)
+    parse_map(token)
 }
 
-/// Like [`parse`], with the claims deserialized into `C` (the access-token hot path skips the
-/// intermediate JSON map). Claims that do not fit `C` are malformed.
+/// Like [`parse`], with the claims read into `C` (the access-token hot path skips keeping the
+/// JSON map). Claims that do not fit `C` are malformed.
 pub fn parse_as<C: FromClaims>(token: &str) -> Result<Untrusted<'_, C>, JwtError> {
+    let t = parse_map(token)?;
+    Ok(Untrusted {
+        claims: C::from_claims(t.claims).ok_or(JwtError::Malformed("claims JSON"))?,
+        header: t.header,
+        alg: t.alg,
+        signing_input: t.signing_input,
+        signature: t.signature,
+    })
+}
+
+/// [`parse`] itself: one copy for every claims type.
+fn parse_map(token: &str) -> Result<Untrusted<'_>, JwtError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(JwtError::TooLarge);
     }
@@ -104,10 +116,9 @@ pub fn parse_as<C: FromClaims>(token: &str) -> Result<Untrusted<'_, C>, JwtError
     let claims_bytes = b64url_decode(c).map_err(|_| JwtError::Malformed("claims encoding"))?;
     // Read as a `Value` (the one reader instance in the Worker), then as an object.
     let claims = match serde_json::from_slice::<Value>(&claims_bytes) {
-        Ok(Value::Object(m)) => C::from_claims(m),
-        _ => None,
-    }
-    .ok_or(JwtError::Malformed("claims JSON"))?;
+        Ok(Value::Object(m)) => m,
+        _ => return Err(JwtError::Malformed("claims JSON")),
+    };
     let signature = b64url_decode(s).map_err(|_| JwtError::Malformed("signature encoding"))?;
     if signature.is_empty() {
         return Err(JwtError::Signature);

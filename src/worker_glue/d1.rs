@@ -65,6 +65,15 @@ impl D1Result {
     /// Worker JSON text is read with `from_slice`, never `from_str`: a second reader type
     /// would instantiate serde_json's parser twice (about 3 KB gzip).
     pub(super) fn rows<T: Row>(&self) -> Result<Vec<T>, StoreError> {
+        self.row_values()?
+            .iter()
+            .map(|r| Fields::of(r).and_then(|f| T::read(&f)).map_err(err))
+            .collect()
+    }
+
+    /// The rows as JSON values: the part of [`Self::rows`] that is the same for every row
+    /// type, kept out of its per-type copies.
+    fn row_values(&self) -> Result<Vec<serde_json::Value>, StoreError> {
         let results = self.field("results")?;
         if results.is_undefined() || results.is_null() {
             return Ok(Vec::new());
@@ -73,11 +82,10 @@ impl D1Result {
             .map_err(js_err)?
             .as_string()
             .ok_or_else(|| err("rows are not JSON"))?;
-        let rows: serde_json::Value = serde_json::from_slice(json.as_bytes()).map_err(err)?;
-        let rows = rows.as_array().ok_or_else(|| err("rows are not a list"))?;
-        rows.iter()
-            .map(|r| Fields::of(r).and_then(|f| T::read(&f)).map_err(err))
-            .collect()
+        match serde_json::from_slice(json.as_bytes()).map_err(err)? {
+            serde_json::Value::Array(rows) => Ok(rows),
+            _ => Err(err("rows are not a list")),
+        }
     }
 
     /// The first row, if any.
