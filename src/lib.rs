@@ -27,6 +27,7 @@ pub mod ratelimit;
 pub mod respond;
 pub mod return_to;
 pub mod sessions;
+pub mod small_map;
 pub mod txn;
 pub mod urls;
 pub mod users;
