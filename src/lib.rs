@@ -10,6 +10,7 @@
 pub mod access;
 pub mod app;
 pub mod audit;
+pub mod b64;
 pub mod config;
 pub mod cookies;
 pub mod crypto;

@@ -192,13 +192,9 @@ pub fn callback_code(req: &Request, name: &str) -> AppResult<String> {
 
 /// RFC 6749 §2.3.1: client id and secret are form-encoded before Basic.
 fn basic_auth(id: &str, secret: &str) -> String {
-    use base64::Engine;
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let raw = format!("{}:{}", enc(id), enc(secret));
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    )
+    format!("Basic {}", crate::b64::STANDARD.encode(raw))
 }
 
 /// How Gatehouse authenticates as an OAuth client (shared with `oauth2`).

@@ -122,12 +122,8 @@ impl StytchConfig {
     }
 
     fn basic_auth(&self) -> String {
-        use base64::Engine;
         let raw = format!("{}:{}", self.project_id, self.secret.expose());
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(raw)
-        )
+        format!("Basic {}", crate::b64::STANDARD.encode(raw))
     }
 
     /// A JSON POST to `{api_url}{path}` with Basic auth.
