@@ -128,7 +128,9 @@ impl Request {
     /// its /64 (one subscriber's usual allocation, so that rotating through it gains nothing).
     pub fn client_network(&self) -> String {
         let ip = self.client_ip();
-        let Ok(v6) = ip.parse::<std::net::Ipv6Addr>() else {
+        // Through the `url` crate's IPv6 parser, already in the bundle for URLs, rather than
+        // std's, which would be a second one.
+        let Ok(url::Host::Ipv6(v6)) = url::Host::parse(&format!("[{ip}]")) else {
             return ip.to_string();
         };
         match v6.to_ipv4_mapped() {
