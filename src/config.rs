@@ -292,7 +292,8 @@ fn parse_policy(
 fn parse_signing_keys(s: &str) -> Result<Vec<SigningKey>, AppError> {
     // Only where the JSON broke, never serde's message: it can quote the input, and the
     // input is private keys.
-    let values: Vec<serde_json::Value> = serde_json::from_slice(s.as_bytes()).map_err(|e| {
+    // Read as a `Value`, then as a list: a typed `Vec` reader would be a second parser instance.
+    let value: serde_json::Value = serde_json::from_slice(s.as_bytes()).map_err(|e| {
         bad(
             "SIGNING_KEYS",
             format!(
@@ -302,6 +303,9 @@ fn parse_signing_keys(s: &str) -> Result<Vec<SigningKey>, AppError> {
             ),
         )
     })?;
+    let values = value
+        .as_array()
+        .ok_or_else(|| bad("SIGNING_KEYS", "must be a JSON array of private JWKs"))?;
     if values.is_empty() {
         return Err(bad("SIGNING_KEYS", "holds no key"));
     }
@@ -327,8 +331,12 @@ fn parse_origins(raw: Option<String>) -> Result<Vec<String>, AppError> {
         return Ok(Vec::new());
     };
     let items: Vec<String> = if raw.trim_start().starts_with('[') {
-        serde_json::from_slice(raw.as_bytes())
-            .map_err(|e| bad("ALLOWED_RETURN_ORIGINS", format!("invalid JSON array: {e}")))?
+        let invalid = |e: String| bad("ALLOWED_RETURN_ORIGINS", format!("invalid JSON array: {e}"));
+        let v: serde_json::Value =
+            serde_json::from_slice(raw.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+        v.as_array()
+            .and_then(|a| a.iter().map(|x| x.as_str().map(String::from)).collect())
+            .ok_or_else(|| invalid("expected a list of strings".into()))?
     } else {
         raw.split([',', ' '])
             .filter(|s| !s.is_empty())

@@ -5,9 +5,9 @@
 
 #![allow(async_fn_in_trait)] // single-threaded runtime: the futures need not be Send
 
+use crate::small_map::SmallMap;
 use crate::users::UserStore;
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 pub use crate::error::StoreError;
 pub use crate::jwt::Signatures;
@@ -226,9 +226,9 @@ pub trait Mailer {
 #[derive(Default)]
 pub struct Caches {
     /// URL → (fetched at, body).
-    pub documents: RefCell<HashMap<String, (i64, serde_json::Value)>>,
+    pub documents: RefCell<SmallMap<String, (i64, serde_json::Value)>>,
     /// URL → last forced refetch (the once-a-minute limit on unknown `kid`s).
-    pub last_refetch: RefCell<HashMap<String, i64>>,
+    pub last_refetch: RefCell<SmallMap<String, i64>>,
     /// Signature checks that succeeded (see [`crate::jwt::remembered`]).
     pub verified: crate::jwt::remembered::VerifiedSet,
 }

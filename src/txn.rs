@@ -14,10 +14,11 @@ use crate::config::Config;
 use crate::cookies::{CookieJar, TXN};
 use crate::crypto::{b64url, b64url_decode, ct_eq, hmac_sha256, random_token, sha256_b64url};
 use crate::error::{AppError, AppResult};
+use crate::fields::Fields;
 use crate::http::Request;
 use crate::platform::{Kv, Platform, SingleUse, SpendKind};
 use crate::providers::Flow;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// How long a sign-in may take.
 pub const TXN_TTL: u64 = crate::providers::SIGN_IN_TTL;
@@ -29,7 +30,7 @@ const SPENT_MARGIN: i64 = 300;
 /// Why a sign-in was started: what its callback does with the identity the provider
 /// vouches for. The callback is one straight walk — transaction → provider → purpose →
 /// session — and a new kind of flow is a new variant here, not another optional field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// Sign in (a first sign-in makes the user) and start a session.
@@ -45,7 +46,7 @@ pub enum Purpose {
 }
 
 /// A login in progress.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LoginTxn {
     pub provider: String,
     pub state: String,
@@ -56,12 +57,50 @@ pub struct LoginTxn {
     pub purpose: Purpose,
     /// The person asked to create an account (`/auth/login?…&action=register`); providers
     /// with separate sign-up pages (LoginRadius) open that one.
-    #[serde(default)]
     pub register: bool,
     /// Data of the provider's own, like `nonce`: for the `email` kind, the address and the
     /// hashes of the code and link sent to it ([`crate::providers::email::Challenge::pack`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+}
+
+impl Purpose {
+    /// Reads what `Serialize` writes: `"sign_in"`, `{"link":{"user_id":…}}`,
+    /// `{"invitation":{"invitee":…}}`.
+    fn read(v: &serde_json::Value) -> Result<Purpose, String> {
+        if v.as_str() == Some("sign_in") {
+            return Ok(Purpose::SignIn);
+        }
+        let f = Fields::of(v)?;
+        if let Some(link) = f.get("link") {
+            return Ok(Purpose::Link {
+                user_id: Fields::of(link)?.str("user_id")?,
+            });
+        }
+        if let Some(inv) = f.get("invitation") {
+            return Ok(Purpose::Invitation {
+                invitee: Fields::of(inv)?.str("invitee")?,
+            });
+        }
+        Err("unknown purpose".into())
+    }
+}
+
+impl LoginTxn {
+    fn read(v: &serde_json::Value) -> Result<LoginTxn, String> {
+        let f = Fields::of(v)?;
+        Ok(LoginTxn {
+            provider: f.str("provider")?,
+            state: f.str("state")?,
+            nonce: f.str("nonce")?,
+            pkce_verifier: f.str("pkce_verifier")?,
+            return_to: f.str("return_to")?,
+            created_at: f.i64("created_at")?,
+            purpose: Purpose::read(f.value("purpose")?)?,
+            register: f.opt_bool("register")?.unwrap_or(false),
+            email: f.opt_str("email")?,
+        })
+    }
 }
 
 impl LoginTxn {
@@ -331,7 +370,12 @@ async fn spend<P: Platform>(
 /// A stored transaction. One that does not parse (written by an older version of Gatehouse
 /// just before an upgrade) is refused like an expired one: the person starts again.
 fn parse_stored(json: &str) -> AppResult<LoginTxn> {
-    serde_json::from_slice(json.as_bytes()).map_err(|e| {
+    let read = || -> Result<LoginTxn, String> {
+        let v: serde_json::Value =
+            serde_json::from_slice(json.as_bytes()).map_err(|e| e.to_string())?;
+        LoginTxn::read(&v)
+    };
+    read().map_err(|e| {
         AppError::LoginTransaction(format!(
             "This sign-in has expired ({e}); please start again."
         ))

@@ -24,7 +24,6 @@ use crate::providers::{email, stytch, ProviderConfig};
 use crate::ratelimit::{self, Flow, Limit};
 use crate::txn::{self, LoginTxn, Purpose};
 use crate::{config::Config, pages};
-use serde::Deserialize;
 use serde_json::json;
 
 /// Sends to one address: 5 per 15 minutes.
@@ -38,13 +37,25 @@ pub const PER_IP: Limit = Limit {
     window: 900,
 };
 
-#[derive(Deserialize)]
 struct MagicLinkRequest {
     email: String,
-    #[serde(default)]
     return_to: Option<String>,
-    #[serde(default)]
     provider: Option<String>,
+}
+
+impl MagicLinkRequest {
+    fn parse(req: &Request) -> AppResult<MagicLinkRequest> {
+        let v: serde_json::Value = req.parse_body()?;
+        let read = || -> Result<MagicLinkRequest, String> {
+            let f = crate::fields::Fields::of(&v)?;
+            Ok(MagicLinkRequest {
+                email: f.str("email")?,
+                return_to: f.opt_str("return_to")?,
+                provider: f.opt_str("provider")?,
+            })
+        };
+        read().map_err(|e| AppError::BadRequest(format!("Invalid body: {e}.")))
+    }
 }
 
 /// A provider that signs in by email.
@@ -116,7 +127,7 @@ async fn within_limits<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, email: &str
 /// `POST /auth/magic-link`.
 pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
     check_origin(ctx.cfg, req)?;
-    let body: MagicLinkRequest = req.parse_body()?;
+    let body = MagicLinkRequest::parse(req)?;
     let (name, c) = pick(ctx.cfg, body.provider.as_deref())?
         .ok_or_else(|| AppError::BadRequest("No magic-link provider is configured.".into()))?;
     let email = crate::validate::email(&body.email)

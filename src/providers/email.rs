@@ -22,13 +22,11 @@
 //! and a code, or two codes, presented at once, exactly one signs in. The identity is
 //! `("email", lower-cased address)`, with the address verified.
 
-use super::settings;
 use crate::crypto::{b64url, ct_eq, hmac_sha256, random_bytes, random_token};
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::platform::{Counters, Mail, MailError, Mailer, Platform};
 use crate::users::Profile;
-use serde::Deserialize;
 use serde_json::Value;
 
 /// The identity issuer of every `email` provider (so there can be only one).
@@ -41,14 +39,22 @@ pub const MAX_CODE_TRIES: u32 = 5;
 pub const OTHER_BROWSER: &str = "This link signs in only the browser where it was asked for. \
 Type the 6-digit code from the email on that browser's page instead.";
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Settings {
-    #[allow(dead_code)]
-    kind: String,
     from: String,
     binding: Option<String>,
     display_name: Option<String>,
+}
+
+impl Settings {
+    fn read(v: &Value) -> Result<Settings, String> {
+        let f = crate::fields::Fields::strict(v, &["kind", "from", "binding", "display_name"])?;
+        f.str("kind")?;
+        Ok(Settings {
+            from: f.str("from")?,
+            binding: f.opt_str("binding")?,
+            display_name: f.opt_str("display_name")?,
+        })
+    }
 }
 
 /// Settings of an `email` provider.
@@ -63,7 +69,7 @@ pub struct EmailConfig {
 
 impl EmailConfig {
     pub fn parse(v: &Value) -> Result<EmailConfig, String> {
-        let s: Settings = settings(v)?;
+        let s = Settings::read(v)?;
         let from = crate::validate::email(&s.from)
             .map_err(|_| "from must be an email address (login@example.com)".to_string())?;
         let binding = s.binding.unwrap_or_else(|| DEFAULT_BINDING.into());

@@ -27,7 +27,6 @@ use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::platform::Platform;
 use crate::users::Profile;
-use serde::de::DeserializeOwned;
 
 /// One configured provider.
 #[derive(Debug, Clone)]
@@ -40,11 +39,6 @@ pub enum ProviderConfig {
     LoginRadius(loginradius::LoginRadiusConfig),
     Email(email::EmailConfig),
     Passkey(passkey::PasskeyConfig),
-}
-
-/// Deserializes a provider's settings, refusing unknown fields (typos must not pass silently).
-pub fn settings<T: DeserializeOwned>(v: &serde_json::Value) -> Result<T, String> {
-    serde_json::from_value(v.clone()).map_err(|e| e.to_string())
 }
 
 /// The secret a kind needs, or a clear error naming the variable.

@@ -11,7 +11,7 @@
 //! so the visitor can only ever be signed in as themselves.
 
 use super::oidc::verify_provider_jwt;
-use super::{rejected, settings, str_claim, Flow};
+use super::{rejected, str_claim, Flow};
 use crate::cookies::read_cookie;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
@@ -20,23 +20,44 @@ use crate::jwt::{compact, Alg, JwtError};
 use crate::platform::Platform;
 use crate::urls::parse_base_url;
 use crate::users::Profile;
-use serde::Deserialize;
 use serde_json::Value;
 
 /// The cookie the Passage element sets.
 pub const DEFAULT_COOKIE: &str = "psg_auth_token";
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Settings {
-    #[allow(dead_code)]
-    kind: String,
     app_id: String,
     jwks_url: Option<String>,
     issuer: Option<String>,
     audience: Option<String>,
     cookie: Option<String>,
     display_name: Option<String>,
+}
+
+impl Settings {
+    fn read(v: &Value) -> Result<Settings, String> {
+        let f = crate::fields::Fields::strict(
+            v,
+            &[
+                "kind",
+                "app_id",
+                "jwks_url",
+                "issuer",
+                "audience",
+                "cookie",
+                "display_name",
+            ],
+        )?;
+        f.str("kind")?;
+        Ok(Settings {
+            app_id: f.str("app_id")?,
+            jwks_url: f.opt_str("jwks_url")?,
+            issuer: f.opt_str("issuer")?,
+            audience: f.opt_str("audience")?,
+            cookie: f.opt_str("cookie")?,
+            display_name: f.opt_str("display_name")?,
+        })
+    }
 }
 
 /// Settings of a `passage` provider.
@@ -61,7 +82,7 @@ fn is_cookie_name(s: &str) -> bool {
 
 impl PassageConfig {
     pub fn parse(name: &str, v: &Value) -> Result<PassageConfig, String> {
-        let s: Settings = settings(v)?;
+        let s = Settings::read(v)?;
         let app_id = s.app_id.trim().to_string();
         if app_id.is_empty()
             || app_id.len() > 100

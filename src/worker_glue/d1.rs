@@ -7,13 +7,13 @@
 //! wrapper decodes rows with `serde-wasm-bindgen`, about 8 KB of the wasm for the same rows.
 
 use super::js::{call, call_method, js_message};
+use crate::fields::Fields;
 use crate::platform::StoreError;
 use crate::users::{
     Event, Identity, Invitation, LinkOutcome, Profile, StoredEvent, UnlinkOutcome, User, UserPatch,
     UserQuery, UserStore,
 };
 use js_sys::{Array, Object, Reflect};
-use serde::Deserialize;
 use wasm_bindgen::JsValue;
 
 #[path = "d1_passkeys.rs"]
@@ -64,7 +64,16 @@ impl D1Result {
     /// `Value` reader costs less wasm per row type than the text reader). Everywhere in the
     /// Worker JSON text is read with `from_slice`, never `from_str`: a second reader type
     /// would instantiate serde_json's parser twice (about 3 KB gzip).
-    pub(super) fn rows<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
+    pub(super) fn rows<T: Row>(&self) -> Result<Vec<T>, StoreError> {
+        self.row_values()?
+            .iter()
+            .map(|r| Fields::of(r).and_then(|f| T::read(&f)).map_err(err))
+            .collect()
+    }
+
+    /// The rows as JSON values: the part of [`Self::rows`] that is the same for every row
+    /// type, kept out of its per-type copies.
+    fn row_values(&self) -> Result<Vec<serde_json::Value>, StoreError> {
         let results = self.field("results")?;
         if results.is_undefined() || results.is_null() {
             return Ok(Vec::new());
@@ -73,13 +82,28 @@ impl D1Result {
             .map_err(js_err)?
             .as_string()
             .ok_or_else(|| err("rows are not JSON"))?;
-        let rows: serde_json::Value = serde_json::from_slice(json.as_bytes()).map_err(err)?;
-        serde_json::from_value(rows).map_err(err)
+        match serde_json::from_slice(json.as_bytes()).map_err(err)? {
+            serde_json::Value::Array(rows) => Ok(rows),
+            _ => Err(err("rows are not a list")),
+        }
     }
 
     /// The first row, if any.
-    pub(super) fn first<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>, StoreError> {
+    pub(super) fn first<T: Row>(&self) -> Result<Option<T>, StoreError> {
         Ok(self.rows::<T>()?.into_iter().next())
+    }
+}
+
+/// A row type, read from a row's JSON object (through the one shared field reader rather
+/// than a serde derive per row type, which costs kilobytes of bundle).
+pub(super) trait Row: Sized {
+    fn read(f: &Fields) -> Result<Self, String>;
+}
+
+/// A row as it comes.
+impl Row for serde_json::Value {
+    fn read(f: &Fields) -> Result<Self, String> {
+        Ok(serde_json::Value::Object(f.map().clone()))
     }
 }
 
@@ -90,7 +114,6 @@ pub(super) fn nth(results: &[D1Result], i: usize) -> Result<&D1Result, StoreErro
         .ok_or_else(|| err("a batch returned fewer results than statements"))
 }
 
-#[derive(Deserialize)]
 pub(super) struct UserRow {
     id: String,
     name: Option<String>,
@@ -103,12 +126,11 @@ pub(super) struct UserRow {
     created_at: i64,
     updated_at: i64,
     last_login_at: Option<i64>,
-    #[serde(default)]
+    /// 0 when absent.
     sessions_valid_after: i64,
-    /// Only in [`UserStore::renewal_view`]'s row.
-    #[serde(default)]
+    /// Only in [`UserStore::renewal_view`]'s row; 0 when absent.
     session_ended: i64,
-    #[serde(default)]
+    /// A JSON array of strings (absent in older rows' reads).
     roles: Option<String>,
 }
 
@@ -128,7 +150,6 @@ fn roles_json(roles: &[String]) -> String {
     serde_json::Value::from(roles.to_vec()).to_string()
 }
 
-#[derive(Deserialize)]
 struct InvitationRow {
     id: String,
     token_hash: String,
@@ -140,6 +161,23 @@ struct InvitationRow {
     expires_at: i64,
     used_at: Option<i64>,
     used_by: Option<String>,
+}
+
+impl Row for InvitationRow {
+    fn read(f: &Fields) -> Result<Self, String> {
+        Ok(InvitationRow {
+            id: f.str("id")?,
+            token_hash: f.str("token_hash")?,
+            email: f.opt_str("email")?,
+            roles: f.str("roles")?,
+            return_to: f.str("return_to")?,
+            user_id: f.opt_str("user_id")?,
+            created_at: f.i64("created_at")?,
+            expires_at: f.i64("expires_at")?,
+            used_at: f.opt_i64("used_at")?,
+            used_by: f.opt_str("used_by")?,
+        })
+    }
 }
 
 impl From<InvitationRow> for Invitation {
@@ -156,6 +194,27 @@ impl From<InvitationRow> for Invitation {
             used_at: r.used_at,
             used_by: r.used_by,
         }
+    }
+}
+
+impl Row for UserRow {
+    fn read(f: &Fields) -> Result<Self, String> {
+        Ok(UserRow {
+            id: f.str("id")?,
+            name: f.opt_str("name")?,
+            email: f.opt_str("email")?,
+            email_verified: f.i64("email_verified")?,
+            phone: f.opt_str("phone")?,
+            picture: f.opt_str("picture")?,
+            active: f.i64("active")?,
+            metadata: f.str("metadata")?,
+            created_at: f.i64("created_at")?,
+            updated_at: f.i64("updated_at")?,
+            last_login_at: f.opt_i64("last_login_at")?,
+            sessions_valid_after: f.opt_i64("sessions_valid_after")?.unwrap_or(0),
+            session_ended: f.opt_i64("session_ended")?.unwrap_or(0),
+            roles: f.opt_str("roles")?,
+        })
     }
 }
 
@@ -180,7 +239,6 @@ impl From<UserRow> for User {
     }
 }
 
-#[derive(Deserialize)]
 struct IdentityRow {
     issuer: String,
     sub: String,
@@ -189,6 +247,20 @@ struct IdentityRow {
     email: Option<String>,
     created_at: i64,
     last_login_at: Option<i64>,
+}
+
+impl Row for IdentityRow {
+    fn read(f: &Fields) -> Result<Self, String> {
+        Ok(IdentityRow {
+            issuer: f.str("issuer")?,
+            sub: f.str("sub")?,
+            provider: f.str("provider")?,
+            user_id: f.str("user_id")?,
+            email: f.opt_str("email")?,
+            created_at: f.i64("created_at")?,
+            last_login_at: f.opt_i64("last_login_at")?,
+        })
+    }
 }
 
 impl From<IdentityRow> for Identity {
@@ -205,16 +277,29 @@ impl From<IdentityRow> for Identity {
     }
 }
 
-#[derive(Deserialize)]
 struct EventRow {
     id: i64,
     user_id: Option<String>,
-    #[serde(rename = "type")]
+    /// The `type` column.
     kind: String,
     at: i64,
     ip: String,
     user_agent: String,
     detail: String,
+}
+
+impl Row for EventRow {
+    fn read(f: &Fields) -> Result<Self, String> {
+        Ok(EventRow {
+            id: f.i64("id")?,
+            user_id: f.opt_str("user_id")?,
+            kind: f.str("type")?,
+            at: f.i64("at")?,
+            ip: f.str("ip")?,
+            user_agent: f.str("user_agent")?,
+            detail: f.str("detail")?,
+        })
+    }
 }
 
 impl From<EventRow> for StoredEvent {
@@ -232,14 +317,26 @@ impl From<EventRow> for StoredEvent {
     }
 }
 
-#[derive(Deserialize)]
 struct Count {
     n: i64,
 }
 
-#[derive(Deserialize)]
+impl Row for Count {
+    fn read(f: &Fields) -> Result<Self, String> {
+        Ok(Count { n: f.i64("n")? })
+    }
+}
+
 struct Owner {
     user_id: String,
+}
+
+impl Row for Owner {
+    fn read(f: &Fields) -> Result<Self, String> {
+        Ok(Owner {
+            user_id: f.str("user_id")?,
+        })
+    }
 }
 
 impl D1Users {
@@ -290,11 +387,7 @@ impl D1Users {
         self.one(sql, args).await?.changes()
     }
 
-    async fn rows<T: serde::de::DeserializeOwned>(
-        &self,
-        sql: &str,
-        args: &[JsValue],
-    ) -> Result<Vec<T>, StoreError> {
+    async fn rows<T: Row>(&self, sql: &str, args: &[JsValue]) -> Result<Vec<T>, StoreError> {
         self.one(sql, args).await?.rows()
     }
 }
@@ -710,9 +803,16 @@ impl crate::platform::SingleUse for D1Users {
     }
 }
 
-#[derive(Deserialize)]
 struct Counted {
     count: i64,
+}
+
+impl Row for Counted {
+    fn read(f: &Fields) -> Result<Self, String> {
+        Ok(Counted {
+            count: f.i64("count")?,
+        })
+    }
 }
 
 /// Rate-limit counters: one upsert that adds one and returns the new count. D1 runs it on its
