@@ -66,7 +66,7 @@ pub struct LoginTxn {
 
 impl Purpose {
     /// Reads what `Serialize` writes: `"sign_in"`, `{"link":{"user_id":…}}`,
-    /// `{"invitation":{"invitee":…}}`.
+    /// `{"sign_up":{"invitation":…}}`, `{"invitation":{"invitee":…}}`.
     fn read(v: &serde_json::Value) -> Result<Purpose, String> {
         if v.as_str() == Some("sign_in") {
             return Ok(Purpose::SignIn);
@@ -75,6 +75,11 @@ impl Purpose {
         if let Some(link) = f.get("link") {
             return Ok(Purpose::Link {
                 user_id: Fields::of(link)?.str("user_id")?,
+            });
+        }
+        if let Some(up) = f.get("sign_up") {
+            return Ok(Purpose::SignUp {
+                invitation: Fields::of(up)?.str("invitation")?,
             });
         }
         if let Some(inv) = f.get("invitation") {
@@ -426,16 +431,26 @@ mod tests {
     }
 
     #[test]
-    fn a_link_keeps_its_purpose_and_an_unreadable_stored_one_is_refused_not_a_500() {
+    fn every_purpose_survives_the_store_and_an_unreadable_one_is_refused_not_a_500() {
         let (p, cfg) = (platform(200), test_config());
-        let link = Purpose::Link {
-            user_id: "u1".into(),
-        };
-        let t = LoginTxn::new("dev", "/".into(), link.clone(), 100);
-        let cookie = block_on(start(p.kv(), &cfg, &t)).unwrap();
-        let req = callback_req(Some(&cookie));
-        let back = block_on(finish(&p, &cfg, &req, Some(&t.state), "dev")).unwrap();
-        assert_eq!(back.purpose, link);
+        for purpose in [
+            Purpose::SignIn,
+            Purpose::Link {
+                user_id: "u1".into(),
+            },
+            Purpose::Invitation {
+                invitee: "ivy@example.test".into(),
+            },
+            Purpose::SignUp {
+                invitation: "h".into(),
+            },
+        ] {
+            let t = LoginTxn::new("dev", "/".into(), purpose.clone(), 100);
+            let cookie = block_on(start(p.kv(), &cfg, &t)).unwrap();
+            let req = callback_req(Some(&cookie));
+            let back = block_on(finish(&p, &cfg, &req, Some(&t.state), "dev")).unwrap();
+            assert_eq!(back.purpose, purpose);
+        }
         // A transaction stored in an older shape (`link_user` instead of `purpose`).
         let old = LoginTxn::new("dev", "/".into(), Purpose::SignIn, 100);
         let cookie = block_on(start(p.kv(), &cfg, &old)).unwrap();
