@@ -90,3 +90,35 @@ test('the JWKS publishes the signing key with cache headers', async () => {
   assert.equal(keys[0].kty, 'OKP');
   assert.equal(keys[0].d, undefined, 'never the private half');
 });
+
+test('a chunked body is refused (413) as soon as it passes 64 KB, before the sender has finished', async () => {
+  // No Content-Length: the body's size is known only as it arrives. The sender keeps writing
+  // 16 KB chunks until the answer comes (or 32 MB have gone); reading the whole body before
+  // measuring it would answer only after the last chunk.
+  const { request } = await import('node:http');
+  const url = new URL(`${gh.url}/auth/logout`);
+  const CAP = 32 * 1024 * 1024;
+  let sent = 0;
+  let sentWhenAnswered = -1;
+  const status = await new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST',
+      headers: { 'content-type': 'application/json' } }, (res) => {
+      sentWhenAnswered = sent;
+      res.resume();
+      resolve(res.statusCode);
+      req.destroy();
+    });
+    req.on('error', (e) => (sentWhenAnswered < 0 ? reject(e) : undefined));
+    const chunk = Buffer.alloc(16 * 1024, 0x20);
+    const pump = () => {
+      while (sentWhenAnswered < 0 && sent < CAP) {
+        sent += chunk.length;
+        if (!req.write(chunk)) return req.once('drain', pump);
+      }
+      if (sentWhenAnswered < 0) req.end();
+    };
+    pump();
+  });
+  assert.equal(status, 413);
+  assert.ok(sentWhenAnswered < CAP / 4, `answered after ${sentWhenAnswered} bytes were sent`);
+});
