@@ -500,7 +500,7 @@ mod tests {
     #[test]
     fn register_intent_opens_the_sign_up_page() {
         let (_, cfg) = platform(|_| unreachable!());
-        let mut txn = LoginTxn::new("lr", "/".into(), Purpose::SignIn, 0);
+        let mut txn = LoginTxn::new("lr", Default::default(), Purpose::SignIn, 0);
         txn.register = true;
         let url = begin(lr(&cfg), &txn.flow(&cfg)).unwrap();
         let parsed = url::Url::parse(&url).unwrap();
@@ -515,7 +515,7 @@ mod tests {
     #[test]
     fn begin_sends_the_browser_to_the_hosted_page_with_an_encoded_return_url() {
         let (_, cfg) = platform(|_| unreachable!());
-        let txn = LoginTxn::new("lr", "/".into(), Purpose::SignIn, 0);
+        let txn = LoginTxn::new("lr", Default::default(), Purpose::SignIn, 0);
         let url = begin(lr(&cfg), &txn.flow(&cfg)).unwrap();
         let parsed = url::Url::parse(&url).unwrap();
         assert_eq!(parsed.path(), "/hub/auth.aspx");
@@ -552,7 +552,7 @@ mod tests {
             Some("Bearer down") => answer(502, json!({})),
             _ => answer(401, lr_error(906, "The provided access token is invalid")),
         });
-        let txn = LoginTxn::new("lr", "/".into(), Purpose::SignIn, 0);
+        let txn = LoginTxn::new("lr", Default::default(), Purpose::SignIn, 0);
         let call = |token: &str| {
             let req = Request::new(
                 Method::Get,

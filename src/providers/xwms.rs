@@ -426,7 +426,7 @@ mod tests {
     #[test]
     fn begin_posts_the_credentials_and_the_state_carrying_return_url() {
         let (p, cfg) = platform(|_| ok(json!({"data": {"url": "https://xwms.example/l/1"}})));
-        let txn = LoginTxn::new("xw", "/".into(), Purpose::SignIn, 0);
+        let txn = LoginTxn::new("xw", Default::default(), Purpose::SignIn, 0);
         let url = block_on(begin(&p, "xw", xw(&cfg), &txn.flow(&cfg))).unwrap();
         assert_eq!(url, "https://xwms.example/l/1");
         let calls = p.http.calls.borrow();
@@ -465,7 +465,7 @@ mod tests {
                 }),
             }
         });
-        let txn = LoginTxn::new("xw", "/".into(), Purpose::SignIn, 0);
+        let txn = LoginTxn::new("xw", Default::default(), Purpose::SignIn, 0);
         let call = |token: &str| {
             let req = Request::new(
                 Method::Get,

@@ -165,7 +165,7 @@ fn the_right_code_and_link_match_and_nothing_else_does() {
 #[test]
 fn the_profile_is_the_lower_cased_verified_address() {
     let cfg = test_config();
-    let mut t = LoginTxn::new("mail", "/".into(), crate::txn::Purpose::SignIn, 0);
+    let mut t = LoginTxn::new("mail", Default::default(), crate::txn::Purpose::SignIn, 0);
     t.email = Some(sent(&t.state, "Ada.L@Example.COM").0);
     let p = profile("mail", &t.flow(&cfg)).unwrap();
     assert_eq!(
@@ -175,7 +175,7 @@ fn the_profile_is_the_lower_cased_verified_address() {
     assert_eq!(p.email.as_deref(), Some("ada.l@example.com"));
     assert_eq!(p.email_verified, Some(true));
     // A transaction of another kind has no address to sign in.
-    let plain = LoginTxn::new("mail", "/".into(), crate::txn::Purpose::SignIn, 0);
+    let plain = LoginTxn::new("mail", Default::default(), crate::txn::Purpose::SignIn, 0);
     assert!(profile("mail", &plain.flow(&cfg)).is_err());
 }
 
