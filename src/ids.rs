@@ -58,10 +58,7 @@ macro_rules! string_id {
             }
         }
 
-        /// Out of line: one copy of the allocation, not one per route that takes an id
-        /// from its path.
         impl From<&str> for $t {
-            #[inline(never)]
             fn from(s: &str) -> $t {
                 $t(s.to_string())
             }
