@@ -453,7 +453,7 @@ async fn magic_link<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
     };
     let t = LoginTxn::new(name, return_to, invitation, ctx.p.now());
     let link = txn::invitation_url(ctx.cfg, &t);
-    stytch::send_magic_link(ctx.p, name, c, &email, &link, &t.flow(ctx.cfg)).await?;
+    stytch::send_magic_link(ctx.p, c, &email, &link, &t.flow(ctx.cfg)).await?;
     // Stored only once the link is on its way (the link is useless without it).
     txn::start_invitation(ctx.p.kv(), ctx.cfg, &t).await?;
     ctx.event(

@@ -20,7 +20,7 @@ pub async fn end_vendor<P: Platform>(ctx: &Ctx<'_, P>, name: &str, handle: Optio
     let (Some(handle), Some(provider)) = (handle, ctx.cfg.providers.get(name)) else {
         return;
     };
-    if let Err(e) = crate::providers::end_session(ctx.p, name, provider, handle).await {
+    if let Err(e) = crate::providers::end_session(ctx.p, provider, handle).await {
         crate::providers::log_failed_logout(ctx.p, name, &e);
     }
 }

@@ -109,7 +109,7 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
             )))
         }
     };
-    let location = match providers::begin(ctx.p, &name, provider, &t.flow(ctx.cfg)).await? {
+    let location = match providers::begin(ctx.p, provider, &t.flow(ctx.cfg)).await? {
         providers::Begin::Redirect(location) => location,
         // Magic links: the transaction starts when an address is entered.
         providers::Begin::EmailForm => {
@@ -260,7 +260,7 @@ async fn finish_sign_in<P: Platform>(
         )
     };
     let flow = t.as_ref().map(|t| t.flow(ctx.cfg));
-    let profile = providers::complete(ctx.p, name, provider, req, flow.as_ref()).await?;
+    let profile = providers::complete(ctx.p, provider, req, flow.as_ref()).await?;
     match t.as_ref().map_or(&Purpose::SignIn, |t| &t.purpose) {
         Purpose::Link { user_id } => {
             super::identities::finish_link(ctx, req, name, &profile, user_id, &return_to).await
