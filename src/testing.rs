@@ -974,6 +974,7 @@ impl MemoryUsers {
         keep: impl Fn(&crate::webauthn::store::Passkey) -> bool,
     ) -> Vec<crate::webauthn::store::Passkey> {
         let ids = self.identities.borrow();
+        let users = self.users.borrow();
         self.passkeys
             .borrow()
             .iter()
@@ -982,7 +983,15 @@ impl MemoryUsers {
                     .is_some_and(|i| i.user_id == p.user_id)
             })
             .filter(|p| keep(p))
-            .cloned()
+            .filter_map(|p| {
+                // With its user's email, as D1's join reads it.
+                let u = users.get(&p.user_id)?;
+                Some(crate::webauthn::store::Passkey {
+                    owner_email: u.email.clone(),
+                    owner_email_verified: u.email_verified,
+                    ..p.clone()
+                })
+            })
             .collect()
     }
 }

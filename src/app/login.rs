@@ -267,7 +267,8 @@ async fn finish_sign_in<P: Platform>(
                 Purpose::SignUp { invitation } => Some(invitation.as_str()),
                 _ => None,
             };
-            let signed_in = sign_in(ctx, req, name, &profile, &return_to, invitation).await;
+            let email = profile_email(&profile);
+            let signed_in = sign_in(ctx, req, name, &profile, email, &return_to, invitation).await;
             if signed_in.is_err() {
                 // The vendor step may have made a session or spent a token of its own
                 // (Stytch, LoginRadius): it must not outlive a sign-in that failed here.
@@ -279,12 +280,14 @@ async fn finish_sign_in<P: Platform>(
 }
 
 /// The verified `profile` is linked to its user, who gets a new session (ending the one this
-/// browser had before, if any) and is sent to `return_to`.
+/// browser had before, if any) and is sent to `return_to`. The access policy is checked on
+/// `email`: the profile's, or for a passkey its user's stored one.
 pub(super) async fn sign_in<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
     name: &str,
     profile: &crate::users::Profile,
+    email: crate::policy::Email<'_>,
     return_to: &str,
     invitation: Option<&str>,
 ) -> AppResult<Response> {
@@ -292,7 +295,7 @@ pub(super) async fn sign_in<P: Platform>(
     if let Some(token_hash) = invitation {
         invitations::redeem(ctx, req, name, profile, token_hash).await?;
     }
-    let may_create = admit(ctx, name, profile)?;
+    let may_create = admit(ctx, name, email)?;
     // The whole sign-in in D1 is one batch, its audit event included; the session then costs
     // two KV writes (see `crate::sessions`).
     let detail = serde_json::json!({"provider": name, "issuer": profile.issuer});
@@ -301,7 +304,7 @@ pub(super) async fn sign_in<P: Platform>(
         linking::sign_in_recorded(ctx.p.users(), profile, Some(&event), now, may_create).await?;
     let Some(user) = signed_in else {
         // A new identity where sign-up is not open: the batch wrote nothing.
-        return Err(AppError::AccessDenied(refused_newcomer(ctx, name, profile)));
+        return Err(AppError::AccessDenied(refused_newcomer(ctx, name, email)));
     };
     let record = SessionRecord {
         user_id: user.id.clone(),
@@ -330,12 +333,12 @@ pub(super) async fn sign_in<P: Platform>(
 fn admit<P: Platform>(
     ctx: &Ctx<'_, P>,
     name: &str,
-    profile: &crate::users::Profile,
+    email: crate::policy::Email<'_>,
 ) -> AppResult<bool> {
     use crate::policy::{Arrival, SignUp};
     let policy = &ctx.cfg.policy;
     policy
-        .admit(name, profile_email(profile), Arrival::Returning)
+        .admit(name, email, Arrival::Returning)
         .map_err(AppError::AccessDenied)?;
     Ok(matches!(
         policy.rules_for(name).sign_up.unwrap_or_default(),
@@ -347,11 +350,11 @@ fn admit<P: Platform>(
 fn refused_newcomer<P: Platform>(
     ctx: &Ctx<'_, P>,
     name: &str,
-    profile: &crate::users::Profile,
+    email: crate::policy::Email<'_>,
 ) -> String {
     ctx.cfg
         .policy
-        .admit(name, profile_email(profile), crate::policy::Arrival::New)
+        .admit(name, email, crate::policy::Arrival::New)
         .err()
         .unwrap_or_else(|| "New accounts are not accepted here.".into())
 }
