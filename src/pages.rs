@@ -108,11 +108,15 @@ pub fn magic_link_form(name: &str, display: &str, return_to: &str) -> String {
     } else {
         String::new()
     };
+    // An app's `login_hint`, prefilled (escaped: it is anyone's text).
+    let hint = crate::return_to::login_hint(return_to)
+        .map(|h| format!(" value=\"{}\"", esc(&h)))
+        .unwrap_or_default();
     format!(
         "<form method=\"post\" action=\"/auth/magic-link\">\
 <input type=\"hidden\" name=\"provider\" value=\"{}\">{keep}\
 <label for=\"{id}\">Email address</label>\
-<input id=\"{id}\" name=\"email\" type=\"email\" autocomplete=\"email\" inputmode=\"email\" maxlength=\"254\" required aria-describedby=\"{id}-help\">\
+<input id=\"{id}\" name=\"email\" type=\"email\" autocomplete=\"email\" inputmode=\"email\" maxlength=\"254\"{hint} required aria-describedby=\"{id}-help\">\
 <button type=\"submit\">Email me a sign-in link</button>\
 <p id=\"{id}-help\" class=\"muted\">We email you a link from {}. Open it in this browser to sign in.</p></form>",
         esc(name),
