@@ -100,10 +100,10 @@ pub fn validate(cfg: &Config, raw: Option<&str>) -> Result<String, Refused> {
 /// (254 bytes) or holds a control character is left out.
 pub fn login_hint(return_to: &str) -> Option<String> {
     let query = return_to.strip_prefix("/oauth/authorize?")?;
-    url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "login_hint")
-        .map(|(_, v)| v.into_owned())
-        .filter(|h| !h.is_empty() && h.len() <= 254 && !h.contains(char::is_control))
+    crate::oauth_store::decode(query.as_bytes())
+        .get("login_hint")
+        .filter(|h| !h.is_empty() && h.len() <= 254 && !h.chars().any(char::is_control))
+        .cloned()
 }
 
 #[cfg(test)]

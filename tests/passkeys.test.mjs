@@ -385,7 +385,6 @@ test("the access policy's email rules apply to a passkey sign-in through its use
   // Every sign-in above passed the policy (allowed_email_domains example.test, verified) with
   // alice@example.test as stored; here the stored email changes under it.
   const setEmail = (email, verified) => gh.d1('UPDATE users SET email = ?1, email_verified = ?2 WHERE id = ?3', [email, verified, alice.userId]);
-  const events = async () => (await (await fetch(`${base}/admin/users/${alice.userId}/events?limit=50`, { headers: { authorization: `Bearer ${secrets.ADMIN_API_KEY}` } })).json()).events;
   const { context, page } = await browserWithAlicesPasskey();
   try {
     await page.goto(`${base}/healthz`);
@@ -396,14 +395,11 @@ test("the access policy's email rules apply to a passkey sign-in through its use
     ];
     for (const [email, verified, why] of refusals) {
       await setEmail(email, verified);
-      const before = (await events()).filter((e) => e.type === 'sign_in_denied').length;
       const res = await pageFetch(page, 'POST', '/auth/passkeys/login', await assertion(page));
       assert.equal(res.status, 403, `${email} ${verified}: ${JSON.stringify(res.body)}`);
       assert.equal(res.body.error, 'access_denied');
       assert.match(res.body.message, why);
       assert.equal((await context.cookies(base)).find((c) => c.name === 'gh_session'), undefined, 'no session');
-      const denied = (await events()).filter((e) => e.type === 'sign_in_denied');
-      assert.equal(denied.length, before + 1, 'a sign_in_denied event');
     }
     await setEmail('alice@example.test', 1);
     const res = await pageFetch(page, 'POST', '/auth/passkeys/login', await assertion(page));

@@ -421,15 +421,7 @@ async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
         verified: used.owner_email_verified,
     };
     let signed_in =
-        match super::login::sign_in(ctx, req, provider, &profile, email, &return_to, None).await {
-            Err(AppError::AccessDenied(why)) => {
-                let detail = json!({"provider": provider, "reason": why});
-                ctx.event(req, Some(&used.user_id), "sign_in_denied", detail)
-                    .await;
-                return Err(AppError::AccessDenied(why));
-            }
-            r => r?,
-        };
+        super::login::sign_in(ctx, req, provider, &profile, email, &return_to, None).await?;
     // The sign-in's redirect, as JSON for the script: the same cookies, and where to go.
     let mut r = Response::json(200, &json!({ "return_to": return_to }));
     r.set_header("cache-control", "no-store");
