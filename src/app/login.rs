@@ -141,7 +141,9 @@ pub async fn callback<P: Platform>(
     if let (Method::Get, Some(token)) = (req.method, req.query(txn::INVITE_PARAM)) {
         return invitation_page(ctx, req, name, provider, &token).await;
     }
-    if provider.is_email() && !txn::holds(ctx.cfg, req, callback_state(req).as_deref()) {
+    let invited = req.query(txn::INVITE_PARAM).is_some();
+    if provider.is_email() && !invited && !txn::holds(ctx.cfg, req, callback_state(req).as_deref())
+    {
         // An emailed link opened on another device: nothing is spent or recorded, and this
         // browser's own sign-in (if any) keeps its cookie. The person can still finish where
         // they asked, with the code.
