@@ -2,8 +2,9 @@
 //! PKCE, OpenID Connect Core, RFC 9068 access tokens, refresh-token rotation). Protocol logic
 //! only, over the platform traits: the routes are in `app::oauth`.
 //!
-//! The access policy: [`grant_allowed`] is asked before any code or token is issued for a
-//! person, at authorization, at the code exchange and at every refresh.
+//! The access policy applies to apps as to sign-in: its rules are checked on the user row
+//! (`app::auth::admit_returning`, as at renewal) before any code or token is issued for a
+//! person — at authorization, at the code exchange and at every refresh.
 
 pub mod client;
 pub mod code;
@@ -20,24 +21,6 @@ pub const SCOPES: [&str; 5] = ["openid", "profile", "email", "offline_access", "
 
 /// How long an authorization code lives (seconds).
 pub const CODE_TTL: i64 = 60;
-
-/// Whether `user` may get tokens for an app now, through a grant made in a session of
-/// `provider`: an active user the access policy admits — the same rules as a renewal, on the
-/// user row (the person is known, so only the email rules can refuse). `Err` says why.
-pub fn grant_allowed(
-    policy: &crate::policy::Policy,
-    provider: &str,
-    user: &crate::users::User,
-) -> Result<(), String> {
-    if !user.active {
-        return Err("This account is deactivated.".into());
-    }
-    policy.admit(
-        provider,
-        user.policy_email(),
-        crate::policy::Arrival::Returning,
-    )
-}
 
 /// A space-separated scope string as a list, in order, without duplicates.
 pub fn scope_list(s: &str) -> Vec<String> {

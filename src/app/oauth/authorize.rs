@@ -123,7 +123,7 @@ pub async fn get<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Resp
 /// The access policy on the signed-in person: `access_denied` saying why (RFC 6749
 /// section 4.1.2.1).
 fn allowed<P: Platform>(ctx: &Ctx<'_, P>, me: &Person) -> Result<(), OAuthError> {
-    crate::oauth::grant_allowed(&ctx.cfg.policy, &me.provider, &me.user)
+    crate::app::auth::admit_returning(ctx, &me.provider, &me.user)
         .map_err(OAuthError::access_denied)
 }
 
@@ -210,12 +210,14 @@ pub async fn consent<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<
     let decision = url::form_urlencoded::parse(&req.body)
         .find(|(k, _)| k == "decision")
         .map(|(_, v)| v.into_owned());
-    if decision.as_deref() != Some("allow") {
-        let e = OAuthError::access_denied("The person did not allow access.");
+    let verdict = match decision.as_deref() {
+        Some("allow") => allowed(ctx, &me),
+        _ => Err(OAuthError::access_denied(
+            "The person did not allow access.",
+        )),
+    };
+    if let Err(e) = verdict {
         return Ok(back_to_client(issuer, &uri, &ar, Err(&e)));
-    }
-    if let Err(why) = allowed(ctx, &me) {
-        return Ok(back_to_client(issuer, &uri, &ar, Err(&why)));
     }
     ctx.p
         .oauth()

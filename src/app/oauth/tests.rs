@@ -411,3 +411,37 @@ fn a_provider_override_of_the_policy_applies_to_grants_of_its_sessions() {
     let w = world_with(true, with_policy(policy));
     assert_eq!(authorize_error(&w).as_deref(), Some("access_denied"));
 }
+
+#[test]
+fn consenting_does_not_get_past_the_access_policy() {
+    let w = world_with(false, with_policy(r#"{"allowed_email_domains": ["b.c"]}"#));
+    let form = format!(
+        "response_type=code&client_id={}&redirect_uri={}&code_challenge={CHALLENGE}&code_challenge_method=S256&decision=allow",
+        w.client.id,
+        url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+    );
+    let allow = |w: &World| {
+        let r = send(
+            w,
+            Request::new(Method::Post, &format!("{BASE}/oauth/authorize"))
+                .with_header("content-type", "application/x-www-form-urlencoded")
+                .with_header("origin", BASE)
+                .with_header("cookie", &format!("gh_session={}", w.me.session))
+                .with_body(form.clone()),
+        );
+        assert!(matches!(r.status, 302 | 303), "{}", r.status);
+        let loc = url::Url::parse(r.header("location").unwrap()).unwrap();
+        assert!(loc.as_str().starts_with(REDIRECT), "{loc}");
+        loc.query_pairs()
+            .find(|(k, _)| k == "error")
+            .map(|(_, v)| v.into_owned())
+    };
+    // The consent page was shown; the address changed before the person pressed Allow.
+    set_email(&w, "a@elsewhere.example", true);
+    assert_eq!(allow(&w).as_deref(), Some("access_denied"));
+    assert!(block_on(w.p.oauth().consent(&w.me.user_id, &w.client.id))
+        .unwrap()
+        .is_none());
+    set_email(&w, "a@b.c", true);
+    assert_eq!(allow(&w), None, "a code");
+}

@@ -43,11 +43,11 @@ fn user_still_allowed<P: Platform>(
     grant: &Grant,
 ) -> Result<User, OAuthError> {
     let u = user
-        .filter(|u| !crate::app::auth::revoked_by_time(grant.auth_time, u))
+        .filter(|u| u.active && !crate::app::auth::revoked_by_time(grant.auth_time, u))
         .ok_or_else(|| {
             OAuthError::invalid_grant("The account behind this grant is no longer active.")
         })?;
-    crate::oauth::grant_allowed(&ctx.cfg.policy, &grant.provider, &u)
+    crate::app::auth::admit_returning(ctx, &grant.provider, &u)
         .map_err(OAuthError::invalid_grant)?;
     Ok(u)
 }
