@@ -104,7 +104,8 @@ fn d1_round_trips(w: &World) -> Vec<&'static str> {
 
 #[test]
 fn a_code_exchange_and_a_refresh_are_two_d1_round_trips_each() {
-    let w = world(true);
+    // With an access policy in force: it is checked on the user row read anyway.
+    let w = world_with(true, with_policy(r#"{"allowed_email_domains": ["b.c"]}"#));
     let c = code(&w, "openid offline_access");
     w.p.faults.reset();
     let r = exchange(&w, &c);
