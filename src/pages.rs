@@ -109,7 +109,7 @@ pub fn magic_link_form(name: &str, display: &str, return_to: &str) -> String {
         String::new()
     };
     // An app's `login_hint`, prefilled (escaped: it is anyone's text).
-    let hint = crate::return_to::login_hint(return_to)
+    let hint = crate::urls::login_hint(return_to)
         .map(|h| format!(" value=\"{}\"", esc(&h)))
         .unwrap_or_default();
     format!(

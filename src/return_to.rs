@@ -94,18 +94,6 @@ pub fn validate(cfg: &Config, raw: Option<&str>) -> Result<String, Refused> {
     Ok(url.to_string())
 }
 
-/// The `login_hint` of the OpenID Provider authorization request a sign-in is for (its
-/// `return_to` is `/oauth/authorize?…`): passed on to an OpenID Connect provider and filled
-/// into the email form. Only a hint: one that is empty, longer than an email address may be
-/// (254 bytes) or holds a control character is left out.
-pub fn login_hint(return_to: &str) -> Option<String> {
-    let query = return_to.strip_prefix("/oauth/authorize?")?;
-    crate::oauth_store::decode(query.as_bytes())
-        .get("login_hint")
-        .filter(|h| !h.is_empty() && h.len() <= 254 && !h.chars().any(char::is_control))
-        .cloned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,27 +160,5 @@ mod tests {
         ] {
             assert!(validate(&c, Some(evil)).is_err(), "accepted {evil:?}");
         }
-    }
-
-    #[test]
-    fn login_hint_comes_only_from_an_authorization_request_and_is_bounded() {
-        let hint = |r: &str| login_hint(r);
-        assert_eq!(
-            hint("/oauth/authorize?client_id=c&login_hint=a%40b.example").as_deref(),
-            Some("a@b.example")
-        );
-        assert_eq!(hint("/elsewhere?login_hint=a%40b.example"), None);
-        assert_eq!(hint("/oauth/authorize?client_id=c"), None);
-        assert_eq!(hint("/oauth/authorize?login_hint="), None);
-        assert_eq!(hint("/oauth/authorize?login_hint=a%0Ab"), None, "control");
-        let longest = "a".repeat(254);
-        assert_eq!(
-            hint(&format!("/oauth/authorize?login_hint={longest}")),
-            Some(longest.clone())
-        );
-        assert_eq!(
-            hint(&format!("/oauth/authorize?login_hint={longest}a")),
-            None
-        );
     }
 }
