@@ -175,6 +175,9 @@ pub struct Grant {
     pub auth_time: i64,
     /// An RFC 8707 resource the client asked for (the access tokens' audience).
     pub resource: Option<String>,
+    /// The provider of that session: whose access-policy rules apply to the grant (empty
+    /// in grants stored before it was kept: the policy's top-level rules).
+    pub provider: String,
 }
 
 /// Encoded as form pairs (the Worker has that code already; a serde derive would cost
@@ -189,6 +192,7 @@ pub(crate) fn encode(g: &Grant, extra: &[(&str, Option<&str>)]) -> String {
         ("sc", Some(&g.scope)),
         ("at", Some(&auth_time)),
         ("r", g.resource.as_deref()),
+        ("p", Some(&g.provider)),
     ];
     for (k, v) in members.iter().chain(extra) {
         if let Some(v) = v {
@@ -230,6 +234,7 @@ impl Grant {
             scope: m.get("sc")?.clone(),
             auth_time: m.get("at")?.parse().ok()?,
             resource: m.get("r").cloned(),
+            provider: m.get("p").cloned().unwrap_or_default(),
         })
     }
 }

@@ -108,11 +108,15 @@ pub fn magic_link_form(name: &str, display: &str, return_to: &str) -> String {
     } else {
         String::new()
     };
+    // An app's `login_hint`, prefilled (escaped: it is anyone's text).
+    let hint = crate::urls::login_hint(return_to)
+        .map(|h| format!(" value=\"{}\"", esc(&h)))
+        .unwrap_or_default();
     format!(
         "<form method=\"post\" action=\"/auth/magic-link\">\
 <input type=\"hidden\" name=\"provider\" value=\"{}\">{keep}\
 <label for=\"{id}\">Email address</label>\
-<input id=\"{id}\" name=\"email\" type=\"email\" autocomplete=\"email\" inputmode=\"email\" maxlength=\"254\" required aria-describedby=\"{id}-help\">\
+<input id=\"{id}\" name=\"email\" type=\"email\" autocomplete=\"email\" inputmode=\"email\" maxlength=\"254\"{hint} required aria-describedby=\"{id}-help\">\
 <button type=\"submit\">Email me a sign-in link</button>\
 <p id=\"{id}-help\" class=\"muted\">We email you a link from {}. Open it in this browser to sign in.</p></form>",
         esc(name),
@@ -193,26 +197,41 @@ pub fn magic_link_page(name: &str, display: &str, return_to: &str) -> String {
 
 /// The sign-in message of the `email` kind: its subject, plain-text and HTML parts, saying the
 /// same; every interpolated value escaped in the HTML; no images, no remote content, no
-/// tracking — one link.
-pub fn sign_in_mail(host: &str, to: &str, code: &str, link: &str) -> [String; 3] {
-    let text = format!(
-        "Your code to sign in to {host} as {to}:\n\n    {code}\n\n\
-Type it on the page where you asked for it, or open this link in that same browser:\n\
-{link}\n\nThe code and the link work once, for 10 minutes. If you did not ask to sign in, \
-ignore this message: nobody can sign in without it.\n"
-    );
+/// tracking — one link. Without a `code` it is an administrator's invitation: just the link.
+pub fn sign_in_mail(host: &str, to: &str, code: Option<&str>, link: &str) -> [String; 3] {
     let (h, t, l) = (esc(host), esc(to), esc(link));
+    let (lead, lead_html) = match code {
+        Some(code) => (
+            format!(
+                "Your code to sign in to {host} as {to}:\n\n    {code}\n\n\
+Type it on the page where you asked for it, or open this link in that same browser:"
+            ),
+            format!(
+                "<p>Your code to sign in to <b>{h}</b> as <b>{t}</b>:</p>\
+<p style=\"font-size:28px;letter-spacing:6px;font-weight:bold\">{code}</p>\
+<p>Type it on the page where you asked for it, or open this link in that same browser:</p>"
+            ),
+        ),
+        None => (
+            format!("You are invited to sign in to {host} as {to}. Open this link:"),
+            format!(
+                "<p>You are invited to sign in to <b>{h}</b> as <b>{t}</b>. Open this link:</p>"
+            ),
+        ),
+    };
+    let text = format!(
+        "{lead}\n{link}\n\nIt works once, for 10 minutes. If you did not expect this \
+message, ignore it: nobody can sign in without it.\n"
+    );
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <title>Sign in to {h}</title></head><body style=\"font-family:sans-serif;color:#1a1a1a\">\
-<p>Your code to sign in to <b>{h}</b> as <b>{t}</b>:</p>\
-<p style=\"font-size:28px;letter-spacing:6px;font-weight:bold\">{code}</p>\
-<p>Type it on the page where you asked for it, or open this link in that same browser:</p>\
-<p><a href=\"{l}\">Sign in to {h}</a></p>\
-<p style=\"color:#555\">The code and the link work once, for 10 minutes. If you did not ask \
-to sign in, ignore this message: nobody can sign in without it.</p></body></html>"
+{lead_html}<p><a href=\"{l}\">Sign in to {h}</a></p>\
+<p style=\"color:#555\">It works once, for 10 minutes. If you did not expect this message, \
+ignore it: nobody can sign in without it.</p></body></html>"
     );
-    [format!("Your sign-in code for {host}"), text, html]
+    let what = if code.is_some() { "code" } else { "link" };
+    [format!("Your sign-in {what} for {host}"), text, html]
 }
 
 /// The answer to an `email` provider's form (the same whether or not the address is known),

@@ -985,6 +985,7 @@ impl MemoryUsers {
         keep: impl Fn(&crate::webauthn::store::Passkey) -> bool,
     ) -> Vec<crate::webauthn::store::Passkey> {
         let ids = self.identities.borrow();
+        let users = self.users.borrow();
         self.passkeys
             .borrow()
             .iter()
@@ -993,7 +994,15 @@ impl MemoryUsers {
                     .is_some_and(|i| i.user_id == p.user_id.as_str())
             })
             .filter(|p| keep(p))
-            .cloned()
+            .filter_map(|p| {
+                // With its user's email, as D1's join reads it.
+                let u = users.get(p.user_id.as_str())?;
+                Some(crate::webauthn::store::Passkey {
+                    owner_email: u.email.clone(),
+                    owner_email_verified: u.email_verified,
+                    ..p.clone()
+                })
+            })
             .collect()
     }
 }

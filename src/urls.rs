@@ -1,6 +1,7 @@
 //! URL rules shared by the configuration and the providers: what a base URL setting may be,
-//! which hosts are this machine, and the one place where plain http is told apart from https
-//! (allowed only on loopback). A leaf module: it imports only the error model.
+//! which hosts are this machine, the one place where plain http is told apart from https
+//! (allowed only on loopback), and an app's `login_hint` in a sign-in's `return_to`. Near a
+//! leaf: it imports only the error model and the stored-form reader.
 
 use crate::error::AppError;
 use url::Url;
@@ -48,5 +49,44 @@ fn bad(setting: &str, problem: impl Into<String>) -> AppError {
     AppError::Config {
         setting: setting.into(),
         problem: problem.into(),
+    }
+}
+
+/// The `login_hint` of the OpenID Provider authorization request a sign-in is for (its
+/// `return_to` is `/oauth/authorize?…`): passed on to an OpenID Connect provider and filled
+/// into the email form. Only a hint: one that is empty, longer than an email address may be
+/// (254 bytes) or holds a control character is left out.
+pub fn login_hint(return_to: &str) -> Option<String> {
+    let query = return_to.strip_prefix("/oauth/authorize?")?;
+    crate::oauth_store::decode(query.as_bytes())
+        .get("login_hint")
+        .filter(|h| !h.is_empty() && h.len() <= 254 && !h.chars().any(char::is_control))
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_hint_comes_only_from_an_authorization_request_and_is_bounded() {
+        let hint = |r: &str| login_hint(r);
+        assert_eq!(
+            hint("/oauth/authorize?client_id=c&login_hint=a%40b.example").as_deref(),
+            Some("a@b.example")
+        );
+        assert_eq!(hint("/elsewhere?login_hint=a%40b.example"), None);
+        assert_eq!(hint("/oauth/authorize?client_id=c"), None);
+        assert_eq!(hint("/oauth/authorize?login_hint="), None);
+        assert_eq!(hint("/oauth/authorize?login_hint=a%0Ab"), None, "control");
+        let longest = "a".repeat(254);
+        assert_eq!(
+            hint(&format!("/oauth/authorize?login_hint={longest}")),
+            Some(longest.clone())
+        );
+        assert_eq!(
+            hint(&format!("/oauth/authorize?login_hint={longest}a")),
+            None
+        );
     }
 }

@@ -8,18 +8,22 @@
 // - five wrong codes end the request (link included); a replayed code and two concurrent
 //   redemptions give one sign-in;
 // - every address gets the same answer; sends are limited per address and per network;
-// - the address is escaped in the HTML part; no code, link token or cookie in the log.
+// - the address is escaped in the HTML part; no code, link token or cookie in the log;
+// - an administrator's invitation (POST /admin/magic-links) is the link alone, which signs
+//   in once, in any browser, after its page's button.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { startGatehouse, Client, readEmails, neverLog, freshRateWindow } from './support/harness.mjs';
+import { startGatehouse, Client, readEmails, neverLog, freshRateWindow, baseSecrets } from './support/harness.mjs';
 
 const FORM = 'application/x-www-form-urlencoded';
 let gh;
+const secrets = baseSecrets();
 before(async () => {
   gh = await startGatehouse({
     vars: { PROVIDERS: { mail: { kind: 'email', from: 'login@gatehouse.test', display_name: 'Email' } } },
     sendEmail: ['EMAIL'],
+    secrets,
   });
 });
 after(async () => { await gh?.stop(); });
@@ -258,4 +262,42 @@ test("no code, link token or cookie reaches the Worker's own log", async () => {
   const own = gh.logs().split('\n').filter((l) => !/^\s*\[wrangler:/.test(l) && !/^\s*(Text|HTML): /.test(l));
   assert.ok(!own.some((l) => l.includes(code) && /gatehouse/.test(l)), 'the code is not logged');
   assert.deepEqual(gh.leaks(), []);
+});
+
+test("an admin invitation through the email kind: the link alone, once, in any browser", async () => {
+  const email = uniq('invited');
+  const since = gh.mark();
+  const r = await fetch(`${gh.url}/admin/magic-links`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${secrets.ADMIN_API_KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ email, return_to: '/welcome' }),
+  });
+  assert.equal(r.status, 202, await r.clone().text());
+  assert.equal((await r.json()).provider, 'mail');
+  const [mail] = await readEmails(gh, since);
+  assert.equal(mail.subject, 'Your sign-in link for 127.0.0.1');
+  assert.doesNotMatch(mail.text, /^\s+\d{6}$/m, 'no code line');
+  const link = mail.text.match(/^(http\S+)$/m)?.[1];
+  assert.match(link ?? '', /\/auth\/callback\/mail\?gh_invite=[\w-]+&token=[\w-]+$/, mail.text);
+  neverLog(new URL(link).searchParams.get('gh_invite'), 'an invitation');
+  neverLog(new URL(link).searchParams.get('token'), 'an email link token');
+  const spent = await spentRows();
+
+  // A browser that never asked: opening the link shows a page and spends nothing.
+  const browser = new Client();
+  const page = await open(browser, link);
+  assert.equal(page.status, 200);
+  assert.ok((await page.text()).includes(`<strong id="invitee">${email}</strong>`));
+  assert.equal(await spentRows(), spent);
+  const press = (b) => b.fetch(link, { method: 'POST', headers: { origin: gh.url, accept: 'text/html', 'cf-connecting-ip': freshIp() } });
+  const res = await press(browser);
+  assert.equal(res.status, 302, await res.clone().text());
+  assert.equal(res.headers.get('location'), '/welcome');
+  const me = await browser.fetch(`${gh.url}/auth/me`);
+  assert.equal((await me.json()).email, email.toLowerCase());
+  // Once: pressed again anywhere, it signs nobody in.
+  const other = new Client();
+  const again = await press(other);
+  assert.equal(again.status, 400);
+  assert.equal(other.cookie(gh.url, 'gh_session'), undefined);
 });

@@ -4,7 +4,8 @@
 // provider, `oidc-provider`) and its consent page, RS256 ID tokens checked against the JWKS,
 // userinfo, refresh-token rotation; and the MUSTs refused on the wire: code replay (also
 // concurrent), refresh reuse revokes the family, unregistered and near-miss redirect URIs,
-// PKCE missing or plain for a public client, a wrong client secret, an expired code.
+// PKCE missing or plain for a public client, a wrong client secret, an expired code; and
+// `login_hint` carried through the login to the upstream provider and the email form.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, generateKeyPairSync } from 'node:crypto';
@@ -34,8 +35,14 @@ before(async () => {
   ADMIN.key = secrets.ADMIN_API_KEY;
   gh = await startGatehouse({
     port,
-    vars: { PROVIDERS: { dev: { kind: 'oidc', issuer: idp.issuer, client_id: 'gatehouse', display_name: 'Local dev' } } },
+    vars: {
+      PROVIDERS: {
+        dev: { kind: 'oidc', issuer: idp.issuer, client_id: 'gatehouse', display_name: 'Local dev' },
+        mail: { kind: 'email', from: 'login@gatehouse.test', display_name: 'Email' },
+      },
+    },
     secrets,
+    sendEmail: ['EMAIL'],
   });
 });
 after(async () => { await gh?.stop(); await idp?.close(); });
@@ -275,4 +282,48 @@ test('public clients: PKCE S256 is required, plain refused, and no secret is acc
   const back = await authorize(browser, url.toString());
   const tokens = await oidc.authorizationCodeGrant(config, back, { pkceCodeVerifier: verifier, expectedState: 'x' }, undefined, insecure);
   assert.match(tokens.claims().sub, /^usr_/);
+});
+
+test('login_hint goes through the login: to the upstream provider, into the email form (escaped); an oversized one is dropped', async () => {
+  const c = await register();
+  const verifier = oidc.randomPKCECodeVerifier();
+  const challenge = await oidc.calculatePKCECodeChallenge(verifier);
+  /** The login page and the upstream provider's authorization URL for a request with `hint`. */
+  async function through(hint) {
+    const browser = new Client();
+    const url = new URL(`${gh.url}/oauth/authorize`);
+    for (const [k, v] of Object.entries({
+      response_type: 'code', client_id: c.client_id, redirect_uri: 'http://127.0.0.1:9/cb', scope: 'openid',
+      code_challenge: challenge, code_challenge_method: 'S256', login_hint: hint,
+    })) url.searchParams.set(k, v);
+    const res = await browser.fetch(url.toString(), { headers: { accept: 'text/html' } });
+    assert.equal(res.status, 302);
+    const login = new URL(res.headers.get('location'), gh.url);
+    assert.equal(login.pathname, '/auth/login');
+    const page = await (await browser.fetch(login.toString(), { headers: { accept: 'text/html' } })).text();
+    const input = page.match(/<input id="email-mail" name="email"[^>]*>/)?.[0];
+    assert.ok(input, page);
+    login.searchParams.set('provider', 'dev');
+    const start = await browser.fetch(login.toString());
+    assert.equal(start.status, 302);
+    const upstream = new URL(start.headers.get('location'));
+    assert.equal(upstream.origin, idp.issuer);
+    return { browser, input, upstream };
+  }
+
+  const { browser, input, upstream } = await through('bob@example.test');
+  assert.match(input, / value="bob@example\.test"/);
+  assert.equal(upstream.searchParams.get('login_hint'), 'bob@example.test');
+  // The real provider got it: its own login page is filled in with it.
+  const { res } = await browser.follow(upstream.toString());
+  assert.match(await res.text(), /name="login"[^>]* value="bob@example\.test"/);
+
+  const hostile = await through('"><script>x</script>@example.test');
+  assert.match(hostile.input, / value="&quot;&gt;&lt;script&gt;x&lt;\/script&gt;@example\.test"/);
+  assert.doesNotMatch(hostile.input, /<script>/);
+  assert.equal(hostile.upstream.searchParams.get('login_hint'), '"><script>x</script>@example.test');
+
+  const oversized = await through(`${'a'.repeat(243)}@example.test`);
+  assert.doesNotMatch(oversized.input, /value=/);
+  assert.equal(oversized.upstream.searchParams.get('login_hint'), null);
 });

@@ -8,7 +8,8 @@
 // it from a fresh browser → rename → delete; and the refusals: a replayed assertion, a
 // tampered signature, a challenge from another browser, a client-data origin that is not
 // Gatehouse's, a cross-origin request, a credential registered already (409), a bearer token
-// alone, deleting the last sign-in method (409), a sign count that goes backwards (an event).
+// alone, deleting the last sign-in method (409), a sign count that goes backwards (an event);
+// the access policy's email rules, applied to the passkey's user's stored email.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -44,6 +45,8 @@ before(async () => {
         dev: { kind: 'oidc', issuer: idp.issuer, client_id: 'gatehouse', display_name: 'Local dev provider' },
         passkey: { kind: 'passkey', display_name: 'Passkey' },
       },
+      // Passkey sign-ins are held to email rules: checked on the user's stored email.
+      POLICY: { providers: { passkey: { allowed_email_domains: ['example.test'], require_verified_email: true } } },
     },
     secrets,
   });
@@ -373,6 +376,35 @@ test('a sign count that goes backwards is recorded as an event, and the sign-in 
     const events = await fetch(`${base}/admin/users/${alice.userId}/events?limit=50`, { headers: { authorization: `Bearer ${secrets.ADMIN_API_KEY}` } });
     const kinds = (await events.json()).events.map((e) => e.type);
     assert.ok(kinds.includes('passkey_counter_regressed'), kinds.join(','));
+  } finally {
+    await context.close();
+  }
+});
+
+test("the access policy's email rules apply to a passkey sign-in through its user's stored email", async () => {
+  // Every sign-in above passed the policy (allowed_email_domains example.test, verified) with
+  // alice@example.test as stored; here the stored email changes under it.
+  const setEmail = (email, verified) => gh.d1('UPDATE users SET email = ?1, email_verified = ?2 WHERE id = ?3', [email, verified, alice.userId]);
+  const { context, page } = await browserWithAlicesPasskey();
+  try {
+    await page.goto(`${base}/healthz`);
+    const refusals = [
+      ['alice@elsewhere.example', 1, /Only example\.test accounts may sign in here/],
+      ['alice@example.test', 0, /verified/],
+      [null, 0, /verified/],
+    ];
+    for (const [email, verified, why] of refusals) {
+      await setEmail(email, verified);
+      const res = await pageFetch(page, 'POST', '/auth/passkeys/login', await assertion(page));
+      assert.equal(res.status, 403, `${email} ${verified}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error, 'access_denied');
+      assert.match(res.body.message, why);
+      assert.equal((await context.cookies(base)).find((c) => c.name === 'gh_session'), undefined, 'no session');
+    }
+    await setEmail('alice@example.test', 1);
+    const res = await pageFetch(page, 'POST', '/auth/passkeys/login', await assertion(page));
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal((await pageFetch(page, 'GET', '/auth/me')).body.email, 'alice@example.test', 'the stored email stands');
   } finally {
     await context.close();
   }

@@ -16,7 +16,6 @@ use crate::error::{AppError, AppResult};
 use crate::http::{Method, Request, Response};
 use crate::ids::{IdentityKey, SessionId, UserId};
 use crate::platform::Platform;
-use crate::providers::stytch;
 use crate::ratelimit::{self, Limit};
 use crate::return_to::ReturnTo;
 use crate::txn::{self, LoginTxn, Purpose};
@@ -399,9 +398,10 @@ async fn events<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, id: &str) -> AppRe
 }
 
 /// `POST /admin/magic-links` `{email, return_to?, provider?}`: the magic-link provider
-/// (`provider`, or the only one configured) emails a sign-in link → 202. The link is an
-/// invitation ([`txn::start_invitation`]): the person opens it in their own browser, which
-/// did not start the sign-in. Sends count against the same per-address limit as
+/// (`provider`, or the only one configured) emails a sign-in link → 202: Stytch's magic link,
+/// or the `email` kind's own message with the link alone. The link is an invitation
+/// ([`txn::start_invitation`]): the person opens it in their own browser, which did not start
+/// the sign-in. Sends count against the same per-address limit as
 /// `POST /auth/magic-link`. 409 when no magic-link provider is configured.
 async fn magic_link<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
     let body = validate::json_object(&req.body).map_err(bad)?;
@@ -428,16 +428,8 @@ async fn magic_link<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
         Some(Value::String(p)) => Some(p.as_str()),
         Some(_) => return Err(bad("provider must be a string.".into())),
     };
-    let picked = super::magic::pick(ctx.cfg, wanted)?
+    let (name, c) = super::magic::pick(ctx.cfg, wanted)?
         .ok_or_else(|| AppError::Conflict("No magic-link provider is configured.".into()))?;
-    let (name, c) = match picked {
-        (name, super::magic::Magic::Stytch(c)) => (name, c),
-        (name, super::magic::Magic::Email(_)) => {
-            return Err(AppError::Conflict(format!(
-                "{name:?} (the email kind) does not send admin invitations; use POST /admin/invitations."
-            )))
-        }
-    };
     let within = ratelimit::hit(
         ctx.p.counters(),
         &format!("magic-email:{}", email.to_ascii_lowercase()),
@@ -451,9 +443,9 @@ async fn magic_link<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
     let invitation = Purpose::Invitation {
         invitee: email.clone(),
     };
-    let t = LoginTxn::new(name, return_to, invitation, ctx.p.now());
+    let mut t = LoginTxn::new(name, return_to, invitation, ctx.p.now());
     let link = txn::invitation_url(ctx.cfg, &t);
-    stytch::send_magic_link(ctx.p, c, &email, &link, &t.flow(ctx.cfg)).await?;
+    super::magic::send_link(ctx, c, &email, &mut t, &link).await?;
     // Stored only once the link is on its way (the link is useless without it).
     txn::start_invitation(ctx.p.kv(), ctx.cfg, &t).await?;
     ctx.event(

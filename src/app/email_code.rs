@@ -17,7 +17,8 @@ pub async fn before_spend<P: Platform>(
 ) -> AppResult<()> {
     let key = ctx.cfg.state_secret.expose().as_bytes();
     let (state, packed) = (&pending.txn.state, pending.txn.email.as_deref());
-    if req.method != crate::http::Method::Post {
+    // The link: opened here (GET), or an administrator's invitation confirmed on its page.
+    if req.method != crate::http::Method::Post || req.query(txn::INVITE_PARAM).is_some() {
         return email::check_link(key, state, packed, req);
     }
     let code = email::parse_code(&email::code_of(req)?)?;

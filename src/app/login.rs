@@ -143,7 +143,9 @@ pub async fn callback<P: Platform>(
     if let (Method::Get, Some(token)) = (req.method, req.query(txn::INVITE_PARAM)) {
         return invitation_page(ctx, req, name, provider, &token).await;
     }
-    if provider.is_email() && !txn::holds(ctx.cfg, req, callback_state(req).as_deref()) {
+    let invited = req.query(txn::INVITE_PARAM).is_some();
+    if provider.is_email() && !invited && !txn::holds(ctx.cfg, req, callback_state(req).as_deref())
+    {
         // An emailed link opened on another device: nothing is spent or recorded, and this
         // browser's own sign-in (if any) keeps its cookie. The person can still finish where
         // they asked, with the code.
@@ -270,7 +272,8 @@ async fn finish_sign_in<P: Platform>(
                 Purpose::SignUp { invitation } => Some(invitation.as_str()),
                 _ => None,
             };
-            let signed_in = sign_in(ctx, req, name, &profile, &return_to, invitation).await;
+            let email = profile_email(&profile);
+            let signed_in = sign_in(ctx, req, name, &profile, email, &return_to, invitation).await;
             if signed_in.is_err() {
                 // The vendor step may have made a session or spent a token of its own
                 // (Stytch, LoginRadius): it must not outlive a sign-in that failed here.
@@ -282,12 +285,14 @@ async fn finish_sign_in<P: Platform>(
 }
 
 /// The verified `profile` is linked to its user, who gets a new session (ending the one this
-/// browser had before, if any) and is sent to `return_to`.
+/// browser had before, if any) and is sent to `return_to`. The access policy is checked on
+/// `email`: the profile's, or for a passkey its user's stored one.
 pub(super) async fn sign_in<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
     name: &str,
     profile: &crate::users::Profile,
+    email: crate::policy::Email<'_>,
     return_to: &ReturnTo,
     invitation: Option<&str>,
 ) -> AppResult<Response> {
@@ -295,7 +300,7 @@ pub(super) async fn sign_in<P: Platform>(
     if let Some(token_hash) = invitation {
         invitations::redeem(ctx, req, name, profile, token_hash).await?;
     }
-    let may_create = admit(ctx, name, profile)?;
+    let may_create = admit(ctx, name, email)?;
     // The whole sign-in in D1 is one batch, its audit event included; the session then costs
     // two KV writes (see `crate::sessions`).
     let detail = serde_json::json!({"provider": name, "issuer": profile.issuer});
@@ -304,7 +309,7 @@ pub(super) async fn sign_in<P: Platform>(
         linking::sign_in_recorded(ctx.p.users(), profile, Some(&event), now, may_create).await?;
     let Some(user) = signed_in else {
         // A new identity where sign-up is not open: the batch wrote nothing.
-        return Err(AppError::AccessDenied(refused_newcomer(ctx, name, profile)));
+        return Err(AppError::AccessDenied(refused_newcomer(ctx, name, email)));
     };
     let record = SessionRecord {
         user_id: user.id.clone(),
@@ -333,12 +338,12 @@ pub(super) async fn sign_in<P: Platform>(
 fn admit<P: Platform>(
     ctx: &Ctx<'_, P>,
     name: &str,
-    profile: &crate::users::Profile,
+    email: crate::policy::Email<'_>,
 ) -> AppResult<bool> {
     use crate::policy::{Arrival, SignUp};
     let policy = &ctx.cfg.policy;
     policy
-        .admit(name, profile_email(profile), Arrival::Returning)
+        .admit(name, email, Arrival::Returning)
         .map_err(AppError::AccessDenied)?;
     Ok(matches!(
         policy.rules_for(name).sign_up.unwrap_or_default(),
@@ -350,11 +355,11 @@ fn admit<P: Platform>(
 fn refused_newcomer<P: Platform>(
     ctx: &Ctx<'_, P>,
     name: &str,
-    profile: &crate::users::Profile,
+    email: crate::policy::Email<'_>,
 ) -> String {
     ctx.cfg
         .policy
-        .admit(name, profile_email(profile), crate::policy::Arrival::New)
+        .admit(name, email, crate::policy::Arrival::New)
         .err()
         .unwrap_or_else(|| "New accounts are not accepted here.".into())
 }

@@ -138,12 +138,7 @@ pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
 
     let mut t = LoginTxn::new(name, return_to, Purpose::SignIn, ctx.p.now());
     let link = t.flow(ctx.cfg).callback_url();
-    match c {
-        Magic::Stytch(c) => {
-            stytch::send_magic_link(ctx.p, c, &email, &link, &t.flow(ctx.cfg)).await?
-        }
-        Magic::Email(c) => send_code(ctx, c, &email, &mut t, &link).await?,
-    }
+    send_link(ctx, c, &email, &mut t, &link).await?;
     // Stored only once the link is on its way; the link is useless without it.
     let cookie = txn::start(ctx.p.kv(), ctx.cfg, &t).await?;
 
@@ -170,8 +165,24 @@ pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
     Ok(r)
 }
 
+/// Emails `to` the sign-in link `callback` of `t` through the magic-link provider `c`: the
+/// one sender of `POST /auth/magic-link` and the admin API's invitations.
+pub(super) async fn send_link<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    c: Magic<'_>,
+    to: &str,
+    t: &mut LoginTxn,
+    callback: &str,
+) -> AppResult<()> {
+    match c {
+        Magic::Stytch(c) => stytch::send_magic_link(ctx.p, c, to, callback, &t.flow(ctx.cfg)).await,
+        Magic::Email(c) => send_code(ctx, c, to, t, callback).await,
+    }
+}
+
 /// The `email` kind's message to `to`: a fresh code and link for `t` (whose callback is
-/// `callback`), whose hashes `t` keeps.
+/// `callback`), whose hashes `t` keeps. An invitation's message has no code: no browser of
+/// the invitee holds the transaction a code is typed into.
 async fn send_code<P: Platform>(
     ctx: &Ctx<'_, P>,
     c: &email::EmailConfig,
@@ -186,7 +197,11 @@ async fn send_code<P: Platform>(
         .ok()
         .and_then(|u| u.host_str().map(String::from))
         .unwrap_or_default();
-    let [subject, text, html] = pages::sign_in_mail(&host, to, &secrets.code, &link);
+    let code = match t.purpose {
+        Purpose::Invitation { .. } => None,
+        _ => Some(secrets.code.as_str()),
+    };
+    let [subject, text, html] = pages::sign_in_mail(&host, to, code, &link);
     let mail = crate::platform::Mail {
         from: c.from.clone(),
         to: to.to_string(),

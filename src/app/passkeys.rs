@@ -335,6 +335,8 @@ async fn register<P: Platform>(
         backed_up: cred.flags & BS != 0,
         created_at: ctx.p.now(),
         last_used_at: None,
+        owner_email: None,
+        owner_email_verified: false,
     };
     if ctx.p.users().add_passkey(&pk, provider).await? == AddOutcome::AlreadyRegistered {
         return Err(AppError::Conflict(
@@ -419,7 +421,13 @@ async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
         raw: Value::Null,
         vendor_logout: None,
     };
-    let signed_in = super::login::sign_in(ctx, req, provider, &profile, &return_to, None).await?;
+    // The policy's email rules apply to the user's stored email (a passkey carries none).
+    let email = crate::policy::Email {
+        address: used.owner_email.as_deref(),
+        verified: used.owner_email_verified,
+    };
+    let signed_in =
+        super::login::sign_in(ctx, req, provider, &profile, email, &return_to, None).await?;
     // The sign-in's redirect, as JSON for the script: the same cookies, and where to go.
     let mut r = Response::json(200, &json!({ "return_to": return_to.as_str() }));
     r.set_header("cache-control", "no-store");

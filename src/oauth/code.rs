@@ -157,6 +157,7 @@ mod tests {
             scope: "openid".into(),
             auth_time: 100,
             resource: None,
+            provider: "dev".into(),
         }
     }
 

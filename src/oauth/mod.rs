@@ -2,8 +2,9 @@
 //! PKCE, OpenID Connect Core, RFC 9068 access tokens, refresh-token rotation). Protocol logic
 //! only, over the platform traits: the routes are in `app::oauth`.
 //!
-//! Hook for the access policy: [`grant_allowed`] is asked before any code or token is issued
-//! for a person, at authorization and at every refresh.
+//! The access policy applies to apps as to sign-in: its rules are checked on the user row
+//! (`app::auth::admit_returning`, as at renewal) before any code or token is issued for a
+//! person — at authorization, at the code exchange and at every refresh.
 
 pub mod client;
 pub mod code;
@@ -20,12 +21,6 @@ pub const SCOPES: [&str; 5] = ["openid", "profile", "email", "offline_access", "
 
 /// How long an authorization code lives (seconds).
 pub const CODE_TTL: i64 = 60;
-
-/// Whether `user` may get tokens for `client` now. Today: an active user. The access policy
-/// (roles, allowed domains) plugs in here, so that it applies to apps as it does to sign-in.
-pub fn grant_allowed(user: &crate::users::User, _client: &client::Client) -> bool {
-    user.active
-}
 
 /// A space-separated scope string as a list, in order, without duplicates.
 pub fn scope_list(s: &str) -> Vec<String> {

@@ -231,6 +231,7 @@ mod tests {
             scope: "openid email".into(),
             auth_time: 900,
             resource: None,
+            provider: "dev".into(),
         };
         (cfg, client, user, grant)
     }

@@ -175,6 +175,10 @@ pub async fn begin<P: Platform>(p: &P, c: &OidcConfig, flow: &Flow<'_>) -> AppRe
         .append_pair("nonce", flow.nonce)
         .append_pair("code_challenge", &flow.pkce_challenge())
         .append_pair("code_challenge_method", "S256");
+    // Signing in for an app that named the person (OpenID Connect Core section 3.1.2.1).
+    if let Some(hint) = flow.return_to.and_then(crate::urls::login_hint) {
+        url.query_pairs_mut().append_pair("login_hint", &hint);
+    }
     Ok(url.into())
 }
 

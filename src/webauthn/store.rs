@@ -27,6 +27,10 @@ pub struct Passkey {
     pub backed_up: bool,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// Its user's stored email and whether a provider verified it, read with the passkey: a
+    /// passkey sign-in is checked against the access policy with these (none when written).
+    pub owner_email: Option<String>,
+    pub owner_email_verified: bool,
 }
 
 impl Passkey {

@@ -27,15 +27,19 @@ fn passkey_of(v: &Value) -> Option<Passkey> {
         backed_up: num("backup_state")? != 0,
         created_at: num("created_at")?,
         last_used_at: num("last_used_at"),
+        owner_email: text("owner_email"),
+        owner_email_verified: num("owner_verified") == Some(1),
     })
 }
 
-/// The passkeys whose identity still exists, as one JSON array (SQLite aggregates the
+/// The passkeys whose identity still exists, with their user's email, as one JSON array (SQLite aggregates the
 /// subquery's rows in its `ORDER BY` order).
 const SELECT: &str = "SELECT json_group_array(json_object('credential_id', credential_id, \
     'issuer', issuer, 'user_id', user_id, 'name', name, 'public_key', public_key, 'alg', alg, \
     'sign_count', sign_count, 'backup_eligible', backup_eligible, 'backup_state', backup_state, \
-    'created_at', created_at, 'last_used_at', last_used_at)) AS j FROM (SELECT p.* FROM passkeys p \
+    'created_at', created_at, 'last_used_at', last_used_at, 'owner_email', owner_email, \
+    'owner_verified', owner_verified)) AS j FROM (SELECT p.*, u.email AS owner_email, \
+    u.email_verified AS owner_verified FROM passkeys p JOIN users u ON u.id = p.user_id \
     JOIN identities i ON i.issuer = p.issuer AND i.sub = p.credential_id AND i.user_id = p.user_id";
 
 impl D1Users {

@@ -24,6 +24,8 @@ struct Person {
     user: User,
     sid: crate::ids::SessionId,
     auth_time: i64,
+    /// The provider the session was signed in with (whose policy rules apply).
+    provider: String,
 }
 
 /// The session cookie's person: live in KV, active in D1, not revoked since.
@@ -40,6 +42,7 @@ async fn person<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Optio
                 user: u,
                 sid,
                 auth_time: rec.created_at,
+                provider: rec.provider,
             })
         }
         _ => None,
@@ -104,9 +107,8 @@ pub async fn get<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Resp
         }
         return Ok(to_login(&ar));
     };
-    if !crate::oauth::grant_allowed(&me.user, &client) {
-        let e = OAuthError::access_denied("This account may not use this app.");
-        return Ok(back_to_client(issuer, &uri, &ar, Err(&e)));
+    if let Err(why) = allowed(ctx, &me) {
+        return Ok(back_to_client(issuer, &uri, &ar, Err(&why)));
     }
     if needs_consent(ctx, &client, &me, &checked).await? {
         if checked.prompt == Some(Prompt::None) {
@@ -116,6 +118,13 @@ pub async fn get<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Resp
         return Ok(consent_page(&client, &uri, &ar, &checked, &me.user));
     }
     Ok(issue_code(ctx, &ar, &client, &uri, &checked, &me))
+}
+
+/// The access policy on the signed-in person: `access_denied` saying why (RFC 6749
+/// section 4.1.2.1).
+fn allowed<P: Platform>(ctx: &Ctx<'_, P>, me: &Person) -> Result<(), OAuthError> {
+    crate::app::auth::admit_returning(ctx, &me.provider, &me.user)
+        .map_err(OAuthError::access_denied)
 }
 
 /// Sends the browser through Gatehouse's login page and back. `prompt` and `max_age` are
@@ -174,6 +183,7 @@ fn issue_code<P: Platform>(
         scope: checked.scope.clone(),
         auth_time: me.auth_time,
         resource: checked.resource.clone(),
+        provider: me.provider.clone(),
     };
     let code = code::seal(
         ctx.cfg,
@@ -204,8 +214,13 @@ pub async fn consent<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<
     let decision = url::form_urlencoded::parse(&req.body)
         .find(|(k, _)| k == "decision")
         .map(|(_, v)| v.into_owned());
-    if decision.as_deref() != Some("allow") || !crate::oauth::grant_allowed(&me.user, &client) {
-        let e = OAuthError::access_denied("The person did not allow access.");
+    let verdict = match decision.as_deref() {
+        Some("allow") => allowed(ctx, &me),
+        _ => Err(OAuthError::access_denied(
+            "The person did not allow access.",
+        )),
+    };
+    if let Err(e) = verdict {
         return Ok(back_to_client(issuer, &uri, &ar, Err(&e)));
     }
     ctx.p

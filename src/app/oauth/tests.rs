@@ -23,7 +23,10 @@ struct World {
 }
 
 fn world(first_party: bool) -> World {
-    let cfg = test_config_with_rsa();
+    world_with(first_party, test_config_with_rsa())
+}
+
+fn world_with(first_party: bool, cfg: Config) -> World {
     let p = TestPlatform::new(|_| unreachable!("no outbound calls"));
     let me = sign_in_directly(&cfg, &p);
     let input = ClientInput::parse(&serde_json::json!({"name": "App", "type": "public",
@@ -101,7 +104,8 @@ fn d1_round_trips(w: &World) -> Vec<&'static str> {
 
 #[test]
 fn a_code_exchange_and_a_refresh_are_two_d1_round_trips_each() {
-    let w = world(true);
+    // With an access policy in force: it is checked on the user row read anyway.
+    let w = world_with(true, with_policy(r#"{"allowed_email_domains": ["b.c"]}"#));
     let c = code(&w, "openid offline_access");
     w.p.faults.reset();
     let r = exchange(&w, &c);
@@ -311,4 +315,138 @@ fn a_reused_refresh_token_revokes_its_family() {
         "invalid_grant",
         "the newest token of the family died too"
     );
+}
+
+/// `test_config_with_rsa` with this `POLICY`.
+fn with_policy(policy: &str) -> Config {
+    let mut env = crate::testing::test_env();
+    env.insert(
+        "SIGNING_KEYS".into(),
+        format!(
+            "[{},{}]",
+            crate::testing::TEST_KEY_1,
+            crate::testing::TEST_RSA_KEY
+        ),
+    );
+    env.insert("POLICY".into(), policy.into());
+    Config::from_env(&env).expect("a valid policy")
+}
+
+/// The `error` of an authorization answer at the redirect URI.
+fn authorize_error(w: &World) -> Option<String> {
+    let q = format!(
+        "response_type=code&client_id={}&redirect_uri={}&code_challenge={CHALLENGE}&code_challenge_method=S256&state=s1",
+        w.client.id,
+        url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+    );
+    let r = send(
+        w,
+        Request::new(Method::Get, &format!("{BASE}/oauth/authorize?{q}"))
+            .with_header("cookie", &format!("gh_session={}", w.me.session)),
+    );
+    let loc = url::Url::parse(r.header("location").expect("a redirect")).unwrap();
+    assert!(loc.as_str().starts_with(REDIRECT), "{loc}");
+    let get = |k: &str| {
+        loc.query_pairs()
+            .find(|(x, _)| x == k)
+            .map(|(_, v)| v.into_owned())
+    };
+    assert_eq!(get("state").as_deref(), Some("s1"));
+    get("error")
+}
+
+fn set_email(w: &World, email: &str, verified: bool) {
+    let mut users = w.p.users.users.borrow_mut();
+    let u = users.get_mut(&w.me.user_id).unwrap();
+    u.email = Some(email.into());
+    u.email_verified = verified;
+}
+
+#[test]
+fn the_access_policy_applies_to_codes_code_exchanges_and_refreshes() {
+    // The signed-in person is a@b.c (verified), through the `dev` provider.
+    let w = world_with(true, with_policy(r#"{"allowed_email_domains": ["b.c"]}"#));
+    assert_eq!(authorize_error(&w), None, "b.c is allowed: a code");
+    let r = exchange(&w, &code(&w, "openid offline_access"));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let refresh = json(&r)["refresh_token"].as_str().unwrap().to_string();
+    let pending = code(&w, "openid");
+
+    // The address changes to one the policy refuses: no code, no exchange, no refresh.
+    set_email(&w, "a@elsewhere.example", true);
+    assert_eq!(authorize_error(&w).as_deref(), Some("access_denied"));
+    let r = exchange(&w, &pending);
+    assert_eq!(
+        (r.status, json(&r)["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let refreshed = |w: &World| {
+        token(
+            w,
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        )
+    };
+    let r = refreshed(&w);
+    assert_eq!(
+        (r.status, json(&r)["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(
+        json(&r)["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("b.c"),
+        "says why: {}",
+        json(&r)
+    );
+    // An allowed address that is no longer verified is refused the same way.
+    set_email(&w, "a@b.c", false);
+    assert_eq!(refreshed(&w).status, 400);
+    // Allowed again: the (unrotated) refresh token works.
+    set_email(&w, "a@b.c", true);
+    assert_eq!(refreshed(&w).status, 200);
+}
+
+#[test]
+fn a_provider_override_of_the_policy_applies_to_grants_of_its_sessions() {
+    // The session is of `dev`, whose override refuses b.c; the top level would admit it.
+    let policy = r#"{"allowed_email_domains": ["b.c"], "providers": {"dev": {"allowed_emails": ["x@y.z"], "allowed_email_domains": []}}}"#;
+    let w = world_with(true, with_policy(policy));
+    assert_eq!(authorize_error(&w).as_deref(), Some("access_denied"));
+}
+
+#[test]
+fn consenting_does_not_get_past_the_access_policy() {
+    let w = world_with(false, with_policy(r#"{"allowed_email_domains": ["b.c"]}"#));
+    let form = format!(
+        "response_type=code&client_id={}&redirect_uri={}&code_challenge={CHALLENGE}&code_challenge_method=S256&decision=allow",
+        w.client.id,
+        url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+    );
+    let allow = |w: &World| {
+        let r = send(
+            w,
+            Request::new(Method::Post, &format!("{BASE}/oauth/authorize"))
+                .with_header("content-type", "application/x-www-form-urlencoded")
+                .with_header("origin", BASE)
+                .with_header("cookie", &format!("gh_session={}", w.me.session))
+                .with_body(form.clone()),
+        );
+        assert!(matches!(r.status, 302 | 303), "{}", r.status);
+        let loc = url::Url::parse(r.header("location").unwrap()).unwrap();
+        assert!(loc.as_str().starts_with(REDIRECT), "{loc}");
+        loc.query_pairs()
+            .find(|(k, _)| k == "error")
+            .map(|(_, v)| v.into_owned())
+    };
+    // The consent page was shown; the address changed before the person pressed Allow.
+    set_email(&w, "a@elsewhere.example", true);
+    assert_eq!(allow(&w).as_deref(), Some("access_denied"));
+    assert!(
+        block_on(w.p.oauth().consent(w.me.user_id.as_str(), &w.client.id))
+            .unwrap()
+            .is_none()
+    );
+    set_email(&w, "a@b.c", true);
+    assert_eq!(allow(&w), None, "a code");
 }

@@ -35,23 +35,21 @@ pub async fn token<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
     Ok(cors_for(no_store(r), req, &client))
 }
 
-/// The user may still get tokens from a grant made at `auth_time`.
-fn user_still_allowed(
+/// The user may still get tokens from `grant`: active, admitted by the access policy, and
+/// not signed out everywhere since the grant's sign-in.
+fn user_still_allowed<P: Platform>(
+    ctx: &Ctx<'_, P>,
     user: Option<User>,
-    client: &Client,
-    auth_time: i64,
+    grant: &Grant,
 ) -> Result<User, OAuthError> {
-    match user {
-        Some(u)
-            if crate::oauth::grant_allowed(&u, client)
-                && !crate::app::auth::revoked_by_time(auth_time, &u) =>
-        {
-            Ok(u)
-        }
-        _ => Err(OAuthError::invalid_grant(
-            "The account behind this grant is no longer active.",
-        )),
-    }
+    let u = user
+        .filter(|u| u.active && !crate::app::auth::revoked_by_time(grant.auth_time, u))
+        .ok_or_else(|| {
+            OAuthError::invalid_grant("The account behind this grant is no longer active.")
+        })?;
+    crate::app::auth::admit_returning(ctx, &grant.provider, &u)
+        .map_err(OAuthError::invalid_grant)?;
+    Ok(u)
 }
 
 async fn code_grant<P: Platform>(
@@ -81,7 +79,7 @@ async fn code_grant<P: Platform>(
         contents.code_challenge.as_deref(),
         form.get("code_verifier"),
     )?;
-    let user = user_still_allowed(user, &client, contents.grant.auth_time)?;
+    let user = user_still_allowed(ctx, user, &contents.grant)?;
     let hash = code::code_hash(raw_code);
     let refresh = has_scope(&contents.grant.scope, "offline_access")
         .then(|| new_refresh(ctx, &hash, contents.grant.clone(), now));
@@ -156,7 +154,7 @@ async fn refresh_grant<P: Platform>(
     if now >= row.expires_at {
         return Err(OAuthError::invalid_grant("The refresh token has expired.").into());
     }
-    let user = user_still_allowed(user, &client, row.grant.auth_time)?;
+    let user = user_still_allowed(ctx, user, &row.grant)?;
     let mut grant = row.grant.clone();
     if let Some(scope) = form.get("scope") {
         // A narrower access token; the family keeps its grant (RFC 6749 section 6).

@@ -193,13 +193,19 @@ fn the_profile_is_the_lower_cased_verified_address() {
 fn the_message_escapes_everything_in_html_and_carries_code_and_link() {
     let link = "http://127.0.0.1:8787/auth/callback/mail?gh_state=a&token=tok\"><script>";
     let [subject, text, html] =
-        crate::pages::sign_in_mail("127.0.0.1", "a&b'c@example.com", "012345", link);
+        crate::pages::sign_in_mail("127.0.0.1", "a&b'c@example.com", Some("012345"), link);
     assert_eq!(subject, "Your sign-in code for 127.0.0.1");
     assert!(text.contains("012345") && text.contains(link));
     assert!(html.contains("012345"));
     assert!(html.contains("a&amp;b&#39;c@example.com"));
     assert!(html.contains("gh_state=a&amp;token=tok&quot;&gt;&lt;script&gt;"));
     assert!(!html.contains("<script>"));
+    // An administrator's invitation: the link alone, escaped the same.
+    let [subject, text, html] =
+        crate::pages::sign_in_mail("127.0.0.1", "a&b'c@example.com", None, link);
+    assert_eq!(subject, "Your sign-in link for 127.0.0.1");
+    assert!(text.contains("invited") && text.contains(link) && !text.contains("code"));
+    assert!(html.contains("a&amp;b&#39;c@example.com") && !html.contains("<script>"));
 }
 
 #[test]

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 const PUBLIC_URL: &str = "http://127.0.0.1:8787";
 const FORM: &str = "application/x-www-form-urlencoded";
+const ADMIN_KEY: &str = "admin-key-0123456789abcdef-xyz";
 
 struct H {
     cfg: Config,
@@ -44,6 +45,7 @@ impl H {
             })
             .to_string(),
         );
+        env.insert("ADMIN_API_KEY".into(), ADMIN_KEY.into());
         H {
             cfg: Config::from_env(&env).expect("valid config"),
             p: TestPlatform::new(|_| unreachable!("the email kind calls nothing")),
@@ -490,4 +492,79 @@ fn the_address_is_escaped_in_the_html_part() {
         m.text.contains("o'brien&co@example.com"),
         "plain text stays plain"
     );
+}
+
+impl H {
+    /// `POST /admin/magic-links` for `email`; returns the link of the message sent.
+    fn invite(&self, email: &str) -> String {
+        let r = self.run(
+            Request::new(Method::Post, &format!("{PUBLIC_URL}/admin/magic-links"))
+                .with_header("authorization", &format!("Bearer {ADMIN_KEY}"))
+                .with_header("content-type", "application/json")
+                .with_body(json!({"email": email, "return_to": "/welcome"}).to_string()),
+        );
+        assert_eq!(r.status, 202, "{}", text(&r));
+        let m = self.p.mailer.last().expect("a message was sent");
+        assert_eq!(m.subject, "Your sign-in link for 127.0.0.1");
+        assert!(
+            !m.text.contains("code") && !m.html.contains("code"),
+            "an invitation has no code: {}",
+            m.text
+        );
+        let link = m.text.lines().find(|l| l.starts_with(PUBLIC_URL));
+        link.expect("a link line").to_string()
+    }
+
+    /// The invitation page's button: a POST from Gatehouse's own page, in a browser that
+    /// holds no sign-in of its own.
+    fn confirm(&self, link: &str) -> Response {
+        self.run(
+            Request::new(Method::Post, link)
+                .with_header("origin", PUBLIC_URL)
+                .with_header("accept", "text/html"),
+        )
+    }
+}
+
+#[test]
+fn an_admin_invitation_is_the_link_alone_and_signs_in_once_in_any_browser() {
+    let h = H::new();
+    let link = h.invite("Ada@Example.com");
+    assert!(
+        link.contains("gh_invite=") && link.contains("&token="),
+        "{link}"
+    );
+    // Opening it (the person, or a mail scanner) spends nothing: a page with a button.
+    let page = h.open(&link, None);
+    assert_eq!(page.status, 200, "{}", text(&page));
+    assert!(text(&page).contains("Ada@Example.com"), "names the invitee");
+    // A damaged link token is refused, and spends nothing either.
+    let base = link.split("&token=").next().unwrap();
+    for bad in [format!("{base}&token={}", "A".repeat(43)), base.to_string()] {
+        assert_eq!(h.confirm(&bad).status, 400, "{bad}");
+        assert_eq!((h.spent(), h.sessions()), (0, 0));
+    }
+    let r = h.confirm(&link);
+    assert_signed_in(&h, &r, "ada@example.com");
+    assert_eq!(r.header("location"), Some("/welcome"));
+    // Single use: the second press (or a replay) signs nobody in.
+    let again = h.confirm(&link);
+    assert_eq!(again.status, 400, "{}", text(&again));
+    assert_eq!(h.sessions(), 1);
+    assert_eq!(h.open(&link, None).status, 400, "the page says it is used");
+}
+
+#[test]
+fn an_admin_invitation_expires_after_ten_minutes() {
+    let h = H::new();
+    let link = h.invite("ada@example.com");
+    h.p.clock.set(h.p.clock.get() + TXN_TTL as i64 + 1);
+    let r = h.confirm(&link);
+    assert_eq!(r.status, 400);
+    assert!(text(&r).contains("expired"), "{}", text(&r));
+    assert_eq!((h.spent(), h.sessions()), (0, 0));
+    // Just inside the ten minutes, it works.
+    let link = h.invite("ada@example.com");
+    h.p.clock.set(h.p.clock.get() + TXN_TTL as i64);
+    assert_signed_in(&h, &h.confirm(&link), "ada@example.com");
 }
