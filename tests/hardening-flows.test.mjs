@@ -204,6 +204,21 @@ test('an IPv6 client is limited per /64: another address in it shares the limit,
   });
 });
 
+test('Pseudo IPv4: one IPv6 /64 showing up as many class E addresses is still one network', async () => {
+  await inOneWindow(async () => {
+    const prefix = `2001:db8:${(net += 1).toString(16)}`;
+    const start = (v4, v6) => fetch(`${gh.url}/auth/login?provider=mail`, {
+      headers: { 'cf-connecting-ip': v4, 'cf-connecting-ipv6': v6 },
+    }).then(async (r) => { await r.arrayBuffer(); return r.status; });
+    const results = [];
+    for (let i = 0; i < LIMIT; i++) results.push(await start(`240.${net % 250}.0.${i + 1}`, `${prefix}:1::${i + 1}`));
+    assert.deepEqual(results, Array(LIMIT).fill(200));
+    assert.equal(await start(`255.${net % 250}.9.9`, `${prefix}:1:ffff::1`), 429, 'another pseudo address, same /64');
+    assert.equal(await start(`240.${net % 250}.0.1`, `${prefix}:2::1`), 200, 'the next /64');
+    return results;
+  });
+});
+
 test('callbacks without a login transaction: limited per network, and none of them writes a D1 row', async () => {
   const burst = 4 * LIMIT;
   const eventsBefore = await failedEvents();
