@@ -2,7 +2,9 @@
 //! long they are kept. Events are written through [`crate::app::Ctx::event`] (best effort:
 //! the action itself is already done) and pruned by the Worker's scheduled (cron) handler,
 //! which calls [`prune`] — and [`prune_spent`], which forgets spent single-use keys once the
-//! things they name have expired anyway, and [`prune_counters`] for ended rate-limit windows.
+//! things they name have expired anyway, [`prune_counters`] for ended rate-limit windows, and
+//! [`prune_expired`] for expired invitations and refresh tokens. Each deletes in bounded
+//! batches (`PRUNE_BATCH` rows a statement, at most `PRUNE_ROUNDS` statements a run).
 //!
 //! Kinds: `sign_in`, `sign_in_failed`, `logout`, `link`, `link_refused`, `unlink`,
 //! `session_revoked`, `created`, `updated`, `deactivated`, `activated`, `deleted`,
@@ -10,7 +12,7 @@
 //! agent, and a small JSON `detail` (never a secret, a token or a provider response body).
 
 use crate::platform::{Counters, SingleUse, StoreError};
-use crate::users::UserStore;
+use crate::users::{Expired, UserStore};
 
 /// How long audit events are kept: 90 days.
 pub const RETENTION_SECONDS: i64 = 90 * 24 * 3600;
@@ -48,6 +50,24 @@ pub async fn prune_spent<S: SingleUse>(store: &S, now: i64) -> Result<u64, Store
     Ok(total)
 }
 
+/// Deletes the rows of `what` that have expired (see [`Expired`]), in the same rounds as
+/// [`prune`]; returns how many.
+pub async fn prune_expired<U: UserStore>(
+    store: &U,
+    what: Expired,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let mut total = 0;
+    for _ in 0..PRUNE_ROUNDS {
+        let n = store.prune_expired(what, now, PRUNE_BATCH).await?;
+        total += n;
+        if n < PRUNE_BATCH as u64 {
+            break;
+        }
+    }
+    Ok(total)
+}
+
 /// Forgets rate-limit counters whose window has ended (see [`Counters`]), in the same rounds
 /// as [`prune`]; returns how many.
 pub async fn prune_counters<C: Counters>(store: &C, now: i64) -> Result<u64, StoreError> {
@@ -65,6 +85,7 @@ pub async fn prune_counters<C: Counters>(store: &C, now: i64) -> Result<u64, Sto
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oauth_store::RefreshRow;
     use crate::platform::SpendKind;
     use crate::testing::{block_on, MemoryUsers};
     use crate::users::Event;
@@ -93,6 +114,96 @@ mod tests {
         let left: Vec<i64> = store.events.borrow().iter().map(|e| e.at).collect();
         assert_eq!(left, [now - RETENTION_SECONDS, now]);
         assert_eq!(block_on(prune(&store, now)).unwrap(), 0);
+    }
+
+    fn invitation(id: &str, expires_at: i64, used: bool) -> crate::users::Invitation {
+        crate::users::Invitation {
+            id: id.into(),
+            token_hash: format!("hash-{id}"),
+            email: None,
+            roles: vec![],
+            return_to: "/".into(),
+            user_id: None,
+            created_at: expires_at - 7 * 86400,
+            expires_at,
+            used_at: used.then_some(expires_at - 60),
+            used_by: used.then(|| "usr_1".into()),
+        }
+    }
+
+    fn refresh(hash: &str, family: &str, expires_at: i64, used: bool) -> RefreshRow {
+        let grant = crate::oauth_store::Grant {
+            client_id: "app".into(),
+            user_id: "usr_1".into(),
+            sid: "sid".into(),
+            scope: "openid".into(),
+            auth_time: 0,
+            resource: None,
+        };
+        RefreshRow {
+            hash: hash.into(),
+            family: family.into(),
+            grant,
+            created_at: 0,
+            expires_at,
+            used_at: used.then_some(1),
+        }
+    }
+
+    #[test]
+    fn prunes_expired_invitations_used_or_not_in_rounds_and_keeps_live_ones() {
+        let store = MemoryUsers::default();
+        let now = 1_800_000_000;
+        for i in 0..2500 {
+            let inv = invitation(&format!("old{i}"), now - 1 - i, i % 2 == 0);
+            store.invitations.borrow_mut().insert(inv.id.clone(), inv);
+        }
+        for (id, used) in [("live", false), ("accepted", true)] {
+            store
+                .invitations
+                .borrow_mut()
+                .insert(id.into(), invitation(id, now, used));
+        }
+        let pruned = block_on(prune_expired(&store, Expired::Invitations, now));
+        assert_eq!(pruned.unwrap(), 2500);
+        assert_eq!(
+            store.invitations.borrow().keys().collect::<Vec<_>>(),
+            ["accepted", "live"],
+            "kept through their expiry second"
+        );
+        assert_eq!(store.faults.count(), 3, "in batches of {PRUNE_BATCH}");
+    }
+
+    #[test]
+    fn prunes_refresh_tokens_only_once_their_whole_family_has_expired() {
+        let store = MemoryUsers::default();
+        let now = 1_800_000_000;
+        for row in [
+            // A dead family: every token expired.
+            refresh("dead-1", "dead", now - 100, true),
+            refresh("dead-2", "dead", now - 1, false),
+            // A live family: its rotated, expired token is kept, so that a reuse still
+            // revokes the family.
+            refresh("live-1", "live", now - 100, true),
+            refresh("live-2", "live", now + 3600, false),
+        ] {
+            store
+                .oauth
+                .refresh
+                .borrow_mut()
+                .insert(row.hash.clone(), row);
+        }
+        let pruned = block_on(prune_expired(&store, Expired::RefreshTokens, now));
+        assert_eq!(pruned.unwrap(), 2);
+        let left: Vec<String> = store.oauth.refresh.borrow().keys().cloned().collect();
+        assert_eq!(left, ["live-1", "live-2"]);
+    }
+
+    #[test]
+    fn a_failed_prune_is_an_error() {
+        let store = MemoryUsers::default();
+        store.faults.arm(1, crate::testing::FaultMode::Before);
+        assert!(block_on(prune_expired(&store, Expired::Invitations, 1)).is_err());
     }
 
     #[test]

@@ -664,6 +664,42 @@ impl UserStore for MemoryUsers {
             Ok(())
         })
     }
+    async fn prune_expired(
+        &self,
+        what: crate::users::Expired,
+        now: i64,
+        max: u32,
+    ) -> Result<u64, StoreError> {
+        use crate::users::Expired;
+        self.d1("d1.prune_expired", || {
+            let doomed: Vec<String> = match what {
+                Expired::Invitations => {
+                    let invitations = self.invitations.borrow();
+                    let old = invitations.values().filter(|i| i.expires_at < now);
+                    old.map(|i| i.id.clone()).take(max as usize).collect()
+                }
+                Expired::RefreshTokens => {
+                    let refresh = self.oauth.refresh.borrow();
+                    let live = |family: &str| {
+                        refresh
+                            .values()
+                            .any(|r| r.family == family && r.expires_at >= now)
+                    };
+                    let old = refresh
+                        .values()
+                        .filter(|r| r.expires_at < now && !live(&r.family));
+                    old.map(|r| r.hash.clone()).take(max as usize).collect()
+                }
+            };
+            for k in &doomed {
+                match what {
+                    Expired::Invitations => self.invitations.borrow_mut().remove(k).map(|_| ()),
+                    Expired::RefreshTokens => self.oauth.refresh.borrow_mut().remove(k).map(|_| ()),
+                };
+            }
+            Ok(doomed.len() as u64)
+        })
+    }
 }
 
 fn identity_of(user_id: &str, p: &Profile, now: i64) -> Identity {

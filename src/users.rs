@@ -242,6 +242,30 @@ pub trait UserStore {
         user_id: &str,
         at: i64,
     ) -> Result<(), StoreError>;
+
+    /// Deletes at most `max` rows of `what` that expired before `now`; returns how many.
+    async fn prune_expired(&self, what: Expired, now: i64, max: u32) -> Result<u64, StoreError>;
+}
+
+/// Rows that are useless once expired, pruned by the cron trigger ([`crate::audit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    /// Sign-up invitations, accepted or not: an expired one is refused anyway (and its spent
+    /// mark outlives nothing). An accepted one is kept until then, for the admin's list.
+    Invitations,
+    /// The OpenID Provider's refresh tokens, once every token of their family has expired:
+    /// a rotated token is kept while its family lives, so that its reuse still revokes it.
+    RefreshTokens,
+}
+
+impl Expired {
+    /// What the log calls them.
+    pub fn name(self) -> &'static str {
+        match self {
+            Expired::Invitations => "expired invitations",
+            Expired::RefreshTokens => "expired refresh tokens",
+        }
+    }
 }
 
 /// A sign-up invitation (`POST /admin/invitations`).

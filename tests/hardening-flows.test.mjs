@@ -175,6 +175,34 @@ test('the cron trigger forgets spent keys once they have expired, and keeps live
   assert.deepEqual(left, [`inv:live-${tag}`]);
 });
 
+test('the cron trigger prunes expired invitations (accepted or not) and refresh tokens of expired families, and keeps live ones', async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const tag = randomBytes(4).toString('hex');
+  const user = `usr_${tag}`;
+  const client = `app_${tag}`;
+  await gh.d1(`INSERT INTO users (id, created_at, updated_at) VALUES ('${user}', ${now}, ${now})`);
+  await gh.d1(`INSERT INTO clients (id, name, type, created_at, updated_at) VALUES ('${client}', 'App', 'public', ${now}, ${now})`);
+  const invitation = (id, expiresAt, usedAt = 'NULL') => `('${id}-${tag}', 'h-${id}-${tag}', '/', ${now - 86400}, ${expiresAt}, ${usedAt})`;
+  await gh.d1(`INSERT INTO invitations (id, token_hash, return_to, created_at, expires_at, used_at) VALUES ${[
+    invitation('old', now - 10), invitation('old-accepted', now - 10, now - 20),
+    invitation('live', now + 3600), invitation('live-accepted', now + 3600, now - 20),
+  ].join(', ')}`);
+  const token = (hash, family, expiresAt, usedAt = 'NULL') => `('${hash}-${tag}', '${family}-${tag}', '${client}', '${user}', '', ${now - 100}, ${expiresAt}, ${usedAt})`;
+  await gh.d1(`INSERT INTO oauth_refresh_tokens (hash, family, client_id, user_id, grant_data, created_at, expires_at, used_at) VALUES ${[
+    token('dead-1', 'dead', now - 50, now - 60), token('dead-2', 'dead', now - 5),
+    token('live-1', 'live', now - 50, now - 60), token('live-2', 'live', now + 3600),
+  ].join(', ')}`);
+  const mark = gh.mark();
+  const r = await fetch(`${gh.url}/__scheduled?cron=${encodeURIComponent('17 3 * * *')}`);
+  assert.equal(r.status, 200);
+  assert.ok(await gh.waitForLog(/gatehouse: pruned [1-9]\d* expired refresh tokens/, { since: mark }), gh.logs());
+  assert.match(gh.logs(), /gatehouse: pruned [1-9]\d* expired invitations/);
+  const invitations = (await gh.d1(`SELECT id FROM invitations WHERE id LIKE '%-${tag}' ORDER BY id`)).map((x) => x.id);
+  assert.deepEqual(invitations, [`live-${tag}`, `live-accepted-${tag}`]);
+  const tokens = (await gh.d1(`SELECT hash FROM oauth_refresh_tokens WHERE family LIKE '%-${tag}' ORDER BY hash`)).map((x) => x.hash);
+  assert.deepEqual(tokens, [`live-1-${tag}`, `live-2-${tag}`], 'a rotated token stays while its family lives');
+});
+
 // ---------------------------------------------------------------------------------------
 // Rate limits per client network.
 

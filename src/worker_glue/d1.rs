@@ -10,8 +10,8 @@ use super::js::{call, call_method, js_message};
 use crate::fields::Fields;
 use crate::platform::StoreError;
 use crate::users::{
-    Event, Identity, Invitation, LinkOutcome, Profile, StoredEvent, UnlinkOutcome, User, UserPatch,
-    UserQuery, UserStore,
+    Event, Expired, Identity, Invitation, LinkOutcome, Profile, StoredEvent, UnlinkOutcome, User,
+    UserPatch, UserQuery, UserStore,
 };
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::JsValue;
@@ -714,6 +714,20 @@ impl UserStore for D1Users {
             )
             .await?;
         Ok(deleted as u64)
+    }
+
+    async fn prune_expired(&self, what: Expired, now: i64, max: u32) -> Result<u64, StoreError> {
+        let sql = match what {
+            Expired::Invitations => {
+                "DELETE FROM invitations WHERE id IN (SELECT id FROM invitations WHERE expires_at < ?1 LIMIT ?2)"
+            }
+            Expired::RefreshTokens => {
+                "DELETE FROM oauth_refresh_tokens WHERE hash IN (SELECT hash FROM oauth_refresh_tokens r \
+                 WHERE expires_at < ?1 AND NOT EXISTS (SELECT 1 FROM oauth_refresh_tokens f \
+                 WHERE f.family = r.family AND f.expires_at >= ?1) LIMIT ?2)"
+            }
+        };
+        Ok(self.exec(sql, &[n(now), n(max as i64)]).await? as u64)
     }
 
     async fn create_invitation(&self, i: &Invitation) -> Result<(), StoreError> {

@@ -17,6 +17,7 @@ use crate::error::AppError;
 use crate::http::{Method, Request, Response, MAX_BODY_BYTES};
 use crate::jwt::remembered::Remembered;
 use crate::platform::{Caches, Platform};
+use crate::users::Expired;
 use std::cell::OnceCell;
 use wasm_bindgen::JsValue;
 
@@ -328,7 +329,8 @@ async fn fetch(
 }
 
 /// The cron trigger (`[triggers] crons` in wrangler.toml): prunes audit events older than
-/// [`crate::audit::RETENTION_SECONDS`] and expired spent single-use keys. Failures are
+/// [`crate::audit::RETENTION_SECONDS`], expired spent single-use keys, ended rate-limit
+/// windows, and expired invitations and refresh tokens. Failures are
 /// logged; the next run tries again.
 #[worker::event(scheduled)]
 async fn scheduled(
@@ -356,5 +358,12 @@ async fn scheduled(
     match crate::audit::prune_counters(p.counters(), p.now()).await {
         Ok(n) => worker::console_log!("gatehouse: pruned {n} rate-limit counters"),
         Err(e) => worker::console_error!("gatehouse: pruning counters failed: {}", e.0),
+    }
+    for what in [Expired::Invitations, Expired::RefreshTokens] {
+        let name = what.name();
+        match crate::audit::prune_expired(p.users(), what, p.now()).await {
+            Ok(n) => worker::console_log!("gatehouse: pruned {n} {name}"),
+            Err(e) => worker::console_error!("gatehouse: pruning {name} failed: {}", e.0),
+        }
     }
 }
