@@ -1,18 +1,17 @@
 //! The audit log (README "Admin API", table `events`): what kinds of events there are, and how
 //! long they are kept. Events are written through [`crate::app::Ctx::event`] (best effort:
-//! the action itself is already done) and pruned by the Worker's scheduled (cron) handler,
-//! which calls [`prune`] — and [`prune_spent`], which forgets spent single-use keys once the
-//! things they name have expired anyway, [`prune_counters`] for ended rate-limit windows, and
-//! [`prune_expired`] for expired invitations and refresh tokens. Each deletes in bounded
-//! batches (`PRUNE_BATCH` rows a statement, at most `PRUNE_ROUNDS` statements a run).
+//! the action itself is already done). The Worker's scheduled (cron) handler calls [`prune`]
+//! for each of [`Pruned::ALL`]: old events, and the rows that accumulate in D1 but are of no
+//! use once expired — spent single-use keys, ended rate-limit windows, invitations and
+//! refresh tokens.
 //!
 //! Kinds: `sign_in`, `sign_in_failed`, `logout`, `link`, `link_refused`, `unlink`,
 //! `session_revoked`, `created`, `updated`, `deactivated`, `activated`, `deleted`,
 //! `admin_auth_failed`, `magic_link_sent`. Each event has its time, the client's IP and user
 //! agent, and a small JSON `detail` (never a secret, a token or a provider response body).
 
-use crate::platform::{Counters, SingleUse, StoreError};
-use crate::users::{Expired, UserStore};
+use crate::error::StoreError;
+use crate::users::UserStore;
 
 /// How long audit events are kept: 90 days.
 pub const RETENTION_SECONDS: i64 = 90 * 24 * 3600;
@@ -22,58 +21,62 @@ const PRUNE_BATCH: u32 = 1000;
 /// Statements per run; what is left is pruned at the next run.
 const PRUNE_ROUNDS: u32 = 50;
 
-/// Deletes events older than [`RETENTION_SECONDS`] before `now`; returns how many.
-pub async fn prune<U: UserStore>(store: &U, now: i64) -> Result<u64, StoreError> {
-    let before = now - RETENTION_SECONDS;
-    let mut total = 0;
-    for _ in 0..PRUNE_ROUNDS {
-        let n = store.prune_events(before, PRUNE_BATCH).await?;
-        total += n;
-        if n < PRUNE_BATCH as u64 {
-            break;
-        }
-    }
-    Ok(total)
+/// What the cron trigger prunes: rows that are of no use any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pruned {
+    /// Audit events older than [`RETENTION_SECONDS`].
+    Events,
+    /// Spent single-use keys whose things have expired anyway (see
+    /// [`crate::platform::SingleUse`]); each is kept through its expiry second.
+    SpentKeys,
+    /// Rate-limit counters whose window has ended (see [`crate::platform::Counters`]).
+    Counters,
+    /// Sign-up invitations past their expiry, accepted or not: an expired one is refused
+    /// anyway. An accepted one is kept until then, for the admin's list.
+    Invitations,
+    /// The OpenID Provider's refresh tokens, once every token of their family has expired:
+    /// a rotated token is kept while its family lives, so that its reuse still revokes it.
+    RefreshTokens,
 }
 
-/// Forgets spent single-use keys whose `expires_at` has passed (see [`SingleUse`]), in the
-/// same rounds as [`prune`]; returns how many.
-pub async fn prune_spent<S: SingleUse>(store: &S, now: i64) -> Result<u64, StoreError> {
-    let mut total = 0;
-    for _ in 0..PRUNE_ROUNDS {
-        let n = store.prune_spent(now, PRUNE_BATCH).await?;
-        total += n;
-        if n < PRUNE_BATCH as u64 {
-            break;
+impl Pruned {
+    /// Everything, in the order the cron trigger prunes it.
+    pub const ALL: [Pruned; 5] = [
+        Pruned::Events,
+        Pruned::SpentKeys,
+        Pruned::Counters,
+        Pruned::Invitations,
+        Pruned::RefreshTokens,
+    ];
+
+    /// What the log calls them.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pruned::Events => "audit events",
+            Pruned::SpentKeys => "spent single-use keys",
+            Pruned::Counters => "rate-limit counters",
+            Pruned::Invitations => "expired invitations",
+            Pruned::RefreshTokens => "expired refresh tokens",
         }
     }
-    Ok(total)
-}
 
-/// Deletes the rows of `what` that have expired (see [`Expired`]), in the same rounds as
-/// [`prune`]; returns how many.
-pub async fn prune_expired<U: UserStore>(
-    store: &U,
-    what: Expired,
-    now: i64,
-) -> Result<u64, StoreError> {
-    let mut total = 0;
-    for _ in 0..PRUNE_ROUNDS {
-        let n = store.prune_expired(what, now, PRUNE_BATCH).await?;
-        total += n;
-        if n < PRUNE_BATCH as u64 {
-            break;
+    /// Rows from before this time go (events by their time, the rest by their expiry).
+    pub fn cutoff(self, now: i64) -> i64 {
+        match self {
+            Pruned::Events => now - RETENTION_SECONDS,
+            _ => now,
         }
     }
-    Ok(total)
 }
 
-/// Forgets rate-limit counters whose window has ended (see [`Counters`]), in the same rounds
-/// as [`prune`]; returns how many.
-pub async fn prune_counters<C: Counters>(store: &C, now: i64) -> Result<u64, StoreError> {
+/// Deletes the rows of `what` that are past its [`Pruned::cutoff`] at `now`, in bounded
+/// rounds (at most `PRUNE_BATCH` rows a statement, `PRUNE_ROUNDS` statements a run; the
+/// next run takes what is left); returns how many.
+pub async fn prune<U: UserStore>(store: &U, what: Pruned, now: i64) -> Result<u64, StoreError> {
+    let cutoff = what.cutoff(now);
     let mut total = 0;
     for _ in 0..PRUNE_ROUNDS {
-        let n = store.prune_counters(now, PRUNE_BATCH).await?;
+        let n = store.prune(what, cutoff, PRUNE_BATCH).await?;
         total += n;
         if n < PRUNE_BATCH as u64 {
             break;
@@ -86,7 +89,7 @@ pub async fn prune_counters<C: Counters>(store: &C, now: i64) -> Result<u64, Sto
 mod tests {
     use super::*;
     use crate::oauth_store::RefreshRow;
-    use crate::platform::SpendKind;
+    use crate::platform::{SingleUse, SpendKind};
     use crate::testing::{block_on, MemoryUsers};
     use crate::users::Event;
 
@@ -110,10 +113,10 @@ mod tests {
         }
         block_on(store.record_event(&ev(now - RETENTION_SECONDS))).unwrap();
         block_on(store.record_event(&ev(now))).unwrap();
-        assert_eq!(block_on(prune(&store, now)).unwrap(), 2500);
+        assert_eq!(block_on(prune(&store, Pruned::Events, now)).unwrap(), 2500);
         let left: Vec<i64> = store.events.borrow().iter().map(|e| e.at).collect();
         assert_eq!(left, [now - RETENTION_SECONDS, now]);
-        assert_eq!(block_on(prune(&store, now)).unwrap(), 0);
+        assert_eq!(block_on(prune(&store, Pruned::Events, now)).unwrap(), 0);
     }
 
     fn invitation(id: &str, expires_at: i64, used: bool) -> crate::users::Invitation {
@@ -164,7 +167,7 @@ mod tests {
                 .borrow_mut()
                 .insert(id.into(), invitation(id, now, used));
         }
-        let pruned = block_on(prune_expired(&store, Expired::Invitations, now));
+        let pruned = block_on(prune(&store, Pruned::Invitations, now));
         assert_eq!(pruned.unwrap(), 2500);
         assert_eq!(
             store.invitations.borrow().keys().collect::<Vec<_>>(),
@@ -193,7 +196,7 @@ mod tests {
                 .borrow_mut()
                 .insert(row.hash.clone(), row);
         }
-        let pruned = block_on(prune_expired(&store, Expired::RefreshTokens, now));
+        let pruned = block_on(prune(&store, Pruned::RefreshTokens, now));
         assert_eq!(pruned.unwrap(), 2);
         let left: Vec<String> = store.oauth.refresh.borrow().keys().cloned().collect();
         assert_eq!(left, ["live-1", "live-2"]);
@@ -203,7 +206,7 @@ mod tests {
     fn a_failed_prune_is_an_error() {
         let store = MemoryUsers::default();
         store.faults.arm(1, crate::testing::FaultMode::Before);
-        assert!(block_on(prune_expired(&store, Expired::Invitations, 1)).is_err());
+        assert!(block_on(prune(&store, Pruned::Invitations, 1)).is_err());
     }
 
     #[test]
@@ -215,7 +218,10 @@ mod tests {
             assert!(spent.unwrap());
         }
         assert!(block_on(store.spend(SpendKind::Invitation, "live", now)).unwrap());
-        assert_eq!(block_on(prune_spent(&store, now)).unwrap(), 2500);
+        assert_eq!(
+            block_on(prune(&store, Pruned::SpentKeys, now)).unwrap(),
+            2500
+        );
         assert_eq!(
             store.spent.borrow().keys().collect::<Vec<_>>(),
             ["inv:live"],
@@ -225,6 +231,6 @@ mod tests {
             !block_on(store.spend(SpendKind::Invitation, "live", now)).unwrap(),
             "still spent"
         );
-        assert_eq!(block_on(prune_spent(&store, now)).unwrap(), 0);
+        assert_eq!(block_on(prune(&store, Pruned::SpentKeys, now)).unwrap(), 0);
     }
 }

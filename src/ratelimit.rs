@@ -214,12 +214,22 @@ mod tests {
         let expiries: Vec<i64> = store.counters.borrow().values().map(|c| c.1).collect();
         assert_eq!(expiries, [180], "the window [120, 180) ends at 180");
         assert_eq!(
-            block_on(crate::audit::prune_counters(&store, 180)).unwrap(),
+            block_on(crate::audit::prune(
+                &store,
+                crate::audit::Pruned::Counters,
+                180
+            ))
+            .unwrap(),
             0,
             "kept through its last second"
         );
         assert_eq!(
-            block_on(crate::audit::prune_counters(&store, 181)).unwrap(),
+            block_on(crate::audit::prune(
+                &store,
+                crate::audit::Pruned::Counters,
+                181
+            ))
+            .unwrap(),
             1
         );
         assert!(store.counters.borrow().is_empty());

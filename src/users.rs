@@ -5,6 +5,7 @@
 
 #![allow(async_fn_in_trait)]
 
+use crate::audit::Pruned;
 use crate::crypto::{b64url, random_bytes};
 use crate::error::StoreError;
 use serde::{Deserialize, Serialize};
@@ -222,8 +223,6 @@ pub trait UserStore {
         limit: u32,
         after: Option<(i64, i64)>,
     ) -> Result<Vec<StoredEvent>, StoreError>;
-    /// Deletes at most `max` events older than `before`; returns how many went.
-    async fn prune_events(&self, before: i64, max: u32) -> Result<u64, StoreError>;
 
     // Sign-up invitations (the access policy).
 
@@ -243,29 +242,9 @@ pub trait UserStore {
         at: i64,
     ) -> Result<(), StoreError>;
 
-    /// Deletes at most `max` rows of `what` that expired before `now`; returns how many.
-    async fn prune_expired(&self, what: Expired, now: i64, max: u32) -> Result<u64, StoreError>;
-}
-
-/// Rows that are useless once expired, pruned by the cron trigger ([`crate::audit`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expired {
-    /// Sign-up invitations, accepted or not: an expired one is refused anyway (and its spent
-    /// mark outlives nothing). An accepted one is kept until then, for the admin's list.
-    Invitations,
-    /// The OpenID Provider's refresh tokens, once every token of their family has expired:
-    /// a rotated token is kept while its family lives, so that its reuse still revokes it.
-    RefreshTokens,
-}
-
-impl Expired {
-    /// What the log calls them.
-    pub fn name(self) -> &'static str {
-        match self {
-            Expired::Invitations => "expired invitations",
-            Expired::RefreshTokens => "expired refresh tokens",
-        }
-    }
+    /// Deletes at most `max` rows of `what` from before `cutoff` (its
+    /// [`crate::audit::Pruned::cutoff`]); returns how many went.
+    async fn prune(&self, what: Pruned, cutoff: i64, max: u32) -> Result<u64, StoreError>;
 }
 
 /// A sign-up invitation (`POST /admin/invitations`).

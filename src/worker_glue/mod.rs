@@ -17,7 +17,6 @@ use crate::error::AppError;
 use crate::http::{Method, Request, Response, MAX_BODY_BYTES};
 use crate::jwt::remembered::Remembered;
 use crate::platform::{Caches, Platform};
-use crate::users::Expired;
 use std::cell::OnceCell;
 use wasm_bindgen::JsValue;
 
@@ -329,8 +328,8 @@ async fn fetch(
 }
 
 /// The cron trigger (`[triggers] crons` in wrangler.toml): prunes audit events older than
-/// [`crate::audit::RETENTION_SECONDS`], expired spent single-use keys, ended rate-limit
-/// windows, and expired invitations and refresh tokens. Failures are
+/// [`crate::audit::RETENTION_SECONDS`] and the rows that are of no use once expired (each of
+/// [`crate::audit::Pruned::ALL`]). Failures are
 /// logged; the next run tries again.
 #[worker::event(scheduled)]
 async fn scheduled(
@@ -347,21 +346,10 @@ async fn scheduled(
             return;
         }
     };
-    match crate::audit::prune(p.users(), p.now()).await {
-        Ok(n) => worker::console_log!("gatehouse: pruned {n} audit events"),
-        Err(e) => worker::console_error!("gatehouse: pruning audit events failed: {}", e.0),
-    }
-    match crate::audit::prune_spent(p.single_use(), p.now()).await {
-        Ok(n) => worker::console_log!("gatehouse: pruned {n} spent single-use keys"),
-        Err(e) => worker::console_error!("gatehouse: pruning spent keys failed: {}", e.0),
-    }
-    match crate::audit::prune_counters(p.counters(), p.now()).await {
-        Ok(n) => worker::console_log!("gatehouse: pruned {n} rate-limit counters"),
-        Err(e) => worker::console_error!("gatehouse: pruning counters failed: {}", e.0),
-    }
-    for what in [Expired::Invitations, Expired::RefreshTokens] {
+    let now = p.now();
+    for what in crate::audit::Pruned::ALL {
         let name = what.name();
-        match crate::audit::prune_expired(p.users(), what, p.now()).await {
+        match crate::audit::prune(p.users(), what, now).await {
             Ok(n) => worker::console_log!("gatehouse: pruned {n} {name}"),
             Err(e) => worker::console_error!("gatehouse: pruning {name} failed: {}", e.0),
         }
