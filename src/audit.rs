@@ -21,59 +21,16 @@ const PRUNE_BATCH: u32 = 1000;
 /// Statements per run; what is left is pruned at the next run.
 const PRUNE_ROUNDS: u32 = 50;
 
-/// What the cron trigger prunes: rows that are of no use any more.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pruned {
-    /// Audit events older than [`RETENTION_SECONDS`].
-    Events,
-    /// Spent single-use keys whose things have expired anyway (see
-    /// [`crate::platform::SingleUse`]); each is kept through its expiry second.
-    SpentKeys,
-    /// Rate-limit counters whose window has ended (see [`crate::platform::Counters`]).
-    Counters,
-    /// Sign-up invitations past their expiry, accepted or not: an expired one is refused
-    /// anyway. An accepted one is kept until then, for the admin's list.
-    Invitations,
-    /// The OpenID Provider's refresh tokens, once every token of their family has expired:
-    /// a rotated token is kept while its family lives, so that its reuse still revokes it.
-    RefreshTokens,
-}
+pub use crate::users::Pruned;
 
-impl Pruned {
-    /// Everything, in the order the cron trigger prunes it.
-    pub const ALL: [Pruned; 5] = [
-        Pruned::Events,
-        Pruned::SpentKeys,
-        Pruned::Counters,
-        Pruned::Invitations,
-        Pruned::RefreshTokens,
-    ];
-
-    /// What the log calls them.
-    pub fn name(self) -> &'static str {
-        match self {
-            Pruned::Events => "audit events",
-            Pruned::SpentKeys => "spent single-use keys",
-            Pruned::Counters => "rate-limit counters",
-            Pruned::Invitations => "expired invitations",
-            Pruned::RefreshTokens => "expired refresh tokens",
-        }
-    }
-
-    /// Rows from before this time go (events by their time, the rest by their expiry).
-    pub fn cutoff(self, now: i64) -> i64 {
-        match self {
-            Pruned::Events => now - RETENTION_SECONDS,
-            _ => now,
-        }
-    }
-}
-
-/// Deletes the rows of `what` that are past its [`Pruned::cutoff`] at `now`, in bounded
-/// rounds (at most `PRUNE_BATCH` rows a statement, `PRUNE_ROUNDS` statements a run; the
+/// Deletes the rows of `what` that are past their time at `now` (events older than
+/// [`RETENTION_SECONDS`], the rest expired before `now`), in bounded rounds (at most `PRUNE_BATCH` rows a statement, `PRUNE_ROUNDS` statements a run; the
 /// next run takes what is left); returns how many.
 pub async fn prune<U: UserStore>(store: &U, what: Pruned, now: i64) -> Result<u64, StoreError> {
-    let cutoff = what.cutoff(now);
+    let cutoff = match what {
+        Pruned::Events => now - RETENTION_SECONDS,
+        _ => now,
+    };
     let mut total = 0;
     for _ in 0..PRUNE_ROUNDS {
         let n = store.prune(what, cutoff, PRUNE_BATCH).await?;
