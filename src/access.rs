@@ -189,6 +189,39 @@ mod tests {
     }
 
     #[test]
+    fn a_signature_of_the_wrong_length_never_reaches_the_backend() {
+        // WebCrypto throws on such a signature; that is a failure of the token, not of the
+        // backend, and must stay a refusal (401) rather than become a 500.
+        use crate::crypto::{b64url, b64url_decode};
+        let cfg = crate::testing::test_config_with_rsa();
+        let p = crate::testing::TestPlatform::new(|_| unreachable!());
+        let good = block_on(issue(&cfg, &NativeSignatures, &claims(&cfg, 1000))).unwrap();
+        let (ed_input, _) = good.rsplit_once('.').unwrap();
+        let rsa = cfg.key_for(crate::jwt::Alg::Rs256).unwrap();
+        let header = serde_json::json!({"alg": "RS256", "typ": TYP, "kid": rsa.kid});
+        let body = ed_input.split_once('.').unwrap().1;
+        let rsa_input = format!("{}.{body}", b64url(header.to_string().as_bytes()));
+        let modulus = b64url_decode(rsa.public.n.as_deref().unwrap())
+            .unwrap()
+            .len();
+        for (input, len, reaches) in [
+            (ed_input, 63, false),
+            (ed_input, 65, false),
+            (ed_input, 16, false),
+            (ed_input, 64, true),
+            (&rsa_input, modulus - 1, false),
+            (&rsa_input, modulus + 1, false),
+            (&rsa_input, modulus, true),
+        ] {
+            p.faults.reset();
+            let token = format!("{input}.{}", b64url(&vec![7u8; len]));
+            assert!(block_on(verify(&cfg, &p, &token, 1100)).is_err());
+            let backend_calls = p.faults.count();
+            assert_eq!(backend_calls, reaches as usize, "{len} bytes");
+        }
+    }
+
+    #[test]
     fn issue_then_verify() {
         let cfg = test_config();
         let t = block_on(issue(&cfg, &NativeSignatures, &claims(&cfg, 1000))).unwrap();

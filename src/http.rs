@@ -119,9 +119,22 @@ impl Request {
         self.header("user-agent").unwrap_or("")
     }
 
-    /// The client's address as the edge reports it.
+    /// The client's address as the edge reports it. Under Cloudflare's Pseudo IPv4
+    /// ("overwrite headers"), an IPv6 client arrives as a class E address (240.0.0.0/4,
+    /// never a real client's) standing in for it, with its real address in
+    /// `cf-connecting-ipv6`: that one is the client's, so that its /64 is its network. The
+    /// IPv6 header is read only then: elsewhere a client could send it itself.
+    /// No `cf-connecting-ip` (a caller that is not a browser on the internet: a service
+    /// binding) is `""`, one network of its own (docs/security.md, rule "Rate limits").
     pub fn client_ip(&self) -> &str {
-        self.header("cf-connecting-ip").unwrap_or("")
+        let ip = self.header("cf-connecting-ip").unwrap_or("");
+        // 240. to 255.: the edge sends well-formed addresses, so three digits and a dot do.
+        match ip.as_bytes() {
+            [b'2', b'4' | b'5', b'0'..=b'9', b'.', ..] => {
+                self.header("cf-connecting-ipv6").unwrap_or(ip)
+            }
+            _ => ip,
+        }
     }
 
     /// The client's network, for rate limits: an IPv4 address as it is, an IPv6 address as
@@ -266,6 +279,39 @@ mod tests {
         assert_ne!(net("2001:db8:1:3::1"), net("2001:db8:1:2::1"));
         assert_eq!(net("::ffff:198.51.100.7"), "198.51.100.7");
         assert_eq!(net("not an ip"), "not an ip");
+    }
+
+    #[test]
+    fn a_pseudo_ipv4_client_is_its_real_ipv6_slash_64() {
+        let net = |ip: &str, v6: Option<&str>| {
+            let r = Request::new(Method::Get, "https://gh.example/")
+                .with_header("cf-connecting-ip", ip);
+            match v6 {
+                Some(v6) => r.with_header("cf-connecting-ipv6", v6),
+                None => r,
+            }
+            .client_network()
+        };
+        // One /64 behind many pseudo IPv4 addresses is one network.
+        assert_eq!(
+            net("240.1.2.3", Some("2001:db8:1:2::1")),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            net("255.9.8.7", Some("2001:db8:1:2:ffff::9")),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(net("240.1.2.3", None), "240.1.2.3");
+        // A real IPv4 client cannot pick its network by sending the IPv6 header itself.
+        assert_eq!(net("198.51.100.7", Some("2001:db8::1")), "198.51.100.7");
+        assert_eq!(
+            net("239.255.255.255", Some("2001:db8::1")),
+            "239.255.255.255"
+        );
+        // Without `cf-connecting-ip`, one network of its own, whatever else is sent.
+        let bare = Request::new(Method::Get, "https://gh.example/")
+            .with_header("cf-connecting-ipv6", "2001:db8::1");
+        assert_eq!(bare.client_network(), "");
     }
 
     #[derive(serde::Deserialize)]

@@ -69,7 +69,7 @@ impl SpendKind {
 ///    (never the secret itself) and the time after which the thing is refused anyway by its
 ///    own expiry check; go on only on `Ok(true)`. `Ok(false)` is a replay or a lost race.
 /// 4. The spent row is kept until `expires_at` and then pruned by the cron trigger
-///    ([`crate::audit::prune_spent`]): the thing's own expiry check must refuse it from then
+///    ([`crate::audit::prune`], [`crate::audit::Pruned::SpentKeys`]): the thing's own expiry check must refuse it from then
 ///    on, so `expires_at` must not be earlier than the last moment the thing is accepted.
 pub trait SingleUse {
     /// Marks `key_hash` of `kind` as spent until `expires_at` (Unix seconds). `Ok(true)`: this
@@ -83,8 +83,6 @@ pub trait SingleUse {
     /// Whether `key_hash` of `kind` was spent (for a page that shows a thing without spending
     /// it; never a check before [`SingleUse::spend`], which alone decides).
     async fn is_spent(&self, kind: SpendKind, key_hash: &str) -> Result<bool, StoreError>;
-    /// Forgets at most `max` spent keys whose `expires_at` is before `now`; returns how many.
-    async fn prune_spent(&self, now: i64, max: u32) -> Result<u64, StoreError>;
 }
 
 /// Exact counters for long-window rate limits (see [`crate::ratelimit`]): D1 in the Worker
@@ -96,8 +94,6 @@ pub trait Counters {
     async fn count(&self, key: &str, expires_at: i64) -> Result<u32, StoreError>;
     /// The current count of `key`, without adding to it (0 for a key never counted).
     async fn peek(&self, key: &str) -> Result<u32, StoreError>;
-    /// Forgets at most `max` counters whose `expires_at` is before `now`; returns how many.
-    async fn prune_counters(&self, now: i64, max: u32) -> Result<u64, StoreError>;
 }
 
 /// Short-window request limits per key (a client network and what it asks for): the

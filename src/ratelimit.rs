@@ -137,6 +137,45 @@ mod tests {
     }
 
     #[test]
+    fn pseudo_ipv4_addresses_of_one_slash_64_and_callers_without_an_address_share_a_limit() {
+        let limiter = MemoryLimiter::default();
+        limiter.max.set(2);
+        let go = |headers: &[(&str, &str)]| {
+            let req = headers.iter().fold(
+                Request::new(Method::Get, "http://127.0.0.1:8787/auth/login"),
+                |r, (k, v)| r.with_header(k, v),
+            );
+            block_on(per_network(&limiter, Flow::Start, &req))
+        };
+        let pseudo = |v4: &'static str, v6: &'static str| {
+            [("cf-connecting-ip", v4), ("cf-connecting-ipv6", v6)]
+        };
+        assert!(go(&pseudo("240.0.0.1", "2001:db8:7::1")).is_ok());
+        assert!(go(&pseudo("247.1.2.3", "2001:db8:7::2")).is_ok());
+        assert!(
+            matches!(
+                go(&pseudo("250.9.9.9", "2001:db8:7:0:ffff::3")),
+                Err(AppError::RateLimited)
+            ),
+            "a new pseudo IPv4 address for the same /64 gains nothing"
+        );
+        assert!(
+            go(&pseudo("240.0.0.1", "2001:db8:8::1")).is_ok(),
+            "another /64"
+        );
+        for _ in 0..2 {
+            assert!(go(&[]).is_ok());
+        }
+        assert!(
+            matches!(
+                go(&[("cf-connecting-ipv6", "2001:db8:9::1")]),
+                Err(AppError::RateLimited)
+            ),
+            "no cf-connecting-ip: one bounded network, not a free pass"
+        );
+    }
+
+    #[test]
     fn allows_up_to_max_per_window_then_refuses() {
         let store = MemoryUsers::default();
         let limit = Limit { max: 3, window: 60 };
@@ -175,12 +214,22 @@ mod tests {
         let expiries: Vec<i64> = store.counters.borrow().values().map(|c| c.1).collect();
         assert_eq!(expiries, [180], "the window [120, 180) ends at 180");
         assert_eq!(
-            block_on(crate::audit::prune_counters(&store, 180)).unwrap(),
+            block_on(crate::audit::prune(
+                &store,
+                crate::audit::Pruned::Counters,
+                180
+            ))
+            .unwrap(),
             0,
             "kept through its last second"
         );
         assert_eq!(
-            block_on(crate::audit::prune_counters(&store, 181)).unwrap(),
+            block_on(crate::audit::prune(
+                &store,
+                crate::audit::Pruned::Counters,
+                181
+            ))
+            .unwrap(),
             1
         );
         assert!(store.counters.borrow().is_empty());

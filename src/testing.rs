@@ -609,21 +609,6 @@ impl UserStore for MemoryUsers {
             Ok(list)
         })
     }
-    async fn prune_events(&self, before: i64, max: u32) -> Result<u64, StoreError> {
-        self.d1("d1.prune_events", || {
-            let mut events = self.events.borrow_mut();
-            let mut left = max as u64;
-            events.retain(|e| {
-                if e.at < before && left > 0 {
-                    left -= 1;
-                    false
-                } else {
-                    true
-                }
-            });
-            Ok(max as u64 - left)
-        })
-    }
     async fn create_invitation(&self, inv: &Invitation) -> Result<(), StoreError> {
         self.d1("d1.create_invitation", || {
             self.invitations
@@ -675,6 +660,64 @@ impl UserStore for MemoryUsers {
             Ok(())
         })
     }
+    async fn prune(
+        &self,
+        what: crate::audit::Pruned,
+        cutoff: i64,
+        max: u32,
+    ) -> Result<u64, StoreError> {
+        use crate::audit::Pruned;
+        self.d1("d1.prune", || {
+            let max = max as usize;
+            let n = match what {
+                Pruned::Events => {
+                    let mut events = self.events.borrow_mut();
+                    let old: Vec<usize> = (0..events.len())
+                        .filter(|i| events[*i].at < cutoff)
+                        .take(max)
+                        .collect();
+                    for i in old.iter().rev() {
+                        events.remove(*i);
+                    }
+                    old.len()
+                }
+                Pruned::SpentKeys => drop_before(&self.spent, max, |at| *at < cutoff),
+                Pruned::Counters => drop_before(&self.counters, max, |c| c.1 < cutoff),
+                Pruned::Invitations => {
+                    drop_before(&self.invitations, max, |i| i.expires_at < cutoff)
+                }
+                Pruned::RefreshTokens => {
+                    let live: Vec<String> = (self.oauth.refresh.borrow().values())
+                        .filter(|r| r.expires_at >= cutoff)
+                        .map(|r| r.family.clone())
+                        .collect();
+                    drop_before(&self.oauth.refresh, max, |r| {
+                        r.expires_at < cutoff && !live.contains(&r.family)
+                    })
+                }
+            };
+            Ok(n as u64)
+        })
+    }
+}
+
+/// Removes at most `max` entries of `map` whose value is `old`; returns how many.
+fn drop_before<V>(
+    map: &RefCell<BTreeMap<String, V>>,
+    max: usize,
+    old: impl Fn(&V) -> bool,
+) -> usize {
+    let mut map = map.borrow_mut();
+    let keys: Vec<String> = map
+        .iter()
+        .filter(|(_, v)| old(v))
+        .map(|(k, _)| k.clone())
+        .take(max)
+        .collect();
+    for k in &keys {
+        map.remove(k);
+    }
+    keys.len()
 }
 
 fn identity_of(user_id: &UserId, p: &Profile, now: i64) -> Identity {
@@ -710,19 +753,6 @@ impl SingleUse for MemoryUsers {
         let key = format!("{}:{key_hash}", kind.prefix());
         self.d1("d1.is_spent", || Ok(self.spent.borrow().contains_key(&key)))
     }
-    async fn prune_spent(&self, now: i64, max: u32) -> Result<u64, StoreError> {
-        let mut spent = self.spent.borrow_mut();
-        let old: Vec<String> = spent
-            .iter()
-            .filter(|(_, at)| **at < now)
-            .map(|(k, _)| k.clone())
-            .take(max as usize)
-            .collect();
-        for k in &old {
-            spent.remove(k);
-        }
-        Ok(old.len() as u64)
-    }
 }
 
 impl Counters for MemoryUsers {
@@ -737,21 +767,6 @@ impl Counters for MemoryUsers {
     async fn peek(&self, key: &str) -> Result<u32, StoreError> {
         self.d1("d1.peek", || {
             Ok(self.counters.borrow().get(key).map_or(0, |c| c.0))
-        })
-    }
-    async fn prune_counters(&self, now: i64, max: u32) -> Result<u64, StoreError> {
-        self.d1("d1.prune_counters", || {
-            let mut counters = self.counters.borrow_mut();
-            let old: Vec<String> = counters
-                .iter()
-                .filter(|(_, c)| c.1 < now)
-                .map(|(k, _)| k.clone())
-                .take(max as usize)
-                .collect();
-            for k in &old {
-                counters.remove(k);
-            }
-            Ok(old.len() as u64)
         })
     }
 }

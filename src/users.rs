@@ -226,8 +226,6 @@ pub trait UserStore {
         limit: u32,
         after: Option<(i64, i64)>,
     ) -> Result<Vec<StoredEvent>, StoreError>;
-    /// Deletes at most `max` events older than `before`; returns how many went.
-    async fn prune_events(&self, before: i64, max: u32) -> Result<u64, StoreError>;
 
     // Sign-up invitations (the access policy).
 
@@ -246,6 +244,50 @@ pub trait UserStore {
         user_id: &UserId,
         at: i64,
     ) -> Result<(), StoreError>;
+
+    /// Deletes at most `max` rows of `what` from before `cutoff` (an event's time, else an
+    /// expiry); returns how many went.
+    async fn prune(&self, what: Pruned, cutoff: i64, max: u32) -> Result<u64, StoreError>;
+}
+
+/// What the cron trigger prunes (`audit::prune`): rows that are of no use any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pruned {
+    /// Audit events past their retention (90 days, README "Admin API").
+    Events,
+    /// Spent single-use keys whose things have expired anyway (the spent-set of
+    /// `platform::SingleUse`); each is kept through its expiry second.
+    SpentKeys,
+    /// Rate-limit counters whose window has ended (`platform::Counters`).
+    Counters,
+    /// Sign-up invitations past their expiry, accepted or not: an expired one is refused
+    /// anyway. An accepted one is kept until then, for the admin's list.
+    Invitations,
+    /// The OpenID Provider's refresh tokens, once every token of their family has expired:
+    /// a rotated token is kept while its family lives, so that its reuse still revokes it.
+    RefreshTokens,
+}
+
+impl Pruned {
+    /// Everything, in the order the cron trigger prunes it.
+    pub const ALL: [Pruned; 5] = [
+        Pruned::Events,
+        Pruned::SpentKeys,
+        Pruned::Counters,
+        Pruned::Invitations,
+        Pruned::RefreshTokens,
+    ];
+
+    /// What the log calls them.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pruned::Events => "audit events",
+            Pruned::SpentKeys => "spent single-use keys",
+            Pruned::Counters => "rate-limit counters",
+            Pruned::Invitations => "expired invitations",
+            Pruned::RefreshTokens => "expired refresh tokens",
+        }
+    }
 }
 
 /// A sign-up invitation (`POST /admin/invitations`).

@@ -1,6 +1,7 @@
 //! Property tests of every parser that sees outside input (README "Robustness"): JWTs (compact
-//! form, header and claims JSON, JWKs), cookies, `return_to`, configuration, provider JSON
-//! answers, form and JSON bodies, query strings, and every route through `app::handle`.
+//! form, header and claims JSON, JWKs), cookies, `return_to`, configuration (the access policy
+//! included), provider JSON answers, form and JSON bodies, query strings, and every route
+//! through `app::handle`.
 //! Properties: nothing panics; bad input is a typed 4xx-class error (never a 500 or an
 //! internal error); and, where meaningful, what is accepted keeps its invariant (an accepted
 //! `return_to` stays on an allowed origin, a parsed cookie never contains `;`, a tampered
@@ -32,3 +33,6 @@ mod bodies;
 
 #[path = "fuzz/routes.rs"]
 mod routes;
+
+#[path = "fuzz/policy.rs"]
+mod policy;

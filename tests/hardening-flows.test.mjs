@@ -175,6 +175,34 @@ test('the cron trigger forgets spent keys once they have expired, and keeps live
   assert.deepEqual(left, [`inv:live-${tag}`]);
 });
 
+test('the cron trigger prunes expired invitations (accepted or not) and refresh tokens of expired families, and keeps live ones', async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const tag = randomBytes(4).toString('hex');
+  const user = `usr_${tag}`;
+  const client = `app_${tag}`;
+  await gh.d1(`INSERT INTO users (id, created_at, updated_at) VALUES ('${user}', ${now}, ${now})`);
+  await gh.d1(`INSERT INTO clients (id, name, type, created_at, updated_at) VALUES ('${client}', 'App', 'public', ${now}, ${now})`);
+  const invitation = (id, expiresAt, usedAt = 'NULL') => `('${id}-${tag}', 'h-${id}-${tag}', '/', ${now - 86400}, ${expiresAt}, ${usedAt})`;
+  await gh.d1(`INSERT INTO invitations (id, token_hash, return_to, created_at, expires_at, used_at) VALUES ${[
+    invitation('old', now - 10), invitation('old-accepted', now - 10, now - 20),
+    invitation('live', now + 3600), invitation('live-accepted', now + 3600, now - 20),
+  ].join(', ')}`);
+  const token = (hash, family, expiresAt, usedAt = 'NULL') => `('${hash}-${tag}', '${family}-${tag}', '${client}', '${user}', '', ${now - 100}, ${expiresAt}, ${usedAt})`;
+  await gh.d1(`INSERT INTO oauth_refresh_tokens (hash, family, client_id, user_id, grant_data, created_at, expires_at, used_at) VALUES ${[
+    token('dead-1', 'dead', now - 50, now - 60), token('dead-2', 'dead', now - 5),
+    token('live-1', 'live', now - 50, now - 60), token('live-2', 'live', now + 3600),
+  ].join(', ')}`);
+  const mark = gh.mark();
+  const r = await fetch(`${gh.url}/__scheduled?cron=${encodeURIComponent('17 3 * * *')}`);
+  assert.equal(r.status, 200);
+  assert.ok(await gh.waitForLog(/gatehouse: pruned [1-9]\d* expired refresh tokens/, { since: mark }), gh.logs());
+  assert.match(gh.logs(), /gatehouse: pruned [1-9]\d* expired invitations/);
+  const invitations = (await gh.d1(`SELECT id FROM invitations WHERE id LIKE '%-${tag}'`)).map((x) => x.id).sort();
+  assert.deepEqual(invitations, [`live-${tag}`, `live-accepted-${tag}`].sort());
+  const tokens = (await gh.d1(`SELECT hash FROM oauth_refresh_tokens WHERE family LIKE '%-${tag}' ORDER BY hash`)).map((x) => x.hash);
+  assert.deepEqual(tokens, [`live-1-${tag}`, `live-2-${tag}`], 'a rotated token stays while its family lives');
+});
+
 // ---------------------------------------------------------------------------------------
 // Rate limits per client network.
 
@@ -200,6 +228,21 @@ test('an IPv6 client is limited per /64: another address in it shares the limit,
     assert.deepEqual(results, Array(LIMIT).fill(200));
     assert.equal(await start(`${prefix}:1:ffff:ffff:ffff:ffff`), 429, 'same /64');
     assert.equal(await start(`${prefix}:2::1`), 200, 'the next /64');
+    return results;
+  });
+});
+
+test('Pseudo IPv4: one IPv6 /64 showing up as many class E addresses is still one network', async () => {
+  await inOneWindow(async () => {
+    const prefix = `2001:db8:${(net += 1).toString(16)}`;
+    const start = (v4, v6) => fetch(`${gh.url}/auth/login?provider=mail`, {
+      headers: { 'cf-connecting-ip': v4, 'cf-connecting-ipv6': v6 },
+    }).then(async (r) => { await r.arrayBuffer(); return r.status; });
+    const results = [];
+    for (let i = 0; i < LIMIT; i++) results.push(await start(`240.${net % 250}.0.${i + 1}`, `${prefix}:1::${i + 1}`));
+    assert.deepEqual(results, Array(LIMIT).fill(200));
+    assert.equal(await start(`255.${net % 250}.9.9`, `${prefix}:1:ffff::1`), 429, 'another pseudo address, same /64');
+    assert.equal(await start(`240.${net % 250}.0.1`, `${prefix}:2::1`), 200, 'the next /64');
     return results;
   });
 });

@@ -130,6 +130,10 @@ test('every access-token attack of docs/security.md (rule JWTs) is refused', asy
     'over 16 KB': signEd25519(key, { ...good, pad: 'x'.repeat(17 * 1024) }),
     'tampered claims': (() => { const [h, , s] = signEd25519(key, good).split('.'); return `${h}.${Buffer.from(JSON.stringify({ ...good, sub: 'usr_admin' })).toString('base64url')}.${s}`; })(),
     'garbage': 'not.a.jwt',
+    // Signatures of the wrong length are refused as such, never a signature-backend failure
+    // (which would be a 500).
+    'a short signature': (() => { const [h, c, sig] = signEd25519(key, good).split('.'); return `${h}.${c}.${sig.slice(0, 16)}`; })(),
+    'a long signature': (() => { const [h, c, sig] = signEd25519(key, good).split('.'); return `${h}.${c}.${sig}AAAA`; })(),
   };
   for (const [name, token] of Object.entries(attacks)) {
     const r = await bearer(token);

@@ -9,6 +9,7 @@ use crate::cookies::{ACCESS, SESSION};
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::ids::SessionId;
+use crate::jwt::JwtError;
 use crate::platform::Platform;
 use crate::users::{User, UserStore};
 
@@ -38,17 +39,15 @@ pub async fn authenticate<P: Platform>(
     let now = ctx.p.now();
     if let Some(token) = bearer(req) {
         // An explicit bearer token stands alone: no fallback to cookies.
-        return Ok(access::verify(ctx.cfg, ctx.p.sig(), token, now)
-            .await
-            .ok()
-            .map(|claims| Caller {
-                claims,
-                token: token.to_string(),
-                set_cookies: vec![],
-            }));
+        let claims = verified(access::verify(ctx.cfg, ctx.p.sig(), token, now).await)?;
+        return Ok(claims.map(|claims| Caller {
+            claims,
+            token: token.to_string(),
+            set_cookies: vec![],
+        }));
     }
     if let Some(token) = jar.get(req, ACCESS) {
-        if let Ok(claims) = access::verify(ctx.cfg, ctx.p.sig(), &token, now).await {
+        if let Some(claims) = verified(access::verify(ctx.cfg, ctx.p.sig(), &token, now).await)? {
             return Ok(Some(Caller {
                 claims,
                 token,
@@ -57,6 +56,20 @@ pub async fn authenticate<P: Platform>(
         }
     }
     renew(ctx, req).await
+}
+
+/// A token that does not verify is no caller; but a signature backend (WebCrypto) that
+/// failed said nothing about the token, and taking it for "not signed in" would hide the
+/// failure and answer a signed-in person as a stranger: it is an error, logged and 500
+/// (docs/security.md, rule "Provider failures").
+fn verified(r: Result<AccessClaims, JwtError>) -> AppResult<Option<AccessClaims>> {
+    match r {
+        Ok(claims) => Ok(Some(claims)),
+        Err(JwtError::Backend(e)) => Err(AppError::Internal(format!(
+            "verifying an access token: {e}"
+        ))),
+        Err(_) => Ok(None),
+    }
 }
 
 /// A fresh access token from the session cookie, after D1 confirms — in one read — that the
@@ -229,6 +242,48 @@ mod tests {
             p.kv.value(&format!("s:{}", me.sid.as_str())).is_none(),
             "and the copy written back leaves the device list"
         );
+    }
+
+    #[test]
+    fn a_failing_signature_backend_is_a_logged_500_not_an_anonymous_caller() {
+        use crate::testing::FaultMode;
+        let (cfg, p) = (test_config(), TestPlatform::new(|_| unreachable!()));
+        let me = sign_in_directly(&cfg, &p);
+        let me_with = |header: (&str, String)| {
+            let req = Request::new(Method::Get, "http://127.0.0.1:8787/auth/me")
+                .with_header(header.0, &header.1);
+            block_on(crate::app::handle(Ok(&cfg), &p, req))
+        };
+        let bearer = ("authorization", format!("Bearer {}", me.access));
+        let cookies = (
+            "cookie",
+            format!("gh_access={}; gh_session={}", me.access, me.session),
+        );
+        for (how, header) in [("bearer", bearer), ("cookies", cookies)] {
+            assert_eq!(
+                me_with(header.clone()).status,
+                200,
+                "{how}: fine without the fault"
+            );
+            p.faults.arm(1, FaultMode::Before);
+            let r = me_with(header);
+            assert_eq!(
+                p.faults.trace(),
+                ["sig.verify"],
+                "{how}: no renewal instead"
+            );
+            assert_eq!(r.status, 500, "{how}: {}", String::from_utf8_lossy(&r.body));
+            assert!(r.header("set-cookie").is_none(), "{how}: nothing renewed");
+            let logged = p.logs.borrow().join("\n");
+            assert!(
+                logged.contains("verifying an access token: injected fault #1"),
+                "{how}: the failure is logged: {logged}"
+            );
+            p.faults.reset();
+        }
+        // A token that does not verify is still no caller (the cookie renews, a bearer is 401).
+        let r = me_with(("authorization", format!("Bearer {}x", me.access)));
+        assert_eq!(r.status, 401);
     }
 
     #[test]

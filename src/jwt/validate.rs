@@ -105,6 +105,9 @@ pub async fn verify_signature<S: Signatures, C>(
             allowed.name()
         )));
     }
+    if !fits(key, allowed, &token.signature) {
+        return Err(JwtError::Signature);
+    }
     match sig
         .verify(
             key,
@@ -117,6 +120,21 @@ pub async fn verify_signature<S: Signatures, C>(
         Ok(true) => Ok(()),
         Ok(false) => Err(JwtError::Signature),
         Err(e) => Err(JwtError::Backend(e)),
+    }
+}
+
+/// Whether `signature` has the one length a signature by `key` with `alg` has: 64 bytes for
+/// Ed25519 and P-256, the modulus' for RSA. WebCrypto throws on any other length rather than
+/// answer "no", and a backend failure is an error (500) where a bad token is a refusal, so
+/// what the token got wrong is refused here, before the backend.
+fn fits(key: &PublicJwk, alg: super::Alg, signature: &[u8]) -> bool {
+    match alg {
+        super::Alg::EdDsa | super::Alg::Es256 => signature.len() == 64,
+        super::Alg::Rs256 => key
+            .n
+            .as_deref()
+            .and_then(|n| crate::crypto::b64url_decode(n).ok())
+            .is_some_and(|n| n.iter().skip_while(|b| **b == 0).count() == signature.len()),
     }
 }
 

@@ -147,7 +147,9 @@ fn object<'v>(v: &'v Value, key: &str) -> Result<&'v Map<String, Value>, String>
 }
 
 fn unknown(key: &str, k: &str, allowed: &str) -> String {
-    format!("{key}: unknown key {k:?} (allowed: {allowed})")
+    // The top level's `key` is "": its message starts with "unknown key", not ": unknown".
+    let at = if key.is_empty() { "" } else { ": " };
+    format!("{key}{at}unknown key {k:?} (allowed: {allowed})")
 }
 
 fn parse_rules(v: &Value, key: &str) -> Result<Rules, String> {

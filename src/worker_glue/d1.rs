@@ -7,6 +7,7 @@
 //! wrapper decodes rows with `serde-wasm-bindgen`, about 8 KB of the wasm for the same rows.
 
 use super::js::{call, call_method, js_message};
+use crate::audit::Pruned;
 use crate::fields::Fields;
 use crate::ids::SessionId;
 use crate::platform::StoreError;
@@ -719,14 +720,19 @@ impl UserStore for D1Users {
         Ok(rows.into_iter().map(StoredEvent::from).collect())
     }
 
-    async fn prune_events(&self, before: i64, max: u32) -> Result<u64, StoreError> {
-        let deleted = self
-            .exec(
-                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ?1 LIMIT ?2)",
-                &[n(before), n(max as i64)],
-            )
-            .await?;
-        Ok(deleted as u64)
+    async fn prune(&self, what: Pruned, cutoff: i64, max: u32) -> Result<u64, StoreError> {
+        let sql = match what {
+            Pruned::Events => "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ?1 LIMIT ?2)",
+            Pruned::SpentKeys => "DELETE FROM spent WHERE key IN (SELECT key FROM spent WHERE expires_at < ?1 LIMIT ?2)",
+            Pruned::Counters => "DELETE FROM counters WHERE key IN (SELECT key FROM counters WHERE expires_at < ?1 LIMIT ?2)",
+            Pruned::Invitations => "DELETE FROM invitations WHERE id IN (SELECT id FROM invitations WHERE expires_at < ?1 LIMIT ?2)",
+            Pruned::RefreshTokens => {
+                "DELETE FROM oauth_refresh_tokens WHERE hash IN (SELECT hash FROM oauth_refresh_tokens r \
+                 WHERE expires_at < ?1 AND NOT EXISTS (SELECT 1 FROM oauth_refresh_tokens f \
+                 WHERE f.family = r.family AND f.expires_at >= ?1) LIMIT ?2)"
+            }
+        };
+        Ok(self.exec(sql, &[n(cutoff), n(max as i64)]).await? as u64)
     }
 
     async fn create_invitation(&self, i: &Invitation) -> Result<(), StoreError> {
@@ -804,16 +810,6 @@ impl crate::platform::SingleUse for D1Users {
         let count = rows.first().ok_or_else(|| err("COUNT returned no row"))?;
         Ok(count.n > 0)
     }
-
-    async fn prune_spent(&self, now: i64, max: u32) -> Result<u64, StoreError> {
-        let deleted = self
-            .exec(
-                "DELETE FROM spent WHERE key IN (SELECT key FROM spent WHERE expires_at < ?1 LIMIT ?2)",
-                &[n(now), n(max as i64)],
-            )
-            .await?;
-        Ok(deleted as u64)
-    }
 }
 
 struct Counted {
@@ -850,15 +846,5 @@ impl crate::platform::Counters for D1Users {
             .rows("SELECT count FROM counters WHERE key = ?1", &[s(key)])
             .await?;
         Ok(rows.first().map_or(0, |r| r.count as u32))
-    }
-
-    async fn prune_counters(&self, now: i64, max: u32) -> Result<u64, StoreError> {
-        let deleted = self
-            .exec(
-                "DELETE FROM counters WHERE key IN (SELECT key FROM counters WHERE expires_at < ?1 LIMIT ?2)",
-                &[n(now), n(max as i64)],
-            )
-            .await?;
-        Ok(deleted as u64)
     }
 }

@@ -356,7 +356,8 @@ mod _worker_fetch {
 }
 
 /// The cron trigger (`[triggers] crons` in wrangler.toml): prunes audit events older than
-/// [`crate::audit::RETENTION_SECONDS`] and expired spent single-use keys. Failures are
+/// [`crate::audit::RETENTION_SECONDS`] and the rows that are of no use once expired (each of
+/// [`crate::audit::Pruned::ALL`]). Failures are
 /// logged; the next run tries again.
 #[worker::event(scheduled)]
 async fn scheduled(
@@ -373,16 +374,12 @@ async fn scheduled(
             return;
         }
     };
-    match crate::audit::prune(p.users(), p.now()).await {
-        Ok(n) => worker::console_log!("gatehouse: pruned {n} audit events"),
-        Err(e) => worker::console_error!("gatehouse: pruning audit events failed: {}", e.0),
-    }
-    match crate::audit::prune_spent(p.single_use(), p.now()).await {
-        Ok(n) => worker::console_log!("gatehouse: pruned {n} spent single-use keys"),
-        Err(e) => worker::console_error!("gatehouse: pruning spent keys failed: {}", e.0),
-    }
-    match crate::audit::prune_counters(p.counters(), p.now()).await {
-        Ok(n) => worker::console_log!("gatehouse: pruned {n} rate-limit counters"),
-        Err(e) => worker::console_error!("gatehouse: pruning counters failed: {}", e.0),
+    let now = p.now();
+    for what in crate::audit::Pruned::ALL {
+        let name = what.name();
+        match crate::audit::prune(p.users(), what, now).await {
+            Ok(n) => worker::console_log!("gatehouse: pruned {n} {name}"),
+            Err(e) => worker::console_error!("gatehouse: pruning {name} failed: {}", e.0),
+        }
     }
 }
