@@ -99,6 +99,7 @@ mod tests {
             scope: "openid".into(),
             auth_time: 0,
             resource: None,
+            provider: String::new(),
         };
         RefreshRow {
             hash: hash.into(),
