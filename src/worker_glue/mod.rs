@@ -329,7 +329,8 @@ async fn fetch(
 
 /// The cron trigger (`[triggers] crons` in wrangler.toml): prunes audit events older than
 /// [`crate::audit::RETENTION_SECONDS`] and expired spent single-use keys. Failures are
-/// logged; the next run tries again.
+/// logged; the next run tries again. It also logs the size of the isolate's wasm linear
+/// memory, which only ever grows: the soak (`bench/soak.mjs`) reads it to show the heap flat.
 #[worker::event(scheduled)]
 async fn scheduled(
     _event: worker::ScheduledEvent,
@@ -357,4 +358,6 @@ async fn scheduled(
         Ok(n) => worker::console_log!("gatehouse: pruned {n} rate-limit counters"),
         Err(e) => worker::console_error!("gatehouse: pruning counters failed: {}", e.0),
     }
+    let pages = core::arch::wasm32::memory_size(0);
+    worker::console_log!("gatehouse: wasm memory {} bytes", pages * 65536);
 }
