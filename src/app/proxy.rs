@@ -147,7 +147,10 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
             set_cookies: vec![],
         });
     };
-    headers.push(("x-gatehouse-user".into(), caller.claims.sub.clone()));
+    headers.push((
+        "x-gatehouse-user".into(),
+        caller.claims.sub.as_str().to_string(),
+    ));
     if let Some(email) = &caller.claims.email {
         headers.push(("x-gatehouse-email".into(), email.clone()));
         // An email is only an identity if a provider verified it: say which.
@@ -227,8 +230,8 @@ mod tests {
     fn signed_in_token(cfg: &crate::config::Config, p: &TestPlatform) -> String {
         let claims = crate::access::AccessClaims::new(
             cfg,
-            "usr_1",
-            "sid1",
+            &"usr_1".into(),
+            &"sid1".into(),
             Some("a@b.c".into()),
             None,
             p.now(),
@@ -389,8 +392,14 @@ mod tests {
     }
 
     fn token_with_roles(cfg: &crate::config::Config, p: &TestPlatform, roles: &[&str]) -> String {
-        let mut claims =
-            crate::access::AccessClaims::new(cfg, "usr_1", "sid1", None, None, p.now());
+        let mut claims = crate::access::AccessClaims::new(
+            cfg,
+            &"usr_1".into(),
+            &"sid1".into(),
+            None,
+            None,
+            p.now(),
+        );
         claims.roles = roles.iter().map(|r| r.to_string()).collect();
         block_on(crate::access::issue(cfg, p, &claims)).unwrap()
     }
