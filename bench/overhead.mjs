@@ -7,16 +7,22 @@
 //                                 vs the minimal JavaScript Worker as a bare proxy to the same origin
 // reporting throughput (wrk) and the workerd CPU per request (read from /proc around each
 // round, per Worker process group). It also measures start-up: the time from `wrangler dev`
-// starting to the first answered request, Gatehouse vs the minimal Rust and JS Workers.
+// starting to the first answered request, Gatehouse vs the minimal Rust and JS Workers (both
+// Rust Workers with the same D1 and KV bindings, so that only the wasm differs), the latency
+// of that first request and of the second, and — separately, in headless Chromium's V8,
+// because a Worker can neither compile wasm nor read a running clock — the wasm compile and
+// instantiate.
 // Results are medians and ratios within this run: the machine is shared and noisy.
 // Usage: node bench/overhead.mjs [seconds]   (needs build/ and bench/minimal-rust/build.sh first)
+//   STARTS=N start-ups of each Worker (default 3); STARTUP_ONLY=1 stops after the start-up part.
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtemp, mkdir, writeFile, rm, copyFile, access } from 'node:fs/promises';
+import { mkdtemp, mkdir, writeFile, rm, copyFile, access, readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { tmpdir, loadavg } from 'node:os';
+import { chromium } from 'playwright-core';
 import { workerdCpu } from './cpu.mjs';
 import { startGatehouse, baseSecrets, freePort, Client, oidcSignIn, newSigningKey, ROOT } from '../tests/support/harness.mjs';
 import { startOidcProvider } from '../tests/support/oidc-provider.mjs';
@@ -70,7 +76,7 @@ async function startWorker(name, srcDir, files, vars = {}, bindings = {}) {
     await rm(dir, { recursive: true, force: true });
   };
   const readyMs = await untilAnswered(url, child, () => output).catch(async (e) => { await stop(); throw e; });
-  return { url, pid: child.pid, stop, readyMs: readyMs - started };
+  return { url, pid: child.pid, stop, readyMs: readyMs - started, firstMs: untilAnswered.lastMs };
 }
 
 /** Polls /healthz until it answers 200; returns the time of that answer. */
@@ -79,8 +85,10 @@ async function untilAnswered(url, child, log, timeoutMs = 120_000) {
   while (performance.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`wrangler exited:\n${log()}`);
     try {
+      const asked = performance.now();
       const r = await fetch(`${url}/healthz`);
       await r.arrayBuffer();
+      untilAnswered.lastMs = performance.now() - asked; // the first answered request's latency
       if (r.status === 200) return performance.now();
     } catch { /* not listening yet */ }
     await new Promise((r) => setTimeout(r, 10));
@@ -100,15 +108,81 @@ const STORAGE = {
   kv_namespaces: [{ binding: 'SESSIONS', id: '00000000000000000000000000000000' }],
 };
 const WASM = ['index.js', 'index_bg.wasm'];
-const startups = [['gatehouse', join(ROOT, 'build'), WASM, STORAGE], ['rust', MINIMAL_RUST, WASM, {}], ['js', MINIMAL_JS, ['index.js'], {}]];
+const startups = [['gatehouse', join(ROOT, 'build'), WASM, STORAGE], ['rust', MINIMAL_RUST, WASM, STORAGE], ['js', MINIMAL_JS, ['index.js'], {}]];
 if (process.env.BEFORE_BUILD) startups.push(['before', process.env.BEFORE_BUILD, WASM, STORAGE]);
+const startLoad = loadavg()[0];
 const startup = Object.fromEntries(startups.map(([k]) => [k, []]));
+const firstRequest = Object.fromEntries(startups.map(([k]) => [k, []]));
+const secondRequest = Object.fromEntries(startups.map(([k]) => [k, []]));
 for (let i = 0; i < STARTS; i++) {
   for (const [k, dir, files, bindings] of startups) {
     const w = await startWorker(`startup-${k}`, dir, files, {}, bindings);
     startup[k].push(w.readyMs);
+    firstRequest[k].push(w.firstMs);
+    const asked = performance.now();
+    await (await fetch(`${w.url}/healthz`)).arrayBuffer();
+    secondRequest[k].push(performance.now() - asked);
     await w.stop();
   }
+}
+
+const startLoadEnd = loadavg()[0];
+
+// The wasm compile (`new WebAssembly.Module`, what the runtime does when it loads the Worker)
+// and instantiate (imports stubbed: the memory and its data laid out), in headless Chromium's
+// V8 (Node's is too old for the exception-handling instructions in the wasm). V8 compiles
+// function bodies lazily, on first call, so this is measured twice: as V8 loads a module
+// (validation only) and with every function compiled up front (`--no-wasm-lazy-compilation`,
+// Liftoff: all the compiling a Worker could do). A fresh browser for every round: V8 reuses a
+// module compiled before from the same bytes. Interleaved, order alternating.
+const wasmBuilds = startups.filter(([, , files]) => files.includes('index_bg.wasm'));
+const wasmBytes = Object.fromEntries(await Promise.all(wasmBuilds.map(async ([k, dir]) => [k, (await readFile(join(dir, 'index_bg.wasm'))).toString('base64')])));
+const WASM_MODES = { lazy: [], eager: ['--js-flags=--no-wasm-lazy-compilation'] };
+const wasmTimes = {};
+let v8Version;
+for (let i = 0; i < Math.max(STARTS, 5); i++) {
+  for (const [mode, flags] of Object.entries(WASM_MODES)) {
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', ...flags] });
+    v8Version = browser.version();
+    const order = Object.entries(wasmBytes);
+    if (i % 2) order.reverse();
+    const round = await (await browser.newPage()).evaluate((builds) => builds.map(([k, b64]) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const t0 = performance.now();
+      const module = new WebAssembly.Module(bytes);
+      const t1 = performance.now();
+      const imports = {};
+      for (const { module: m, name, kind } of WebAssembly.Module.imports(module)) {
+        if (kind !== 'function' && kind !== 'tag') throw new Error(`${k}: a ${kind} import`);
+        (imports[m] ??= {})[name] = kind === 'tag' ? WebAssembly.JSTag : () => {}; // the JS exception tag
+      }
+      const t2 = performance.now();
+      new WebAssembly.Instance(module, imports);
+      return [k, t1 - t0, performance.now() - t2];
+    }), order);
+    await browser.close();
+    for (const [k, compile, instantiate] of round) {
+      const t = (wasmTimes[`${k} ${mode}`] ??= { k, compile: [], instantiate: [] });
+      t.compile.push(compile);
+      t.instantiate.push(instantiate);
+    }
+  }
+}
+
+/** The start-up figures (measured first, printed last with the rest). */
+function printStartup() {
+  const s = (k) => median(startup[k]);
+  console.log(`  start-up (wrangler dev spawn → first answer), median of ${STARTS}: ${Object.keys(startup).map((k) => `${k} ${s(k).toFixed(0)} ms`).join(', ')}; Gatehouse/minimal Rust ${(s('gatehouse') / s('rust')).toFixed(3)}, extra ${(s('gatehouse') - s('rust')).toFixed(0)} ms`);
+  console.log(`  start-up rounds (ms): ${JSON.stringify(Object.fromEntries(Object.entries(startup).map(([k, v]) => [k, v.map(Math.round)])))}`);
+  const ms = (xs) => `${median(xs).toFixed(1)} ms`;
+  console.log(`  first request after start-up / second, medians: ${Object.keys(startup).map((k) => `${k} ${ms(firstRequest[k])} / ${ms(secondRequest[k])}`).join(', ')}`);
+  console.log(`  wasm in Chromium ${v8Version}'s V8, fresh browser each, median of ${Math.max(STARTS, 5)}: ${Object.entries(wasmTimes).map(([name, t]) => `${name} (${Buffer.from(wasmBytes[t.k], 'base64').length} B) compile ${ms(t.compile)}, instantiate ${ms(t.instantiate)}`).join('; ')}`);
+  console.log(`  wasm compile rounds (ms): ${JSON.stringify(Object.fromEntries(Object.entries(wasmTimes).map(([name, t]) => [name, t.compile.map(Math.round)])))}`);
+  console.log(`  start-up load average ${startLoad.toFixed(1)} → ${startLoadEnd.toFixed(1)}`);
+}
+if (process.env.STARTUP_ONLY) {
+  printStartup();
+  process.exit(0);
 }
 
 // The origin for both proxies: a small fixed answer.
@@ -189,9 +263,7 @@ try {
     console.log(row(`${label} proxy, valid access cookie`, `${b}Proxy`, 'jsProxy'));
   }
   console.log(`  spread of rounds (req/s): ${Object.keys(cases).map((k) => `${k} ${spread(k)}`).join(', ')}`);
-  const s = (k) => median(startup[k]);
-  console.log(`  start-up (wrangler dev spawn → first answer), median of ${STARTS}: ${Object.keys(startup).map((k) => `${k} ${s(k).toFixed(0)} ms`).join(', ')}; Gatehouse/minimal Rust ${(s('gatehouse') / s('rust')).toFixed(3)}, extra ${(s('gatehouse') - s('rust')).toFixed(0)} ms`);
-  console.log(`  start-up rounds (ms): ${JSON.stringify(Object.fromEntries(Object.entries(startup).map(([k, v]) => [k, v.map(Math.round)])))}`);
+  printStartup();
 } finally {
   for (const stop of stops.reverse()) await stop();
   origin.close();

@@ -13,13 +13,18 @@
 // `wrangler dev`, sent one request for each request Gatehouse answers. What Gatehouse itself
 // adds is the difference between the two growths.
 //
+// The isolate's own heap is measured directly: every minute the soak runs Gatehouse's cron
+// handler (wrangler dev's `/__scheduled` route, on with `--test-scheduled`), which logs the
+// size of the wasm linear memory. That memory never shrinks, so a size flat after warm-up
+// means the Rust heap did not grow.
+//
 // Usage: node bench/soak.mjs [--minutes N] [--browsers N] [--sample SECONDS]
 //   (needs build/: scripts/build). Not part of scripts/test: it is a benchmark.
 import { createServer } from 'node:http';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, mkdtemp, writeFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { startGatehouse, baseSecrets, freePort, Client, oidcSignIn, leaksIn, ROOT } from '../tests/support/harness.mjs';
 import { startOidcProvider } from '../tests/support/oidc-provider.mjs';
@@ -80,6 +85,17 @@ async function startControl() {
     await new Promise((r) => setTimeout(r, 200));
   }
   return { url, pid: child.pid, stop };
+}
+
+/** Runs Gatehouse's cron handler once; the wasm linear memory size it logs, in bytes. */
+async function wasmMemoryBytes(gh) {
+  const since = gh.logs().length;
+  const res = await fetch(`${gh.url}/__scheduled?cron=${encodeURIComponent('17 3 * * *')}`);
+  await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`/__scheduled answered ${res.status}`);
+  const line = /gatehouse: wasm memory (\d+) bytes/;
+  if (!(await gh.waitForLog(line, { since, timeoutMs: 30_000 }))) throw new Error('the cron handler logged no wasm memory size');
+  return Number(gh.logs().slice(since).match(line)[1]);
 }
 
 function percentile(sorted, p) {
@@ -257,6 +273,7 @@ try {
     port,
     secrets,
     rateLimit: { limit: 1_000_000, period: 60 },
+    testScheduled: true,
     vars: {
       PROVIDERS: { dev: { kind: 'oidc', issuer: idp.issuer, client_id: 'gatehouse' } },
       ORIGIN_URL: `http://127.0.0.1:${origin.address().port}`,
@@ -275,6 +292,13 @@ try {
     control: await workerdRssMb(control.pid),
   });
   const memory = [await sample()];
+  // The wasm linear memory: at the start, then every minute.
+  const heap = [{ s: 0, bytes: await wasmMemoryBytes(gh) }];
+  const heapLane = setInterval(() => {
+    const s = Math.round((performance.now() - started) / 1000);
+    wasmMemoryBytes(gh).then((bytes) => heap.push({ s, bytes }), (e) => fail('wasm memory', e.message));
+  }, 60_000);
+  const load0 = loadavg()[0];
   const sampler = setInterval(async () => {
     const last = await sample();
     memory.push(last);
@@ -298,12 +322,14 @@ try {
   done = true;
   await controlLane;
   clearInterval(sampler);
+  clearInterval(heapLane);
   memory.push(await sample());
+  heap.push({ s: Math.round((performance.now() - started) / 1000), bytes: await wasmMemoryBytes(gh) });
   const seconds = (performance.now() - started) / 1000;
 
   // ---- the summary
   const all = [...latencies.values()].flat().sort((a, b) => a - b);
-  console.log(`\nsoak summary (${seconds.toFixed(0)} s, ${BROWSERS} browsers)`);
+  console.log(`\nsoak summary (${seconds.toFixed(0)} s, ${BROWSERS} browsers; load average ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)})`);
   console.log(`  Gatehouse requests: ${gatehouseRequests} (${(gatehouseRequests / seconds).toFixed(1)}/s); checked answers: ${all.length}`);
   console.log(`  latency, all checked requests: p50 ${percentile(all, 50).toFixed(1)} ms, p99 ${percentile(all, 99).toFixed(1)} ms`);
   console.log(`  ${'kind'.padEnd(30)} ${'count'.padStart(7)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)}`);
@@ -320,6 +346,11 @@ try {
   console.log(`  workerd RSS, control (minimal JS Worker, ${controlRequests} bare requests): start ${memory[0].control.toFixed(1)} MB, after warm-up ${warm.control.toFixed(1)} MB, end ${last.control.toFixed(1)} MB; growth after warm-up ${(last.control - warm.control).toFixed(1)} MB`);
   const byMinute = memory.filter((m, i) => i === 0 || m.s % 60 < SAMPLE_SECONDS || i === memory.length - 1);
   console.log(`  RSS by minute (Gatehouse / control, MB): ${byMinute.map((m) => `${m.s}s ${m.mb.toFixed(0)}/${m.control.toFixed(0)}`).join(', ')}`);
+  const kb = (b) => (b / 1024).toFixed(0);
+  const heapWarm = heap.find((h) => h.s >= warm.s) ?? heap[0];
+  const heapLast = heap[heap.length - 1];
+  console.log(`  wasm linear memory (the isolate's heap): start ${kb(heap[0].bytes)} KiB, after warm-up (${heapWarm.s}s) ${kb(heapWarm.bytes)} KiB, end ${kb(heapLast.bytes)} KiB; growth after warm-up ${kb(heapLast.bytes - heapWarm.bytes)} KiB`);
+  console.log(`  wasm linear memory by minute (KiB): ${heap.map((h) => `${h.s}s ${kb(h.bytes)}`).join(', ')}`);
   const leaks = leaksIn(gh.logs());
   console.log(`  secrets or tokens in the Worker's log: ${leaks.length}`);
   if (errors.length || sessionsLost || leaks.length) process.exitCode = 1;

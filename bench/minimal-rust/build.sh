@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
-# Builds the minimal Rust Worker exactly as scripts/build builds Gatehouse.
+# Builds the minimal Rust Worker exactly as scripts/build builds Gatehouse: the same tools,
+# std rebuild and wasm-opt passes (scripts/bundle-env; GATEHOUSE_PLAIN_STD=1 here too).
 set -euo pipefail
 cd "$(dirname "$0")"
-ROOT="$PWD/../.."
-export WASM_BINDGEN_BIN="$ROOT/.tools/bin/wasm-bindgen"
-export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
-export ESBUILD_BIN="$ROOT/node_modules/.bin/esbuild"
+ROOT="$(cd ../.. && pwd)"
+. "$ROOT/scripts/bundle-env"
 "$ROOT/.tools/bin/worker-build" --release
-"$WASM_OPT_BIN" build/index_bg.wasm -o build/index_bg.wasm -Oz --strip-debug --strip-producers \
-  --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
-  --enable-multivalue --enable-reference-types --enable-exception-handling
+second_wasm_opt build/index_bg.wasm

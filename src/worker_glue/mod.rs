@@ -357,8 +357,9 @@ mod _worker_fetch {
 
 /// The cron trigger (`[triggers] crons` in wrangler.toml): prunes audit events older than
 /// [`crate::audit::RETENTION_SECONDS`] and the rows that are of no use once expired (each of
-/// [`crate::audit::Pruned::ALL`]). Failures are
-/// logged; the next run tries again.
+/// [`crate::audit::Pruned::ALL`]). Failures are logged; the next run tries again. It also
+/// logs the size of the isolate's wasm linear memory, which only ever grows: the soak
+/// (`bench/soak.mjs`) reads it to show the heap flat.
 #[worker::event(scheduled)]
 async fn scheduled(
     _event: worker::ScheduledEvent,
@@ -382,4 +383,6 @@ async fn scheduled(
             Err(e) => worker::console_error!("gatehouse: pruning {name} failed: {}", e.0),
         }
     }
+    let pages = core::arch::wasm32::memory_size(0);
+    worker::console_log!("gatehouse: wasm memory {} bytes", pages * 65536);
 }
