@@ -14,6 +14,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { startGatehouse, baseSecrets, freePort } from './support/harness.mjs';
 import { startOidcProvider } from './support/oidc-provider.mjs';
@@ -22,7 +24,8 @@ const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
-const SHOTS = '/work/notes/shots';
+// The walk's screenshots (login page, account page, each step), for a person to look at.
+const SHOTS = process.env.GATEHOUSE_SHOTS ?? join(tmpdir(), 'gatehouse-shots');
 
 let idp; let gh; let browser; let base; let secrets;
 
