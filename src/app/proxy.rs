@@ -39,14 +39,41 @@ pub fn is_own_path(path: &str) -> bool {
 /// What to do with a proxied request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
-    /// Send to `url` with exactly these headers; add `set_cookies` to the origin's answer.
+    /// Send to `url` with the client's headers changed by `changes` (applied in order, the
+    /// way the runtime's `Headers` object does: names are case-insensitive, a set replaces);
+    /// add `set_cookies` to the origin's answer. Changes rather than a whole header list: the
+    /// Worker layer edits a copy of the runtime's headers instead of converting every one.
     Forward {
         url: String,
-        headers: Vec<(String, String)>,
+        changes: Vec<HeaderChange>,
         set_cookies: Vec<String>,
     },
     /// Answer without the origin (redirect to sign-in, 401).
     Respond(Response),
+}
+
+/// One edit of the forwarded request's headers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeaderChange {
+    /// Delete every value of this header (lower-case name).
+    Remove(String),
+    /// Replace the header's values with this one.
+    Set(&'static str, String),
+}
+
+impl HeaderChange {
+    /// `headers` (lower-case names) after `changes`, as the runtime's `Headers` applies them.
+    pub fn apply_all(changes: &[HeaderChange], headers: &mut Vec<(String, String)>) {
+        for change in changes {
+            match change {
+                HeaderChange::Remove(name) => headers.retain(|(k, _)| k != name),
+                HeaderChange::Set(name, value) => {
+                    headers.retain(|(k, _)| k != name);
+                    headers.push((name.to_string(), value.clone()));
+                }
+            }
+        }
+    }
 }
 
 /// Whether a client header claims to be one of Gatehouse's identity headers. Case and `_`
@@ -94,38 +121,43 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
     if req.method.is_unsafe() && !used_bearer {
         super::check_origin(ctx.cfg, req)?;
     }
-    let mut headers: Vec<(String, String)> = Vec::with_capacity(req.headers.len() + 3);
+    let mut changes = Vec::with_capacity(8);
     for (name, value) in &req.headers {
-        let lower = name.to_ascii_lowercase();
-        if is_gatehouse_header(&lower) || HOP_BY_HOP.contains(&lower.as_str()) {
-            continue;
+        // Names come lower-cased (the runtime's and `Request::with_header`'s convention).
+        let drop = is_gatehouse_header(name)
+            || HOP_BY_HOP.contains(&name.as_str())
+            // our token; the origin gets it as X-Gatehouse-Jwt
+            || (name == "authorization" && used_bearer);
+        if drop {
+            changes.push(HeaderChange::Remove(name.clone()));
+        } else if name == "cookie" {
+            changes.push(match foreign_cookies(&jar, value) {
+                Some(rest) => HeaderChange::Set("cookie", rest),
+                None => HeaderChange::Remove(name.clone()),
+            });
         }
-        if lower == "authorization" && used_bearer {
-            continue; // our token; the origin gets it as X-Gatehouse-Jwt
-        }
-        if lower == "cookie" {
-            if let Some(rest) = foreign_cookies(&jar, value) {
-                headers.push((lower, rest));
-            }
-            continue;
-        }
-        headers.push((lower, value.clone()));
     }
-    headers.push(("x-gatehouse-user".into(), caller.claims.sub.clone()));
+    changes.push(HeaderChange::Set(
+        "x-gatehouse-user",
+        caller.claims.sub.clone(),
+    ));
     if let Some(email) = &caller.claims.email {
-        headers.push(("x-gatehouse-email".into(), email.clone()));
+        changes.push(HeaderChange::Set("x-gatehouse-email", email.clone()));
         // An email is only an identity if a provider verified it: say which.
         let verified = if caller.claims.email_verified {
             "true"
         } else {
             "false"
         };
-        headers.push(("x-gatehouse-email-verified".into(), verified.into()));
+        changes.push(HeaderChange::Set(
+            "x-gatehouse-email-verified",
+            verified.into(),
+        ));
     }
-    headers.push(("x-gatehouse-jwt".into(), caller.token.clone()));
+    changes.push(HeaderChange::Set("x-gatehouse-jwt", caller.token.clone()));
     Ok(Decision::Forward {
         url: origin_url(origin, req),
-        headers,
+        changes,
         set_cookies: caller.set_cookies,
     })
 }
@@ -252,11 +284,14 @@ mod tests {
             .with_header("origin", "http://127.0.0.1:8787")
             .with_header("X-Gatehouse-User", "usr_admin")
             .with_header("x-gatehouse-email", "ceo@corp")
+            .with_header("X_Gatehouse_Roles", "admin")
             .with_header("connection", "keep-alive")
             .with_header("content-type", "application/json");
-        let Decision::Forward { url, headers, .. } = block_on(decide(&ctx, &req)).unwrap() else {
+        let Decision::Forward { url, changes, .. } = block_on(decide(&ctx, &req)).unwrap() else {
             panic!()
         };
+        let mut headers = req.headers.clone();
+        HeaderChange::apply_all(&changes, &mut headers);
         assert_eq!(url, "http://127.0.0.1:7000/base/api/items?q=1");
         let get = |n: &str| {
             headers
@@ -270,7 +305,36 @@ mod tests {
         assert_eq!(get("x-gatehouse-jwt"), [token.as_str()]);
         assert_eq!(get("cookie"), ["theirs=1"]);
         assert!(get("connection").is_empty());
+        assert!(get("x_gatehouse_roles").is_empty());
         assert_eq!(get("content-type"), ["application/json"]);
+    }
+
+    #[test]
+    fn a_bearer_token_and_own_cookies_are_not_forwarded() {
+        let cfg = ctx_cfg();
+        let p = TestPlatform::new(|_| unreachable!());
+        let ctx = Ctx { cfg: &cfg, p: &p };
+        let token = signed_in_token(&cfg, &p);
+        let req = Request::new(Method::Get, "http://127.0.0.1:8787/api")
+            .with_header("authorization", &format!("Bearer {token}"))
+            .with_header("cookie", "gh_session=abc")
+            .with_header("accept", "application/json");
+        let Decision::Forward { changes, .. } = block_on(decide(&ctx, &req)).unwrap() else {
+            panic!()
+        };
+        let mut headers = req.headers.clone();
+        HeaderChange::apply_all(&changes, &mut headers);
+        let names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "accept",
+                "x-gatehouse-user",
+                "x-gatehouse-email",
+                "x-gatehouse-email-verified",
+                "x-gatehouse-jwt"
+            ]
+        );
     }
 
     #[test]

@@ -12,10 +12,11 @@ mod webcrypto;
 
 use crate::config::{Config, EnvSource, EnvValue};
 use crate::error::AppError;
-use crate::http::{Method, Request, Response, MAX_BODY_BYTES};
+use crate::http::{Method, Request, Response, MAX_BODY_BYTES, READ_HEADERS};
 use crate::jwt::remembered::Remembered;
 use crate::platform::{Caches, Platform};
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::rc::Rc;
 use wasm_bindgen::JsValue;
 
 thread_local! {
@@ -59,9 +60,7 @@ fn config(env: &worker::Env) -> &'static Result<Config, AppError> {
 
 /// The runtime's services for one request.
 pub struct WorkerPlatform {
-    kv: kv::WorkerKv,
-    users: d1::D1Users,
-    limiter: limiter::WorkerLimiter,
+    bindings: Rc<Bindings>,
     http: fetch::WorkerFetch,
     sig: Remembered<'static, webcrypto::WebCrypto>,
     caches: &'static Caches,
@@ -76,19 +75,19 @@ impl Platform for WorkerPlatform {
     type Limits = limiter::WorkerLimiter;
     type Counts = d1::D1Users;
     fn kv(&self) -> &Self::Kv {
-        &self.kv
+        &self.bindings.kv
     }
     fn single_use(&self) -> &Self::Once {
-        &self.users
+        &self.bindings.users
     }
     fn limiter(&self) -> &Self::Limits {
-        &self.limiter
+        &self.bindings.limiter
     }
     fn counters(&self) -> &Self::Counts {
-        &self.users
+        &self.bindings.users
     }
     fn users(&self) -> &Self::Users {
-        &self.users
+        &self.bindings.users
     }
     fn http(&self) -> &Self::Http {
         &self.http
@@ -110,7 +109,22 @@ impl Platform for WorkerPlatform {
 /// The rate limiting binding of login starts, callbacks and magic-link sends.
 const RATE_LIMITER: &str = "RATE_LIMITER";
 
-fn platform(env: &worker::Env) -> Result<WorkerPlatform, AppError> {
+/// The bindings, looked up and checked once per `env` object: the runtime passes the same
+/// one to every request of an isolate, and checking a D1 binding's type costs several calls
+/// into JavaScript.
+struct Bindings {
+    kv: kv::WorkerKv,
+    users: d1::D1Users,
+    limiter: limiter::WorkerLimiter,
+}
+
+thread_local! {
+    /// The last `env` seen and its bindings (or why they are unusable).
+    static BINDINGS: RefCell<Option<(JsValue, Result<Rc<Bindings>, AppError>)>> =
+        const { RefCell::new(None) };
+}
+
+fn bindings_of(env: &worker::Env) -> Result<Bindings, AppError> {
     let kv = js::binding(env, "SESSIONS").map_err(|problem| AppError::Config {
         setting: "SESSIONS (KV binding)".into(),
         problem,
@@ -125,11 +139,33 @@ fn platform(env: &worker::Env) -> Result<WorkerPlatform, AppError> {
             problem,
         }
     })?;
-    let caches: &'static Caches = CACHES.with(|c| *c);
-    Ok(WorkerPlatform {
+    Ok(Bindings {
         kv: kv::WorkerKv(kv),
         users: d1::D1Users(db),
         limiter,
+    })
+}
+
+fn bindings(env: &worker::Env) -> Result<Rc<Bindings>, AppError> {
+    let env_value: &JsValue = env.as_ref();
+    BINDINGS.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if let Some((seen, b)) = cached.as_ref() {
+            if js_sys::Object::is(seen, env_value) {
+                return b.clone();
+            }
+        }
+        let b = bindings_of(env).map(Rc::new);
+        *cached = Some((env_value.clone(), b.clone()));
+        b
+    })
+}
+
+fn platform(env: &worker::Env) -> Result<WorkerPlatform, AppError> {
+    let bindings = bindings(env)?;
+    let caches: &'static Caches = CACHES.with(|c| *c);
+    Ok(WorkerPlatform {
+        bindings,
         http: fetch::WorkerFetch,
         sig: Remembered {
             inner: webcrypto::WebCrypto,
@@ -177,26 +213,39 @@ fn to_web_response(r: Response) -> Result<web_sys::Response, JsValue> {
     web_sys::Response::new_with_opt_u8_array_and_init(body, &init)
 }
 
-/// The request line and headers, without reading the body (proxy mode streams it). The URL
-/// is parsed once here; header names come lower-cased from the runtime already.
-fn head_of(req: &web_sys::Request) -> Result<Request, AppError> {
+/// The request line alone: enough to route (the URL is parsed once, here).
+fn line_of(req: &web_sys::Request) -> Result<Request, AppError> {
     let url =
         url::Url::parse(&req.url()).map_err(|e| AppError::BadRequest(format!("Bad URL: {e}")))?;
-    let mut headers = Vec::new();
+    Ok(Request {
+        method: Method::parse(&req.method()),
+        url,
+        headers: Vec::new(),
+        body: Vec::new(),
+    })
+}
+
+/// The headers the core reads ([`READ_HEADERS`]), one lookup each: a browser sends a dozen or
+/// more that Gatehouse's own routes never look at.
+fn read_headers(req: &web_sys::Request, head: &mut Request) {
+    let headers = req.headers();
+    for name in READ_HEADERS {
+        if let Ok(Some(value)) = headers.get(name) {
+            head.headers.push((name.to_string(), value));
+        }
+    }
+}
+
+/// Every header (proxy mode decides on every name). The runtime lower-cases the names.
+fn all_headers(req: &web_sys::Request, head: &mut Request) {
     if let Ok(Some(entries)) = js_sys::try_iter(&req.headers()) {
         for pair in entries.flatten() {
             let pair = js_sys::Array::from(&pair);
             if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
-                headers.push((k.to_ascii_lowercase(), v));
+                head.headers.push((k, v));
             }
         }
     }
-    Ok(Request {
-        method: Method::parse(&req.method()),
-        url,
-        headers,
-        body: Vec::new(),
-    })
 }
 
 fn origin_down(e: impl std::fmt::Display) -> AppError {
@@ -206,29 +255,35 @@ fn origin_down(e: impl std::fmt::Display) -> AppError {
     }
 }
 
-/// Proxy mode: decide in the domain layer, then stream the request body to the origin and
-/// the origin's answer back, adding the renewed access cookie if there is one.
+/// Proxy mode: decide in the domain layer, then edit a copy of the runtime's own headers as
+/// decided, stream the request body to the origin and the origin's answer back, adding the
+/// renewed access cookie if there is one.
 async fn forward(
     cfg: &Config,
     p: &WorkerPlatform,
     req: &web_sys::Request,
     head: &Request,
 ) -> Result<web_sys::Response, AppError> {
-    use crate::app::proxy::{decide, Decision};
+    use crate::app::proxy::{decide, Decision, HeaderChange};
     let js = |e: JsValue| origin_down(js::js_message(&e));
-    let (url, headers, set_cookies) = match decide(&crate::app::Ctx { cfg, p }, head).await? {
+    let (url, changes, set_cookies) = match decide(&crate::app::Ctx { cfg, p }, head).await? {
         Decision::Respond(r) => return to_web_response(r).map_err(js),
         Decision::Forward {
             url,
-            headers,
+            changes,
             set_cookies,
-        } => (url, headers, set_cookies),
+        } => (url, changes, set_cookies),
     };
-    let out_headers = web_sys::Headers::new().map_err(js)?;
-    for (k, v) in &headers {
-        out_headers
-            .append(k, v)
-            .map_err(|e| AppError::BadRequest(format!("Bad header {k}: {}", js::js_message(&e))))?;
+    // The incoming request's headers are immutable: a copy made by the runtime.
+    let out_headers = web_sys::Headers::new_with_headers(&req.headers()).map_err(js)?;
+    let bad = |k: &str, e: JsValue| {
+        AppError::BadRequest(format!("Bad header {k}: {}", js::js_message(&e)))
+    };
+    for change in &changes {
+        match change {
+            HeaderChange::Remove(k) => out_headers.delete(k).map_err(|e| bad(k, e))?,
+            HeaderChange::Set(k, v) => out_headers.set(k, v).map_err(|e| bad(k, e))?,
+        }
     }
     let init = fetch::init(&req.method(), &out_headers);
     if !matches!(head.method, Method::Get | Method::Head) {
@@ -236,6 +291,9 @@ async fn forward(
     }
     let outbound = web_sys::Request::new_with_str_and_init(&url, &init).map_err(js)?;
     let resp = fetch::fetch(&outbound).await.map_err(js)?;
+    if set_cookies.is_empty() {
+        return Ok(resp); // nothing to add: the origin's answer as it is
+    }
     // The fetched response's headers are immutable: a new response over the same body stream
     // takes a mutable copy of them (made by the runtime, not here) that our cookie joins.
     let back = web_sys::ResponseInit::new();
@@ -272,29 +330,42 @@ fn error_response(e: AppError, wants: crate::http::Wants) -> Response {
     e.into_response(wants)
 }
 
-/// Routes on the request line first: proxied paths never have their body read here, and
-/// Gatehouse's own routes read it only for methods that carry one.
+/// Routes on the request line first: `/healthz` reads no header, proxied paths never have
+/// their body read here, and Gatehouse's own routes read only the headers they use and the
+/// body only for methods that carry one.
 async fn answer(req: &web_sys::Request, env: &worker::Env) -> Result<web_sys::Response, JsValue> {
-    let head = match head_of(req) {
+    let mut head = match line_of(req) {
         Ok(head) => head,
         Err(e) => return to_web_response(error_response(e, wants_of(req))),
     };
+    let path_is_liveness = head.path() == "/healthz";
+    if path_is_liveness && matches!(head.method, Method::Get | Method::Head) {
+        if let Some(resp) = crate::app::liveness(&head) {
+            return to_web_response(resp);
+        }
+    }
+    let cfg = config(env);
+    let proxied = !path_is_liveness
+        && matches!(cfg, Ok(c) if c.origin_url.is_some())
+        && !crate::app::proxy::is_own_path(head.path());
+    if proxied {
+        all_headers(req, &mut head);
+    } else {
+        read_headers(req, &mut head);
+    }
     if let Some(resp) = crate::app::liveness(&head) {
-        return to_web_response(resp);
+        return to_web_response(resp); // a refused method, in the format asked for
     }
     let wants = head.wants();
-    let cfg = config(env);
     let p = match platform(env) {
         Ok(p) => p,
         Err(e) => return to_web_response(error_response(e, wants)),
     };
-    if let Ok(cfg) = cfg.as_ref() {
-        if cfg.origin_url.is_some() && !crate::app::proxy::is_own_path(head.path()) {
-            return match forward(cfg, &p, req, &head).await {
-                Ok(r) => Ok(r),
-                Err(e) => to_web_response(error_response(e, wants)),
-            };
-        }
+    if let (true, Ok(cfg)) = (proxied, cfg.as_ref()) {
+        return match forward(cfg, &p, req, &head).await {
+            Ok(r) => Ok(r),
+            Err(e) => to_web_response(error_response(e, wants)),
+        };
     }
     to_web_response(match with_body(req, head).await {
         Ok(head) => crate::app::handle(cfg.as_ref(), &p, head).await,
