@@ -102,8 +102,8 @@ fn per_request(runs: usize, mut f: impl FnMut()) -> (usize, usize) {
 }
 
 /// Upper bounds (allocations, bytes) per request; measured values are in the README.
-const ME_BOUND: (usize, usize) = (80, 9_000);
-const PROXY_BOUND: (usize, usize) = (80, 9_000);
+const ME_BOUND: (usize, usize) = (56, 4_096);
+const PROXY_BOUND: (usize, usize) = (44, 3_072);
 
 fn main() {
     let mut env = test_env();

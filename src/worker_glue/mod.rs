@@ -151,7 +151,7 @@ fn bindings(env: &worker::Env) -> Result<Rc<Bindings>, AppError> {
     BINDINGS.with(|cell| {
         let mut cached = cell.borrow_mut();
         if let Some((seen, b)) = cached.as_ref() {
-            if js_sys::Object::is(seen, env_value) {
+            if seen == env_value {
                 return b.clone();
             }
         }
@@ -280,10 +280,19 @@ async fn forward(
         AppError::BadRequest(format!("Bad header {k}: {}", js::js_message(&e)))
     };
     for change in &changes {
-        match change {
-            HeaderChange::Remove(k) => out_headers.delete(k).map_err(|e| bad(k, e))?,
-            HeaderChange::Set(k, v) => out_headers.set(k, v).map_err(|e| bad(k, e))?,
-        }
+        // delete + append is a set, with calls the bundle already has
+        let (name, done) = match change {
+            HeaderChange::Remove(k) => (k.as_str(), out_headers.delete(k)),
+            HeaderChange::Set(k, v) => (
+                *k,
+                out_headers
+                    .delete(k)
+                    .and_then(|()| out_headers.append(k, v)),
+            ),
+        };
+        done.map_err(|e| {
+            AppError::BadRequest(format!("Bad header {name}: {}", js::js_message(&e)))
+        })?;
     }
     let init = fetch::init(&req.method(), &out_headers);
     if !matches!(head.method, Method::Get | Method::Head) {
