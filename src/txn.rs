@@ -30,7 +30,7 @@ const SPENT_MARGIN: i64 = 300;
 /// vouches for. The callback is one straight walk — transaction → provider → purpose →
 /// session — and a new kind of flow is a new variant here, not another optional field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// Sign in (a first sign-in makes the user) and start a session.
     SignIn,
