@@ -276,9 +276,6 @@ async fn forward(
     };
     // The incoming request's headers are immutable: a copy made by the runtime.
     let out_headers = web_sys::Headers::new_with_headers(&req.headers()).map_err(js)?;
-    let bad = |k: &str, e: JsValue| {
-        AppError::BadRequest(format!("Bad header {k}: {}", js::js_message(&e)))
-    };
     for change in &changes {
         // delete + append is a set, with calls the bundle already has
         let (name, done) = match change {
