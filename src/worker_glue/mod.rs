@@ -119,8 +119,8 @@ struct Bindings {
 }
 
 thread_local! {
-    /// The last `env` seen and its bindings (or why they are unusable).
-    static BINDINGS: RefCell<Option<(JsValue, Result<Rc<Bindings>, AppError>)>> =
+    /// The last `env` seen and its bindings (a failure is not kept: it is rare and logged).
+    static BINDINGS: RefCell<Option<(JsValue, Rc<Bindings>)>> =
         const { RefCell::new(None) };
 }
 
@@ -152,12 +152,12 @@ fn bindings(env: &worker::Env) -> Result<Rc<Bindings>, AppError> {
         let mut cached = cell.borrow_mut();
         if let Some((seen, b)) = cached.as_ref() {
             if seen == env_value {
-                return b.clone();
+                return Ok(b.clone());
             }
         }
-        let b = bindings_of(env).map(Rc::new);
+        let b = Rc::new(bindings_of(env)?);
         *cached = Some((env_value.clone(), b.clone()));
-        b
+        Ok(b)
     })
 }
 
