@@ -182,7 +182,7 @@ fn parse_providers(env: &dyn EnvSource) -> Result<BTreeMap<String, ProviderConfi
     let value = match env.get("PROVIDERS") {
         None => return Err(bad("PROVIDERS", "is not set")),
         Some(EnvValue::Json(v)) => v,
-        Some(EnvValue::Text(s)) => serde_json::from_str(&s)
+        Some(EnvValue::Text(s)) => serde_json::from_slice(s.as_bytes())
             .map_err(|e| bad("PROVIDERS", format!("is not valid JSON: {e}")))?,
     };
     let table = value
@@ -241,7 +241,7 @@ fn check_provider(
 fn parse_signing_keys(s: &str) -> Result<Vec<SigningKey>, AppError> {
     // Only where the JSON broke, never serde's message: it can quote the input, and the
     // input is private keys.
-    let values: Vec<serde_json::Value> = serde_json::from_str(s).map_err(|e| {
+    let values: Vec<serde_json::Value> = serde_json::from_slice(s.as_bytes()).map_err(|e| {
         bad(
             "SIGNING_KEYS",
             format!(
@@ -270,7 +270,7 @@ fn parse_origins(raw: Option<String>) -> Result<Vec<String>, AppError> {
         return Ok(Vec::new());
     };
     let items: Vec<String> = if raw.trim_start().starts_with('[') {
-        serde_json::from_str(&raw)
+        serde_json::from_slice(raw.as_bytes())
             .map_err(|e| bad("ALLOWED_RETURN_ORIGINS", format!("invalid JSON array: {e}")))?
     } else {
         raw.split([',', ' '])

@@ -177,7 +177,10 @@ impl Request {
                 url::form_urlencoded::parse(&self.body)
                     .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
                     .collect();
-            serde_json::from_value(serde_json::Value::Object(pairs))
+            // Through JSON text rather than `from_value`: one parser instance per `T` (and
+            // serde_json's one text parser) instead of a second, `Value`-reading one.
+            let json = serde_json::Value::Object(pairs).to_string();
+            serde_json::from_slice(json.as_bytes())
                 .map_err(|e| AppError::BadRequest(format!("Invalid form: {e}.")))
         } else {
             serde_json::from_slice(&self.body)

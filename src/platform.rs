@@ -30,6 +30,10 @@ pub enum SpendKind {
     LoginTxn,
     /// An emailed invitation (`POST /admin/magic-links`).
     Invitation,
+    /// An ended session (by its `sid`, already a hash): logout, a revoked device, a session
+    /// superseded by a new sign-in. Every renewal reads this mark with the user, so a renewal
+    /// that raced the ending and wrote the session back to KV renews nothing.
+    EndedSession,
 }
 
 impl SpendKind {
@@ -38,6 +42,7 @@ impl SpendKind {
         match self {
             SpendKind::LoginTxn => "txn",
             SpendKind::Invitation => "inv",
+            SpendKind::EndedSession => "ses",
         }
     }
 }

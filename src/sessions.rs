@@ -2,6 +2,13 @@
 //! once; KV stores only its SHA-256 (`sid`), under `s:{sid}`, with a TTL that is the smaller
 //! of the idle and absolute lifetimes, plus an index entry `u:{user}:{sid}` so that a user's
 //! sessions can be listed and revoked together.
+//!
+//! A renewal costs two KV operations: the session read and its write-back. The index entry
+//! is written once, at creation, to live as long as the session can (its absolute lifetime);
+//! an entry whose session idled out is skipped when listing. What stops a revoked session is
+//! not KV (a renewal that read the session before the revocation may write it back) but the
+//! mark that ending a session leaves in D1's spent-set, which every renewal reads together
+//! with the user (see `app::ending`).
 
 use crate::config::Config;
 use crate::crypto::{random_token, sha256_b64url};
@@ -36,12 +43,6 @@ fn session_key(sid: &str) -> String {
     format!("s:{sid}")
 }
 
-/// The mark a revoked session leaves, so that a renewal racing the revocation (or reading a
-/// KV location the delete has not reached yet) cannot write the session back.
-fn revoked_key(sid: &str) -> String {
-    format!("r:{sid}")
-}
-
 fn index_prefix(user_id: &str) -> String {
     format!("u:{user_id}:")
 }
@@ -61,11 +62,6 @@ impl<K: Kv> Sessions<'_, K> {
     async fn write(&self, sid: &str, rec: &SessionRecord, now: i64) -> Result<(), StoreError> {
         let ttl = self.ttl(rec, now);
         let json = serde_json::to_string(rec).map_err(|e| StoreError(e.to_string()))?;
-        // The index entry first: should the second put fail, what is left is an index entry
-        // without a session (skipped when listing), never a session that "revoke all" misses.
-        self.kv
-            .put(&format!("{}{sid}", index_prefix(&rec.user_id)), "", ttl)
-            .await?;
         self.kv.put(&session_key(sid), &json, ttl).await
     }
 
@@ -80,6 +76,15 @@ impl<K: Kv> Sessions<'_, K> {
         rec.created_at = now;
         rec.last_seen_at = now;
         rec.expires_at = now + self.cfg.session_ttl as i64;
+        // The index entry first: should the second put fail, what is left is an index entry
+        // without a session (skipped when listing), never a session that "revoke all" misses.
+        self.kv
+            .put(
+                &format!("{}{sid}", index_prefix(&rec.user_id)),
+                "",
+                self.cfg.session_ttl.max(KV_MIN_TTL),
+            )
+            .await?;
         self.write(&sid, &rec, now).await?;
         Ok((raw, sid))
     }
@@ -102,42 +107,30 @@ impl<K: Kv> Sessions<'_, K> {
         let Some(json) = self.kv.get(&session_key(sid)).await? else {
             return Ok(None);
         };
-        let Ok(rec) = serde_json::from_str::<SessionRecord>(&json) else {
+        let Ok(rec) = serde_json::from_slice::<SessionRecord>(json.as_bytes()) else {
             return Ok(None);
         };
         let idle_deadline = rec.last_seen_at + self.cfg.session_idle as i64;
-        if now >= rec.expires_at || now >= idle_deadline || self.is_revoked(sid).await? {
+        if now >= rec.expires_at || now >= idle_deadline {
             return Ok(None);
         }
         Ok(Some(rec))
     }
 
-    async fn is_revoked(&self, sid: &str) -> Result<bool, StoreError> {
-        Ok(self.kv.get(&revoked_key(sid)).await?.is_some())
-    }
-
-    /// Marks the session as used now (at renewal, not on every request). `false` when it was
-    /// revoked meanwhile: then nothing is written back.
+    /// Marks the session as used now (at renewal, not on every request): one KV write.
     pub async fn touch(
         &self,
         sid: &str,
         mut rec: SessionRecord,
         now: i64,
-    ) -> Result<bool, StoreError> {
-        if self.is_revoked(sid).await? {
-            return Ok(false);
-        }
+    ) -> Result<(), StoreError> {
         rec.last_seen_at = now;
-        self.write(sid, &rec, now).await?;
-        Ok(true)
+        self.write(sid, &rec, now).await
     }
 
-    /// Ends one session: the revocation mark first (it outlives any copy of the session),
-    /// then the session and its index entry.
-    pub async fn revoke(&self, sid: &str, user_id: &str) -> Result<(), StoreError> {
-        self.kv
-            .put(&revoked_key(sid), "1", self.cfg.session_ttl)
-            .await?;
+    /// Removes the session and its index entry from KV. This alone does not end a session
+    /// (a renewal in flight may write it back): `app::ending` marks it ended in D1 first.
+    pub async fn forget(&self, sid: &str, user_id: &str) -> Result<(), StoreError> {
         self.kv.delete(&session_key(sid)).await?;
         self.kv
             .delete(&format!("{}{sid}", index_prefix(user_id)))
@@ -223,7 +216,7 @@ mod tests {
             "idle timeout"
         );
         let (_, r) = block_on(s.lookup(&raw, idle - 1)).unwrap().unwrap();
-        assert!(block_on(s.touch(&sid, r, idle - 1)).unwrap());
+        block_on(s.touch(&sid, r, idle - 1)).unwrap();
         assert!(
             block_on(s.lookup(&raw, idle + 10)).unwrap().is_some(),
             "touch extends idle"
@@ -249,31 +242,10 @@ mod tests {
         let sids = block_on(s.sids_of("u1")).unwrap();
         assert_eq!(sids.len(), 2);
         for sid in &sids {
-            block_on(s.revoke(sid, "u1")).unwrap();
+            block_on(s.forget(sid, "u1")).unwrap();
         }
         assert!(block_on(s.lookup(&a, 2)).unwrap().is_none());
         assert!(block_on(s.lookup(&b, 2)).unwrap().is_none());
         assert!(block_on(s.lookup(&c, 2)).unwrap().is_some());
-    }
-
-    #[test]
-    fn a_renewal_racing_a_revocation_cannot_bring_the_session_back() {
-        let kv = MemoryKv::default();
-        let cfg = test_config();
-        let s = Sessions { kv: &kv, cfg: &cfg };
-        let (raw, sid) = block_on(s.create(rec("u1"), 0)).unwrap();
-        // A renewal read the session, then the user revoked it, then the renewal writes.
-        let (_, read) = block_on(s.lookup(&raw, 1)).unwrap().unwrap();
-        block_on(s.revoke(&sid, "u1")).unwrap();
-        assert!(!block_on(s.touch(&sid, read.clone(), 2)).unwrap());
-        assert!(block_on(s.lookup(&raw, 3)).unwrap().is_none());
-        // Even a stale copy written back by another location stays dead.
-        block_on(kv.put(
-            &format!("s:{sid}"),
-            &serde_json::to_string(&read).unwrap(),
-            60,
-        ))
-        .unwrap();
-        assert!(block_on(s.lookup(&raw, 3)).unwrap().is_none());
     }
 }

@@ -339,20 +339,73 @@ impl UserStore for MemoryUsers {
             Ok(user.id.clone())
         })
     }
-    async fn refresh_login(&self, user_id: &str, p: &Profile, now: i64) -> Result<(), StoreError> {
-        self.d1("d1.refresh_login", || {
-            if let Some(u) = self.users.borrow_mut().get_mut(user_id) {
-                u.name = p.name.clone().or(u.name.take());
-                u.email = p.email.clone().or(u.email.take());
-                u.picture = p.picture.clone().or(u.picture.take());
-                u.last_login_at = Some(now);
-                u.updated_at = now;
+    async fn sign_in(
+        &self,
+        fresh: &User,
+        p: &Profile,
+        event: Option<&Event>,
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
+        self.d1("d1.sign_in", || {
+            let key = (p.issuer.clone(), p.sub.clone());
+            let owner = match self.identities.borrow().get(&key) {
+                Some(i) => i.user_id.clone(),
+                None => fresh.id.clone(),
+            };
+            if owner == fresh.id {
+                self.users
+                    .borrow_mut()
+                    .insert(fresh.id.clone(), fresh.clone());
+                self.identities
+                    .borrow_mut()
+                    .insert(key.clone(), identity_of(&fresh.id, p, now));
             }
-            Ok(())
+            let mut users = self.users.borrow_mut();
+            let Some(u) = users.get_mut(&owner) else {
+                return Ok(None);
+            };
+            if !u.active {
+                return Ok(Some(u.clone()));
+            }
+            u.name = p.name.clone().or(u.name.take());
+            if p.email.is_some() {
+                u.email = p.email.clone();
+                u.email_verified = p.email_verified.unwrap_or(false);
+            }
+            u.picture = p.picture.clone().or(u.picture.take());
+            u.last_login_at = Some(now);
+            u.updated_at = now;
+            if let Some(i) = self.identities.borrow_mut().get_mut(&key) {
+                i.email = p.email.clone().or(i.email.take());
+                i.provider = p.provider.clone();
+                i.last_login_at = Some(now);
+            }
+            if let Some(e) = event {
+                let mut e = e.clone();
+                e.user_id = Some(owner);
+                self.events.borrow_mut().push(e);
+            }
+            Ok(Some(u.clone()))
         })
     }
     async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError> {
         self.d1("d1.get_user", || Ok(self.users.borrow().get(id).cloned()))
+    }
+    async fn renewal_view(
+        &self,
+        user_id: &str,
+        sid: &str,
+    ) -> Result<Option<(User, bool)>, StoreError> {
+        let ended = format!("{}:{sid}", SpendKind::EndedSession.prefix());
+        self.d1("d1.renewal_view", || {
+            let ended = self.spent.borrow().contains_key(&ended);
+            Ok(self
+                .users
+                .borrow()
+                .get(user_id)
+                .cloned()
+                .map(|u| (u, ended)))
+        })
     }
     async fn record_event(&self, event: &Event) -> Result<(), StoreError> {
         self.d1("d1.record_event", || {

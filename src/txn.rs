@@ -259,7 +259,7 @@ async fn spend<P: Platform>(
 /// A stored transaction. One that does not parse (written by an older version of Gatehouse
 /// just before an upgrade) is refused like an expired one: the person starts again.
 fn parse_stored(json: &str) -> AppResult<LoginTxn> {
-    serde_json::from_str(json).map_err(|e| {
+    serde_json::from_slice(json.as_bytes()).map_err(|e| {
         AppError::LoginTransaction(format!(
             "This sign-in has expired ({e}); please start again."
         ))

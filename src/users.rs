@@ -134,14 +134,28 @@ pub trait UserStore {
         profile: &Profile,
         now: i64,
     ) -> Result<String, StoreError>;
-    /// Refreshes name/email/picture (where the provider sent them) and login times.
-    async fn refresh_login(
+    /// A sign-in of the identity of `profile`, in one round trip (one D1 batch, so one
+    /// transaction): creates `fresh` with the identity unless the identity exists (atomically,
+    /// as [`UserStore::create_linked`]); then, unless its user is deactivated, refreshes the
+    /// user's name/email/picture (where the provider sent them) and login times and the
+    /// identity's profile, and records `event` for the user (its `user_id` is filled in);
+    /// finally reads the user back. `None`: the identity's user is gone (deleted meanwhile).
+    /// A deactivated user is returned as stored, with nothing written.
+    async fn sign_in(
+        &self,
+        fresh: &User,
+        profile: &Profile,
+        event: Option<&Event>,
+        now: i64,
+    ) -> Result<Option<User>, StoreError>;
+    async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError>;
+    /// The user of a session being renewed, and whether the session `sid` was ended
+    /// ([`crate::platform::SpendKind::EndedSession`] in the spent-set): one round trip.
+    async fn renewal_view(
         &self,
         user_id: &str,
-        profile: &Profile,
-        now: i64,
-    ) -> Result<(), StoreError>;
-    async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError>;
+        sid: &str,
+    ) -> Result<Option<(User, bool)>, StoreError>;
     async fn record_event(&self, event: &Event) -> Result<(), StoreError>;
 
     // The admin API and self-service linking (README "Admin API", "Routes").

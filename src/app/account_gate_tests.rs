@@ -197,7 +197,11 @@ fn a_revoked_or_foreign_session_cookie_changes_nothing() {
     let h = h();
     let owner = h.signed_in("rev");
     let thief = h.browser_of(&owner.user);
-    block_on(h.sessions().revoke(&thief.sid, &owner.user)).unwrap();
+    let ctx = crate::app::Ctx {
+        cfg: &h.cfg,
+        p: &h.p,
+    };
+    block_on(crate::app::ending::revoke(&ctx, &thief.sid, &owner.user)).unwrap();
     // The thief's access token is still unexpired, its session is not.
     let headers = [("cookie", thief.cookies()), ("origin", BASE.into())];
     let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -59,8 +59,9 @@ pub async fn authenticate<P: Platform>(
 }
 
 /// A fresh access token from the session cookie, after D1 confirms — in one read — that the
-/// user is active and has not revoked all sessions since this one began (which also stops a
-/// session that KV's index did not list to "revoke all").
+/// session was not ended, and that the user is active and has not revoked all sessions since
+/// this one began (which also stops a session that KV's index did not list to "revoke all").
+/// Two KV operations (the session read and its write-back) and that one D1 read.
 pub async fn renew<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Option<Caller>> {
     let jar = ctx.jar();
     let now = ctx.p.now();
@@ -71,16 +72,19 @@ pub async fn renew<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Op
     let Some((sid, rec)) = sessions.lookup(&raw, now).await? else {
         return Ok(None);
     };
-    let user = match ctx.p.users().get_user(&rec.user_id).await? {
-        Some(u) if u.active && !revoked_by_time(rec.created_at, &u) => u,
+    let user = match ctx.p.users().renewal_view(&rec.user_id, &sid).await? {
+        Some((u, false)) if u.active && !revoked_by_time(rec.created_at, &u) => u,
+        // Ended already (a renewal that raced the ending wrote it back): off the list again.
+        Some((_, true)) => {
+            sessions.forget(&sid, &rec.user_id).await?;
+            return Ok(None);
+        }
         _ => {
             super::ending::end_record(ctx, &sid, &rec, None).await?;
             return Ok(None);
         }
     };
-    if !sessions.touch(&sid, rec, now).await? {
-        return Ok(None); // revoked while we looked
-    }
+    sessions.touch(&sid, rec, now).await?;
     let (claims, token) = issue_for(ctx, &user, &sid).await?;
     let cookie = jar.set(ACCESS, &token, ctx.cfg.access_ttl);
     Ok(Some(Caller {
@@ -173,4 +177,49 @@ pub fn with_cookies(mut r: crate::http::Response, caller: &Caller) -> crate::htt
         r.append_header("set-cookie", c);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Method;
+    use crate::platform::Kv;
+    use crate::testing::{block_on, sign_in_directly, test_config, TestPlatform};
+
+    fn renewal(session: &str) -> Request {
+        Request::new(Method::Post, "http://127.0.0.1:8787/auth/token")
+            .with_header("cookie", &format!("gh_session={session}"))
+    }
+
+    #[test]
+    fn a_renewal_racing_an_ending_cannot_bring_the_session_back() {
+        let (cfg, p) = (test_config(), TestPlatform::new(|_| unreachable!()));
+        let ctx = Ctx { cfg: &cfg, p: &p };
+        let me = sign_in_directly(&cfg, &p);
+        // A renewal read the session, then the session was ended, then the renewal (or a KV
+        // location the delete had not reached) wrote the stale copy back.
+        let stale = p.kv.value(&format!("s:{}", me.sid)).expect("stored");
+        block_on(super::super::ending::revoke(&ctx, &me.sid, &me.user_id)).unwrap();
+        block_on(p.kv.put(&format!("s:{}", me.sid), &stale, 60)).unwrap();
+        let renewed = block_on(renew(&ctx, &renewal(&me.session))).unwrap();
+        assert!(renewed.is_none(), "an ended session renews nothing");
+        assert!(
+            p.kv.value(&format!("s:{}", me.sid)).is_none(),
+            "and the copy written back leaves the device list"
+        );
+    }
+
+    #[test]
+    fn a_live_session_renews_with_one_d1_read_and_two_kv_operations() {
+        let (cfg, p) = (test_config(), TestPlatform::new(|_| unreachable!()));
+        let ctx = Ctx { cfg: &cfg, p: &p };
+        let me = sign_in_directly(&cfg, &p);
+        p.faults.reset();
+        let renewed = block_on(renew(&ctx, &renewal(&me.session))).unwrap();
+        assert_eq!(renewed.expect("renewed").claims.sub, me.user_id);
+        assert_eq!(
+            p.faults.trace(),
+            ["kv.get", "d1.renewal_view", "kv.put", "sig.sign"]
+        );
+    }
 }

@@ -7,7 +7,7 @@
 
 use super::Ctx;
 use crate::error::AppResult;
-use crate::platform::Platform;
+use crate::platform::{Platform, SingleUse, SpendKind};
 use crate::sessions::SessionRecord;
 use crate::users::UserStore;
 
@@ -41,6 +41,20 @@ async fn record_of<P: Platform>(ctx: &Ctx<'_, P>, sid: &str) -> Option<SessionRe
     }
 }
 
+/// Ends session `sid` of `user_id` in Gatehouse: first the mark in D1's spent-set that every
+/// renewal reads (it stops the session even if a renewal in flight writes it back to KV),
+/// kept until the session could have expired anyway; then the session and its index entry in
+/// KV (so that it leaves the device list at once).
+pub async fn revoke<P: Platform>(ctx: &Ctx<'_, P>, sid: &str, user_id: &str) -> AppResult<()> {
+    let until = ctx.p.now() + ctx.cfg.session_ttl as i64;
+    ctx.p
+        .single_use()
+        .spend(SpendKind::EndedSession, sid, until)
+        .await?;
+    ctx.sessions().forget(sid, user_id).await?;
+    Ok(())
+}
+
 /// Ends session `sid`, whose record the caller has already read, here and at the vendor —
 /// unless the vendor handle is `keep` (one that a new session carries on).
 pub async fn end_record<P: Platform>(
@@ -49,7 +63,7 @@ pub async fn end_record<P: Platform>(
     rec: &SessionRecord,
     keep: Option<&str>,
 ) -> AppResult<()> {
-    ctx.sessions().revoke(sid, &rec.user_id).await?;
+    revoke(ctx, sid, &rec.user_id).await?;
     if keep.is_none() || rec.vendor_logout.as_deref() != keep {
         end_vendor_of(ctx, rec).await;
     }
@@ -60,7 +74,7 @@ pub async fn end_record<P: Platform>(
 /// a copy KV has not shown us yet is revoked too) and, when its record is read, at the vendor.
 pub async fn end_session<P: Platform>(ctx: &Ctx<'_, P>, sid: &str, user_id: &str) -> AppResult<()> {
     let rec = record_of(ctx, sid).await;
-    ctx.sessions().revoke(sid, user_id).await?;
+    revoke(ctx, sid, user_id).await?;
     if let Some(rec) = &rec {
         end_vendor_of(ctx, rec).await;
     }
@@ -69,8 +83,9 @@ pub async fn end_session<P: Platform>(ctx: &Ctx<'_, P>, sid: &str, user_id: &str
 
 /// Ends every session of `user_id`, here and at the vendors; returns how many. D1 first:
 /// the user's "sessions valid after" time stops every session begun until now at its next
-/// renewal, even one that KV's index (which lags) does not list; the listed ones are then
-/// revoked in KV at once, and their vendor sides ended.
+/// renewal, even one that KV's index (which lags) does not list, or one a renewal in flight
+/// writes back; so the listed ones need no mark of their own: they are removed from KV at
+/// once, and their vendor sides ended.
 pub async fn end_all_sessions<P: Platform>(ctx: &Ctx<'_, P>, user_id: &str) -> AppResult<usize> {
     ctx.p
         .users()
@@ -81,7 +96,7 @@ pub async fn end_all_sessions<P: Platform>(ctx: &Ctx<'_, P>, user_id: &str) -> A
     let mut vendor_sides = Vec::new();
     for sid in &sids {
         let rec = record_of(ctx, sid).await;
-        s.revoke(sid, user_id).await?;
+        s.forget(sid, user_id).await?;
         vendor_sides.extend(rec.filter(|r| r.vendor_logout.is_some()));
     }
     // Ours are all gone now; the vendors are asked together, so that one that is slow or

@@ -334,6 +334,15 @@ impl World {
         ids
     }
 
+    /// Whether session `sid` carries the ended mark in the spent-set.
+    fn session_ended(&self, sid: &str) -> bool {
+        self.p
+            .users
+            .spent
+            .borrow()
+            .contains_key(&format!("ses:{sid}"))
+    }
+
     fn kv_has(&self, key: &str) -> bool {
         self.p.kv.keys().iter().any(|k| k == key)
     }
@@ -381,7 +390,7 @@ fn assert_invariants(w: &World, ctx: &str) {
             w.kv_has(&format!("u:{}:{sid}", rec.user_id)),
             "{ctx}: session {sid} without its index entry"
         );
-        let live = !w.kv_has(&format!("r:{sid}"));
+        let live = !w.session_ended(&sid);
         assert!(
             !live || users.iter().any(|u| u.id == rec.user_id),
             "{ctx}: live session {sid} of a user that does not exist"
@@ -394,7 +403,7 @@ fn live_sids(w: &World) -> Vec<String> {
     w.session_records()
         .into_iter()
         .map(|(sid, _)| sid)
-        .filter(|sid| !w.kv_has(&format!("r:{sid}")))
+        .filter(|sid| !w.session_ended(sid))
         .collect()
 }
 

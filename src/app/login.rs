@@ -207,7 +207,11 @@ async fn sign_in<P: Platform>(
     return_to: &str,
 ) -> AppResult<Response> {
     let now = ctx.p.now();
-    let user = linking::sign_in(ctx.p.users(), profile, now).await?;
+    // The whole sign-in in D1 is one batch, its audit event included; the session then costs
+    // two KV writes (see `crate::sessions`).
+    let detail = serde_json::json!({"provider": name, "issuer": profile.issuer});
+    let event = ctx.new_event(req, None, "sign_in", detail);
+    let user = linking::sign_in_recorded(ctx.p.users(), profile, Some(&event), now).await?;
     let record = SessionRecord {
         user_id: user.id.clone(),
         issuer: profile.issuer.clone(),
@@ -224,13 +228,6 @@ async fn sign_in<P: Platform>(
         r.append_header("set-cookie", &c);
     }
     end_superseded_session(ctx, req, profile.vendor_logout.as_deref()).await;
-    ctx.event(
-        req,
-        Some(&user.id),
-        "sign_in",
-        serde_json::json!({"provider": name, "issuer": profile.issuer}),
-    )
-    .await;
     Ok(r)
 }
 
@@ -278,10 +275,10 @@ async fn start_session<P: Platform>(
         Err(e) => {
             // Nobody will ever hold this session: end it now rather than leave a device in
             // the user's list that no browser has (until it idles out).
-            if let Err(r) = sessions.revoke(&sid, &user.id).await {
+            if let Err(r) = super::ending::revoke(ctx, &sid, &user.id).await {
                 ctx.p.log(&format!(
                     "gatehouse: could not end a session whose token failed: {}",
-                    r.0
+                    r.log_line().unwrap_or_else(|| r.to_string())
                 ));
             }
             return Err(e);

@@ -50,6 +50,24 @@ impl<P: Platform> Ctx<'_, P> {
         }
     }
 
+    /// An audit event of this request, now.
+    pub fn new_event(
+        &self,
+        req: &Request,
+        user_id: Option<&str>,
+        kind: &'static str,
+        detail: serde_json::Value,
+    ) -> Event {
+        Event {
+            user_id: user_id.map(String::from),
+            kind,
+            at: self.p.now(),
+            ip: req.client_ip().to_string(),
+            user_agent: req.user_agent().chars().take(256).collect(),
+            detail,
+        }
+    }
+
     /// Records an audit event; a failure is logged, never fatal (the action itself is done).
     pub async fn event(
         &self,
@@ -58,14 +76,7 @@ impl<P: Platform> Ctx<'_, P> {
         kind: &'static str,
         detail: serde_json::Value,
     ) {
-        let e = Event {
-            user_id: user_id.map(String::from),
-            kind,
-            at: self.p.now(),
-            ip: req.client_ip().to_string(),
-            user_agent: req.user_agent().chars().take(256).collect(),
-            detail,
-        };
+        let e = self.new_event(req, user_id, kind, detail);
         if let Err(err) = self.p.users().record_event(&e).await {
             self.p.log(&format!(
                 "gatehouse: could not record {kind} event: {}",

@@ -1,20 +1,30 @@
 //! [`UserStore`] over D1. The first sign-in of an identity is one D1 batch (a transaction):
 //! insert the user only if the identity does not exist yet, insert the identity unless it
 //! exists, read back its owner — so concurrent first sign-ins for one `sub` make one user.
+//!
+//! D1 is called through its JavaScript methods directly (`prepare`, `bind`, `all`, `batch`)
+//! and rows are read through `JSON.stringify` into serde_json: the `worker` crate's D1
+//! wrapper decodes rows with `serde-wasm-bindgen`, about 8 KB of the wasm for the same rows.
 
+use super::js::{call, call_method, js_message};
 use crate::platform::StoreError;
 use crate::users::{
     Event, Identity, LinkOutcome, Profile, StoredEvent, UnlinkOutcome, User, UserPatch, UserQuery,
     UserStore,
 };
+use js_sys::{Array, Object, Reflect};
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
-use worker::d1::{D1Database, D1PreparedStatement};
 
-pub struct D1Users(pub D1Database);
+/// The database binding (`env.DB`).
+pub struct D1Users(pub Object);
 
 fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(format!("D1: {e}"))
+}
+
+fn js_err(e: JsValue) -> StoreError {
+    err(js_message(&e))
 }
 
 fn s(v: &str) -> JsValue {
@@ -29,21 +39,72 @@ fn n(v: i64) -> JsValue {
     JsValue::from_f64(v as f64)
 }
 
+/// A prepared statement with its arguments bound (a JavaScript `D1PreparedStatement`).
+struct Stmt(JsValue);
+
+/// What D1 answers for one statement (a JavaScript `D1Result`).
+struct D1Result(JsValue);
+
+impl D1Result {
+    fn field(&self, name: &str) -> Result<JsValue, StoreError> {
+        Reflect::get(&self.0, &JsValue::from_str(name)).map_err(js_err)
+    }
+
+    /// How many rows the statement changed.
+    fn changes(&self) -> Result<usize, StoreError> {
+        let meta = self.field("meta")?;
+        let changes = Reflect::get(&meta, &JsValue::from_str("changes")).map_err(js_err)?;
+        Ok(changes.as_f64().unwrap_or(0.0) as usize)
+    }
+
+    /// The rows, decoded through their JSON text: parsed into a `Value`, then into `T` (the
+    /// `Value` reader costs less wasm per row type than the text reader). Everywhere in the
+    /// Worker JSON text is read with `from_slice`, never `from_str`: a second reader type
+    /// would instantiate serde_json's parser twice (about 3 KB gzip).
+    fn rows<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
+        let results = self.field("results")?;
+        if results.is_undefined() || results.is_null() {
+            return Ok(Vec::new());
+        }
+        let json = js_sys::JSON::stringify(&results)
+            .map_err(js_err)?
+            .as_string()
+            .ok_or_else(|| err("rows are not JSON"))?;
+        let rows: serde_json::Value = serde_json::from_slice(json.as_bytes()).map_err(err)?;
+        serde_json::from_value(rows).map_err(err)
+    }
+
+    /// The first row, if any.
+    fn first<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>, StoreError> {
+        Ok(self.rows::<T>()?.into_iter().next())
+    }
+}
+
+/// The `i`-th result of a batch.
+fn nth(results: &[D1Result], i: usize) -> Result<&D1Result, StoreError> {
+    results
+        .get(i)
+        .ok_or_else(|| err("a batch returned fewer results than statements"))
+}
+
 #[derive(Deserialize)]
 struct UserRow {
     id: String,
     name: Option<String>,
     email: Option<String>,
-    email_verified: f64,
+    email_verified: i64,
     phone: Option<String>,
     picture: Option<String>,
-    active: f64,
+    active: i64,
     metadata: String,
-    created_at: f64,
-    updated_at: f64,
-    last_login_at: Option<f64>,
+    created_at: i64,
+    updated_at: i64,
+    last_login_at: Option<i64>,
     #[serde(default)]
-    sessions_valid_after: f64,
+    sessions_valid_after: i64,
+    /// Only in [`UserStore::renewal_view`]'s row.
+    #[serde(default)]
+    session_ended: i64,
 }
 
 impl From<UserRow> for User {
@@ -52,15 +113,16 @@ impl From<UserRow> for User {
             id: r.id,
             name: r.name,
             email: r.email,
-            email_verified: r.email_verified != 0.0,
+            email_verified: r.email_verified != 0,
             phone: r.phone,
             picture: r.picture,
-            active: r.active != 0.0,
-            metadata: serde_json::from_str(&r.metadata).unwrap_or_else(|_| serde_json::json!({})),
-            created_at: r.created_at as i64,
-            updated_at: r.updated_at as i64,
-            last_login_at: r.last_login_at.map(|t| t as i64),
-            sessions_valid_after: r.sessions_valid_after as i64,
+            active: r.active != 0,
+            metadata: serde_json::from_slice(r.metadata.as_bytes())
+                .unwrap_or_else(|_| serde_json::json!({})),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            last_login_at: r.last_login_at,
+            sessions_valid_after: r.sessions_valid_after,
         }
     }
 }
@@ -72,8 +134,8 @@ struct IdentityRow {
     provider: String,
     user_id: String,
     email: Option<String>,
-    created_at: f64,
-    last_login_at: Option<f64>,
+    created_at: i64,
+    last_login_at: Option<i64>,
 }
 
 impl From<IdentityRow> for Identity {
@@ -84,19 +146,19 @@ impl From<IdentityRow> for Identity {
             provider: r.provider,
             user_id: r.user_id,
             email: r.email,
-            created_at: r.created_at as i64,
-            last_login_at: r.last_login_at.map(|t| t as i64),
+            created_at: r.created_at,
+            last_login_at: r.last_login_at,
         }
     }
 }
 
 #[derive(Deserialize)]
 struct EventRow {
-    id: f64,
+    id: i64,
     user_id: Option<String>,
     #[serde(rename = "type")]
     kind: String,
-    at: f64,
+    at: i64,
     ip: String,
     user_agent: String,
     detail: String,
@@ -105,20 +167,21 @@ struct EventRow {
 impl From<EventRow> for StoredEvent {
     fn from(r: EventRow) -> StoredEvent {
         StoredEvent {
-            id: r.id as i64,
+            id: r.id,
             user_id: r.user_id,
             kind: r.kind,
-            at: r.at as i64,
+            at: r.at,
             ip: r.ip,
             user_agent: r.user_agent,
-            detail: serde_json::from_str(&r.detail).unwrap_or_else(|_| serde_json::json!({})),
+            detail: serde_json::from_slice(r.detail.as_bytes())
+                .unwrap_or_else(|_| serde_json::json!({})),
         }
     }
 }
 
 #[derive(Deserialize)]
 struct Count {
-    n: f64,
+    n: i64,
 }
 
 #[derive(Deserialize)]
@@ -126,49 +189,16 @@ struct Owner {
     user_id: String,
 }
 
-fn changes(r: &worker::d1::D1Result) -> Result<usize, StoreError> {
-    Ok(r.meta().map_err(err)?.and_then(|m| m.changes).unwrap_or(0))
-}
-
 impl D1Users {
-    fn stmt(&self, sql: &str, args: &[JsValue]) -> Result<D1PreparedStatement, StoreError> {
-        self.0.prepare(sql).bind(args).map_err(err)
+    fn stmt(&self, sql: &str, args: &[JsValue]) -> Result<Stmt, StoreError> {
+        let prepared = call(&self.0, "prepare", &[sql.into()]).map_err(js_err)?;
+        let prepared: Object = prepared.into();
+        call(&prepared, "bind", args).map(Stmt).map_err(js_err)
     }
 
-    /// Runs one statement; how many rows it changed. (One copy of the run-and-count code
-    /// for every single-statement write: it is sizeable in wasm.)
-    async fn exec(&self, sql: &str, args: &[JsValue]) -> Result<usize, StoreError> {
-        let r = self.stmt(sql, args)?.run().await.map_err(err)?;
-        changes(&r)
-    }
-
-    async fn rows<T: serde::de::DeserializeOwned>(
-        &self,
-        sql: &str,
-        args: &[JsValue],
-    ) -> Result<Vec<T>, StoreError> {
-        self.stmt(sql, args)?
-            .all()
-            .await
-            .map_err(err)?
-            .results::<T>()
-            .map_err(err)
-    }
-}
-
-impl UserStore for D1Users {
-    async fn identity_owner(&self, issuer: &str, sub: &str) -> Result<Option<String>, StoreError> {
-        self.stmt(
-            "SELECT user_id FROM identities WHERE issuer = ?1 AND sub = ?2",
-            &[s(issuer), s(sub)],
-        )?
-        .first::<String>(Some("user_id"))
-        .await
-        .map_err(err)
-    }
-
-    async fn create_linked(&self, u: &User, p: &Profile, now: i64) -> Result<String, StoreError> {
-        let raw = p.raw.to_string();
+    /// Inserts `u` only if the identity of `p` does not exist yet, and the identity unless it
+    /// exists: in one batch, concurrent first sign-ins for one `sub` make one user.
+    fn link_new(&self, u: &User, p: &Profile, now: i64) -> Result<[Stmt; 2], StoreError> {
         let insert_user = self.stmt(
             "INSERT INTO users (id, name, email, email_verified, picture, active, metadata, created_at, updated_at, last_login_at) \
              SELECT ?1, ?2, ?3, ?4, ?5, 1, '{}', ?6, ?6, ?6 \
@@ -179,35 +209,92 @@ impl UserStore for D1Users {
             "INSERT INTO identities (issuer, sub, provider, user_id, email, profile, created_at, last_login_at) \
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?4) \
              ON CONFLICT (issuer, sub) DO NOTHING",
-            &[s(&p.issuer), s(&p.sub), s(&p.provider), s(&u.id), opt(&p.email), s(&raw), n(now)],
+            &[s(&p.issuer), s(&p.sub), s(&p.provider), s(&u.id), opt(&p.email), s(&p.raw.to_string()), n(now)],
         )?;
+        Ok([insert_user, insert_identity])
+    }
+
+    /// Runs one statement (one round trip).
+    async fn one(&self, sql: &str, args: &[JsValue]) -> Result<D1Result, StoreError> {
+        let stmt: Object = self.stmt(sql, args)?.0.into();
+        call_method(&stmt, "all", &[])
+            .await
+            .map(D1Result)
+            .map_err(js_err)
+    }
+
+    /// Runs statements as one batch: one round trip, one transaction.
+    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<D1Result>, StoreError> {
+        let list: Array = stmts.into_iter().map(|s| s.0).collect();
+        let out = call_method(&self.0, "batch", &[list.into()])
+            .await
+            .map_err(js_err)?;
+        Ok(Array::from(&out).iter().map(D1Result).collect())
+    }
+
+    /// Runs one statement; how many rows it changed.
+    async fn exec(&self, sql: &str, args: &[JsValue]) -> Result<usize, StoreError> {
+        self.one(sql, args).await?.changes()
+    }
+
+    async fn rows<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        args: &[JsValue],
+    ) -> Result<Vec<T>, StoreError> {
+        self.one(sql, args).await?.rows()
+    }
+}
+
+impl UserStore for D1Users {
+    async fn identity_owner(&self, issuer: &str, sub: &str) -> Result<Option<String>, StoreError> {
+        let owner: Option<Owner> = self
+            .one(
+                "SELECT user_id FROM identities WHERE issuer = ?1 AND sub = ?2",
+                &[s(issuer), s(sub)],
+            )
+            .await?
+            .first()?;
+        Ok(owner.map(|o| o.user_id))
+    }
+
+    async fn create_linked(&self, u: &User, p: &Profile, now: i64) -> Result<String, StoreError> {
+        let [insert_user, insert_identity] = self.link_new(u, p, now)?;
         let owner = self.stmt(
             "SELECT user_id FROM identities WHERE issuer = ?1 AND sub = ?2",
             &[s(&p.issuer), s(&p.sub)],
         )?;
         let results = self
-            .0
             .batch(vec![insert_user, insert_identity, owner])
-            .await
-            .map_err(err)?;
-        let rows: Vec<Owner> = results
-            .get(2)
-            .ok_or_else(|| err("batch returned no owner"))?
-            .results()
-            .map_err(err)?;
-        rows.into_iter()
-            .next()
+            .await?;
+        nth(&results, 2)?
+            .first::<Owner>()?
             .map(|o| o.user_id)
             .ok_or_else(|| err("identity missing after insert"))
     }
 
-    async fn refresh_login(&self, user_id: &str, p: &Profile, now: i64) -> Result<(), StoreError> {
-        let user = self.stmt(
-            "UPDATE users SET name = COALESCE(?2, name), email = COALESCE(?3, email), \
-             email_verified = CASE WHEN ?3 IS NULL THEN email_verified ELSE ?4 END, \
-             picture = COALESCE(?5, picture), last_login_at = ?6, updated_at = ?6 WHERE id = ?1",
+    async fn sign_in(
+        &self,
+        fresh: &User,
+        p: &Profile,
+        event: Option<&Event>,
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
+        let (issuer, sub) = (s(&p.issuer), s(&p.sub));
+        let [insert_user, insert_identity] = self.link_new(fresh, p, now)?;
+        // Every statement after the inserts acts on the identity's owner, whoever made it,
+        // and writes only while that user is active.
+        const OWNER: &str = "(SELECT user_id FROM identities WHERE issuer = ?1 AND sub = ?2)";
+        let refresh_user = self.stmt(
+            &format!(
+                "UPDATE users SET name = COALESCE(?3, name), email = COALESCE(?4, email), \
+                 email_verified = CASE WHEN ?4 IS NULL THEN email_verified ELSE ?5 END, \
+                 picture = COALESCE(?6, picture), last_login_at = ?7, updated_at = ?7 \
+                 WHERE id = {OWNER} AND active = 1"
+            ),
             &[
-                s(user_id),
+                issuer.clone(),
+                sub.clone(),
                 opt(&p.name),
                 opt(&p.email),
                 n(p.email_verified.unwrap_or(false) as i64),
@@ -215,21 +302,67 @@ impl UserStore for D1Users {
                 n(now),
             ],
         )?;
-        let identity = self.stmt(
-            "UPDATE identities SET email = COALESCE(?3, email), profile = ?4, provider = ?5, last_login_at = ?6 WHERE issuer = ?1 AND sub = ?2",
-            &[s(&p.issuer), s(&p.sub), opt(&p.email), s(&p.raw.to_string()), s(&p.provider), n(now)],
+        let refresh_identity = self.stmt(
+            "UPDATE identities SET email = COALESCE(?3, email), profile = ?4, provider = ?5, last_login_at = ?6 \
+             WHERE issuer = ?1 AND sub = ?2 AND EXISTS (SELECT 1 FROM users WHERE id = identities.user_id AND active = 1)",
+            &[issuer.clone(), sub.clone(), opt(&p.email), s(&p.raw.to_string()), s(&p.provider), n(now)],
         )?;
-        self.0.batch(vec![user, identity]).await.map_err(err)?;
-        Ok(())
+        let read = self.stmt(
+            &format!("SELECT * FROM users WHERE id = {OWNER}"),
+            &[issuer.clone(), sub.clone()],
+        )?;
+        let mut stmts = vec![insert_user, insert_identity, refresh_user, refresh_identity];
+        if let Some(e) = event {
+            stmts.push(self.stmt(
+                &format!(
+                    "INSERT INTO events (user_id, type, at, ip, user_agent, detail) \
+                     SELECT id, ?3, ?4, ?5, ?6, ?7 FROM users WHERE id = {OWNER} AND active = 1"
+                ),
+                &[
+                    issuer,
+                    sub,
+                    s(e.kind),
+                    n(e.at),
+                    s(&e.ip),
+                    s(&e.user_agent),
+                    s(&e.detail.to_string()),
+                ],
+            )?);
+        }
+        stmts.push(read);
+        let results = self.batch(stmts).await?;
+        let row: Option<UserRow> = nth(&results, results.len().saturating_sub(1))?.first()?;
+        Ok(row.map(User::from))
     }
 
     async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError> {
-        let row = self
-            .stmt("SELECT * FROM users WHERE id = ?1", &[s(id)])?
-            .first::<UserRow>(None)
-            .await
-            .map_err(err)?;
+        let row: Option<UserRow> = self
+            .one("SELECT * FROM users WHERE id = ?1", &[s(id)])
+            .await?
+            .first()?;
         Ok(row.map(User::from))
+    }
+
+    async fn renewal_view(
+        &self,
+        user_id: &str,
+        sid: &str,
+    ) -> Result<Option<(User, bool)>, StoreError> {
+        let ended = format!(
+            "{}:{sid}",
+            crate::platform::SpendKind::EndedSession.prefix()
+        );
+        let row: Option<UserRow> = self
+            .one(
+                "SELECT *, EXISTS (SELECT 1 FROM spent WHERE key = ?2) AS session_ended FROM users WHERE id = ?1",
+                &[s(user_id), s(&ended)],
+            )
+            .await?
+            .first()?;
+        Ok(row.map(|r| {
+            let ended = r.session_ended != 0;
+            (User::from(r), ended)
+        }))
     }
 
     async fn record_event(&self, e: &Event) -> Result<(), StoreError> {
@@ -305,13 +438,9 @@ impl UserStore for D1Users {
             &args,
         )?;
         let read = self.stmt("SELECT * FROM users WHERE id = ?1", &[s(id)])?;
-        let results = self.0.batch(vec![update, read]).await.map_err(err)?;
-        let rows: Vec<UserRow> = results
-            .get(1)
-            .ok_or_else(|| err("batch returned no user"))?
-            .results()
-            .map_err(err)?;
-        Ok(rows.into_iter().next().map(User::from))
+        let results = self.batch(vec![update, read]).await?;
+        let row: Option<UserRow> = nth(&results, 1)?.first()?;
+        Ok(row.map(User::from))
     }
 
     async fn end_sessions_until(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
@@ -336,11 +465,8 @@ impl UserStore for D1Users {
     async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
         let identities = self.stmt("DELETE FROM identities WHERE user_id = ?1", &[s(id)])?;
         let user = self.stmt("DELETE FROM users WHERE id = ?1", &[s(id)])?;
-        let results = self.0.batch(vec![identities, user]).await.map_err(err)?;
-        let r = results
-            .get(1)
-            .ok_or_else(|| err("batch returned no result"))?;
-        Ok(changes(r)? > 0)
+        let results = self.batch(vec![identities, user]).await?;
+        Ok(nth(&results, 1)?.changes()? > 0)
     }
 
     async fn identities_of(&self, user_id: &str) -> Result<Vec<Identity>, StoreError> {
@@ -370,18 +496,9 @@ impl UserStore for D1Users {
             "SELECT user_id FROM identities WHERE issuer = ?1 AND sub = ?2",
             &[s(&p.issuer), s(&p.sub)],
         )?;
-        let results = self.0.batch(vec![insert, owner]).await.map_err(err)?;
-        let inserted = changes(
-            results
-                .first()
-                .ok_or_else(|| err("batch returned nothing"))?,
-        )? > 0;
-        let owners: Vec<Owner> = results
-            .get(1)
-            .ok_or_else(|| err("batch returned no owner"))?
-            .results()
-            .map_err(err)?;
-        Ok(match owners.into_iter().next() {
+        let results = self.batch(vec![insert, owner]).await?;
+        let inserted = nth(&results, 0)?.changes()? > 0;
+        Ok(match nth(&results, 1)?.first::<Owner>()? {
             None => LinkOutcome::NoUser,
             Some(o) if o.user_id != user_id => LinkOutcome::OwnedByOther(o.user_id),
             Some(_) if inserted => LinkOutcome::Linked,
@@ -406,22 +523,12 @@ impl UserStore for D1Users {
             "SELECT COUNT(*) AS n FROM identities WHERE issuer = ?1 AND sub = ?2 AND user_id = ?3",
             &[s(issuer), s(sub), s(user_id)],
         )?;
-        let results = self.0.batch(vec![delete, still]).await.map_err(err)?;
-        if changes(
-            results
-                .first()
-                .ok_or_else(|| err("batch returned nothing"))?,
-        )? > 0
-        {
+        let results = self.batch(vec![delete, still]).await?;
+        if nth(&results, 0)?.changes()? > 0 {
             return Ok(UnlinkOutcome::Unlinked);
         }
-        let left: Vec<Count> = results
-            .get(1)
-            .ok_or_else(|| err("batch returned no count"))?
-            .results()
-            .map_err(err)?;
-        Ok(match left.first() {
-            Some(c) if c.n > 0.0 => UnlinkOutcome::LastIdentity,
+        Ok(match nth(&results, 1)?.first::<Count>()? {
+            Some(c) if c.n > 0 => UnlinkOutcome::LastIdentity,
             _ => UnlinkOutcome::NotFound,
         })
     }
@@ -486,7 +593,7 @@ impl crate::platform::SingleUse for D1Users {
             .rows("SELECT COUNT(*) AS n FROM spent WHERE key = ?1", &[s(&key)])
             .await?;
         let count = rows.first().ok_or_else(|| err("COUNT returned no row"))?;
-        Ok(count.n > 0.0)
+        Ok(count.n > 0)
     }
 
     async fn prune_spent(&self, now: i64, max: u32) -> Result<u64, StoreError> {
@@ -502,7 +609,7 @@ impl crate::platform::SingleUse for D1Users {
 
 #[derive(Deserialize)]
 struct Counted {
-    count: f64,
+    count: i64,
 }
 
 /// Rate-limit counters: one upsert that adds one and returns the new count. D1 runs it on its

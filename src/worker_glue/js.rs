@@ -5,11 +5,16 @@ use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-/// `this[name](...args)`, awaited if it returns a promise.
-pub async fn call_method(this: &Object, name: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
+/// `this[name](...args)`.
+pub fn call(this: &Object, name: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
     let f: Function = Reflect::get(this, &JsValue::from_str(name))?.dyn_into()?;
     let args: js_sys::Array = args.iter().collect();
-    let out = f.apply(this, &args)?;
+    f.apply(this, &args)
+}
+
+/// `this[name](...args)`, awaited if it returns a promise.
+pub async fn call_method(this: &Object, name: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
+    let out = call(this, name, args)?;
     match out.dyn_into::<Promise>() {
         Ok(p) => JsFuture::from(p).await,
         Err(v) => Ok(v),

@@ -129,9 +129,9 @@ fn bindings_of(env: &worker::Env) -> Result<Bindings, AppError> {
         setting: "SESSIONS (KV binding)".into(),
         problem,
     })?;
-    let db = env.d1("DB").map_err(|e| AppError::Config {
+    let db = js::binding(env, "DB").map_err(|problem| AppError::Config {
         setting: "DB (D1 binding)".into(),
-        problem: e.to_string(),
+        problem,
     })?;
     let limiter = limiter::WorkerLimiter::from_env(env, RATE_LIMITER).map_err(|problem| {
         AppError::Config {
