@@ -58,6 +58,10 @@ impl Platform for Warm {
     type Once = MemoryUsers;
     type Limits = MemoryLimiter;
     type Counts = MemoryUsers;
+    type OAuth = MemoryUsers;
+    fn oauth(&self) -> &MemoryUsers {
+        self.p.oauth()
+    }
     fn kv(&self) -> &MemoryKv {
         self.p.kv()
     }

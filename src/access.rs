@@ -32,6 +32,10 @@ pub struct AccessClaims {
     /// Never set by Gatehouse; checked if present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// Set only on tokens the OpenID Provider issued to an app: those are never first-party
+    /// tokens, whatever their audience.
+    #[serde(default, skip_serializing)]
+    pub client_id: Option<String>,
 }
 
 impl AccessClaims {
@@ -54,6 +58,7 @@ impl AccessClaims {
             name,
             email_verified: false,
             nbf: None,
+            client_id: None,
         }
     }
 }
@@ -112,7 +117,7 @@ pub async fn verify<S: Signatures>(
     if c.iss != cfg.public_url {
         return Err(JwtError::Issuer);
     }
-    if c.aud != cfg.public_url {
+    if c.aud != cfg.public_url || c.client_id.is_some() {
         return Err(JwtError::Audience);
     }
     if c.sub.is_empty() {

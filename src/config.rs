@@ -5,6 +5,7 @@
 use crate::crypto::Secret;
 use crate::error::AppError;
 use crate::jwt::keys::SigningKey;
+use crate::jwt::Alg;
 pub use crate::providers::secret_var_name;
 use crate::providers::ProviderConfig;
 pub use crate::urls::{is_loopback_host, parse_base_url, plain_http_off_loopback};
@@ -59,6 +60,22 @@ pub struct Config {
     pub access_ttl: u64,
     /// Proxy mode's origin, when set.
     pub origin_url: Option<Url>,
+    /// `OAUTH_DYNAMIC_REGISTRATION = "true"`: `POST /oauth/register` (RFC 7591) is open.
+    pub dynamic_registration: bool,
+    /// `RESOURCE_SERVER = "true"` (with `ORIGIN_URL`): proxy mode is an OAuth protected
+    /// resource whose identifier is `PUBLIC_URL`.
+    pub resource_server: bool,
+}
+
+fn flag(env: &dyn EnvSource, name: &str) -> Result<bool, AppError> {
+    match text(env, name)?.as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(bad(
+            name,
+            format!("must be \"true\" or \"false\", got {other:?}"),
+        )),
+    }
 }
 
 fn bad(setting: &str, problem: impl Into<String>) -> AppError {
@@ -109,7 +126,9 @@ impl Config {
         let public_origin = public.origin().ascii_serialization();
         let secure_cookies = public.scheme() == "https";
 
-        let providers = parse_providers(env)?;
+        let mut providers = parse_providers(env)?;
+        crate::providers::passkey::settle(&mut providers, &public)
+            .map_err(|p| bad("PROVIDERS", p))?;
         let signing_keys = parse_signing_keys(&required(env, "SIGNING_KEYS")?)?;
 
         let state_secret = required(env, "STATE_SECRET")?;
@@ -146,7 +165,14 @@ impl Config {
             None => None,
             Some(s) => Some(parse_base_url("ORIGIN_URL", &s)?),
         };
+        let dynamic_registration = flag(env, "OAUTH_DYNAMIC_REGISTRATION")?;
+        let resource_server = flag(env, "RESOURCE_SERVER")?;
+        if resource_server && origin_url.is_none() {
+            return Err(bad("RESOURCE_SERVER", "needs ORIGIN_URL (proxy mode)"));
+        }
         Ok(Config {
+            dynamic_registration,
+            resource_server,
             public_url,
             public_origin,
             secure_cookies,
@@ -167,9 +193,14 @@ impl Config {
         format!("{}/auth/callback/{}", self.public_url, provider)
     }
 
-    /// The key that signs new access tokens.
+    /// The key that signs new access tokens: the first Ed25519 key (there is always one).
     pub fn active_key(&self) -> &SigningKey {
-        &self.signing_keys[0]
+        self.key_for(Alg::EdDsa).unwrap_or(&self.signing_keys[0])
+    }
+
+    /// The first key that signs with `alg` (RS256 ID tokens need an RSA key).
+    pub fn key_for(&self, alg: Alg) -> Option<&SigningKey> {
+        self.signing_keys.iter().find(|k| k.alg() == alg)
     }
 
     /// Whether `origin` is ours or one of `ALLOWED_RETURN_ORIGINS`.
@@ -261,7 +292,13 @@ fn parse_signing_keys(s: &str) -> Result<Vec<SigningKey>, AppError> {
             SigningKey::from_private_jwk(v)
                 .map_err(|p| bad("SIGNING_KEYS", format!("key {i}: {p}")))
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<SigningKey>, _>>()?;
+    if !keys.iter().any(|k| k.alg() == Alg::EdDsa) {
+        return Err(bad(
+            "SIGNING_KEYS",
+            "holds no Ed25519 key (access tokens are signed with one)",
+        ));
+    }
     Ok(keys)
 }
 

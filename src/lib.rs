@@ -17,6 +17,8 @@ pub mod error;
 pub mod http;
 pub mod jwt;
 pub mod linking;
+pub mod oauth;
+pub mod oauth_store;
 pub mod pages;
 pub mod platform;
 pub mod providers;
@@ -28,6 +30,7 @@ pub mod txn;
 pub mod urls;
 pub mod users;
 pub mod validate;
+pub mod webauthn;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;

@@ -50,6 +50,45 @@ pub struct LoginOption {
     pub name: String,
     pub display: String,
     pub email_form: bool,
+    /// A passkey provider: the "Sign in with a passkey" button (script, see [`passkey_script`]).
+    pub passkey: bool,
+}
+
+/// The Content-Security-Policy of a page that runs the passkey script: [`CSP`], plus that one
+/// script (by its nonce; nothing inline) and `fetch` to Gatehouse itself.
+pub fn csp_with_script(nonce: &str) -> String {
+    format!("{CSP}; script-src 'nonce-{nonce}'; connect-src 'self'")
+}
+
+/// The `<script>` element of the passkey script, carrying this response's nonce.
+pub fn passkey_script(nonce: &str) -> String {
+    format!(
+        "<script src=\"/auth/passkeys.js\" nonce=\"{}\" defer></script>",
+        esc(nonce)
+    )
+}
+
+/// The login page's passkey section: the button and the field the browser's passkey
+/// autofill attaches to.
+fn passkey_login_section(nonce: &str) -> String {
+    format!(
+        "<section aria-label=\"Sign in with a passkey\"><button type=\"button\" id=\"pk-signin\">Sign in with a passkey</button>\
+<label for=\"pk-user\" class=\"muted\">or pick one of your passkeys here</label>\
+<input id=\"pk-user\" name=\"username\" autocomplete=\"username webauthn\">\
+<p id=\"pk-status\" role=\"status\" class=\"muted\"></p><noscript><p>Passkeys need JavaScript.</p></noscript></section>{}",
+        passkey_script(nonce)
+    )
+}
+
+/// The account page's passkey section: the list (filled by the script), and adding one.
+fn passkey_account_section(nonce: &str) -> String {
+    format!(
+        "<section aria-labelledby=\"pk-h\"><h2 id=\"pk-h\">Passkeys</h2><ul id=\"pk-list\"></ul>\
+<label for=\"pk-name\">Name of a new passkey</label><input id=\"pk-name\" maxlength=\"64\" placeholder=\"Laptop\">\
+<button type=\"button\" id=\"pk-add\">Add a passkey</button><p id=\"pk-status\" role=\"status\" class=\"muted\"></p>\
+<noscript><p>Passkeys need JavaScript.</p></noscript></section>{}",
+        passkey_script(nonce)
+    )
 }
 
 /// The email form of a magic-link provider (posts to `/auth/magic-link`).
@@ -76,10 +115,16 @@ pub fn magic_link_form(name: &str, display: &str, return_to: &str) -> String {
 }
 
 /// The login page: one button per redirect provider, an email form per magic-link provider.
-pub fn login_page(providers: &[LoginOption], return_to: &str) -> String {
+/// `script_nonce`: the nonce of this response's CSP, for the passkey section.
+pub fn login_page(providers: &[LoginOption], return_to: &str, script_nonce: &str) -> String {
     let mut items = String::new();
     let mut forms = String::new();
+    let mut passkey = String::new();
     for p in providers {
+        if p.passkey {
+            passkey = passkey_login_section(script_nonce);
+            continue;
+        }
         if p.email_form {
             forms.push_str(&magic_link_form(&p.name, &p.display, return_to));
             continue;
@@ -109,6 +154,7 @@ pub fn login_page(providers: &[LoginOption], return_to: &str) -> String {
             "<section aria-label=\"Sign in with email\">{forms}</section>"
         ));
     }
+    body.push_str(&passkey);
     layout("Sign in", &body)
 }
 
@@ -153,16 +199,18 @@ for it or were invited, and if this is your address.</p>\
     )
 }
 
-/// The home page: who is signed in, and a sign-out button.
-pub fn home_page(signed_in: Option<(&str, Option<&str>)>) -> String {
+/// The home page: who is signed in, a sign-out button and, with `passkeys_nonce` (a passkey
+/// provider is configured), the person's passkeys.
+pub fn home_page(signed_in: Option<(&str, Option<&str>)>, passkeys_nonce: Option<&str>) -> String {
     match signed_in {
         Some((name, email)) => layout(
             "Signed in",
             &format!(
                 "<h1>Signed in</h1><p>You are signed in as <strong id=\"who\">{}</strong>{}.</p>\
-<form method=\"post\" action=\"/auth/logout\"><button type=\"submit\">Sign out</button></form>",
+<form method=\"post\" action=\"/auth/logout\"><button type=\"submit\">Sign out</button></form>{}",
                 esc(name),
-                email.map(|e| format!(" (<span id=\"email\">{}</span>)", esc(e))).unwrap_or_default()
+                email.map(|e| format!(" (<span id=\"email\">{}</span>)", esc(e))).unwrap_or_default(),
+                passkeys_nonce.map(passkey_account_section).unwrap_or_default()
             ),
         ),
         None => layout("Gatehouse", "<h1>Gatehouse</h1><p>You are not signed in.</p><p><a class=\"btn\" href=\"/auth/login\">Sign in</a></p>"),
@@ -179,8 +227,9 @@ mod tests {
             name: "x".into(),
             display: "<script>alert(1)</script>".into(),
             email_form,
+            passkey: false,
         };
-        let p = login_page(&[opt(false), opt(true)], "/a\"b");
+        let p = login_page(&[opt(false), opt(true)], "/a\"b", "n");
         assert!(!p.contains("<script>"));
         assert!(p.contains("&lt;script&gt;"));
         assert!(p.contains("value=\"/a&quot;b\""));
@@ -205,8 +254,10 @@ mod tests {
                 name: "mail".into(),
                 display: "Email".into(),
                 email_form: true,
+                passkey: false,
             }],
             "/",
+            "n",
         );
         assert!(page.contains("/auth/magic-link") && !page.contains("provider=mail"));
     }

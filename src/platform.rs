@@ -34,6 +34,8 @@ pub enum SpendKind {
     /// superseded by a new sign-in. Every renewal reads this mark with the user, so a renewal
     /// that raced the ending and wrote the session back to KV renews nothing.
     EndedSession,
+    /// A passkey ceremony's challenge.
+    PasskeyChallenge,
 }
 
 impl SpendKind {
@@ -43,6 +45,7 @@ impl SpendKind {
             SpendKind::LoginTxn => "txn",
             SpendKind::Invitation => "inv",
             SpendKind::EndedSession => "ses",
+            SpendKind::PasskeyChallenge => "pkc",
         }
     }
 }
@@ -204,13 +207,16 @@ pub struct Caches {
 /// Everything a request handler needs from the runtime.
 pub trait Platform {
     type Kv: Kv;
-    type Users: UserStore;
+    type Users: UserStore + crate::webauthn::store::PasskeyStore;
     type Http: HttpClient;
     type Sig: Signatures;
     type Once: SingleUse;
     type Limits: Limiter;
     type Counts: Counters;
+    type OAuth: crate::oauth_store::OAuthStore;
     fn kv(&self) -> &Self::Kv;
+    /// The OpenID Provider's clients, consents and refresh tokens.
+    fn oauth(&self) -> &Self::OAuth;
     fn users(&self) -> &Self::Users;
     fn http(&self) -> &Self::Http;
     fn sig(&self) -> &Self::Sig;

@@ -27,6 +27,8 @@ pub enum Flow {
     Callback,
     /// `POST /auth/magic-link`: a provider emails someone.
     Send,
+    /// `POST /oauth/register`: an anonymous client registers an app (a D1 row).
+    Register,
 }
 
 /// Counts one `flow` request from this client's network (an IPv4 address, an IPv6 /64);
@@ -36,6 +38,7 @@ pub async fn per_network<L: Limiter>(limiter: &L, flow: Flow, req: &Request) -> 
         Flow::Start => "start",
         Flow::Callback => "callback",
         Flow::Send => "send",
+        Flow::Register => "register",
     };
     match limiter
         .allow(&format!("{what}:{}", req.client_network()))

@@ -11,6 +11,11 @@ impl AppError {
     pub fn into_response(self, wants: Wants) -> Response {
         let status = self.status();
         let message = self.public_message();
+        if let AppError::OAuth(e) = &self {
+            if wants == Wants::Json || e.status == 401 {
+                return oauth_response(e);
+            }
+        }
         let mut resp = match wants {
             Wants::Html => Response::html(status, crate::pages::error_page(status, &message)),
             Wants::Json => Response::json(
@@ -24,6 +29,21 @@ impl AppError {
         resp.set_header("cache-control", "no-store");
         resp
     }
+}
+
+/// RFC 6749 section 5.2: `{"error", "error_description"}`, never cached, with the
+/// endpoint's challenge.
+fn oauth_response(e: &crate::error::OAuthError) -> Response {
+    let mut r = Response::json(
+        e.status,
+        &serde_json::json!({"error": e.code, "error_description": e.description}),
+    );
+    if let Some(c) = &e.challenge {
+        r.set_header("www-authenticate", c);
+    }
+    r.set_header("cache-control", "no-store");
+    r.set_header("pragma", "no-cache");
+    r
 }
 
 #[cfg(test)]

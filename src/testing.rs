@@ -21,6 +21,19 @@ use std::rc::Rc;
 /// RFC 8037 appendix A's Ed25519 key.
 pub const TEST_KEY_1: &str = r#"{"kty":"OKP","crv":"Ed25519","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
 
+/// A fixed 2048-bit RSA key (RS256 ID tokens), made once with Node's crypto for these tests.
+pub const TEST_RSA_KEY: &str = r#"{"kty":"RSA","n":"x-GxWZx5ilGguEAo3BLF4_6Iq1cofM2I_6cf1ajHoHwJ-EJyx2jnK4ldXlalkxMYKdxxEKTqPCOIeKc7Wgf2qG0fUQE0hf0T7ryJ-Kiy5s9TM7aUXWLuLbRpWALFxaRjCZHo63Trl6DaeZAvomSmQGAf9C8eQoz0H6WPyNxYsqhyjTA5M99pVm5vtOUsOStxXnG3JYE_7_aALVQWJIl8hJiprqd_Jfuxza_jR4enosWdMVWN3cinOh6_9c0XSo9OyFBDdn1ityjsCjHp1ChzlGYMHS3wmTONet9s2oVXLtKDblotVgOIRt3Kea5sBAq-eV-sHJoJR4cv431lejIHrw","e":"AQAB","d":"RH5E0THK_kh5fBnURpGSSU3sFFayE44073Ib-RG0knxeyDkw7r82VBdmrNChPVRSN-oHvo3cjE4a0klwD6ph7hYyoIX6sx1liq4F03UvlOMfnj1m-tdPSc8kOBn_Hnp1y4451BGFN7jRlM2BXTMDO1UVLg5FXsXBU-TecBR9un5dZ3KDHOjpsDwiWS8kN-i3aCSNjGHyDHAxYokyuh-Qk2isc0jyY2j80k9tIViEeVxeiiK8sUacW5jvyNrxhgWigzQljL9h8c7h3X-jGipUW7kPtm1RkS0sI6ePzcBcCianI4tqQRECwp2u0USXTrpnpRWKDpMjSMsrqPAlpIAK8Q","p":"_j-IPrTd3rSo7Jadqn0ggjM9JeH8TLA7ywaX7r6NCzN7kuZDlCnmGr5VYOoLHuOyqlc_d6Ag-vPR1f9Ads08NaHabVRsC7rONw8cfQRJ5lKr8RBM-cMjwKV3cqAvXeH1gUdV3eMzwXIVGII0dQDIz3HKA1xHT1jySntDwwPOUV8","q":"yUJDdW1amPcBlemAKZa7x5A_0P4I8BkuB9-dHcSbw0is4DQO1lHDUZD-vWHLMQNSzweOEoBwqIn5i-GZueHEj5XQCUtczRA2wduQh97ZS-MFvaZzLXHTKeHorozL7MQ-_9A0bGWxlmwtyPcir2pssafnA7MI9_qrzbZhiXfBW7E","dp":"wlR1ItjDrPGRHCSTJji1nE7lsgrk-QjK6weDIWxsCd-z2Dg_9wN_aXmJcKXzEg0gBqrhS-IM00OBY3vSHfwIxUWM2nvoiZ6i99qI_9VDVtRhr8Ox0kWhEiJnBioBilSnfcS0kQCUEovMLAt5ZOTQmB51NdRWfQOTTfKhfHFwRSk","dq":"VZVdFGltNlELlpFWE9lqfuGjkZ8Fc_xxK532tTrvNesIwMrCaHcahOwQt74HZw9PvoQq8Uk3HySVPtuvwHD2YkzFy74Fd5pmfqd83ZpxcyjWPyCyJ-gYcN4FUXzEFyoY1DXYpSPVke7sxWH6mPe7wwxwW41dyf4J4w-kiI2pZvE","qi":"2YppEStFzQLmRf8V3A_MADInwn4ad-IrV0JGPT_qfTOUXA1o39fKXhuJZ5Qlhjh9Jw1HtTb2UWUhZlNdLEUvBHeiFtBu1QE-90EBO69J3_tMvU0gmOLBqKWTi-1Uf79Rm6yCKMP52P7yuvCMaYHsc_6Y0-C_5VvgtG4V1ixbjJk"}"#;
+
+/// [`test_config`] with [`TEST_RSA_KEY`] added to `SIGNING_KEYS` (after the Ed25519 key).
+pub fn test_config_with_rsa() -> Config {
+    let mut env = test_env();
+    env.insert(
+        "SIGNING_KEYS".into(),
+        format!("[{TEST_KEY_1},{TEST_RSA_KEY}]"),
+    );
+    Config::from_env(&env).expect("test env with RSA is valid")
+}
+
 /// A second key, made fresh per process.
 pub fn test_key_2() -> SigningKey {
     SigningKey::from_private_jwk(&crate::jwt::native::generate_ed25519_jwk()).unwrap()
@@ -267,8 +280,10 @@ impl Kv for MemoryKv {
 /// Users, identities and events in maps.
 #[derive(Default)]
 pub struct MemoryUsers {
-    users: RefCell<HashMap<String, User>>,
+    pub(crate) users: RefCell<HashMap<String, User>>,
     identities: RefCell<HashMap<(String, String), Identity>>,
+    /// Passkey rows; a row counts only while its identity exists (as D1's join and cascade).
+    passkeys: RefCell<Vec<crate::webauthn::store::Passkey>>,
     pub events: RefCell<Vec<Event>>,
     /// The spent-set ([`SingleUse`]): `kind:hash` → expires at.
     pub spent: RefCell<BTreeMap<String, i64>>,
@@ -277,6 +292,8 @@ pub struct MemoryUsers {
     /// The operation count this store reports to: every method is one D1 round trip (one
     /// statement, or one batch, which D1 runs as a transaction).
     pub faults: Rc<Faults>,
+    /// The OpenID Provider's tables (see [`crate::oauth::memory`]).
+    pub oauth: crate::oauth::memory::OAuthTables,
 }
 
 impl MemoryUsers {
@@ -300,7 +317,7 @@ impl MemoryUsers {
     pub fn all_identities(&self) -> Vec<Identity> {
         self.identities.borrow().values().cloned().collect()
     }
-    fn d1<T>(
+    pub(crate) fn d1<T>(
         &self,
         name: &'static str,
         body: impl FnOnce() -> Result<T, StoreError>,
@@ -481,6 +498,12 @@ impl UserStore for MemoryUsers {
     async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
         self.d1("d1.delete_user", || {
             self.identities.borrow_mut().retain(|_, i| i.user_id != id);
+            // D1's foreign keys cascade to the OpenID Provider's rows.
+            self.oauth.consents.borrow_mut().retain(|(u, _), _| u != id);
+            self.oauth
+                .refresh
+                .borrow_mut()
+                .retain(|_, r| r.grant.user_id != id);
             Ok(self.users.borrow_mut().remove(id).is_some())
         })
     }
@@ -785,6 +808,19 @@ impl Signatures for TestPlatform {
             |_, m| m,
         )
     }
+    async fn verify_uncached(
+        &self,
+        key: &PublicJwk,
+        alg: Alg,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<bool, String> {
+        self.faults.op(
+            "sig.verify",
+            || NativeSignatures.verify_with_rsa(key, alg, msg, sig),
+            |_, m| m,
+        )
+    }
     async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String> {
         self.faults.op(
             "sig.sign",
@@ -802,8 +838,12 @@ impl Platform for TestPlatform {
     type Once = MemoryUsers;
     type Limits = MemoryLimiter;
     type Counts = MemoryUsers;
+    type OAuth = MemoryUsers;
     fn kv(&self) -> &MemoryKv {
         &self.kv
+    }
+    fn oauth(&self) -> &MemoryUsers {
+        &self.users
     }
     fn single_use(&self) -> &MemoryUsers {
         &self.users
@@ -831,5 +871,113 @@ impl Platform for TestPlatform {
     }
     fn log(&self, line: &str) {
         self.logs.borrow_mut().push(line.to_string());
+    }
+}
+
+impl MemoryUsers {
+    fn live_passkeys(
+        &self,
+        keep: impl Fn(&crate::webauthn::store::Passkey) -> bool,
+    ) -> Vec<crate::webauthn::store::Passkey> {
+        let ids = self.identities.borrow();
+        self.passkeys
+            .borrow()
+            .iter()
+            .filter(|p| {
+                ids.get(&(p.issuer.clone(), p.id.clone()))
+                    .is_some_and(|i| i.user_id == p.user_id)
+            })
+            .filter(|p| keep(p))
+            .cloned()
+            .collect()
+    }
+}
+
+impl crate::webauthn::store::PasskeyStore for MemoryUsers {
+    async fn add_passkey(
+        &self,
+        pk: &crate::webauthn::store::Passkey,
+        provider: &str,
+    ) -> Result<crate::webauthn::store::AddOutcome, StoreError> {
+        use crate::webauthn::store::AddOutcome;
+        self.d1("d1.add_passkey", || {
+            let key = (pk.issuer.clone(), pk.id.clone());
+            if !self.users.borrow().contains_key(&pk.user_id)
+                || self.identities.borrow().contains_key(&key)
+            {
+                return Ok(AddOutcome::AlreadyRegistered);
+            }
+            self.identities.borrow_mut().insert(
+                key,
+                Identity {
+                    issuer: pk.issuer.clone(),
+                    sub: pk.id.clone(),
+                    provider: provider.into(),
+                    user_id: pk.user_id.clone(),
+                    email: None,
+                    created_at: pk.created_at,
+                    last_login_at: None,
+                },
+            );
+            self.passkeys.borrow_mut().push(pk.clone());
+            Ok(AddOutcome::Added)
+        })
+    }
+
+    async fn passkey(
+        &self,
+        issuer: &str,
+        id: &str,
+    ) -> Result<Option<crate::webauthn::store::Passkey>, StoreError> {
+        self.d1("d1.passkey", || {
+            Ok(self
+                .live_passkeys(|p| p.issuer == issuer && p.id == id)
+                .into_iter()
+                .next())
+        })
+    }
+
+    async fn passkeys_of(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<crate::webauthn::store::Passkey>, StoreError> {
+        self.d1("d1.passkeys_of", || {
+            Ok(self.live_passkeys(|p| p.user_id == user_id))
+        })
+    }
+
+    async fn passkey_used(
+        &self,
+        pk: &crate::webauthn::store::Passkey,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.d1("d1.passkey_used", || {
+            for p in self.passkeys.borrow_mut().iter_mut() {
+                if p.issuer == pk.issuer && p.id == pk.id {
+                    p.sign_count = p.sign_count.max(pk.sign_count);
+                    p.backed_up = pk.backed_up;
+                    p.last_used_at = Some(now);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn rename_passkey(
+        &self,
+        user_id: &str,
+        id: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        self.d1("d1.rename_passkey", || {
+            let mut found = false;
+            for p in self.passkeys.borrow_mut().iter_mut() {
+                if p.user_id == user_id && p.id == id {
+                    p.name = name.into();
+                    found = true;
+                }
+            }
+            Ok(found)
+        })
     }
 }

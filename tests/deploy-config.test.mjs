@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { unstable_readConfig } from 'wrangler';
-import { startGatehouse, baseSecrets, ROOT } from './support/harness.mjs';
+import { startGatehouse, baseSecrets, freePort, ROOT } from './support/harness.mjs';
 
 const config = unstable_readConfig({ config: join(ROOT, 'wrangler.toml') });
 const LOOPBACK = /127\.0\.0\.1|localhost|\[::1\]/i;
@@ -56,15 +56,20 @@ test('the dev command\'s settings are a valid configuration with the local provi
   const providers = script.match(/^DEV_PROVIDERS='(.*)'$/m)?.[1];
   assert.ok(providers, 'scripts/dev defines DEV_PROVIDERS');
   assert.match(script, /--var "PROVIDERS:\$DEV_PROVIDERS"/);
-  assert.match(script, /--var "PUBLIC_URL:http:\/\/127\.0\.0\.1:8787"/);
+  // localhost, not 127.0.0.1: browsers refuse an IP address as a passkey's RP ID.
+  assert.match(script, /--var "PUBLIC_URL:http:\/\/localhost:8787"/);
+  const port = await freePort();
   const gh = await startGatehouse({
-    vars: { ...config.vars, PROVIDERS: providers },
+    port,
+    vars: { ...config.vars, PUBLIC_URL: `http://localhost:${port}`, PROVIDERS: providers },
     secrets: { ...baseSecrets(), PROVIDER_DEV_SECRET: 'dev-secret' },
   });
   try {
     const page = await fetch(`${gh.url}/auth/login`, { headers: { accept: 'text/html' } });
     assert.equal(page.status, 200);
-    assert.match(await page.text(), /Local dev provider/);
+    const html = await page.text();
+    assert.match(html, /Local dev provider/);
+    assert.match(html, /Sign in with a passkey/);
   } finally {
     await gh.stop();
   }

@@ -63,10 +63,19 @@ async function sourceRoutes() {
   const app = await readFile(join(ROOT, 'src/app/mod.rs'), 'utf8');
   const routes = new Set(armsOf(fnBody(app, 'async fn route<'), ''));
   // Sub-tables mounted under a prefix.
-  for (const m of fnBody(app, 'async fn route<').matchAll(/\(_,\s*\["([\w-]+)",\s*rest @ \.\.\]\)\s*=>\s*(\w+)::route/g)) {
+  // (The prefix may be several segments: `(_, ["auth", "passkeys", rest @ ..]) => passkeys::route`.)
+  for (const m of fnBody(app, 'async fn route<').matchAll(/\(_,\s*\[((?:"[\w-]+",\s*)+)rest @ \.\.\]\)\s*=>\s*(\w+)::route/g)) {
+    const prefix = [...m[1].matchAll(/"([\w-]+)"/g)].map((s) => `/${s[1]}`).join('');
     const sub = await readFile(join(ROOT, `src/app/${m[2]}.rs`), 'utf8');
-    for (const r of armsOf(fnBody(sub, 'pub async fn route<'), `/${m[1]}`)) routes.add(r);
+    for (const r of armsOf(fnBody(sub, 'pub async fn route<'), prefix)) routes.add(r);
   }
+  // The OpenID Provider's tables, asked before the main table (`oauth::route`), and its admin
+  // routes, asked first by the admin table (`oauth::admin_route`).
+  assert.match(fnBody(app, 'async fn route<'), /oauth::route\(/, 'the OpenID Provider table is mounted');
+  const op = await readFile(join(ROOT, 'src/app/oauth/mod.rs'), 'utf8');
+  for (const r of armsOf(fnBody(op, 'pub async fn route<'), '')) routes.add(r);
+  const opAdmin = await readFile(join(ROOT, 'src/app/oauth/admin.rs'), 'utf8');
+  for (const r of armsOf(fnBody(opAdmin, 'pub async fn route<'), '/admin')) routes.add(r);
   // `/healthz` is answered before the route table (no configuration needed).
   const liveness = fnBody(app, 'pub fn liveness(');
   const health = liveness.match(/req\.path\(\) == "([^"]+)"/);
@@ -132,6 +141,13 @@ before(async () => {
     fx[name] = { browser, me: await (await browser.fetch(`${gh.url}/auth/me`)).json() };
   }
   fx.id = fx.a.me.id;
+  const made = await fetch(`${gh.url}/admin/clients`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json', 'cf-connecting-ip': '192.0.2.77' },
+    body: JSON.stringify({ name: 'Walk', type: 'confidential', redirect_uris: ['https://app.example/cb'] }),
+  });
+  assert.equal(made.status, 201);
+  fx.clientId = (await made.json()).client_id;
 });
 after(async () => { await gh?.stop(); await idp?.close(); });
 
@@ -139,7 +155,8 @@ after(async () => { await gh?.stop(); await idp?.close(); });
 function paramValue(path, p) {
   const values = {
     provider: 'dev',
-    id: path.startsWith('/auth/sessions') ? fx.b.me.session_id : fx.id,
+    id: path.startsWith('/auth/sessions') ? fx.b.me.session_id : path.startsWith('/admin/clients') ? fx.clientId : fx.id,
+    client_id: fx.clientId,
     session_id: fx.c.me.session_id,
     issuer: idp.issuer,
     sub: 'opal',
@@ -158,7 +175,7 @@ function rank({ method, path }) {
     if (/activate$/.test(path)) return path.endsWith('/deactivate') ? 7 : 8;
     return 5;
   }
-  if (path === '/auth/logout') return 4;
+  if (path === '/auth/logout' || path === '/oauth/end_session') return 4;
   return method === 'delete' ? 3 : 1;
 }
 
@@ -196,6 +213,38 @@ const EXPECTED = {
   'POST /admin/users/{id}/deactivate': 200,
   'POST /admin/users/{id}/activate': 200,
   'DELETE /admin/users/{id}': 204,
+  // No passkey provider is configured in this walk: each passkey route says so.
+  'GET /auth/passkeys.js': 200,
+  'POST /auth/passkeys/login/options': 400,
+  'POST /auth/passkeys/login': 400,
+  'POST /auth/passkeys/register/options': 400,
+  'POST /auth/passkeys/register': 400,
+  'GET /auth/passkeys': 400,
+  'PATCH /auth/passkeys/{id}': 400,
+  'DELETE /auth/passkeys/{id}': 400,
+  'GET /.well-known/openid-configuration': 200,
+  'GET /.well-known/oauth-authorization-server': 200,
+  'GET /oauth/authorize': 400, // no client_id: an error page, never a redirect
+  'POST /oauth/authorize': 400, // a consent form naming no client
+  'POST /oauth/token': 400, // no form body
+  'OPTIONS /oauth/token': 204,
+  'GET /oauth/userinfo': 401, // no access token
+  'POST /oauth/userinfo': 401,
+  'OPTIONS /oauth/userinfo': 204,
+  'POST /oauth/revoke': 400, // no form body
+  'POST /oauth/introspect': 400,
+  'GET /auth/apps': 200,
+  'DELETE /auth/apps/{client_id}': 204, // never consented to: nothing to withdraw
+  'GET /oauth/end_session': 200, // the sign-out page
+  'POST /oauth/end_session': 303, // signs this browser out (session A: after everything it does)
+  'POST /oauth/register': 403, // dynamic registration is off
+  'GET /.well-known/oauth-protected-resource': 400, // not a protected resource
+  'GET /admin/clients': 200,
+  'POST /admin/clients': 201,
+  'GET /admin/clients/{id}': 200,
+  'PATCH /admin/clients/{id}': 200,
+  'POST /admin/clients/{id}/secret': 200,
+  'DELETE /admin/clients/{id}': 204,
 };
 
 test('every documented operation answers through the Worker with the status it must, a documented one', async () => {

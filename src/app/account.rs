@@ -30,17 +30,26 @@ pub async fn me<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respo
 /// `GET /`: who is signed in (the newcomer's landing page).
 pub async fn home<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
     let caller = authenticate(ctx, req).await?;
-    let page = pages::home_page(caller.as_ref().map(|c| {
-        (
-            c.claims
-                .name
-                .as_deref()
-                .or(c.claims.email.as_deref())
-                .unwrap_or(c.claims.sub.as_str()),
-            c.claims.email.as_deref(),
-        )
-    }));
+    let nonce = crate::providers::passkey::configured(&ctx.cfg.providers)
+        .and(caller.as_ref())
+        .map(|_| crate::crypto::random_token());
+    let page = pages::home_page(
+        caller.as_ref().map(|c| {
+            (
+                c.claims
+                    .name
+                    .as_deref()
+                    .or(c.claims.email.as_deref())
+                    .unwrap_or(c.claims.sub.as_str()),
+                c.claims.email.as_deref(),
+            )
+        }),
+        nonce.as_deref(),
+    );
     let mut r = Response::html(200, page);
+    if let Some(n) = &nonce {
+        r.set_header("content-security-policy", &pages::csp_with_script(n));
+    }
     r.set_header("cache-control", "no-store");
     Ok(match caller {
         Some(c) => with_cookies(r, &c),

@@ -44,6 +44,11 @@ pub async fn route<P: Platform>(
     rest: &[&str],
 ) -> AppResult<Response> {
     authorize(ctx, req).await?;
+    if let Some(r) = super::oauth::admin_route(ctx, req, rest).await {
+        let mut r = r?;
+        r.set_header("cache-control", "no-store");
+        return Ok(r);
+    }
     let mut r = match (req.method, rest) {
         (Method::Get, ["users"]) => list_users(ctx, req).await,
         (Method::Post, ["users"]) => create_user(ctx, req).await,

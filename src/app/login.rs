@@ -34,9 +34,14 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
                 name: n.clone(),
                 display: c.display_name().to_string(),
                 email_form: c.is_magic_link(),
+                passkey: matches!(c, providers::ProviderConfig::Passkey(_)),
             })
             .collect();
-        let mut r = Response::html(200, pages::login_page(&list, &return_to));
+        let nonce = crate::crypto::random_token();
+        let mut r = Response::html(200, pages::login_page(&list, &return_to, &nonce));
+        if list.iter().any(|o| o.passkey) {
+            r.set_header("content-security-policy", &pages::csp_with_script(&nonce));
+        }
         r.set_header("cache-control", "no-store");
         return Ok(r);
     };
@@ -199,7 +204,7 @@ async fn finish_sign_in<P: Platform>(
 
 /// The verified `profile` is linked to its user, who gets a new session (ending the one this
 /// browser had before, if any) and is sent to `return_to`.
-async fn sign_in<P: Platform>(
+pub(super) async fn sign_in<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
     name: &str,

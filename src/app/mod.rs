@@ -9,6 +9,8 @@ mod ending;
 mod identities;
 mod login;
 mod magic;
+mod oauth;
+mod passkeys;
 pub mod proxy;
 
 #[cfg(test)]
@@ -125,6 +127,9 @@ async fn route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
     auth::refuse_duplicate_cookies(ctx.cfg, req)?;
     let path = req.path().to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let Some(r) = oauth::route(ctx, req, &segments).await {
+        return r;
+    }
     match (req.method, segments.as_slice()) {
         (Method::Get, ["auth", "login"]) => login::login(ctx, req).await,
         (Method::Post, ["auth", "magic-link"]) => magic::send(ctx, req).await,
@@ -141,12 +146,15 @@ async fn route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
         (Method::Get, ["auth", "identities"]) => identities::list(ctx, req).await,
         (Method::Delete, ["auth", "identities"]) => identities::unlink(ctx, req).await,
         (_, ["admin", rest @ ..]) => admin::route(ctx, req, rest).await,
+        (Method::Get, ["auth", "passkeys.js"]) => Ok(passkeys::script()),
+        (_, ["auth", "passkeys", rest @ ..]) => passkeys::route(ctx, req, rest).await,
         (_, ["auth", "identities"]) => Err(AppError::MethodNotAllowed),
         (Method::Get, [".well-known", "jwks.json"]) => Ok(account::jwks(ctx)),
         (Method::Get, [""]) => account::home(ctx, req).await,
         (
             _,
-            ["auth", "login" | "callback" | "magic-link" | "me" | "logout" | "token" | "sessions", ..],
+            ["auth", "login" | "callback" | "magic-link" | "me" | "logout" | "token" | "sessions"
+            | "passkeys.js", ..],
         ) => Err(AppError::MethodNotAllowed),
         _ => Err(AppError::NotFound),
     }

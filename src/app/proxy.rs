@@ -28,10 +28,12 @@ const HOP_BY_HOP: &[&str] = &[
 
 /// Whether `path` is served by Gatehouse itself rather than the origin.
 pub fn is_own_path(path: &str) -> bool {
+    // (The OpenID Provider's paths: `/oauth/*` and its `/.well-known` documents.)
     path == "/healthz"
         || path == "/auth"
         || path.starts_with("/auth/")
         || path == "/.well-known/jwks.json"
+        || crate::app::oauth::is_own_path(path)
         || path == "/admin"
         || path.starts_with("/admin/")
 }
@@ -58,7 +60,7 @@ pub enum HeaderChange {
     /// Delete every value of this header (lower-case name).
     Remove(String),
     /// Replace the header's values with this one.
-    Set(&'static str, String),
+    Set(String, String),
 }
 
 impl HeaderChange {
@@ -69,7 +71,7 @@ impl HeaderChange {
                 HeaderChange::Remove(name) => headers.retain(|(k, _)| k != name),
                 HeaderChange::Set(name, value) => {
                     headers.retain(|(k, _)| k != name);
-                    headers.push((name.to_string(), value.clone()));
+                    headers.push((name.clone(), value.clone()));
                 }
             }
         }
@@ -112,37 +114,38 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
     let origin = ctx.cfg.origin_url.as_ref().ok_or(AppError::NotFound)?;
     super::auth::refuse_duplicate_cookies(ctx.cfg, req)?;
     let Some(caller) = authenticate(ctx, req).await? else {
+        // A protected resource (RESOURCE_SERVER): apps' bearer tokens for it pass; a person
+        // in a browser still signs in as in plain proxy mode.
+        let browser_page = req.method == Method::Get && req.wants() == Wants::Html;
+        if ctx.cfg.resource_server && !(browser_page && bearer(req).is_none()) {
+            return Ok(match super::oauth::resource_check(ctx, req).await? {
+                Ok(identity) => {
+                    let mut changes = origin_headers(ctx, req, true);
+                    changes.extend(identity.into_iter().map(|(k, v)| HeaderChange::Set(k, v)));
+                    Decision::Forward {
+                        url: origin_url(origin, req),
+                        changes,
+                        set_cookies: vec![],
+                    }
+                }
+                Err(refused) => Decision::Respond(refused),
+            });
+        }
         return Ok(Decision::Respond(unauthenticated(req)));
     };
-    let jar = ctx.jar();
     let used_bearer = bearer(req).is_some();
     // Cookies ride along on requests from sibling subdomains too (SameSite=Lax): a
     // cookie-authenticated request that changes state must come from an allowed origin.
     if req.method.is_unsafe() && !used_bearer {
         super::check_origin(ctx.cfg, req)?;
     }
-    let mut changes = Vec::with_capacity(8);
-    for (name, value) in &req.headers {
-        // Names come lower-cased (the runtime's and `Request::with_header`'s convention).
-        let drop = is_gatehouse_header(name)
-            || HOP_BY_HOP.contains(&name.as_str())
-            // our token; the origin gets it as X-Gatehouse-Jwt
-            || (name == "authorization" && used_bearer);
-        if drop {
-            changes.push(HeaderChange::Remove(name.clone()));
-        } else if name == "cookie" {
-            changes.push(match foreign_cookies(&jar, value) {
-                Some(rest) => HeaderChange::Set("cookie", rest),
-                None => HeaderChange::Remove(name.clone()),
-            });
-        }
-    }
+    let mut changes = origin_headers(ctx, req, used_bearer);
     changes.push(HeaderChange::Set(
-        "x-gatehouse-user",
+        "x-gatehouse-user".into(),
         caller.claims.sub.clone(),
     ));
     if let Some(email) = &caller.claims.email {
-        changes.push(HeaderChange::Set("x-gatehouse-email", email.clone()));
+        changes.push(HeaderChange::Set("x-gatehouse-email".into(), email.clone()));
         // An email is only an identity if a provider verified it: say which.
         let verified = if caller.claims.email_verified {
             "true"
@@ -150,16 +153,46 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
             "false"
         };
         changes.push(HeaderChange::Set(
-            "x-gatehouse-email-verified",
+            "x-gatehouse-email-verified".into(),
             verified.into(),
         ));
     }
-    changes.push(HeaderChange::Set("x-gatehouse-jwt", caller.token.clone()));
+    changes.push(HeaderChange::Set(
+        "x-gatehouse-jwt".into(),
+        caller.token.clone(),
+    ));
     Ok(Decision::Forward {
         url: origin_url(origin, req),
         changes,
         set_cookies: caller.set_cookies,
     })
+}
+
+/// The client's headers as the origin gets them: no `X-Gatehouse-*` the client sent, no
+/// hop-by-hop headers, none of Gatehouse's cookies, and no `Authorization` when it carried
+/// our token (the origin gets that as `X-Gatehouse-Jwt`).
+fn origin_headers<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    used_bearer: bool,
+) -> Vec<HeaderChange> {
+    let jar = ctx.jar();
+    let mut changes = Vec::with_capacity(8);
+    for (name, value) in &req.headers {
+        // Names come lower-cased (the runtime's and `Request::with_header`'s convention).
+        let drop = is_gatehouse_header(name)
+            || HOP_BY_HOP.contains(&name.as_str())
+            || (name == "authorization" && used_bearer);
+        if drop {
+            changes.push(HeaderChange::Remove(name.clone()));
+        } else if name == "cookie" {
+            changes.push(match foreign_cookies(&jar, value) {
+                Some(rest) => HeaderChange::Set("cookie".into(), rest),
+                None => HeaderChange::Remove(name.clone()),
+            });
+        }
+    }
+    changes
 }
 
 /// Browsers asking for a page go to sign-in and come back; everything else gets 401.

@@ -34,6 +34,21 @@ fn decoded_len(s: &Option<String>) -> Option<usize> {
 }
 
 impl PublicJwk {
+    /// An empty key of no type for `alg`, for signatures (fill in `kty` and the members).
+    pub fn for_signing(alg: &str) -> PublicJwk {
+        PublicJwk {
+            kty: String::new(),
+            kid: None,
+            alg: Some(alg.into()),
+            use_: Some("sig".into()),
+            crv: None,
+            x: None,
+            y: None,
+            n: None,
+            e: None,
+        }
+    }
+
     /// Parses one JWK, refusing private keys and shapes we cannot verify with.
     pub fn parse(v: &serde_json::Value) -> Result<PublicJwk, String> {
         if v.get("d").is_some() {

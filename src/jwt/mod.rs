@@ -26,8 +26,20 @@ pub trait Signatures {
         msg: &[u8],
         sig: &[u8],
     ) -> Result<bool, String>;
-    /// Signs `msg` with one of Gatehouse's Ed25519 keys.
+    /// Signs `msg` with one of Gatehouse's keys (EdDSA or RS256, by the key).
     async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String>;
+    /// Like [`Signatures::verify`], for a key that is seen once in a while (a passkey's, one
+    /// per person): nothing about the key is kept, so an isolate that serves many people
+    /// does not accumulate their keys.
+    async fn verify_uncached(
+        &self,
+        key: &PublicJwk,
+        alg: Alg,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<bool, String> {
+        self.verify(key, alg, msg, sig).await
+    }
 }
 
 /// The `typ` of access tokens (RFC 9068): an ID token is never accepted where one is

@@ -92,6 +92,18 @@ impl<S: Signatures> Signatures for Remembered<'_, S> {
     async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String> {
         self.inner.sign(key, msg).await
     }
+
+    /// Not remembered: a passkey's signature covers a single-use challenge, so the same one
+    /// is never good twice, and its key is not kept either.
+    async fn verify_uncached(
+        &self,
+        key: &PublicJwk,
+        alg: Alg,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<bool, String> {
+        self.inner.verify_uncached(key, alg, msg, sig).await
+    }
 }
 
 #[cfg(test)]

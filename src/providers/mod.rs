@@ -17,6 +17,7 @@ pub mod loginradius;
 pub mod oauth2;
 pub mod oidc;
 pub mod passage;
+pub mod passkey;
 pub mod stytch;
 pub mod xwms;
 
@@ -36,6 +37,7 @@ pub enum ProviderConfig {
     Passage(passage::PassageConfig),
     Xwms(xwms::XwmsConfig),
     LoginRadius(loginradius::LoginRadiusConfig),
+    Passkey(passkey::PasskeyConfig),
 }
 
 /// Deserializes a provider's settings, refusing unknown fields (typos must not pass silently).
@@ -197,8 +199,9 @@ impl ProviderConfig {
             "xwms" => xwms::XwmsConfig::parse(name, v, secret).map(ProviderConfig::Xwms),
             "loginradius" => loginradius::LoginRadiusConfig::parse(name, v, secret)
                 .map(ProviderConfig::LoginRadius),
+            "passkey" => passkey::PasskeyConfig::parse(v).map(ProviderConfig::Passkey),
             other => Err(format!(
-                "unknown kind {other:?} (known: oidc, oauth2, stytch, passage, xwms, loginradius)"
+                "unknown kind {other:?} (known: oidc, oauth2, stytch, passage, xwms, loginradius, passkey)"
             )),
         }
     }
@@ -212,12 +215,16 @@ impl ProviderConfig {
             ProviderConfig::Passage(c) => &c.display_name,
             ProviderConfig::Xwms(c) => &c.display_name,
             ProviderConfig::LoginRadius(c) => &c.display_name,
+            ProviderConfig::Passkey(c) => &c.display_name,
         }
     }
 
     /// Whether the callback must match a login transaction started in this browser.
     pub fn needs_transaction(&self) -> bool {
-        !matches!(self, ProviderConfig::Passage(_))
+        !matches!(
+            self,
+            ProviderConfig::Passage(_) | ProviderConfig::Passkey(_)
+        )
     }
 
     /// The issuer of the identities this provider vouches for: half of the identity key.
@@ -229,6 +236,7 @@ impl ProviderConfig {
             ProviderConfig::Passage(c) => c.identity_issuer(),
             ProviderConfig::Xwms(c) => c.issuer(),
             ProviderConfig::LoginRadius(c) => c.issuer(),
+            ProviderConfig::Passkey(c) => c.issuer(),
         }
     }
 
@@ -245,6 +253,7 @@ impl ProviderConfig {
             ProviderConfig::Passage(c) => &[("jwks_url", &c.jwks_url)],
             ProviderConfig::Xwms(c) => &[("api_url", &c.api_url)],
             ProviderConfig::LoginRadius(c) => &[("hub_url", &c.hub_url), ("api_url", &c.api_url)],
+            ProviderConfig::Passkey(_) => &[],
         };
         urls.iter()
             .find(|(_, u)| bad(u))
@@ -271,6 +280,8 @@ pub async fn begin<P: Platform>(
         ProviderConfig::Passage(_) => Ok(Begin::Redirect(passage::begin(flow))),
         ProviderConfig::Xwms(c) => xwms::begin(p, name, c, flow).await.map(Begin::Redirect),
         ProviderConfig::LoginRadius(c) => loginradius::begin(c, flow).map(Begin::Redirect),
+        // Passkeys start on the login page, with script; there is nothing to redirect to.
+        ProviderConfig::Passkey(_) => Err(no_redirect_flow()),
     }
 }
 
@@ -296,6 +307,7 @@ pub async fn complete<P: Platform>(
         ProviderConfig::Passage(c) => passage::complete(p, name, c, req).await,
         ProviderConfig::Xwms(c) => xwms::complete(p, name, c, req, txn()?).await,
         ProviderConfig::LoginRadius(c) => loginradius::complete(p, name, c, req, txn()?).await,
+        ProviderConfig::Passkey(_) => Err(no_redirect_flow()),
     }
 }
 
@@ -314,7 +326,15 @@ pub async fn end_session<P: Platform>(
         ProviderConfig::Passage(_) => Ok(()),
         ProviderConfig::Xwms(_) => Ok(()),
         ProviderConfig::LoginRadius(c) => loginradius::end_session(p, name, c, handle).await,
+        ProviderConfig::Passkey(_) => Ok(()),
     }
+}
+
+/// `/auth/login?provider=` or a callback naming a passkey provider.
+fn no_redirect_flow() -> AppError {
+    AppError::BadRequest(
+        "Passkeys have no redirect flow: use \"Sign in with a passkey\" on the login page.".into(),
+    )
 }
 
 #[cfg(test)]

@@ -16,10 +16,13 @@ use js_sys::{Array, Object, Reflect};
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
 
+#[path = "d1_passkeys.rs"]
+mod passkeys;
+
 /// The database binding (`env.DB`).
 pub struct D1Users(pub Object);
 
-fn err(e: impl std::fmt::Display) -> StoreError {
+pub(super) fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(format!("D1: {e}"))
 }
 
@@ -27,23 +30,23 @@ fn js_err(e: JsValue) -> StoreError {
     err(js_message(&e))
 }
 
-fn s(v: &str) -> JsValue {
+pub(super) fn s(v: &str) -> JsValue {
     JsValue::from_str(v)
 }
 
-fn opt(v: &Option<String>) -> JsValue {
+pub(super) fn opt(v: &Option<String>) -> JsValue {
     v.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL)
 }
 
-fn n(v: i64) -> JsValue {
+pub(super) fn n(v: i64) -> JsValue {
     JsValue::from_f64(v as f64)
 }
 
 /// A prepared statement with its arguments bound (a JavaScript `D1PreparedStatement`).
-struct Stmt(JsValue);
+pub(super) struct Stmt(JsValue);
 
 /// What D1 answers for one statement (a JavaScript `D1Result`).
-struct D1Result(JsValue);
+pub(super) struct D1Result(JsValue);
 
 impl D1Result {
     fn field(&self, name: &str) -> Result<JsValue, StoreError> {
@@ -51,7 +54,7 @@ impl D1Result {
     }
 
     /// How many rows the statement changed.
-    fn changes(&self) -> Result<usize, StoreError> {
+    pub(super) fn changes(&self) -> Result<usize, StoreError> {
         let meta = self.field("meta")?;
         let changes = Reflect::get(&meta, &JsValue::from_str("changes")).map_err(js_err)?;
         Ok(changes.as_f64().unwrap_or(0.0) as usize)
@@ -61,7 +64,7 @@ impl D1Result {
     /// `Value` reader costs less wasm per row type than the text reader). Everywhere in the
     /// Worker JSON text is read with `from_slice`, never `from_str`: a second reader type
     /// would instantiate serde_json's parser twice (about 3 KB gzip).
-    fn rows<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
+    pub(super) fn rows<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
         let results = self.field("results")?;
         if results.is_undefined() || results.is_null() {
             return Ok(Vec::new());
@@ -75,20 +78,20 @@ impl D1Result {
     }
 
     /// The first row, if any.
-    fn first<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>, StoreError> {
+    pub(super) fn first<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>, StoreError> {
         Ok(self.rows::<T>()?.into_iter().next())
     }
 }
 
 /// The `i`-th result of a batch.
-fn nth(results: &[D1Result], i: usize) -> Result<&D1Result, StoreError> {
+pub(super) fn nth(results: &[D1Result], i: usize) -> Result<&D1Result, StoreError> {
     results
         .get(i)
         .ok_or_else(|| err("a batch returned fewer results than statements"))
 }
 
 #[derive(Deserialize)]
-struct UserRow {
+pub(super) struct UserRow {
     id: String,
     name: Option<String>,
     email: Option<String>,
@@ -190,7 +193,7 @@ struct Owner {
 }
 
 impl D1Users {
-    fn stmt(&self, sql: &str, args: &[JsValue]) -> Result<Stmt, StoreError> {
+    pub(super) fn stmt(&self, sql: &str, args: &[JsValue]) -> Result<Stmt, StoreError> {
         let prepared = call(&self.0, "prepare", &[sql.into()]).map_err(js_err)?;
         let prepared: Object = prepared.into();
         call(&prepared, "bind", args).map(Stmt).map_err(js_err)
@@ -215,7 +218,7 @@ impl D1Users {
     }
 
     /// Runs one statement (one round trip).
-    async fn one(&self, sql: &str, args: &[JsValue]) -> Result<D1Result, StoreError> {
+    pub(super) async fn one(&self, sql: &str, args: &[JsValue]) -> Result<D1Result, StoreError> {
         let stmt: Object = self.stmt(sql, args)?.0.into();
         call_method(&stmt, "all", &[])
             .await
@@ -224,7 +227,7 @@ impl D1Users {
     }
 
     /// Runs statements as one batch: one round trip, one transaction.
-    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<D1Result>, StoreError> {
+    pub(super) async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<D1Result>, StoreError> {
         let list: Array = stmts.into_iter().map(|s| s.0).collect();
         let out = call_method(&self.0, "batch", &[list.into()])
             .await
@@ -233,7 +236,7 @@ impl D1Users {
     }
 
     /// Runs one statement; how many rows it changed.
-    async fn exec(&self, sql: &str, args: &[JsValue]) -> Result<usize, StoreError> {
+    pub(super) async fn exec(&self, sql: &str, args: &[JsValue]) -> Result<usize, StoreError> {
         self.one(sql, args).await?.changes()
     }
 

@@ -4,6 +4,7 @@
 //! lives here.
 
 mod d1;
+mod d1_oauth;
 mod fetch;
 mod js;
 mod kv;
@@ -74,8 +75,12 @@ impl Platform for WorkerPlatform {
     type Once = d1::D1Users;
     type Limits = limiter::WorkerLimiter;
     type Counts = d1::D1Users;
+    type OAuth = d1::D1Users;
     fn kv(&self) -> &Self::Kv {
         &self.bindings.kv
+    }
+    fn oauth(&self) -> &Self::OAuth {
+        &self.bindings.users
     }
     fn single_use(&self) -> &Self::Once {
         &self.bindings.users
@@ -281,7 +286,7 @@ async fn forward(
         let (name, done) = match change {
             HeaderChange::Remove(k) => (k.as_str(), out_headers.delete(k)),
             HeaderChange::Set(k, v) => (
-                *k,
+                k.as_str(),
                 out_headers
                     .delete(k)
                     .and_then(|()| out_headers.append(k, v)),

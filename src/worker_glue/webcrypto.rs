@@ -89,6 +89,12 @@ async fn verify_key(key: &PublicJwk, alg: Alg) -> Result<CryptoKey, String> {
     if let Some(k) = VERIFY_KEYS.with(|m| m.borrow().get(&cache_key).cloned()) {
         return Ok(k);
     }
+    let k = import_verify_key(key, alg).await?;
+    VERIFY_KEYS.with(|m| m.borrow_mut().insert(cache_key, k.clone()));
+    Ok(k)
+}
+
+async fn import_verify_key(key: &PublicJwk, alg: Alg) -> Result<CryptoKey, String> {
     let mut jwk = serde_json::to_value(key).map_err(|e| e.to_string())?;
     if let Some(o) = jwk.as_object_mut() {
         // WebCrypto checks `alg`/`use` against the import; Gatehouse already did.
@@ -96,9 +102,24 @@ async fn verify_key(key: &PublicJwk, alg: Alg) -> Result<CryptoKey, String> {
         o.remove("use");
         o.remove("kid");
     }
-    let k = import(jwk, alg, "verify").await?;
-    VERIFY_KEYS.with(|m| m.borrow_mut().insert(cache_key, k.clone()));
-    Ok(k)
+    import(jwk, alg, "verify").await
+}
+
+async fn verify_with(
+    crypto_key: &CryptoKey,
+    alg: Alg,
+    msg: &[u8],
+    sig: &[u8],
+) -> Result<bool, String> {
+    let (_, op) = algorithms(alg)?;
+    let promise = subtle()?
+        .verify_with_object_and_u8_array_and_u8_array(&op, crypto_key, sig, msg)
+        .map_err(js_err)?;
+    Ok(JsFuture::from(promise)
+        .await
+        .map_err(js_err)?
+        .as_bool()
+        .unwrap_or(false))
 }
 
 impl Signatures for WebCrypto {
@@ -109,16 +130,17 @@ impl Signatures for WebCrypto {
         msg: &[u8],
         sig: &[u8],
     ) -> Result<bool, String> {
-        let crypto_key = verify_key(key, alg).await?;
-        let (_, op) = algorithms(alg)?;
-        let promise = subtle()?
-            .verify_with_object_and_u8_array_and_u8_array(&op, &crypto_key, sig, msg)
-            .map_err(js_err)?;
-        Ok(JsFuture::from(promise)
-            .await
-            .map_err(js_err)?
-            .as_bool()
-            .unwrap_or(false))
+        verify_with(&verify_key(key, alg).await?, alg, msg, sig).await
+    }
+
+    async fn verify_uncached(
+        &self,
+        key: &PublicJwk,
+        alg: Alg,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<bool, String> {
+        verify_with(&import_verify_key(key, alg).await?, alg, msg, sig).await
     }
 
     async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String> {
@@ -126,12 +148,12 @@ impl Signatures for WebCrypto {
         let crypto_key = match cached {
             Some(k) => k,
             None => {
-                let k = import(key.private_jwk(), Alg::EdDsa, "sign").await?;
+                let k = import(key.private_jwk(), key.alg(), "sign").await?;
                 SIGN_KEYS.with(|m| m.borrow_mut().insert(key.kid.clone(), k.clone()));
                 k
             }
         };
-        let (_, op) = algorithms(Alg::EdDsa)?;
+        let (_, op) = algorithms(key.alg())?;
         let promise = subtle()?
             .sign_with_object_and_u8_array(&op, &crypto_key, msg)
             .map_err(js_err)?;

@@ -58,8 +58,12 @@ impl Platform for RsPlatform {
     type Once = MemoryUsers;
     type Limits = crate::testing::MemoryLimiter;
     type Counts = MemoryUsers;
+    type OAuth = MemoryUsers;
     fn kv(&self) -> &MemoryKv {
         &self.0.kv
+    }
+    fn oauth(&self) -> &MemoryUsers {
+        &self.0.users
     }
     fn single_use(&self) -> &MemoryUsers {
         &self.0.users
