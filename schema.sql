@@ -13,9 +13,10 @@ CREATE TABLE users (
   created_at     INTEGER NOT NULL,
   updated_at     INTEGER NOT NULL,
   last_login_at  INTEGER
-  , sessions_valid_after INTEGER NOT NULL DEFAULT 0);
+  , sessions_valid_after INTEGER NOT NULL DEFAULT 0, roles TEXT NOT NULL DEFAULT '[]');
 -- sessions_valid_after (migration 0002, laid out as SQLite records an added column):
 -- "revoke all" sets it, and renewal refuses every session begun at or before it.
+-- roles (migration 0005): a JSON array of role names given by an admin or an invitation.
 CREATE INDEX users_email ON users (email);
 CREATE INDEX users_created ON users (created_at DESC, id DESC);
 
@@ -62,6 +63,22 @@ CREATE TABLE counters (
   expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX counters_expires ON counters (expires_at);
+
+-- Sign-up invitations of the admin API (migration 0005): single use (spent in `spent`), 7
+-- days; only the SHA-256 of the secret is kept. `user_id`: attach to that existing user.
+CREATE TABLE invitations (
+  id         TEXT PRIMARY KEY,
+  token_hash TEXT NOT NULL UNIQUE,
+  email      TEXT,
+  roles      TEXT NOT NULL DEFAULT '[]',
+  return_to  TEXT NOT NULL,
+  user_id    TEXT,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  used_at    INTEGER,
+  used_by    TEXT
+);
+CREATE INDEX invitations_created ON invitations (created_at DESC);
 
 -- The OpenID Provider (migration 0006): clients, consents, refresh tokens. Authorization
 -- codes are sealed (HMAC) and spent in `spent`.

@@ -6,7 +6,8 @@
 //    where a parent module dispatching to its children and the children using the parent's
 //    shared items is the normal Rust shape, so parent ↔ child edges are not counted.
 // References are read from the source text: `crate::a::b` paths (use trees expanded) and
-// `super::` paths. Test code is left out — `#[cfg(test)]` modules, `*tests.rs` files and the
+// `super::` paths. Test code is left out — `#[cfg(test)]` modules, `*tests.rs` files, `tests/`
+// folders and the
 // test-support module `testing`, which builds fakes of every layer. `--graph` prints the
 // top-level edges.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -19,7 +20,7 @@ function modules(dir = SRC) {
   const out = [];
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
-    if (statSync(path).isDirectory()) { if (name !== 'bin') out.push(...modules(path)); continue; }
+    if (statSync(path).isDirectory()) { if (name !== 'bin' && name !== 'tests') out.push(...modules(path)); continue; }
     if (!name.endsWith('.rs') || /(^|_)tests\.rs$/.test(name)) continue;
     const parts = relative(SRC, path).slice(0, -3).split(sep);
     if (parts.at(-1) === 'mod') parts.pop();

@@ -8,13 +8,13 @@ use crate::crypto::b64url;
 use crate::jwt::compact::{self, Untrusted};
 use crate::jwt::validate::{check_times, verify_signature, ClaimRules};
 use crate::jwt::{JwtError, Signatures};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// The `typ` of access tokens (RFC 9068).
 pub const TYP: &str = crate::jwt::ACCESS_TOKEN_TYP;
 
 /// The claims of an access token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AccessClaims {
     pub iss: String,
     pub sub: String,
@@ -22,20 +22,46 @@ pub struct AccessClaims {
     pub exp: i64,
     pub iat: i64,
     pub sid: String,
-    #[serde(default)]
     pub email: Option<String>,
-    #[serde(default)]
     pub name: Option<String>,
     /// Whether a provider vouched for `email` (apps must not trust an unverified one).
-    #[serde(default)]
     pub email_verified: bool,
+    /// The user's roles (their own and the policy's rule roles), for proxy-mode routes and
+    /// apps; left out when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
     /// Never set by Gatehouse; checked if present.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
     /// Set only on tokens the OpenID Provider issued to an app: those are never first-party
     /// tokens, whatever their audience.
-    #[serde(default, skip_serializing)]
+    #[serde(skip_serializing)]
     pub client_id: Option<String>,
+}
+
+/// Claims of the wrong type, or a required one missing, do not fit.
+impl compact::FromClaims for AccessClaims {
+    fn from_claims(claims: serde_json::Map<String, serde_json::Value>) -> Option<Self> {
+        let v = serde_json::Value::Object(claims);
+        let read = || -> Result<AccessClaims, String> {
+            let f = crate::fields::Fields::of(&v)?;
+            Ok(AccessClaims {
+                iss: f.str("iss")?,
+                sub: f.str("sub")?,
+                aud: f.str("aud")?,
+                exp: f.i64("exp")?,
+                iat: f.i64("iat")?,
+                sid: f.str("sid")?,
+                email: f.opt_str("email")?,
+                name: f.opt_str("name")?,
+                email_verified: f.opt_bool("email_verified")?.unwrap_or(false),
+                roles: f.opt_strs("roles")?.unwrap_or_default(),
+                nbf: f.opt_i64("nbf")?,
+                client_id: f.opt_str("client_id")?,
+            })
+        };
+        read().ok()
+    }
 }
 
 impl AccessClaims {
@@ -57,6 +83,7 @@ impl AccessClaims {
             email,
             name,
             email_verified: false,
+            roles: Vec::new(),
             nbf: None,
             client_id: None,
         }

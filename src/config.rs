@@ -60,6 +60,8 @@ pub struct Config {
     pub access_ttl: u64,
     /// Proxy mode's origin, when set.
     pub origin_url: Option<Url>,
+    /// The access policy (`POLICY`; unset: open, no rules).
+    pub policy: crate::policy::Policy,
     /// `OAUTH_DYNAMIC_REGISTRATION = "true"`: `POST /oauth/register` (RFC 7591) is open.
     pub dynamic_registration: bool,
     /// `RESOURCE_SERVER = "true"` (with `ORIGIN_URL`): proxy mode is an OAuth protected
@@ -170,6 +172,7 @@ impl Config {
         if resource_server && origin_url.is_none() {
             return Err(bad("RESOURCE_SERVER", "needs ORIGIN_URL (proxy mode)"));
         }
+        let policy = parse_policy(env, &providers)?;
         Ok(Config {
             dynamic_registration,
             resource_server,
@@ -185,6 +188,7 @@ impl Config {
             session_idle,
             access_ttl,
             origin_url,
+            policy,
         })
     }
 
@@ -269,10 +273,27 @@ fn check_provider(
     Err(bad("PROVIDERS", format!("provider {name:?}: {problem}")))
 }
 
+/// `POLICY`: a TOML table (arriving as JSON) or a JSON string; unset is open.
+fn parse_policy(
+    env: &dyn EnvSource,
+    providers: &BTreeMap<String, ProviderConfig>,
+) -> Result<crate::policy::Policy, AppError> {
+    let value = match env.get("POLICY") {
+        None => return Ok(Default::default()),
+        Some(EnvValue::Json(v)) => v,
+        Some(EnvValue::Text(s)) if s.trim().is_empty() => return Ok(Default::default()),
+        Some(EnvValue::Text(s)) => serde_json::from_str(&s)
+            .map_err(|e| bad("POLICY", format!("is not valid JSON: {e}")))?,
+    };
+    let names: Vec<&str> = providers.keys().map(String::as_str).collect();
+    crate::policy::Policy::parse(&value, &names).map_err(|problem| bad("POLICY", problem))
+}
+
 fn parse_signing_keys(s: &str) -> Result<Vec<SigningKey>, AppError> {
     // Only where the JSON broke, never serde's message: it can quote the input, and the
     // input is private keys.
-    let values: Vec<serde_json::Value> = serde_json::from_slice(s.as_bytes()).map_err(|e| {
+    // Read as a `Value`, then as a list: a typed `Vec` reader would be a second parser instance.
+    let value: serde_json::Value = serde_json::from_slice(s.as_bytes()).map_err(|e| {
         bad(
             "SIGNING_KEYS",
             format!(
@@ -282,6 +303,9 @@ fn parse_signing_keys(s: &str) -> Result<Vec<SigningKey>, AppError> {
             ),
         )
     })?;
+    let values = value
+        .as_array()
+        .ok_or_else(|| bad("SIGNING_KEYS", "must be a JSON array of private JWKs"))?;
     if values.is_empty() {
         return Err(bad("SIGNING_KEYS", "holds no key"));
     }
@@ -307,8 +331,12 @@ fn parse_origins(raw: Option<String>) -> Result<Vec<String>, AppError> {
         return Ok(Vec::new());
     };
     let items: Vec<String> = if raw.trim_start().starts_with('[') {
-        serde_json::from_slice(raw.as_bytes())
-            .map_err(|e| bad("ALLOWED_RETURN_ORIGINS", format!("invalid JSON array: {e}")))?
+        let invalid = |e: String| bad("ALLOWED_RETURN_ORIGINS", format!("invalid JSON array: {e}"));
+        let v: serde_json::Value =
+            serde_json::from_slice(raw.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+        v.as_array()
+            .and_then(|a| a.iter().map(|x| x.as_str().map(String::from)).collect())
+            .ok_or_else(|| invalid("expected a list of strings".into()))?
     } else {
         raw.split([',', ' '])
             .filter(|s| !s.is_empty())

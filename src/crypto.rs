@@ -2,8 +2,7 @@
 //! through `getrandom`), SHA-256, HMAC-SHA-256, constant-time comparison, base64url, and the
 //! [`Secret`] newtype whose `Debug` never prints the value.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use crate::b64::{Base64Error, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -56,7 +55,7 @@ pub fn b64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-pub fn b64url_decode(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
+pub fn b64url_decode(s: &str) -> Result<Vec<u8>, Base64Error> {
     URL_SAFE_NO_PAD.decode(s)
 }
 

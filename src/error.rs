@@ -20,6 +20,8 @@ pub enum AppError {
     Unauthorized(String),
     /// The request is understood but refused (Origin check, deactivated user, …).
     Forbidden(String),
+    /// The access policy refuses this person or this request (says why, in plain words).
+    AccessDenied(String),
     /// A conflicting state (last identity, identity linked elsewhere, …).
     Conflict(String),
     /// The login transaction is missing, expired, replayed or belongs to another browser.
@@ -28,6 +30,8 @@ pub enum AppError {
     Provider { provider: String, reason: String },
     /// The provider could not be reached or did not answer in time.
     ProviderUnavailable { provider: String, reason: String },
+    /// A wrong emailed sign-in code; the sign-in stays open for `left` more tries.
+    WrongCode { left: u32 },
     /// Too many attempts.
     RateLimited,
     /// The request body is too large.
@@ -48,8 +52,9 @@ impl AppError {
             AppError::NotFound => 404,
             AppError::MethodNotAllowed => 405,
             AppError::BadRequest(_) | AppError::LoginTransaction(_) => 400,
+            AppError::WrongCode { .. } => 400,
             AppError::Unauthorized(_) => 401,
-            AppError::Forbidden(_) => 403,
+            AppError::Forbidden(_) | AppError::AccessDenied(_) => 403,
             AppError::Conflict(_) => 409,
             AppError::Provider { .. } => 400,
             AppError::ProviderUnavailable { .. } => 502,
@@ -68,8 +73,10 @@ impl AppError {
             AppError::BadRequest(_) => "bad_request",
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
+            AppError::AccessDenied(_) => "access_denied",
             AppError::Conflict(_) => "conflict",
             AppError::LoginTransaction(_) => "invalid_login_transaction",
+            AppError::WrongCode { .. } => "invalid_code",
             AppError::Provider { .. } => "provider_error",
             AppError::ProviderUnavailable { .. } => "provider_unavailable",
             AppError::RateLimited => "rate_limited",
@@ -90,6 +97,7 @@ impl AppError {
             AppError::BadRequest(m)
             | AppError::Unauthorized(m)
             | AppError::Forbidden(m)
+            | AppError::AccessDenied(m)
             | AppError::Conflict(m) => m.clone(),
             AppError::OAuth(e) => e.description.clone(),
             AppError::LoginTransaction(m) => format!("{m} Please start the sign-in again."),
@@ -99,6 +107,10 @@ impl AppError {
             AppError::ProviderUnavailable { provider, .. } => {
                 format!("{provider} did not answer. Please try again later.")
             }
+            AppError::WrongCode { left } => format!(
+                "That code is not right. {left} {} left.",
+                if *left == 1 { "try" } else { "tries" }
+            ),
             AppError::RateLimited => "Too many attempts. Please wait and try again.".into(),
             AppError::PayloadTooLarge => "The request is too large.".into(),
             AppError::Storage(_) | AppError::Internal(_) => {

@@ -149,7 +149,9 @@ impl Request {
     /// its /64 (one subscriber's usual allocation, so that rotating through it gains nothing).
     pub fn client_network(&self) -> String {
         let ip = self.client_ip();
-        let Ok(v6) = ip.parse::<std::net::Ipv6Addr>() else {
+        // Through the `url` crate's IPv6 parser, already in the bundle for URLs, rather than
+        // std's, which would be a second one.
+        let Ok(url::Host::Ipv6(v6)) = url::Host::parse(&format!("[{ip}]")) else {
             return ip.to_string();
         };
         match v6.to_ipv4_mapped() {
@@ -161,7 +163,7 @@ impl Request {
         }
     }
 
-    fn is_form(&self) -> bool {
+    pub fn is_form(&self) -> bool {
         self.header("content-type")
             .map(|c| c.starts_with("application/x-www-form-urlencoded"))
             .unwrap_or(false)
@@ -173,10 +175,12 @@ impl Request {
             return Err(AppError::PayloadTooLarge);
         }
         if self.is_form() {
-            let pairs: serde_json::Map<String, serde_json::Value> =
-                url::form_urlencoded::parse(&self.body)
-                    .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
-                    .collect();
+            // Inserted one by one (a repeated name keeps its last value, as `collect` did):
+            // `collect` into the map would link a sort of its own.
+            let mut pairs = serde_json::Map::new();
+            for (k, v) in url::form_urlencoded::parse(&self.body) {
+                pairs.insert(k.into_owned(), serde_json::Value::String(v.into_owned()));
+            }
             // Through JSON text rather than `from_value`: one parser instance per `T` (and
             // serde_json's one text parser) instead of a second, `Value`-reading one.
             let json = serde_json::Value::Object(pairs).to_string();

@@ -8,18 +8,22 @@ use crate::users::{Event, Profile, User, UserStore};
 
 /// Finds or creates the local user for `profile` and records the login.
 pub async fn sign_in<U: UserStore>(store: &U, profile: &Profile, now: i64) -> AppResult<User> {
-    sign_in_recorded(store, profile, None, now).await
+    sign_in_recorded(store, profile, None, now, true)
+        .await?
+        .ok_or_else(deleted_meanwhile)
 }
 
 /// [`sign_in`], recording `event` (for the user) in the same round trip: the whole sign-in
-/// is one D1 batch. Whatever checks the signed-in user afterwards (deactivation here, an
+/// is one D1 batch. `may_create = false` (an access policy that accepts no new accounts):
+/// an unknown identity makes no user and comes back as `Ok(None)`, in the same single batch. Whatever checks the signed-in user afterwards (deactivation here, an
 /// access policy) works on the row this returns, without another read.
 pub async fn sign_in_recorded<U: UserStore>(
     store: &U,
     profile: &Profile,
     event: Option<&Event>,
     now: i64,
-) -> AppResult<User> {
+    may_create: bool,
+) -> AppResult<Option<User>> {
     if profile.issuer.is_empty() || profile.sub.is_empty() {
         return Err(AppError::Provider {
             provider: profile.provider.clone(),
@@ -27,14 +31,18 @@ pub async fn sign_in_recorded<U: UserStore>(
         });
     }
     let fresh = User::from_profile(profile, now);
-    let user = store
-        .sign_in(&fresh, profile, event, now)
+    match store
+        .sign_in(may_create.then_some(&fresh), profile, event, now)
         .await?
-        .ok_or_else(deleted_meanwhile)?;
-    if !user.active {
-        return Err(AppError::Forbidden("This account is deactivated.".into()));
+    {
+        Some(user) if !user.active => {
+            Err(AppError::Forbidden("This account is deactivated.".into()))
+        }
+        Some(user) => Ok(Some(user)),
+        None if may_create => Err(deleted_meanwhile()),
+        // A new identity where new ones may not become users: nothing was written.
+        None => Ok(None),
     }
-    Ok(user)
 }
 
 /// The user was deleted (by an admin) between two steps of this sign-in: a race the person
@@ -103,9 +111,10 @@ mod tests {
         let winner = block_on(sign_in(&store, &profile("iss", "s1", None), 10)).unwrap();
         // A second first sign-in whose fresh user was made before the winner committed.
         let loser = User::from_profile(&profile("iss", "s1", None), 11);
-        let signed_in = block_on(store.sign_in(&loser, &profile("iss", "s1", None), None, 11))
-            .unwrap()
-            .unwrap();
+        let signed_in =
+            block_on(store.sign_in(Some(&loser), &profile("iss", "s1", None), None, 11))
+                .unwrap()
+                .unwrap();
         assert_eq!(signed_in.id, winner.id);
         assert_eq!(store.user_count(), 1);
     }
@@ -122,14 +131,16 @@ mod tests {
             detail: serde_json::json!({}),
         };
         let p = profile("iss", "s1", None);
-        let a = block_on(sign_in_recorded(&store, &p, Some(&event), 10)).unwrap();
+        let a = block_on(sign_in_recorded(&store, &p, Some(&event), 10, true))
+            .unwrap()
+            .unwrap();
         assert_eq!(store.events.borrow().len(), 1);
         assert_eq!(
             store.events.borrow()[0].user_id.as_deref(),
             Some(a.id.as_str())
         );
         store.set_active(&a.id, false);
-        assert!(block_on(sign_in_recorded(&store, &p, Some(&event), 20)).is_err());
+        assert!(block_on(sign_in_recorded(&store, &p, Some(&event), 20, true)).is_err());
         assert_eq!(
             store.events.borrow().len(),
             1,

@@ -36,11 +36,17 @@ pub fn layout(title: &str, body: &str) -> String {
     )
 }
 
-/// The error page of [`crate::respond`].
+/// The error page of [`crate::respond`] (403: the access policy or an Origin check refused,
+/// which the heading says).
 pub fn error_page(status: u16, message: &str) -> String {
+    let heading = if status == 403 {
+        "Access denied"
+    } else {
+        "Something went wrong"
+    };
     layout(
         "Sign-in problem",
-        &format!("<h1>Something went wrong</h1><p role=\"alert\">{}</p><p class=\"muted\">Error {status}. <a href=\"/auth/login\">Back to sign-in</a></p>", esc(message)),
+        &format!("<h1>{heading}</h1><p role=\"alert\">{}</p><p class=\"muted\">Error {status}. <a href=\"/auth/login\">Back to sign-in</a></p>", esc(message)),
     )
 }
 
@@ -114,9 +120,17 @@ pub fn magic_link_form(name: &str, display: &str, return_to: &str) -> String {
     )
 }
 
-/// The login page: one button per redirect provider, an email form per magic-link provider.
+/// The login page: one button per redirect provider, an email form per magic-link provider;
+/// `notice` says who may sign in (the access policy) or that an invitation is being
+/// accepted, whose secret (`invitation`) each provider's link then carries.
 /// `script_nonce`: the nonce of this response's CSP, for the passkey section.
-pub fn login_page(providers: &[LoginOption], return_to: &str, script_nonce: &str) -> String {
+pub fn login_page(
+    providers: &[LoginOption],
+    return_to: &str,
+    notice: Option<&str>,
+    invitation: Option<&str>,
+    script_nonce: &str,
+) -> String {
     let mut items = String::new();
     let mut forms = String::new();
     let mut passkey = String::new();
@@ -129,10 +143,14 @@ pub fn login_page(providers: &[LoginOption], return_to: &str, script_nonce: &str
             forms.push_str(&magic_link_form(&p.name, &p.display, return_to));
             continue;
         }
-        let mut href = url::form_urlencoded::Serializer::new(String::from("/auth/login?"));
+        let mut href =
+            url::form_urlencoded::Serializer::for_suffix(String::from("/auth/login?"), 12);
         href.append_pair("provider", &p.name);
         if return_to != crate::return_to::DEFAULT {
             href.append_pair("return_to", return_to);
+        }
+        if let Some(i) = invitation {
+            href.append_pair("invitation", i);
         }
         items.push_str(&format!(
             "<li><a class=\"btn\" href=\"{}\">Continue with {}</a></li>",
@@ -141,6 +159,9 @@ pub fn login_page(providers: &[LoginOption], return_to: &str, script_nonce: &str
         ));
     }
     let mut body = String::from("<h1>Sign in</h1>");
+    if let Some(n) = notice {
+        body.push_str(&format!("<p id=\"notice\" role=\"status\">{}</p>", esc(n)));
+    }
     if !items.is_empty() {
         body.push_str(&format!(
             "<nav aria-label=\"Sign-in providers\"><ul>{items}</ul></nav>"
@@ -166,6 +187,52 @@ pub fn magic_link_page(name: &str, display: &str, return_to: &str) -> String {
             "<h1>Sign in with {}</h1>{}",
             esc(display),
             magic_link_form(name, display, return_to)
+        ),
+    )
+}
+
+/// The sign-in message of the `email` kind: its subject, plain-text and HTML parts, saying the
+/// same; every interpolated value escaped in the HTML; no images, no remote content, no
+/// tracking — one link.
+pub fn sign_in_mail(host: &str, to: &str, code: &str, link: &str) -> [String; 3] {
+    let text = format!(
+        "Your code to sign in to {host} as {to}:\n\n    {code}\n\n\
+Type it on the page where you asked for it, or open this link in that same browser:\n\
+{link}\n\nThe code and the link work once, for 10 minutes. If you did not ask to sign in, \
+ignore this message: nobody can sign in without it.\n"
+    );
+    let (h, t, l) = (esc(host), esc(to), esc(link));
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<title>Sign in to {h}</title></head><body style=\"font-family:sans-serif;color:#1a1a1a\">\
+<p>Your code to sign in to <b>{h}</b> as <b>{t}</b>:</p>\
+<p style=\"font-size:28px;letter-spacing:6px;font-weight:bold\">{code}</p>\
+<p>Type it on the page where you asked for it, or open this link in that same browser:</p>\
+<p><a href=\"{l}\">Sign in to {h}</a></p>\
+<p style=\"color:#555\">The code and the link work once, for 10 minutes. If you did not ask \
+to sign in, ignore this message: nobody can sign in without it.</p></body></html>"
+    );
+    [format!("Your sign-in code for {host}"), text, html]
+}
+
+/// The answer to an `email` provider's form (the same whether or not the address is known),
+/// and again after a wrong code: where to type the emailed code.
+pub fn code_page(error: Option<&str>) -> String {
+    let alert = error
+        .map(|e| format!("<p role=\"alert\"><strong>{}</strong></p>", esc(e)))
+        .unwrap_or_default();
+    layout(
+        "Check your email",
+        &format!(
+            "<h1>Check your email</h1>\
+<p>If the address can receive email, a 6-digit code and a sign-in link are on their way. \
+Type the code here, or open the link in this browser. Each works once, for 10 minutes.</p>{alert}\
+<form method=\"post\" action=\"/auth/magic-link/verify\">\
+<label for=\"code\">Sign-in code</label>\
+<input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" \
+maxlength=\"9\" required autofocus>\
+<button type=\"submit\">Sign in</button></form>\
+<p class=\"muted\"><a href=\"/auth/login\">Start again</a></p>"
         ),
     )
 }
@@ -229,7 +296,7 @@ mod tests {
             email_form,
             passkey: false,
         };
-        let p = login_page(&[opt(false), opt(true)], "/a\"b", "n");
+        let p = login_page(&[opt(false), opt(true)], "/a\"b", None, None, "n");
         assert!(!p.contains("<script>"));
         assert!(p.contains("&lt;script&gt;"));
         assert!(p.contains("value=\"/a&quot;b\""));
@@ -257,6 +324,8 @@ mod tests {
                 passkey: false,
             }],
             "/",
+            None,
+            None,
             "n",
         );
         assert!(page.contains("/auth/magic-link") && !page.contains("provider=mail"));

@@ -5,9 +5,9 @@
 
 #![allow(async_fn_in_trait)] // single-threaded runtime: the futures need not be Send
 
+use crate::small_map::SmallMap;
 use crate::users::UserStore;
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 pub use crate::error::StoreError;
 pub use crate::jwt::Signatures;
@@ -30,6 +30,8 @@ pub enum SpendKind {
     LoginTxn,
     /// An emailed invitation (`POST /admin/magic-links`).
     Invitation,
+    /// A sign-up invitation of the access policy (`POST /admin/invitations`).
+    SignUpInvitation,
     /// An ended session (by its `sid`, already a hash): logout, a revoked device, a session
     /// superseded by a new sign-in. Every renewal reads this mark with the user, so a renewal
     /// that raced the ending and wrote the session back to KV renews nothing.
@@ -44,6 +46,7 @@ impl SpendKind {
         match self {
             SpendKind::LoginTxn => "txn",
             SpendKind::Invitation => "inv",
+            SpendKind::SignUpInvitation => "signup",
             SpendKind::EndedSession => "ses",
             SpendKind::PasskeyChallenge => "pkc",
         }
@@ -192,14 +195,40 @@ pub trait HttpClient {
     async fn send(&self, req: Outbound) -> Result<Inbound, FetchError>;
 }
 
+/// One email: a plain-text and an HTML part of the same message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub from: String,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Why a message was not sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailError {
+    /// The named `send_email` binding is not configured.
+    NoBinding(String),
+    /// The email service refused the message or could not be reached.
+    Refused(String),
+}
+
+/// Outbound email (a `[[send_email]]` binding of Cloudflare's Email Service in the Worker; a
+/// recording fake in tests).
+pub trait Mailer {
+    /// Sends `mail` through the binding named `binding`.
+    async fn send(&self, binding: &str, mail: &Mail) -> Result<(), MailError>;
+}
+
 /// Per-isolate caches of remote documents (discovery, JWKS) and of successful signature
 /// checks: they live as long as the isolate, which is what makes the hot path cheap.
 #[derive(Default)]
 pub struct Caches {
     /// URL → (fetched at, body).
-    pub documents: RefCell<HashMap<String, (i64, serde_json::Value)>>,
+    pub documents: RefCell<SmallMap<String, (i64, serde_json::Value)>>,
     /// URL → last forced refetch (the once-a-minute limit on unknown `kid`s).
-    pub last_refetch: RefCell<HashMap<String, i64>>,
+    pub last_refetch: RefCell<SmallMap<String, i64>>,
     /// Signature checks that succeeded (see [`crate::jwt::remembered`]).
     pub verified: crate::jwt::remembered::VerifiedSet,
 }
@@ -214,6 +243,7 @@ pub trait Platform {
     type Limits: Limiter;
     type Counts: Counters;
     type OAuth: crate::oauth_store::OAuthStore;
+    type Mail: Mailer;
     fn kv(&self) -> &Self::Kv;
     /// The OpenID Provider's clients, consents and refresh tokens.
     fn oauth(&self) -> &Self::OAuth;
@@ -227,6 +257,8 @@ pub trait Platform {
     /// Exact counters for the long-window rate limits.
     fn counters(&self) -> &Self::Counts;
     fn caches(&self) -> &Caches;
+    /// Outbound email (the `email` provider kind).
+    fn mailer(&self) -> &Self::Mail;
     /// Seconds since the Unix epoch.
     fn now(&self) -> i64;
     /// One line to the Worker's log.

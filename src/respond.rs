@@ -17,6 +17,10 @@ impl AppError {
             }
         }
         let mut resp = match wants {
+            // A wrong emailed code: the code page again, to try once more.
+            Wants::Html if matches!(self, AppError::WrongCode { .. }) => {
+                Response::html(status, crate::pages::code_page(Some(&message)))
+            }
             Wants::Html => Response::html(status, crate::pages::error_page(status, &message)),
             Wants::Json => Response::json(
                 status,

@@ -13,13 +13,13 @@
 use crate::config::Config;
 use crate::crypto::{random_token, sha256_b64url};
 use crate::platform::{Kv, StoreError};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// KV's smallest TTL.
 const KV_MIN_TTL: u64 = 60;
 
 /// What KV keeps about a session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SessionRecord {
     pub user_id: String,
     pub issuer: String,
@@ -30,8 +30,28 @@ pub struct SessionRecord {
     pub user_agent: String,
     pub ip: String,
     /// A vendor-side session or token to end at logout (Stytch session, LoginRadius token).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub vendor_logout: Option<String>,
+}
+
+impl SessionRecord {
+    /// A stored record from its JSON text.
+    pub fn parse(json: &str) -> Result<SessionRecord, String> {
+        let v: serde_json::Value =
+            serde_json::from_slice(json.as_bytes()).map_err(|e| e.to_string())?;
+        let f = crate::fields::Fields::of(&v)?;
+        Ok(SessionRecord {
+            user_id: f.str("user_id")?,
+            issuer: f.str("issuer")?,
+            provider: f.str("provider")?,
+            created_at: f.i64("created_at")?,
+            last_seen_at: f.i64("last_seen_at")?,
+            expires_at: f.i64("expires_at")?,
+            user_agent: f.str("user_agent")?,
+            ip: f.str("ip")?,
+            vendor_logout: f.opt_str("vendor_logout")?,
+        })
+    }
 }
 
 /// The stored id of a raw session token.
@@ -107,7 +127,7 @@ impl<K: Kv> Sessions<'_, K> {
         let Some(json) = self.kv.get(&session_key(sid)).await? else {
             return Ok(None);
         };
-        let Ok(rec) = serde_json::from_slice::<SessionRecord>(json.as_bytes()) else {
+        let Ok(rec) = SessionRecord::parse(&json) else {
             return Ok(None);
         };
         let idle_deadline = rec.last_seen_at + self.cfg.session_idle as i64;
@@ -161,7 +181,9 @@ impl<K: Kv> Sessions<'_, K> {
                 out.push((sid, rec));
             }
         }
-        out.sort_by_key(|(_, r)| std::cmp::Reverse(r.created_at));
+        // Newest first; ties in sid order, as KV lists them (an unstable sort is less code
+        // than the stable one, and the sid makes it deterministic).
+        out.sort_unstable_by(|(a, ra), (b, rb)| rb.created_at.cmp(&ra.created_at).then(a.cmp(b)));
         Ok(out)
     }
 }

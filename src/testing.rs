@@ -7,12 +7,12 @@ use crate::jwt::keys::SigningKey;
 use crate::jwt::native::NativeSignatures;
 use crate::jwt::Alg;
 use crate::platform::{
-    Caches, Counters, FetchError, HttpClient, Inbound, Kv, Limiter, Outbound, Platform, Signatures,
-    SingleUse, SpendKind, StoreError,
+    Caches, Counters, FetchError, HttpClient, Inbound, Kv, Limiter, Mail, MailError, Mailer,
+    Outbound, Platform, Signatures, SingleUse, SpendKind, StoreError,
 };
 use crate::users::{
-    Event, Identity, LinkOutcome, Profile, StoredEvent, UnlinkOutcome, User, UserPatch, UserQuery,
-    UserStore,
+    Event, Identity, Invitation, LinkOutcome, Profile, StoredEvent, UnlinkOutcome, User, UserPatch,
+    UserQuery, UserStore,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -135,7 +135,7 @@ pub enum FaultMode {
 /// One count of the storage (KV, D1), outbound fetch and signature operations of a test
 /// platform, shared by all its seams, and the one of them that is to fail. Unarmed (the
 /// default) it only counts, so that a test can learn how many operations a scenario takes
-/// and then fail each of them in turn (`src/app/fault_tests.rs`).
+/// and then fail each of them in turn (`src/app/tests/faults.rs`).
 #[derive(Debug, Default)]
 pub struct Faults {
     count: Cell<usize>,
@@ -289,6 +289,8 @@ pub struct MemoryUsers {
     pub spent: RefCell<BTreeMap<String, i64>>,
     /// The rate-limit counters ([`Counters`]): key → (count, expires at).
     pub counters: RefCell<BTreeMap<String, (u32, i64)>>,
+    /// Sign-up invitations by id.
+    pub invitations: RefCell<BTreeMap<String, Invitation>>,
     /// The operation count this store reports to: every method is one D1 round trip (one
     /// statement, or one batch, which D1 runs as a transaction).
     pub faults: Rc<Faults>,
@@ -358,18 +360,19 @@ impl UserStore for MemoryUsers {
     }
     async fn sign_in(
         &self,
-        fresh: &User,
+        fresh: Option<&User>,
         p: &Profile,
         event: Option<&Event>,
         now: i64,
     ) -> Result<Option<User>, StoreError> {
         self.d1("d1.sign_in", || {
             let key = (p.issuer.clone(), p.sub.clone());
-            let owner = match self.identities.borrow().get(&key) {
-                Some(i) => i.user_id.clone(),
-                None => fresh.id.clone(),
+            let owner = match (self.identities.borrow().get(&key), fresh) {
+                (Some(i), _) => i.user_id.clone(),
+                (None, Some(fresh)) => fresh.id.clone(),
+                (None, None) => return Ok(None),
             };
-            if owner == fresh.id {
+            if let Some(fresh) = fresh.filter(|f| f.id == owner) {
                 self.users
                     .borrow_mut()
                     .insert(fresh.id.clone(), fresh.clone());
@@ -610,6 +613,57 @@ impl UserStore for MemoryUsers {
             Ok(max as u64 - left)
         })
     }
+    async fn create_invitation(&self, inv: &Invitation) -> Result<(), StoreError> {
+        self.d1("d1.create_invitation", || {
+            self.invitations
+                .borrow_mut()
+                .insert(inv.id.clone(), inv.clone());
+            Ok(())
+        })
+    }
+    async fn invitation_by_hash(&self, hash: &str) -> Result<Option<Invitation>, StoreError> {
+        self.d1("d1.invitation_by_hash", || {
+            Ok(self
+                .invitations
+                .borrow()
+                .values()
+                .find(|i| i.token_hash == hash)
+                .cloned())
+        })
+    }
+    async fn list_invitations(&self, now: i64, limit: u32) -> Result<Vec<Invitation>, StoreError> {
+        self.d1("d1.list_invitations", || {
+            let mut all: Vec<Invitation> = self
+                .invitations
+                .borrow()
+                .values()
+                .filter(|i| i.expires_at > now)
+                .cloned()
+                .collect();
+            all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+            all.truncate(limit as usize);
+            Ok(all)
+        })
+    }
+    async fn delete_invitation(&self, id: &str) -> Result<bool, StoreError> {
+        self.d1("d1.delete_invitation", || {
+            Ok(self.invitations.borrow_mut().remove(id).is_some())
+        })
+    }
+    async fn mark_invitation_used(
+        &self,
+        id: &str,
+        user_id: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.d1("d1.mark_invitation_used", || {
+            if let Some(i) = self.invitations.borrow_mut().get_mut(id) {
+                i.used_at = Some(at);
+                i.used_by = Some(user_id.to_string());
+            }
+            Ok(())
+        })
+    }
 }
 
 fn identity_of(user_id: &str, p: &Profile, now: i64) -> Identity {
@@ -752,12 +806,47 @@ impl HttpClient for FakeHttp {
     }
 }
 
+/// Outbound email recorded in a list: `(binding, message)` per send. With `refuse` set, every
+/// send fails as the email service would refuse it; with `unbound`, as if no binding had the
+/// name (nothing is recorded either way).
+#[derive(Default)]
+pub struct RecordingMailer {
+    pub sent: RefCell<Vec<(String, Mail)>>,
+    pub refuse: Cell<bool>,
+    pub unbound: Cell<bool>,
+}
+
+impl RecordingMailer {
+    /// The last message sent, if any.
+    pub fn last(&self) -> Option<Mail> {
+        self.sent.borrow().last().map(|(_, m)| m.clone())
+    }
+}
+
+impl Mailer for RecordingMailer {
+    async fn send(&self, binding: &str, mail: &Mail) -> Result<(), MailError> {
+        if self.unbound.get() {
+            return Err(MailError::NoBinding(format!(
+                "Binding `{binding}` is undefined."
+            )));
+        }
+        if self.refuse.get() {
+            return Err(MailError::Refused("the test refuses every message".into()));
+        }
+        self.sent
+            .borrow_mut()
+            .push((binding.to_string(), mail.clone()));
+        Ok(())
+    }
+}
+
 /// A platform made of the fakes above, with a settable clock.
 pub struct TestPlatform {
     pub kv: MemoryKv,
     pub users: MemoryUsers,
     pub http: FakeHttp,
     pub limiter: MemoryLimiter,
+    pub mailer: RecordingMailer,
     pub caches: Caches,
     pub clock: Cell<i64>,
     pub logs: RefCell<Vec<String>>,
@@ -785,6 +874,7 @@ impl TestPlatform {
                 faults: faults.clone(),
             },
             limiter: MemoryLimiter::default(),
+            mailer: RecordingMailer::default(),
             caches: Caches::default(),
             clock: Cell::new(1_700_000_000),
             logs: RefCell::new(vec![]),
@@ -839,8 +929,12 @@ impl Platform for TestPlatform {
     type Limits = MemoryLimiter;
     type Counts = MemoryUsers;
     type OAuth = MemoryUsers;
+    type Mail = RecordingMailer;
     fn kv(&self) -> &MemoryKv {
         &self.kv
+    }
+    fn mailer(&self) -> &RecordingMailer {
+        &self.mailer
     }
     fn oauth(&self) -> &MemoryUsers {
         &self.users

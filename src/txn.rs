@@ -14,10 +14,11 @@ use crate::config::Config;
 use crate::cookies::{CookieJar, TXN};
 use crate::crypto::{b64url, b64url_decode, ct_eq, hmac_sha256, random_token, sha256_b64url};
 use crate::error::{AppError, AppResult};
+use crate::fields::Fields;
 use crate::http::Request;
 use crate::platform::{Kv, Platform, SingleUse, SpendKind};
 use crate::providers::Flow;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// How long a sign-in may take.
 pub const TXN_TTL: u64 = crate::providers::SIGN_IN_TTL;
@@ -29,7 +30,7 @@ const SPENT_MARGIN: i64 = 300;
 /// Why a sign-in was started: what its callback does with the identity the provider
 /// vouches for. The callback is one straight walk — transaction → provider → purpose →
 /// session — and a new kind of flow is a new variant here, not another optional field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// Sign in (a first sign-in makes the user) and start a session.
@@ -39,10 +40,13 @@ pub enum Purpose {
     /// An emailed invitation from the admin API signs its bearer in; `invitee` is the address
     /// it was sent to, shown on its confirmation page.
     Invitation { invitee: String },
+    /// Sign in and redeem a sign-up invitation of the access policy (`POST
+    /// /admin/invitations`); `invitation` is the SHA-256 of its secret.
+    SignUp { invitation: String },
 }
 
 /// A login in progress.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LoginTxn {
     pub provider: String,
     pub state: String,
@@ -53,8 +57,55 @@ pub struct LoginTxn {
     pub purpose: Purpose,
     /// The person asked to create an account (`/auth/login?…&action=register`); providers
     /// with separate sign-up pages (LoginRadius) open that one.
-    #[serde(default)]
     pub register: bool,
+    /// Data of the provider's own, like `nonce`: for the `email` kind, the address and the
+    /// hashes of the code and link sent to it ([`crate::providers::email::Challenge::pack`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl Purpose {
+    /// Reads what `Serialize` writes: `"sign_in"`, `{"link":{"user_id":…}}`,
+    /// `{"sign_up":{"invitation":…}}`, `{"invitation":{"invitee":…}}`.
+    fn read(v: &serde_json::Value) -> Result<Purpose, String> {
+        if v.as_str() == Some("sign_in") {
+            return Ok(Purpose::SignIn);
+        }
+        let f = Fields::of(v)?;
+        if let Some(link) = f.get("link") {
+            return Ok(Purpose::Link {
+                user_id: Fields::of(link)?.str("user_id")?,
+            });
+        }
+        if let Some(up) = f.get("sign_up") {
+            return Ok(Purpose::SignUp {
+                invitation: Fields::of(up)?.str("invitation")?,
+            });
+        }
+        if let Some(inv) = f.get("invitation") {
+            return Ok(Purpose::Invitation {
+                invitee: Fields::of(inv)?.str("invitee")?,
+            });
+        }
+        Err("unknown purpose".into())
+    }
+}
+
+impl LoginTxn {
+    fn read(v: &serde_json::Value) -> Result<LoginTxn, String> {
+        let f = Fields::of(v)?;
+        Ok(LoginTxn {
+            provider: f.str("provider")?,
+            state: f.str("state")?,
+            nonce: f.str("nonce")?,
+            pkce_verifier: f.str("pkce_verifier")?,
+            return_to: f.str("return_to")?,
+            created_at: f.i64("created_at")?,
+            purpose: Purpose::read(f.value("purpose")?)?,
+            register: f.opt_bool("register")?.unwrap_or(false),
+            email: f.opt_str("email")?,
+        })
+    }
 }
 
 impl LoginTxn {
@@ -68,6 +119,7 @@ impl LoginTxn {
             created_at: now,
             purpose,
             register: false,
+            email: None,
         }
     }
 
@@ -93,6 +145,7 @@ impl LoginTxn {
             pkce_verifier: &self.pkce_verifier,
             register: self.register,
             return_to: (self.return_to != crate::return_to::DEFAULT).then_some(&self.return_to),
+            email: self.email.as_deref(),
         }
     }
 }
@@ -186,6 +239,36 @@ pub fn invitation_url(cfg: &Config, txn: &LoginTxn) -> String {
     format!("{}?{query}", cfg.redirect_uri(&txn.provider))
 }
 
+/// A transaction that passed every check but is not spent yet: a kind that must check
+/// more first (the `email` kind's link token or code) does so before [`Pending::spend`].
+#[derive(Debug)]
+pub struct Pending {
+    kind: SpendKind,
+    secret: String,
+    pub txn: LoginTxn,
+}
+
+impl Pending {
+    /// The hash of the transaction's secret: a key for what is counted against it.
+    pub fn key_hash(&self) -> String {
+        sha256_b64url(self.secret.as_bytes())
+    }
+
+    /// Spends it without completing it: the request is over (the `email` kind's last wrong
+    /// code). A lost race is a refusal, and the request is over just the same.
+    pub async fn end<P: Platform>(&self, p: &P) -> AppResult<()> {
+        spend(p, self.kind, &self.secret, self.txn.clone())
+            .await
+            .map(|_| ())
+    }
+
+    /// Spends it: `Ok(txn)` for the one caller that does, a refusal for a replay or the
+    /// loser of a race.
+    pub async fn spend<P: Platform>(self, p: &P) -> AppResult<LoginTxn> {
+        spend(p, self.kind, &self.secret, self.txn).await
+    }
+}
+
 /// Takes the transaction named by `state` (single use), checking that this browser started
 /// it and that it belongs to `provider`. A callback carrying `gh_invite` instead completes an
 /// invitation (see [`start_invitation`]), which no browser holds a cookie for.
@@ -196,14 +279,58 @@ pub async fn finish<P: Platform>(
     state: Option<&str>,
     provider: &str,
 ) -> AppResult<LoginTxn> {
+    open(p, cfg, req, state, provider).await?.spend(p).await
+}
+
+/// Like [`finish`], without spending.
+pub async fn open<P: Platform>(
+    p: &P,
+    cfg: &Config,
+    req: &Request,
+    state: Option<&str>,
+    provider: &str,
+) -> AppResult<Pending> {
     let now = p.now();
     let kv = p.kv();
     if let Some(token) = req.query(INVITE_PARAM) {
         // Checked before it is spent: a link sent to the wrong provider's callback does not
         // use the invitation up.
         let txn = peek_invitation(kv, &token, provider, now).await?;
-        return spend(p, SpendKind::Invitation, &token, txn).await;
+        return Ok(Pending {
+            kind: SpendKind::Invitation,
+            secret: token,
+            txn,
+        });
     }
+    let cookie_state = cookie_state(cfg, req)?;
+    let state = state
+        .ok_or_else(|| AppError::LoginTransaction("The provider returned no state.".into()))?;
+    if !ct_eq(state.as_bytes(), cookie_state.as_bytes()) {
+        return Err(AppError::LoginTransaction(
+            "This sign-in was started in another browser or tab.".into(),
+        ));
+    }
+    let json = kv.get(&key(state)).await?.ok_or_else(|| {
+        AppError::LoginTransaction("This sign-in has expired or was already used.".into())
+    })?;
+    Ok(Pending {
+        kind: SpendKind::LoginTxn,
+        secret: state.to_string(),
+        txn: checked(parse_stored(&json)?, provider, now)?,
+    })
+}
+
+/// Whether this browser holds a valid cookie for the transaction `state` (for a page that
+/// must say "wrong browser" rather than "expired").
+pub fn holds(cfg: &Config, req: &Request, state: Option<&str>) -> bool {
+    match (cookie_state(cfg, req), state) {
+        (Ok(mine), Some(s)) => ct_eq(mine.as_bytes(), s.as_bytes()),
+        _ => false,
+    }
+}
+
+/// The state of this browser's transaction cookie, once its MAC is checked.
+pub fn cookie_state(cfg: &Config, req: &Request) -> AppResult<String> {
     let jar = CookieJar {
         secure: cfg.secure_cookies,
     };
@@ -220,18 +347,7 @@ pub async fn finish<P: Platform>(
             "The sign-in cookie is invalid.".into(),
         ));
     }
-    let state = state
-        .ok_or_else(|| AppError::LoginTransaction("The provider returned no state.".into()))?;
-    if !ct_eq(state.as_bytes(), cookie_state.as_bytes()) {
-        return Err(AppError::LoginTransaction(
-            "This sign-in was started in another browser or tab.".into(),
-        ));
-    }
-    let json = kv.get(&key(state)).await?.ok_or_else(|| {
-        AppError::LoginTransaction("This sign-in has expired or was already used.".into())
-    })?;
-    let txn = checked(parse_stored(&json)?, provider, now)?;
-    spend(p, SpendKind::LoginTxn, state, txn).await
+    Ok(cookie_state.to_string())
 }
 
 /// Spends `secret` (a state or an invitation token, by its hash) for `txn`, which has passed
@@ -259,7 +375,12 @@ async fn spend<P: Platform>(
 /// A stored transaction. One that does not parse (written by an older version of Gatehouse
 /// just before an upgrade) is refused like an expired one: the person starts again.
 fn parse_stored(json: &str) -> AppResult<LoginTxn> {
-    serde_json::from_slice(json.as_bytes()).map_err(|e| {
+    let read = || -> Result<LoginTxn, String> {
+        let v: serde_json::Value =
+            serde_json::from_slice(json.as_bytes()).map_err(|e| e.to_string())?;
+        LoginTxn::read(&v)
+    };
+    read().map_err(|e| {
         AppError::LoginTransaction(format!(
             "This sign-in has expired ({e}); please start again."
         ))
@@ -310,16 +431,26 @@ mod tests {
     }
 
     #[test]
-    fn a_link_keeps_its_purpose_and_an_unreadable_stored_one_is_refused_not_a_500() {
+    fn every_purpose_survives_the_store_and_an_unreadable_one_is_refused_not_a_500() {
         let (p, cfg) = (platform(200), test_config());
-        let link = Purpose::Link {
-            user_id: "u1".into(),
-        };
-        let t = LoginTxn::new("dev", "/".into(), link.clone(), 100);
-        let cookie = block_on(start(p.kv(), &cfg, &t)).unwrap();
-        let req = callback_req(Some(&cookie));
-        let back = block_on(finish(&p, &cfg, &req, Some(&t.state), "dev")).unwrap();
-        assert_eq!(back.purpose, link);
+        for purpose in [
+            Purpose::SignIn,
+            Purpose::Link {
+                user_id: "u1".into(),
+            },
+            Purpose::Invitation {
+                invitee: "ivy@example.test".into(),
+            },
+            Purpose::SignUp {
+                invitation: "h".into(),
+            },
+        ] {
+            let t = LoginTxn::new("dev", "/".into(), purpose.clone(), 100);
+            let cookie = block_on(start(p.kv(), &cfg, &t)).unwrap();
+            let req = callback_req(Some(&cookie));
+            let back = block_on(finish(&p, &cfg, &req, Some(&t.state), "dev")).unwrap();
+            assert_eq!(back.purpose, purpose);
+        }
         // A transaction stored in an older shape (`link_user` instead of `purpose`).
         let old = LoginTxn::new("dev", "/".into(), Purpose::SignIn, 100);
         let cookie = block_on(start(p.kv(), &cfg, &old)).unwrap();

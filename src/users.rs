@@ -29,6 +29,10 @@ pub struct User {
     /// not list yet. 0: none refused.
     #[serde(default)]
     pub sessions_valid_after: i64,
+    /// Roles given by an admin or an invitation (the policy's rule roles are added when a
+    /// token is issued, never stored).
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 /// RFC 3339 for a Unix time.
@@ -58,6 +62,15 @@ impl User {
             updated_at: now,
             last_login_at: Some(now),
             sessions_valid_after: 0,
+            roles: Vec::new(),
+        }
+    }
+
+    /// The email as the policy sees it: trusted only where a provider verified it.
+    pub fn policy_email(&self) -> crate::policy::Email<'_> {
+        crate::policy::Email {
+            address: self.email.as_deref(),
+            verified: self.email_verified,
         }
     }
 
@@ -66,7 +79,7 @@ impl User {
         serde_json::json!({
             "id": self.id, "name": self.name, "email": self.email,
             "email_verified": self.email_verified, "phone": self.phone, "picture": self.picture,
-            "active": self.active, "metadata": self.metadata,
+            "active": self.active, "metadata": self.metadata, "roles": self.roles,
             "created_at": rfc3339(self.created_at), "updated_at": rfc3339(self.updated_at),
             "last_login_at": self.last_login_at.map(rfc3339),
         })
@@ -141,9 +154,10 @@ pub trait UserStore {
     /// identity's profile, and records `event` for the user (its `user_id` is filled in);
     /// finally reads the user back. `None`: the identity's user is gone (deleted meanwhile).
     /// A deactivated user is returned as stored, with nothing written.
+    /// `fresh: None`: an unknown identity makes no user (`Ok(None)`, nothing written).
     async fn sign_in(
         &self,
-        fresh: &User,
+        fresh: Option<&User>,
         profile: &Profile,
         event: Option<&Event>,
         now: i64,
@@ -210,6 +224,55 @@ pub trait UserStore {
     ) -> Result<Vec<StoredEvent>, StoreError>;
     /// Deletes at most `max` events older than `before`; returns how many went.
     async fn prune_events(&self, before: i64, max: u32) -> Result<u64, StoreError>;
+
+    // Sign-up invitations (the access policy).
+
+    /// Stores a new invitation.
+    async fn create_invitation(&self, inv: &Invitation) -> Result<(), StoreError>;
+    /// The invitation whose secret has this SHA-256.
+    async fn invitation_by_hash(&self, token_hash: &str) -> Result<Option<Invitation>, StoreError>;
+    /// Invitations that have not expired by `now`, newest first, at most `limit`.
+    async fn list_invitations(&self, now: i64, limit: u32) -> Result<Vec<Invitation>, StoreError>;
+    /// Deletes one; `false` when there is no such invitation.
+    async fn delete_invitation(&self, id: &str) -> Result<bool, StoreError>;
+    /// Records who accepted it, and when (it was spent in the spent-set first).
+    async fn mark_invitation_used(
+        &self,
+        id: &str,
+        user_id: &str,
+        at: i64,
+    ) -> Result<(), StoreError>;
+}
+
+/// A sign-up invitation (`POST /admin/invitations`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invitation {
+    pub id: String,
+    /// SHA-256 (base64url) of the secret in the invitation's URL.
+    pub token_hash: String,
+    /// When set, the provider-verified email must be this one.
+    pub email: Option<String>,
+    /// Roles the new user (or the attached one) gets.
+    pub roles: Vec<String>,
+    pub return_to: String,
+    /// Attach the new identity to this existing user instead of making a user.
+    pub user_id: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub used_by: Option<String>,
+}
+
+impl Invitation {
+    /// The invitation object of the API (never its secret).
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "id": self.id, "email": self.email, "roles": self.roles, "return_to": self.return_to,
+            "user_id": self.user_id, "created_at": rfc3339(self.created_at),
+            "expires_at": rfc3339(self.expires_at), "used_at": self.used_at.map(rfc3339),
+            "used_by": self.used_by,
+        })
+    }
 }
 
 /// A page of users (see [`UserStore::list_users`]).
@@ -229,6 +292,7 @@ pub struct UserPatch {
     pub email: Option<Option<String>>,
     pub phone: Option<Option<String>>,
     pub metadata: Option<Value>,
+    pub roles: Option<Vec<String>>,
 }
 
 impl UserPatch {
@@ -246,6 +310,9 @@ impl UserPatch {
         }
         if self.metadata.is_some() {
             f.push("metadata");
+        }
+        if self.roles.is_some() {
+            f.push("roles");
         }
         f
     }
@@ -270,6 +337,9 @@ impl UserPatch {
         }
         if let Some(v) = &self.metadata {
             u.metadata = v.clone();
+        }
+        if let Some(v) = &self.roles {
+            u.roles = v.clone();
         }
         u.updated_at = now;
     }
@@ -344,7 +414,7 @@ mod tests {
             u.to_json(),
             serde_json::json!({
                 "id": u.id, "name": "Test", "email": "a@b.c", "email_verified": true,
-                "phone": "+4912345678", "picture": null, "active": true, "metadata": {},
+                "phone": "+4912345678", "picture": null, "active": true, "metadata": {}, "roles": [],
                 "created_at": "1970-01-01T00:00:00Z", "updated_at": "1970-01-01T00:00:00Z",
                 "last_login_at": "1970-01-01T00:00:00Z",
             })

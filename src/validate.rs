@@ -235,9 +235,10 @@ pub fn user_patch(body: &[u8]) -> Result<UserPatch, String> {
             "name" => out.name = Some(nullable_string("name", &v, name)?),
             "phone" => out.phone = Some(nullable_string("phone", &v, phone)?),
             "metadata" => out.metadata = Some(metadata(&v)?),
+            "roles" => out.roles = Some(crate::policy::role_list(&v, "roles")?),
             other => {
                 return Err(format!(
-                    "Unknown field {:?} (allowed: {USER_FIELDS}).",
+                    "Unknown field {:?} (allowed: {USER_FIELDS}, roles).",
                     truncate(other, 40)
                 ))
             }

@@ -87,7 +87,7 @@ async function renewedMe(browser) {
   return r;
 }
 
-const USER_KEYS = ['id', 'name', 'email', 'email_verified', 'phone', 'picture', 'active', 'metadata', 'created_at', 'updated_at', 'last_login_at'].sort();
+const USER_KEYS = ['id', 'name', 'email', 'email_verified', 'phone', 'picture', 'active', 'metadata', 'created_at', 'updated_at', 'last_login_at', 'roles'].sort();
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
 
 test('a missing or wrong key gets the same 401 with no detail; failures are recorded and rate limited per IP', async () => {

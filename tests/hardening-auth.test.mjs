@@ -260,8 +260,9 @@ test('proxy mode strips X-Gatehouse-* whatever the case and whether `_` or `-`',
   for (let i = 0; i < got.rawHeaders.length; i += 2) names.push([got.rawHeaders[i], got.rawHeaders[i + 1]]);
   const gatehouse = names.filter(([n]) => n.toLowerCase().replaceAll('_', '-').startsWith('x-gatehouse-'));
   // Only Gatehouse's own, each once, with Gatehouse's values.
-  assert.deepEqual(gatehouse.map(([n]) => n.toLowerCase()).sort(), ['x-gatehouse-email', 'x-gatehouse-email-verified', 'x-gatehouse-jwt', 'x-gatehouse-user']);
+  assert.deepEqual(gatehouse.map(([n]) => n.toLowerCase()).sort(), ['x-gatehouse-email', 'x-gatehouse-email-verified', 'x-gatehouse-jwt', 'x-gatehouse-roles', 'x-gatehouse-user']);
   assert.equal(got.headers['x-gatehouse-user'], me.id);
+  assert.equal(got.headers['x-gatehouse-roles'], '', 'no roles: empty, never what the client sent');
   assert.equal(got.headers['x-gatehouse-email'], 'pia@example.test');
   assert.equal(decode(got.headers['x-gatehouse-jwt']).claims.sub, me.id);
   assert.equal(got.headers['x-app'], 'kept');

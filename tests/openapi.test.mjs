@@ -148,6 +148,10 @@ before(async () => {
   });
   assert.equal(made.status, 201);
   fx.clientId = (await made.json()).client_id;
+  // An invitation for DELETE /admin/invitations/{id}.
+  const inv = await fetch(`${gh.url}/admin/invitations`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }, body: '{}' });
+  assert.equal(inv.status, 201);
+  fx.invitation = (await inv.json()).id;
 });
 after(async () => { await gh?.stop(); await idp?.close(); });
 
@@ -155,7 +159,7 @@ after(async () => { await gh?.stop(); await idp?.close(); });
 function paramValue(path, p) {
   const values = {
     provider: 'dev',
-    id: path.startsWith('/auth/sessions') ? fx.b.me.session_id : path.startsWith('/admin/clients') ? fx.clientId : fx.id,
+    id: path.startsWith('/auth/sessions') ? fx.b.me.session_id : path.startsWith('/admin/clients') ? fx.clientId : path.startsWith('/admin/invitations') ? fx.invitation : fx.id,
     client_id: fx.clientId,
     session_id: fx.c.me.session_id,
     issuer: idp.issuer,
@@ -192,6 +196,7 @@ const EXPECTED = {
   'GET /auth/callback/{provider}': 400, // no login transaction
   'POST /auth/callback/{provider}': 400, // an invitation that does not exist
   'POST /auth/magic-link': 400, // no magic-link provider configured
+  'POST /auth/magic-link/verify': 400, // no email provider configured
   'GET /auth/me': 200,
   'POST /auth/token': 200,
   'OPTIONS /auth/token': 204,
@@ -207,6 +212,10 @@ const EXPECTED = {
   'GET /admin/users/{id}/sessions': 200,
   'GET /admin/users/{id}/events': 200,
   'POST /admin/magic-links': 409, // no magic-link provider configured
+  'POST /admin/invitations': 201,
+  'GET /admin/invitations': 200,
+  'DELETE /admin/invitations/{id}': 204,
+  'POST /admin/users/{id}/invitations': 201,
   'DELETE /admin/users/{id}/sessions/{session_id}': 204, // session C
   'DELETE /admin/users/{id}/sessions': 204,
   'DELETE /admin/users/{id}/identities': 409, // the user's only identity

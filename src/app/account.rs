@@ -20,7 +20,7 @@ pub async fn me<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respo
         200,
         &json!({
             "id": c.sub, "email": c.email, "email_verified": c.email_verified, "name": c.name,
-            "session_id": c.sid, "expires_at": rfc3339(c.exp),
+            "session_id": c.sid, "expires_at": rfc3339(c.exp), "roles": c.roles,
         }),
     );
     r.set_header("cache-control", "no-store");

@@ -9,13 +9,13 @@
 //! and go first on delete (a failure then leaves the user in place, and a retry finishes).
 
 use super::ending::{end_all_sessions, end_session};
+use super::invitations;
 use super::Ctx;
 use crate::app::auth::bearer;
-use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::http::{Method, Request, Response};
 use crate::platform::Platform;
-use crate::providers::{stytch, ProviderConfig};
+use crate::providers::stytch;
 use crate::ratelimit::{self, Limit};
 use crate::txn::{self, LoginTxn, Purpose};
 use crate::users::{new_user_id, rfc3339, UnlinkOutcome, User, UserQuery, UserStore};
@@ -65,13 +65,21 @@ pub async fn route<P: Platform>(
         (Method::Delete, ["users", id, "identities"]) => unlink(ctx, req, id).await,
         (Method::Get, ["users", id, "events"]) => events(ctx, req, id).await,
         (Method::Post, ["magic-links"]) => magic_link(ctx, req).await,
+        (Method::Post, ["invitations"]) => invitations::create(ctx, req, None).await,
+        (Method::Get, ["invitations"]) => invitations::list(ctx).await,
+        (Method::Delete, ["invitations", id]) => invitations::delete(ctx, req, id).await,
+        (Method::Post, ["users", id, "invitations"]) => {
+            invitations::create(ctx, req, Some(id)).await
+        }
         (
             _,
             ["users"]
             | ["users", _]
-            | ["users", _, "activate" | "deactivate" | "sessions" | "identities" | "events"]
+            | ["users", _, "activate" | "deactivate" | "sessions" | "identities" | "events" | "invitations"]
             | ["users", _, "sessions", _]
-            | ["magic-links"],
+            | ["magic-links"]
+            | ["invitations"]
+            | ["invitations", _],
         ) => Err(AppError::MethodNotAllowed),
         _ => Err(AppError::NotFound),
     }?;
@@ -164,6 +172,7 @@ async fn create_user<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<
         updated_at: now,
         last_login_at: None,
         sessions_valid_after: 0,
+        roles: Vec::new(),
     };
     ctx.p.users().create_user(&user).await?;
     ctx.event(req, Some(&user.id), "created", json!({"by": "admin"}))
@@ -404,7 +413,16 @@ async fn magic_link<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
         Some(Value::String(p)) => Some(p.as_str()),
         Some(_) => return Err(bad("provider must be a string.".into())),
     };
-    let (name, c) = magic_provider(ctx.cfg, wanted)?;
+    let picked = super::magic::pick(ctx.cfg, wanted)?
+        .ok_or_else(|| AppError::Conflict("No magic-link provider is configured.".into()))?;
+    let (name, c) = match picked {
+        (name, super::magic::Magic::Stytch(c)) => (name, c),
+        (name, super::magic::Magic::Email(_)) => {
+            return Err(AppError::Conflict(format!(
+                "{name:?} (the email kind) does not send admin invitations; use POST /admin/invitations."
+            )))
+        }
+    };
     let within = ratelimit::hit(
         ctx.p.counters(),
         &format!("magic-email:{}", email.to_ascii_lowercase()),
@@ -436,38 +454,5 @@ async fn magic_link<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
     ))
 }
 
-/// The magic-link provider named `wanted`, or the only one configured (409 when there is
-/// none).
-fn magic_provider<'c>(
-    cfg: &'c Config,
-    wanted: Option<&str>,
-) -> AppResult<(&'c str, &'c stytch::StytchConfig)> {
-    let magic: Vec<(&str, &stytch::StytchConfig)> = cfg
-        .providers
-        .iter()
-        .filter_map(|(n, p)| match p {
-            ProviderConfig::Stytch(c) => Some((n.as_str(), c)),
-            _ => None,
-        })
-        .collect();
-    if magic.is_empty() {
-        return Err(AppError::Conflict(
-            "No magic-link provider is configured.".into(),
-        ));
-    }
-    match (wanted, magic.as_slice()) {
-        (None, [one]) => Ok(*one),
-        (None, _) => Err(bad(
-            "Several magic-link providers are configured; name one in \"provider\".".into(),
-        )),
-        (Some(w), _) => magic
-            .iter()
-            .find(|(n, _)| *n == w)
-            .copied()
-            .ok_or_else(|| bad(format!("{w:?} is not a magic-link provider."))),
-    }
-}
-
 #[cfg(test)]
-#[path = "admin_tests.rs"]
 mod tests;

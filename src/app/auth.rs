@@ -84,6 +84,14 @@ pub async fn renew<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Op
             return Ok(None);
         }
     };
+    // The policy, on the user row just read: a policy or email change ends the session here.
+    if let Err(why) = admit_returning(ctx, &rec.provider, &user) {
+        super::ending::end_record(ctx, &sid, &rec, None).await?;
+        let detail = serde_json::json!({"provider": rec.provider, "at": "renewal", "reason": why});
+        ctx.event(req, Some(&user.id), "sign_in_denied", detail)
+            .await;
+        return Ok(None);
+    }
     sessions.touch(&sid, rec, now).await?;
     let (claims, token) = issue_for(ctx, &user, &sid).await?;
     let cookie = jar.set(ACCESS, &token, ctx.cfg.access_ttl);
@@ -92,6 +100,16 @@ pub async fn renew<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Op
         token,
         set_cookies: vec![cookie],
     }))
+}
+
+/// The access policy for a known user signing in (or renewing) through `provider`.
+pub fn admit_returning<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    provider: &str,
+    user: &User,
+) -> Result<(), String> {
+    let arrival = crate::policy::Arrival::Returning;
+    ctx.cfg.policy.admit(provider, user.policy_email(), arrival)
 }
 
 /// Whether a session started at `created_at` is ended by its user's last "revoke all".
@@ -116,6 +134,7 @@ pub async fn issue_for<P: Platform>(
         ctx.p.now(),
     );
     claims.email_verified = user.email_verified && user.email.is_some();
+    claims.roles = ctx.cfg.policy.roles_of(&user.roles, user.policy_email());
     let token = access::issue(ctx.cfg, ctx.p.sig(), &claims)
         .await
         .map_err(|e| AppError::Internal(format!("signing: {e}")))?;

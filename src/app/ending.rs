@@ -10,6 +10,9 @@ use crate::error::AppResult;
 use crate::platform::{Platform, SingleUse, SpendKind};
 use crate::sessions::SessionRecord;
 use crate::users::UserStore;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 
 /// Ends the vendor-side session or token `handle` of provider `name`, if there is one.
 pub async fn end_vendor<P: Platform>(ctx: &Ctx<'_, P>, name: &str, handle: Option<&str>) {
@@ -101,8 +104,33 @@ pub async fn end_all_sessions<P: Platform>(ctx: &Ctx<'_, P>, user_id: &str) -> A
     }
     // Ours are all gone now; the vendors are asked together, so that one that is slow or
     // down costs one timeout, not one per session.
-    futures_util::future::join_all(vendor_sides.iter().map(|r| end_vendor_of(ctx, r))).await;
+    join(vendor_sides.iter().map(|r| end_vendor_of(ctx, r)).collect()).await;
     Ok(sids.len())
+}
+
+/// Runs `futures` together until all are done: `futures_util`'s `join_all` without its
+/// ordered-results machinery, which costs the bundle kilobytes.
+async fn join<F: Future<Output = ()>>(futures: Vec<F>) {
+    let mut pending: Vec<Option<Pin<Box<F>>>> =
+        futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    std::future::poll_fn(|cx| {
+        let mut all_done = true;
+        for slot in pending.iter_mut() {
+            if let Some(f) = slot {
+                if f.as_mut().poll(cx).is_ready() {
+                    *slot = None;
+                } else {
+                    all_done = false;
+                }
+            }
+        }
+        if all_done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -3,11 +3,14 @@
 //! cookies, audit event, redirect to `return_to`).
 
 use super::auth::issue_for;
+use super::invitations;
 use super::Ctx;
 use crate::cookies::{ACCESS, SESSION};
+use crate::crypto::sha256_b64url;
 use crate::error::{AppError, AppResult};
 use crate::http::{Method, Request, Response};
 use crate::platform::Platform;
+use crate::providers::callback_state;
 use crate::ratelimit::{self, Flow};
 use crate::sessions::SessionRecord;
 use crate::txn::{self, LoginTxn, Purpose};
@@ -24,12 +27,26 @@ pub(super) fn checked_return_to(
 
 /// `GET /auth/login[?provider=&return_to=]`.
 pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
-    let return_to = checked_return_to(ctx.cfg, req.query("return_to").as_deref())?;
+    let mut return_to = checked_return_to(ctx.cfg, req.query("return_to").as_deref())?;
+    let invitation = req.query(invitations::PARAM);
     let Some(name) = req.query("provider") else {
+        let mut notice = ctx.cfg.policy.login_hint();
+        if let Some(token) = &invitation {
+            // An anonymous read of D1: bounded per client network like a login start.
+            ratelimit::per_network(ctx.p.limiter(), Flow::Start, req).await?;
+            let inv = invitations::usable(ctx, &sha256_b64url(token.as_bytes())).await?;
+            let to = inv.email.map(|e| format!(" as {e}")).unwrap_or_default();
+            notice = Some(format!(
+                "You are invited to sign in{to}. Choose how to sign in; the invitation works once."
+            ));
+            return_to = inv.return_to;
+        }
         let list: Vec<pages::LoginOption> = ctx
             .cfg
             .providers
             .iter()
+            // An email form starts its own transaction, which could not carry the invitation.
+            .filter(|(_, c)| invitation.is_none() || !c.is_magic_link())
             .map(|(n, c)| pages::LoginOption {
                 name: n.clone(),
                 display: c.display_name().to_string(),
@@ -38,11 +55,19 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
             })
             .collect();
         let nonce = crate::crypto::random_token();
-        let mut r = Response::html(200, pages::login_page(&list, &return_to, &nonce));
+        let page = pages::login_page(
+            &list,
+            &return_to,
+            notice.as_deref(),
+            invitation.as_deref(),
+            &nonce,
+        );
+        let mut r = Response::html(200, page);
         if list.iter().any(|o| o.passkey) {
             r.set_header("content-security-policy", &pages::csp_with_script(&nonce));
         }
         r.set_header("cache-control", "no-store");
+        r.set_header("referrer-policy", "no-referrer");
         return Ok(r);
     };
     let provider = ctx
@@ -53,8 +78,24 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
     // Before anything is stored or sent (XWMS is called with the client secret).
     ratelimit::per_network(ctx.p.limiter(), Flow::Start, req).await?;
     let purpose = match super::identities::link_user_for_login(ctx, req, provider).await? {
+        Some(_) if invitation.is_some() => {
+            return Err(AppError::BadRequest(
+                "An invitation is accepted by signing in, not while linking.".into(),
+            ))
+        }
         Some(user_id) => Purpose::Link { user_id },
-        None => Purpose::SignIn,
+        // The invitation rides in this browser's login transaction.
+        None => match invitation {
+            Some(i) if provider.needs_transaction() => Purpose::SignUp {
+                invitation: sha256_b64url(i.as_bytes()),
+            },
+            Some(_) => {
+                return Err(AppError::BadRequest(
+                    "This provider cannot carry an invitation: choose another.".into(),
+                ))
+            }
+            None => Purpose::SignIn,
+        },
     };
     let mut t = LoginTxn::new(&name, return_to, purpose, ctx.p.now());
     t.register = match req.query("action").as_deref() {
@@ -83,8 +124,9 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
     Ok(r)
 }
 
-/// `GET /auth/callback/{name}`: every outcome past the rate limit clears the transaction
-/// cookie. A failure is an audit event only once a login transaction was spent: a callback
+/// `GET /auth/callback/{name}` (and, for the `email` kind, the code of
+/// `POST /auth/magic-link/verify`): every outcome past the rate limit but a wrong code clears
+/// the transaction cookie. A failure is an audit event only once a login transaction was spent: a callback
 /// that carries none (forged, replayed, from another browser, or a transaction-less kind)
 /// writes no row — it is counted by the per-network limit and logged, so a flood of them
 /// writes nothing.
@@ -99,15 +141,38 @@ pub async fn callback<P: Platform>(
     if let (Method::Get, Some(token)) = (req.method, req.query(txn::INVITE_PARAM)) {
         return invitation_page(ctx, req, name, provider, &token).await;
     }
-    let mut r = match finish_sign_in(ctx, req, name, provider).await {
+    if provider.is_email() && !txn::holds(ctx.cfg, req, callback_state(req).as_deref()) {
+        // An emailed link opened on another device: nothing is spent or recorded, and this
+        // browser's own sign-in (if any) keeps its cookie. The person can still finish where
+        // they asked, with the code.
+        ctx.p
+            .log("gatehouse: email link opened outside the browser that asked");
+        let e = AppError::BadRequest(providers::email::OTHER_BROWSER.into());
+        return Ok(e.into_response(req.wants()));
+    }
+    let outcome = finish_sign_in(ctx, req, name, provider).await;
+    // A wrong emailed code leaves the sign-in open for another try.
+    let keep_txn = matches!(outcome, Err(AppError::WrongCode { .. }));
+    let mut r = match outcome {
         Ok(r) => r,
         Err(e) => {
             // Past a spent transaction: a refusal of the transaction itself (or a kind
-            // without one) is not one.
-            let spent = provider.needs_transaction() && !matches!(e, AppError::LoginTransaction(_));
+            // without one, or a wrong code, which spends nothing) is not one.
+            let spent = provider.needs_transaction()
+                && !matches!(
+                    e,
+                    AppError::LoginTransaction(_) | AppError::WrongCode { .. }
+                );
             if spent {
-                let detail = serde_json::json!({"provider": name, "error": e.code()});
-                ctx.event(req, None, "sign_in_failed", detail).await;
+                let mut detail = serde_json::json!({"provider": name, "error": e.code()});
+                let kind = match &e {
+                    AppError::AccessDenied(why) => {
+                        detail["reason"] = why.as_str().into();
+                        "sign_in_denied"
+                    }
+                    _ => "sign_in_failed",
+                };
+                ctx.event(req, None, kind, detail).await;
             }
             if let Some(line) = e.log_line() {
                 ctx.p.log(&line);
@@ -115,7 +180,9 @@ pub async fn callback<P: Platform>(
             e.into_response(req.wants())
         }
     };
-    r.append_header("set-cookie", &txn::clear_cookie(ctx.cfg));
+    if !keep_txn {
+        r.append_header("set-cookie", &txn::clear_cookie(ctx.cfg));
+    }
     Ok(r)
 }
 
@@ -163,6 +230,7 @@ pub async fn confirm_invitation<P: Platform>(
 }
 
 /// The callback proper, one straight walk: the transaction (spent, if the kind has one) →
+/// the kind's own checks before spending (the `email` kind's link token or code) →
 /// the provider verifies what came back → the transaction's purpose decides what the
 /// identity is for → a session (or a linked identity).
 async fn finish_sign_in<P: Platform>(
@@ -172,8 +240,12 @@ async fn finish_sign_in<P: Platform>(
     provider: &providers::ProviderConfig,
 ) -> AppResult<Response> {
     let (t, return_to) = if provider.needs_transaction() {
-        let state = providers::callback_state(req);
-        let t = txn::finish(ctx.p, ctx.cfg, req, state.as_deref(), name).await?;
+        let state = callback_state(req);
+        let pending = txn::open(ctx.p, ctx.cfg, req, state.as_deref(), name).await?;
+        if provider.is_email() {
+            super::email_code::before_spend(ctx, req, &pending).await?;
+        }
+        let t = pending.spend(ctx.p).await?;
         let return_to = t.return_to.clone();
         (Some(t), return_to)
     } else {
@@ -190,8 +262,12 @@ async fn finish_sign_in<P: Platform>(
         Purpose::Link { user_id } => {
             super::identities::finish_link(ctx, req, name, &profile, user_id, &return_to).await
         }
-        Purpose::SignIn | Purpose::Invitation { .. } => {
-            let signed_in = sign_in(ctx, req, name, &profile, &return_to).await;
+        purpose @ (Purpose::SignIn | Purpose::Invitation { .. } | Purpose::SignUp { .. }) => {
+            let invitation = match purpose {
+                Purpose::SignUp { invitation } => Some(invitation.as_str()),
+                _ => None,
+            };
+            let signed_in = sign_in(ctx, req, name, &profile, &return_to, invitation).await;
             if signed_in.is_err() {
                 // The vendor step may have made a session or spent a token of its own
                 // (Stytch, LoginRadius): it must not outlive a sign-in that failed here.
@@ -210,13 +286,23 @@ pub(super) async fn sign_in<P: Platform>(
     name: &str,
     profile: &crate::users::Profile,
     return_to: &str,
+    invitation: Option<&str>,
 ) -> AppResult<Response> {
     let now = ctx.p.now();
+    if let Some(token_hash) = invitation {
+        invitations::redeem(ctx, req, name, profile, token_hash).await?;
+    }
+    let may_create = admit(ctx, name, profile)?;
     // The whole sign-in in D1 is one batch, its audit event included; the session then costs
     // two KV writes (see `crate::sessions`).
     let detail = serde_json::json!({"provider": name, "issuer": profile.issuer});
     let event = ctx.new_event(req, None, "sign_in", detail);
-    let user = linking::sign_in_recorded(ctx.p.users(), profile, Some(&event), now).await?;
+    let signed_in =
+        linking::sign_in_recorded(ctx.p.users(), profile, Some(&event), now, may_create).await?;
+    let Some(user) = signed_in else {
+        // A new identity where sign-up is not open: the batch wrote nothing.
+        return Err(AppError::AccessDenied(refused_newcomer(ctx, name, profile)));
+    };
     let record = SessionRecord {
         user_id: user.id.clone(),
         issuer: profile.issuer.clone(),
@@ -234,6 +320,47 @@ pub(super) async fn sign_in<P: Platform>(
     }
     end_superseded_session(ctx, req, profile.vendor_logout.as_deref()).await;
     Ok(r)
+}
+
+/// The access policy for this sign-in, before anything is written (a refused new identity
+/// leaves no user, identity or session): the email rules on the verified profile, checked
+/// here; and whether a new identity may become a user (sign-up open), which the sign-in's
+/// one D1 batch applies — an unknown identity then writes nothing and comes back empty
+/// ([`refused_newcomer`] says why). No extra round trip either way.
+fn admit<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    name: &str,
+    profile: &crate::users::Profile,
+) -> AppResult<bool> {
+    use crate::policy::{Arrival, SignUp};
+    let policy = &ctx.cfg.policy;
+    policy
+        .admit(name, profile_email(profile), Arrival::Returning)
+        .map_err(AppError::AccessDenied)?;
+    Ok(matches!(
+        policy.rules_for(name).sign_up.unwrap_or_default(),
+        SignUp::Open
+    ))
+}
+
+/// Why a new identity is refused where sign-up is not open (the policy's own words).
+fn refused_newcomer<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    name: &str,
+    profile: &crate::users::Profile,
+) -> String {
+    ctx.cfg
+        .policy
+        .admit(name, profile_email(profile), crate::policy::Arrival::New)
+        .err()
+        .unwrap_or_else(|| "New accounts are not accepted here.".into())
+}
+
+fn profile_email(profile: &crate::users::Profile) -> crate::policy::Email<'_> {
+    crate::policy::Email {
+        address: profile.email.as_deref(),
+        verified: profile.email_verified == Some(true),
+    }
 }
 
 /// The session this browser had before signing in again: its cookie is replaced, so nobody

@@ -1,5 +1,7 @@
 //! `POST /auth/magic-link` (README "Routes"): `{email, return_to?, provider?}` as a form or
-//! JSON asks a magic-link provider (`stytch`) to email a sign-in link.
+//! JSON asks a magic-link provider to email a sign-in link: Stytch (`stytch`), or Gatehouse
+//! itself (the `email` kind: a link and a 6-digit code, then the code page; see
+//! [`crate::providers::email`] and `POST /auth/magic-link/verify` in `magic/verify.rs`).
 //!
 //! - Origin-checked like every state-changing route; the address and `return_to` are
 //!   validated before anything is counted, stored or sent.
@@ -18,11 +20,10 @@ use super::{check_origin, Ctx};
 use crate::error::{AppError, AppResult};
 use crate::http::{Request, Response};
 use crate::platform::Platform;
-use crate::providers::{stytch, ProviderConfig};
+use crate::providers::{email, stytch, ProviderConfig};
 use crate::ratelimit::{self, Flow, Limit};
 use crate::txn::{self, LoginTxn, Purpose};
 use crate::{config::Config, pages};
-use serde::Deserialize;
 use serde_json::json;
 
 /// Sends to one address: 5 per 15 minutes.
@@ -36,46 +37,62 @@ pub const PER_IP: Limit = Limit {
     window: 900,
 };
 
-#[derive(Deserialize)]
 struct MagicLinkRequest {
     email: String,
-    #[serde(default)]
     return_to: Option<String>,
-    #[serde(default)]
     provider: Option<String>,
 }
 
-/// The magic-link provider named by `wanted`, or the only one configured.
-fn pick<'c>(
+impl MagicLinkRequest {
+    fn parse(req: &Request) -> AppResult<MagicLinkRequest> {
+        let v: serde_json::Value = req.parse_body()?;
+        let read = || -> Result<MagicLinkRequest, String> {
+            let f = crate::fields::Fields::of(&v)?;
+            Ok(MagicLinkRequest {
+                email: f.str("email")?,
+                return_to: f.opt_str("return_to")?,
+                provider: f.opt_str("provider")?,
+            })
+        };
+        read().map_err(|e| AppError::BadRequest(format!("Invalid body: {e}.")))
+    }
+}
+
+/// A provider that signs in by email.
+#[derive(Clone, Copy)]
+pub(super) enum Magic<'c> {
+    Stytch(&'c stytch::StytchConfig),
+    Email(&'c email::EmailConfig),
+}
+
+/// The magic-link provider named by `wanted`, or the only one configured: the one picker of
+/// `POST /auth/magic-link` and the admin API's emailed invitations. `Ok(None)`: none is
+/// configured (each route says so with its own status); a bad name or an ambiguous choice is
+/// the request's fault (400).
+pub(super) fn pick<'c>(
     cfg: &'c Config,
     wanted: Option<&str>,
-) -> AppResult<(&'c str, &'c stytch::StytchConfig)> {
-    let as_stytch = |(n, p): (&'c String, &'c ProviderConfig)| match p {
-        ProviderConfig::Stytch(c) => Some((n.as_str(), c)),
+) -> AppResult<Option<(&'c str, Magic<'c>)>> {
+    let as_magic = |(n, p): (&'c String, &'c ProviderConfig)| match p {
+        ProviderConfig::Stytch(c) => Some((n.as_str(), Magic::Stytch(c))),
+        ProviderConfig::Email(c) => Some((n.as_str(), Magic::Email(c))),
         _ => None,
     };
-    match wanted.filter(|w| !w.is_empty()) {
-        Some(w) => {
-            let p = cfg
-                .providers
-                .get_key_value(w)
-                .ok_or_else(|| AppError::BadRequest(format!("Unknown provider {w:?}.")))?;
-            as_stytch(p).ok_or_else(|| {
-                AppError::BadRequest(format!("Provider {w:?} does not send magic links."))
-            })
-        }
-        None => {
-            let all: Vec<_> = cfg.providers.iter().filter_map(as_stytch).collect();
-            match all.as_slice() {
-                [one] => Ok(*one),
-                [] => Err(AppError::BadRequest(
-                    "No magic-link provider is configured.".into(),
-                )),
-                _ => Err(AppError::BadRequest(
-                    "Several magic-link providers are configured; name one in \"provider\".".into(),
-                )),
-            }
-        }
+    let all: Vec<_> = cfg.providers.iter().filter_map(as_magic).collect();
+    if all.is_empty() {
+        return Ok(None);
+    }
+    match (wanted.filter(|w| !w.is_empty()), all.as_slice()) {
+        (None, [one]) => Ok(Some(*one)),
+        (None, _) => Err(AppError::BadRequest(
+            "Several magic-link providers are configured; name one in \"provider\".".into(),
+        )),
+        (Some(w), _) => all
+            .iter()
+            .find(|(n, _)| *n == w)
+            .copied()
+            .map(Some)
+            .ok_or_else(|| AppError::BadRequest(format!("{w:?} is not a magic-link provider."))),
     }
 }
 
@@ -110,36 +127,79 @@ async fn within_limits<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, email: &str
 /// `POST /auth/magic-link`.
 pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
     check_origin(ctx.cfg, req)?;
-    let body: MagicLinkRequest = req.parse_body()?;
-    let (name, c) = pick(ctx.cfg, body.provider.as_deref())?;
+    let body = MagicLinkRequest::parse(req)?;
+    let (name, c) = pick(ctx.cfg, body.provider.as_deref())?
+        .ok_or_else(|| AppError::BadRequest("No magic-link provider is configured.".into()))?;
     let email = crate::validate::email(&body.email)
         .ok()
         .ok_or_else(|| AppError::BadRequest("Please enter a valid email address.".into()))?;
     let return_to = checked_return_to(ctx.cfg, body.return_to.as_deref())?;
     within_limits(ctx, req, &email).await?;
 
-    let t = LoginTxn::new(name, return_to, Purpose::SignIn, ctx.p.now());
-    let flow = t.flow(ctx.cfg);
-    let link = flow.callback_url();
-    stytch::send_magic_link(ctx.p, name, c, &email, &link, &flow).await?;
+    let mut t = LoginTxn::new(name, return_to, Purpose::SignIn, ctx.p.now());
+    let link = t.flow(ctx.cfg).callback_url();
+    match c {
+        Magic::Stytch(c) => {
+            stytch::send_magic_link(ctx.p, name, c, &email, &link, &t.flow(ctx.cfg)).await?
+        }
+        Magic::Email(c) => send_code(ctx, c, &email, &mut t, &link).await?,
+    }
     // Stored only once the link is on its way; the link is useless without it.
     let cookie = txn::start(ctx.p.kv(), ctx.cfg, &t).await?;
 
+    let by_email = matches!(c, Magic::Email(_));
     let mut r = if req.is_browser_form() {
-        Response::html(200, pages::check_email_page())
-    } else {
-        Response::json(
-            202,
-            &json!({
-                "status": "sent",
-                "message": "If the address can receive email, a sign-in link is on its way. Open it in this browser within 10 minutes.",
-            }),
+        Response::html(
+            200,
+            if by_email {
+                pages::code_page(None)
+            } else {
+                pages::check_email_page()
+            },
         )
+    } else {
+        let message = if by_email {
+            "If the address can receive email, a 6-digit code and a sign-in link are on their way. Post the code to /auth/magic-link/verify from this client, or open the link in this browser, within 10 minutes."
+        } else {
+            "If the address can receive email, a sign-in link is on its way. Open it in this browser within 10 minutes."
+        };
+        Response::json(202, &json!({"status": "sent", "message": message}))
     };
     r.set_header("cache-control", "no-store");
     r.append_header("set-cookie", &cookie);
     Ok(r)
 }
+
+/// The `email` kind's message to `to`: a fresh code and link for `t` (whose callback is
+/// `callback`), whose hashes `t` keeps.
+async fn send_code<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    c: &email::EmailConfig,
+    to: &str,
+    t: &mut LoginTxn,
+    callback: &str,
+) -> AppResult<()> {
+    let key = ctx.cfg.state_secret.expose().as_bytes();
+    let (challenge, secrets) = email::challenge(key, &t.state, to);
+    let link = format!("{callback}&token={}", secrets.link_token);
+    let host = url::Url::parse(&ctx.cfg.public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(String::from))
+        .unwrap_or_default();
+    let [subject, text, html] = pages::sign_in_mail(&host, to, &secrets.code, &link);
+    let mail = crate::platform::Mail {
+        from: c.from.clone(),
+        to: to.to_string(),
+        subject,
+        text,
+        html,
+    };
+    email::send(ctx.p, c, &mail).await?;
+    t.email = Some(challenge.pack());
+    Ok(())
+}
+
+pub mod verify;
 
 #[cfg(test)]
 mod tests;

@@ -5,8 +5,10 @@
 mod account;
 mod admin;
 mod auth;
+mod email_code;
 mod ending;
 mod identities;
+mod invitations;
 mod login;
 mod magic;
 mod oauth;
@@ -14,11 +16,7 @@ mod passkeys;
 pub mod proxy;
 
 #[cfg(test)]
-mod account_gate_tests;
-#[cfg(test)]
-mod fault_tests;
-#[cfg(test)]
-mod flow_tests;
+mod tests;
 
 use crate::config::Config;
 use crate::cookies::CookieJar;
@@ -133,6 +131,7 @@ async fn route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
     match (req.method, segments.as_slice()) {
         (Method::Get, ["auth", "login"]) => login::login(ctx, req).await,
         (Method::Post, ["auth", "magic-link"]) => magic::send(ctx, req).await,
+        (Method::Post, ["auth", "magic-link", "verify"]) => magic::verify::verify(ctx, req).await,
         (Method::Get, ["auth", "callback", name]) => login::callback(ctx, req, name).await,
         (Method::Post, ["auth", "callback", name]) => {
             login::confirm_invitation(ctx, req, name).await

@@ -413,7 +413,7 @@ async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
         raw: Value::Null,
         vendor_logout: None,
     };
-    let signed_in = super::login::sign_in(ctx, req, provider, &profile, &return_to).await?;
+    let signed_in = super::login::sign_in(ctx, req, provider, &profile, &return_to, None).await?;
     // The sign-in's redirect, as JSON for the script: the same cookies, and where to go.
     let mut r = Response::json(200, &json!({ "return_to": return_to }));
     r.set_header("cache-control", "no-store");

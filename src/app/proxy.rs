@@ -11,6 +11,7 @@ use crate::cookies::{parse_cookie_header, CookieJar};
 use crate::error::{AppError, AppResult};
 use crate::http::{Method, Request, Response, Wants};
 use crate::platform::Platform;
+use crate::policy::{routes, Need};
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus `host`.
 const HOP_BY_HOP: &[&str] = &[
@@ -91,11 +92,12 @@ pub fn is_gatehouse_header(name: &str) -> bool {
         })
 }
 
-/// The origin URL for this request: `ORIGIN_URL` joined with the path and query.
-fn origin_url(origin: &url::Url, req: &Request) -> String {
+/// The origin URL for this request: `ORIGIN_URL` joined with the checked path (already
+/// encoded) and the query.
+fn origin_url(origin: &url::Url, path: &str, req: &Request) -> String {
     let mut url = origin.clone();
     let base = origin.path().trim_end_matches('/');
-    url.set_path(&format!("{base}{}", req.url.path()));
+    url.set_path(&format!("{base}{path}"));
     url.set_query(req.url.query());
     url.into()
 }
@@ -109,37 +111,70 @@ fn foreign_cookies(jar: &CookieJar, header: &str) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join("; "))
 }
 
-/// Decides what happens to `req` (whose body the Worker layer keeps unread).
+/// Decides what happens to `req` (whose body the Worker layer keeps unread). The policy's
+/// routes are matched on the normalized path, which is also the path the origin receives;
+/// a valid access token is enough to decide (its `roles` claim), with no storage read.
 pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Decision> {
     let origin = ctx.cfg.origin_url.as_ref().ok_or(AppError::NotFound)?;
     super::auth::refuse_duplicate_cookies(ctx.cfg, req)?;
-    let Some(caller) = authenticate(ctx, req).await? else {
-        // A protected resource (RESOURCE_SERVER): apps' bearer tokens for it pass; a person
-        // in a browser still signs in as in plain proxy mode.
-        let browser_page = req.method == Method::Get && req.wants() == Wants::Html;
-        if ctx.cfg.resource_server && !(browser_page && bearer(req).is_none()) {
-            return Ok(match super::oauth::resource_check(ctx, req).await? {
-                Ok(identity) => {
-                    let mut changes = origin_headers(ctx, req, true);
-                    changes.extend(identity.into_iter().map(|(k, v)| HeaderChange::Set(k, v)));
-                    Decision::Forward {
-                        url: origin_url(origin, req),
-                        changes,
-                        set_cookies: vec![],
-                    }
-                }
-                Err(refused) => Decision::Respond(refused),
-            });
+    let checked =
+        routes::normalize(req.url.path()).map_err(|e| AppError::BadRequest(e.message().into()))?;
+    if is_own_path(&checked) {
+        // `//auth/me`, `/%61dmin/users`: Gatehouse's own paths are never proxied.
+        return Err(AppError::NotFound);
+    }
+    let need = ctx.cfg.policy.need(req.method, &checked);
+    let path = routes::encode(&checked);
+    let url = origin_url(origin, &path, req);
+    let caller = match (authenticate(ctx, req).await?, need) {
+        (Some(c), Need::SignedIn(roles))
+            if !roles.is_empty() && !roles.iter().any(|r| c.claims.roles.contains(r)) =>
+        {
+            let why = format!(
+                "You are signed in, but this page needs the role {}.",
+                roles.join(" or ")
+            );
+            let r = AppError::AccessDenied(why).into_response(req.wants());
+            return Ok(Decision::Respond(super::auth::with_cookies(r, &c)));
         }
-        return Ok(Decision::Respond(unauthenticated(req)));
+        (None, Need::SignedIn(_)) => {
+            // A protected resource (RESOURCE_SERVER): apps' bearer tokens for it pass; a
+            // person in a browser still signs in as in plain proxy mode.
+            let browser_page = req.method == Method::Get && req.wants() == Wants::Html;
+            if ctx.cfg.resource_server && !(browser_page && bearer(req).is_none()) {
+                return Ok(match super::oauth::resource_check(ctx, req).await? {
+                    Ok(identity) => {
+                        let mut changes = origin_headers(ctx, req, true);
+                        let identity = identity.into_iter().map(|(k, v)| HeaderChange::Set(k, v));
+                        changes.extend(identity);
+                        Decision::Forward {
+                            url,
+                            changes,
+                            set_cookies: vec![],
+                        }
+                    }
+                    Err(refused) => Decision::Respond(refused),
+                });
+            }
+            return Ok(Decision::Respond(unauthenticated(req, &path)));
+        }
+        (caller, _) => caller,
     };
     let used_bearer = bearer(req).is_some();
     // Cookies ride along on requests from sibling subdomains too (SameSite=Lax): a
     // cookie-authenticated request that changes state must come from an allowed origin.
-    if req.method.is_unsafe() && !used_bearer {
+    if caller.is_some() && req.method.is_unsafe() && !used_bearer {
         super::check_origin(ctx.cfg, req)?;
     }
     let mut changes = origin_headers(ctx, req, used_bearer);
+    let Some(caller) = caller else {
+        // A public route, nobody signed in: no identity headers at all.
+        return Ok(Decision::Forward {
+            url,
+            changes,
+            set_cookies: vec![],
+        });
+    };
     changes.push(HeaderChange::Set(
         "x-gatehouse-user".into(),
         caller.claims.sub.clone(),
@@ -157,12 +192,14 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
             verified.into(),
         ));
     }
+    let roles = caller.claims.roles.join(",");
+    changes.push(HeaderChange::Set("x-gatehouse-roles".into(), roles));
     changes.push(HeaderChange::Set(
         "x-gatehouse-jwt".into(),
         caller.token.clone(),
     ));
     Ok(Decision::Forward {
-        url: origin_url(origin, req),
+        url,
         changes,
         set_cookies: caller.set_cookies,
     })
@@ -196,9 +233,9 @@ fn origin_headers<P: Platform>(
 }
 
 /// Browsers asking for a page go to sign-in and come back; everything else gets 401.
-fn unauthenticated(req: &Request) -> Response {
+fn unauthenticated(req: &Request, path: &str) -> Response {
     if req.method == Method::Get && req.wants() == Wants::Html {
-        let mut back = req.url.path().to_string();
+        let mut back = path.to_string();
         if let Some(q) = req.url.query() {
             back.push('?');
             back.push_str(q);
@@ -365,6 +402,7 @@ mod tests {
                 "x-gatehouse-user",
                 "x-gatehouse-email",
                 "x-gatehouse-email-verified",
+                "x-gatehouse-roles",
                 "x-gatehouse-jwt"
             ]
         );
@@ -403,5 +441,100 @@ mod tests {
             block_on(decide(&ctx, &api)),
             Ok(Decision::Forward { .. })
         ));
+    }
+
+    fn policy_cfg() -> crate::config::Config {
+        let mut env = test_env();
+        env.insert("ORIGIN_URL".into(), "http://127.0.0.1:7000".into());
+        env.insert(
+            "POLICY".into(),
+            serde_json::json!({"routes": [
+                {"path": "/private/*", "roles": ["admin"]},
+                {"path": "/public/*", "public": true}
+            ]})
+            .to_string(),
+        );
+        crate::config::Config::from_env(&env).unwrap()
+    }
+
+    fn token_with_roles(cfg: &crate::config::Config, p: &TestPlatform, roles: &[&str]) -> String {
+        let mut claims =
+            crate::access::AccessClaims::new(cfg, "usr_1", "sid1", None, None, p.now());
+        claims.roles = roles.iter().map(|r| r.to_string()).collect();
+        block_on(crate::access::issue(cfg, p, &claims)).unwrap()
+    }
+
+    #[test]
+    fn a_valid_token_is_enough_to_decide_a_route_with_no_storage_read() {
+        let cfg = policy_cfg();
+        let p = TestPlatform::new(|_| unreachable!());
+        let ctx = Ctx { cfg: &cfg, p: &p };
+        let admin = token_with_roles(&cfg, &p, &["admin", "staff"]);
+        let plain = token_with_roles(&cfg, &p, &[]);
+        let get = |path: &str, token: &str| {
+            Request::new(Method::Get, &format!("http://127.0.0.1:8787{path}"))
+                .with_header("authorization", &format!("Bearer {token}"))
+        };
+        p.faults.reset();
+        let req = get("/public/../private/x", &admin);
+        let Decision::Forward { url, changes, .. } = block_on(decide(&ctx, &req)).unwrap() else {
+            panic!()
+        };
+        let mut headers = req.headers.clone();
+        HeaderChange::apply_all(&changes, &mut headers);
+        assert_eq!(url, "http://127.0.0.1:7000/private/x");
+        assert!(headers.contains(&("x-gatehouse-roles".into(), "admin,staff".into())));
+        let Decision::Respond(r) = block_on(decide(&ctx, &get("/%70rivate/x", &plain))).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(r.status, 403);
+        assert!(String::from_utf8_lossy(&r.body).contains("access_denied"));
+        let storage: Vec<_> = p
+            .faults
+            .trace()
+            .into_iter()
+            .filter(|op| op.starts_with("kv.") || op.starts_with("d1."))
+            .collect();
+        assert!(storage.is_empty(), "{storage:?}");
+    }
+
+    #[test]
+    fn unnormalizable_and_own_paths_are_not_proxied() {
+        let cfg = policy_cfg();
+        let p = TestPlatform::new(|_| unreachable!());
+        let ctx = Ctx { cfg: &cfg, p: &p };
+        let anon = |path: &str| Request::new(Method::Get, &format!("http://127.0.0.1:8787{path}"));
+        for path in [
+            "/private%2Fx",
+            "/public%5C..%5Cprivate",
+            "/public/..;/private",
+            "/a%00",
+        ] {
+            assert!(
+                matches!(
+                    block_on(decide(&ctx, &anon(path))),
+                    Err(AppError::BadRequest(_))
+                ),
+                "{path}"
+            );
+        }
+        for path in ["//auth/me", "/%61dmin/users", "/x/../admin"] {
+            assert_eq!(
+                block_on(decide(&ctx, &anon(path))),
+                Err(AppError::NotFound),
+                "{path}"
+            );
+        }
+        // A public route goes through without a sign-in, and without identity headers.
+        let spoofed = anon("/public//a").with_header("x-gatehouse-user", "usr_admin");
+        let Decision::Forward { url, changes, .. } = block_on(decide(&ctx, &spoofed)).unwrap()
+        else {
+            panic!()
+        };
+        let mut headers = spoofed.headers.clone();
+        HeaderChange::apply_all(&changes, &mut headers);
+        assert_eq!(url, "http://127.0.0.1:7000/public/a");
+        assert!(headers.iter().all(|(k, _)| !k.starts_with("x-gatehouse")));
     }
 }

@@ -3,31 +3,54 @@
 
 use super::{Alg, JwtError, MAX_TOKEN_BYTES};
 use crate::crypto::b64url_decode;
-use serde::Deserialize;
+use crate::fields::Fields;
+use serde_json::{Map, Value};
 
 /// The header fields Gatehouse looks at. Key-carrying fields are captured only to refuse them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct Header {
     pub alg: String,
-    #[serde(default)]
     pub kid: Option<String>,
-    #[serde(default)]
     pub typ: Option<String>,
-    #[serde(default)]
-    pub crit: Option<serde_json::Value>,
-    #[serde(default)]
-    jwk: Option<serde_json::Value>,
-    #[serde(default)]
-    jku: Option<serde_json::Value>,
-    #[serde(default)]
-    x5u: Option<serde_json::Value>,
-    #[serde(default)]
-    x5c: Option<serde_json::Value>,
+    pub crit: Option<Value>,
+    jwk: Option<Value>,
+    jku: Option<Value>,
+    x5u: Option<Value>,
+    x5c: Option<Value>,
+}
+
+impl Header {
+    fn read(v: &Value) -> Result<Header, String> {
+        let f = Fields::of(v)?;
+        let any = |k| f.get(k).cloned();
+        Ok(Header {
+            alg: f.str("alg")?,
+            kid: f.opt_str("kid")?,
+            typ: f.opt_str("typ")?,
+            crit: any("crit"),
+            jwk: any("jwk"),
+            jku: any("jku"),
+            x5u: any("x5u"),
+            x5c: any("x5c"),
+        })
+    }
+}
+
+/// Claims read into a type (see [`parse_as`]): `None` when they do not fit it.
+pub trait FromClaims: Sized {
+    fn from_claims(claims: Map<String, Value>) -> Option<Self>;
+}
+
+/// The claims as they come.
+impl FromClaims for Map<String, Value> {
+    fn from_claims(claims: Map<String, Value>) -> Option<Self> {
+        Some(claims)
+    }
 }
 
 /// A token whose structure and header passed; its signature is not checked yet.
 #[derive(Debug)]
-pub struct Untrusted<'a, C = serde_json::Map<String, serde_json::Value>> {
+pub struct Untrusted<'a, C = Map<String, Value>> {
     pub header: Header,
     pub alg: Alg,
     /// The claims, as a JSON map or (see [`parse_as`]) straight into a typed struct.
@@ -49,12 +72,24 @@ impl<C> Untrusted<'_, C> {
 
 /// Parses `token`, refusing oversized tokens, `none`, embedded keys and any `crit`.
 pub fn parse(token: &str) -> Result<Untrusted<'_>, JwtError> {
-    parse_as(token)
+    parse_map(token)
 }
 
-/// Like [`parse`], with the claims deserialized into `C` (the access-token hot path skips the
-/// intermediate JSON map). Claims that do not fit `C` are malformed.
-pub fn parse_as<C: serde::de::DeserializeOwned>(token: &str) -> Result<Untrusted<'_, C>, JwtError> {
+/// Like [`parse`], with the claims read into `C` (the access-token hot path skips keeping the
+/// JSON map). Claims that do not fit `C` are malformed.
+pub fn parse_as<C: FromClaims>(token: &str) -> Result<Untrusted<'_, C>, JwtError> {
+    let t = parse_map(token)?;
+    Ok(Untrusted {
+        claims: C::from_claims(t.claims).ok_or(JwtError::Malformed("claims JSON"))?,
+        header: t.header,
+        alg: t.alg,
+        signing_input: t.signing_input,
+        signature: t.signature,
+    })
+}
+
+/// [`parse`] itself: one copy for every claims type.
+fn parse_map(token: &str) -> Result<Untrusted<'_>, JwtError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(JwtError::TooLarge);
     }
@@ -65,8 +100,10 @@ pub fn parse_as<C: serde::de::DeserializeOwned>(token: &str) -> Result<Untrusted
         return Err(JwtError::Malformed("not three parts"));
     };
     let header_bytes = b64url_decode(h).map_err(|_| JwtError::Malformed("header encoding"))?;
-    let header: Header =
-        serde_json::from_slice(&header_bytes).map_err(|_| JwtError::Malformed("header JSON"))?;
+    let header = serde_json::from_slice::<Value>(&header_bytes)
+        .ok()
+        .and_then(|v| Header::read(&v).ok())
+        .ok_or(JwtError::Malformed("header JSON"))?;
     if header.jwk.is_some() || header.jku.is_some() || header.x5u.is_some() || header.x5c.is_some()
     {
         return Err(JwtError::EmbeddedKey);
@@ -77,8 +114,11 @@ pub fn parse_as<C: serde::de::DeserializeOwned>(token: &str) -> Result<Untrusted
     }
     let alg = Alg::from_name(&header.alg).ok_or_else(|| JwtError::Algorithm(header.alg.clone()))?;
     let claims_bytes = b64url_decode(c).map_err(|_| JwtError::Malformed("claims encoding"))?;
-    let claims =
-        serde_json::from_slice(&claims_bytes).map_err(|_| JwtError::Malformed("claims JSON"))?;
+    // Read as a `Value` (the one reader instance in the Worker), then as an object.
+    let claims = match serde_json::from_slice::<Value>(&claims_bytes) {
+        Ok(Value::Object(m)) => m,
+        _ => return Err(JwtError::Malformed("claims JSON")),
+    };
     let signature = b64url_decode(s).map_err(|_| JwtError::Malformed("signature encoding"))?;
     if signature.is_empty() {
         return Err(JwtError::Signature);

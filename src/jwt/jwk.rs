@@ -3,27 +3,27 @@
 
 use super::Alg;
 use crate::crypto::{b64url_decode, sha256_b64url};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// A public key Gatehouse can verify with.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct PublicJwk {
     pub kty: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub alg: Option<String>,
-    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "use", skip_serializing_if = "Option::is_none")]
     pub use_: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub crv: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub x: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub y: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub n: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub e: Option<String>,
 }
 
@@ -54,7 +54,18 @@ impl PublicJwk {
         if v.get("d").is_some() {
             return Err("a private key where a public key belongs".into());
         }
-        let k: PublicJwk = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+        let f = crate::fields::Fields::of(v)?;
+        let k = PublicJwk {
+            kty: f.str("kty")?,
+            kid: f.opt_str("kid")?,
+            alg: f.opt_str("alg")?,
+            use_: f.opt_str("use")?,
+            crv: f.opt_str("crv")?,
+            x: f.opt_str("x")?,
+            y: f.opt_str("y")?,
+            n: f.opt_str("n")?,
+            e: f.opt_str("e")?,
+        };
         k.allowed_alg()?;
         Ok(k)
     }

@@ -13,14 +13,14 @@ use super::Alg;
 use crate::jwt::Signatures;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
-use std::collections::HashSet;
 
 /// How many successful checks are remembered by default (32 bytes each).
 pub const CAPACITY: usize = 4096;
 
 /// The digests of remembered successes; lives as long as the isolate.
 pub struct VerifiedSet {
-    digests: RefCell<HashSet<[u8; 32]>>,
+    /// Sorted, for a binary search: less wasm than a hash set, as fast at this size.
+    digests: RefCell<Vec<[u8; 32]>>,
     capacity: usize,
 }
 
@@ -74,7 +74,7 @@ impl<S: Signatures> Signatures for Remembered<'_, S> {
     ) -> Result<bool, String> {
         let d = digest(key, alg, msg, sig);
         if let Some(d) = &d {
-            if self.seen.digests.borrow().contains(d) {
+            if self.seen.digests.borrow().binary_search(d).is_ok() {
                 return Ok(true);
             }
         }
@@ -84,7 +84,9 @@ impl<S: Signatures> Signatures for Remembered<'_, S> {
             if seen.len() >= self.seen.capacity {
                 seen.clear();
             }
-            seen.insert(d);
+            if let Err(at) = seen.binary_search(&d) {
+                seen.insert(at, d);
+            }
         }
         verdict
     }

@@ -58,7 +58,11 @@ pub fn scope_claims(user: &User, scope: &str) -> Map<String, Value> {
             json!(user.email_verified && user.email.is_some()),
         );
     }
-    // `roles`: filled in once users carry roles (the access policy adds them).
+    // The user's own roles (admin or invitation); the policy's rule roles, which depend
+    // on the sign-in's provider, are in Gatehouse's own access token only.
+    if has_scope(scope, "roles") {
+        m.insert("roles".into(), json!(user.roles));
+    }
     m
 }
 

@@ -11,14 +11,13 @@
 //! ([`super::callback_url`]), checked against the transaction cookie before the token is used.
 
 use super::fetch::call_json;
-use super::{rejected, settings, Flow};
+use super::{rejected, Flow};
 use crate::crypto::Secret;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::platform::{Outbound, Platform};
 use crate::urls::{api_base, parse_base_url};
 use crate::users::Profile;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// LoginRadius's API base.
@@ -27,16 +26,36 @@ pub const DEFAULT_API_URL: &str = "https://api.loginradius.com/";
 /// `ErrorCode` of an invalid or expired access token.
 pub const INVALID_TOKEN: i64 = 906;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Settings {
-    #[allow(dead_code)]
-    kind: String,
     app_name: String,
     api_key: String,
     hub_url: Option<String>,
     api_url: Option<String>,
     display_name: Option<String>,
+}
+
+impl Settings {
+    fn read(v: &Value) -> Result<Settings, String> {
+        let f = crate::fields::Fields::strict(
+            v,
+            &[
+                "kind",
+                "app_name",
+                "api_key",
+                "hub_url",
+                "api_url",
+                "display_name",
+            ],
+        )?;
+        f.str("kind")?;
+        Ok(Settings {
+            app_name: f.str("app_name")?,
+            api_key: f.str("api_key")?,
+            hub_url: f.opt_str("hub_url")?,
+            api_url: f.opt_str("api_url")?,
+            display_name: f.opt_str("display_name")?,
+        })
+    }
 }
 
 /// Settings of a `loginradius` provider.
@@ -63,7 +82,7 @@ impl LoginRadiusConfig {
         v: &Value,
         secret: Option<Secret>,
     ) -> Result<LoginRadiusConfig, String> {
-        let s: Settings = settings(v)?;
+        let s = Settings::read(v)?;
         if s.app_name.is_empty()
             || !s
                 .app_name
@@ -206,10 +225,13 @@ pub fn profile_from_account(
         let last = text(m, "LastName").unwrap_or_default();
         Some(format!("{first} {last}").trim().to_string()).filter(|n| !n.is_empty())
     });
-    let raw: Map<String, Value> = KEPT_FIELDS
-        .iter()
-        .filter_map(|k| m.get(*k).map(|v| (k.to_string(), v.clone())))
-        .collect();
+    // Inserted one by one: `collect` into the map would link a sort of its own.
+    let mut raw = Map::new();
+    for k in KEPT_FIELDS {
+        if let Some(v) = m.get(k) {
+            raw.insert(k.to_string(), v.clone());
+        }
+    }
     Ok(Profile {
         issuer: issuer.to_string(),
         sub,

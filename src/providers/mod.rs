@@ -12,6 +12,7 @@
 //! vendors do not bind their tokens to a return URL, so the binding rests on `gh_state`
 //! staying secret to the browser that started the sign-in; it is 256 random bits.)
 
+pub mod email;
 pub mod fetch;
 pub mod loginradius;
 pub mod oauth2;
@@ -26,7 +27,6 @@ use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::platform::Platform;
 use crate::users::Profile;
-use serde::de::DeserializeOwned;
 
 /// One configured provider.
 #[derive(Debug, Clone)]
@@ -37,12 +37,8 @@ pub enum ProviderConfig {
     Passage(passage::PassageConfig),
     Xwms(xwms::XwmsConfig),
     LoginRadius(loginradius::LoginRadiusConfig),
+    Email(email::EmailConfig),
     Passkey(passkey::PasskeyConfig),
-}
-
-/// Deserializes a provider's settings, refusing unknown fields (typos must not pass silently).
-pub fn settings<T: DeserializeOwned>(v: &serde_json::Value) -> Result<T, String> {
-    serde_json::from_value(v.clone()).map_err(|e| e.to_string())
 }
 
 /// The secret a kind needs, or a clear error naming the variable.
@@ -79,6 +75,8 @@ pub struct Flow<'a> {
     pub register: bool,
     /// Where to go after signing in, when that is not the default.
     pub return_to: Option<&'a str>,
+    /// The `email` kind's address and hashes ([`email::Challenge::pack`]).
+    pub email: Option<&'a str>,
 }
 
 impl Flow<'_> {
@@ -199,9 +197,10 @@ impl ProviderConfig {
             "xwms" => xwms::XwmsConfig::parse(name, v, secret).map(ProviderConfig::Xwms),
             "loginradius" => loginradius::LoginRadiusConfig::parse(name, v, secret)
                 .map(ProviderConfig::LoginRadius),
+            "email" => email::EmailConfig::parse(v).map(ProviderConfig::Email),
             "passkey" => passkey::PasskeyConfig::parse(v).map(ProviderConfig::Passkey),
             other => Err(format!(
-                "unknown kind {other:?} (known: oidc, oauth2, stytch, passage, xwms, loginradius, passkey)"
+                "unknown kind {other:?} (known: oidc, oauth2, stytch, passage, xwms, loginradius, email, passkey)"
             )),
         }
     }
@@ -215,6 +214,7 @@ impl ProviderConfig {
             ProviderConfig::Passage(c) => &c.display_name,
             ProviderConfig::Xwms(c) => &c.display_name,
             ProviderConfig::LoginRadius(c) => &c.display_name,
+            ProviderConfig::Email(c) => &c.display_name,
             ProviderConfig::Passkey(c) => &c.display_name,
         }
     }
@@ -236,6 +236,7 @@ impl ProviderConfig {
             ProviderConfig::Passage(c) => c.identity_issuer(),
             ProviderConfig::Xwms(c) => c.issuer(),
             ProviderConfig::LoginRadius(c) => c.issuer(),
+            ProviderConfig::Email(_) => email::ISSUER.into(),
             ProviderConfig::Passkey(c) => c.issuer(),
         }
     }
@@ -253,6 +254,7 @@ impl ProviderConfig {
             ProviderConfig::Passage(c) => &[("jwks_url", &c.jwks_url)],
             ProviderConfig::Xwms(c) => &[("api_url", &c.api_url)],
             ProviderConfig::LoginRadius(c) => &[("hub_url", &c.hub_url), ("api_url", &c.api_url)],
+            ProviderConfig::Email(_) => &[],
             ProviderConfig::Passkey(_) => &[],
         };
         urls.iter()
@@ -260,9 +262,14 @@ impl ProviderConfig {
             .map(|(setting, _)| *setting)
     }
 
+    /// Whether Gatehouse itself emails the sign-in (the `email` kind).
+    pub fn is_email(&self) -> bool {
+        matches!(self, ProviderConfig::Email(_))
+    }
+
     /// Whether sign-in starts with an email address (`POST /auth/magic-link`).
     pub fn is_magic_link(&self) -> bool {
-        matches!(self, ProviderConfig::Stytch(_))
+        matches!(self, ProviderConfig::Stytch(_) | ProviderConfig::Email(_))
     }
 }
 
@@ -276,7 +283,7 @@ pub async fn begin<P: Platform>(
     match provider {
         ProviderConfig::Oidc(c) => oidc::begin(p, name, c, flow).await.map(Begin::Redirect),
         ProviderConfig::OAuth2(c) => oauth2::begin(c, flow).map(Begin::Redirect),
-        ProviderConfig::Stytch(_) => Ok(Begin::EmailForm),
+        ProviderConfig::Stytch(_) | ProviderConfig::Email(_) => Ok(Begin::EmailForm),
         ProviderConfig::Passage(_) => Ok(Begin::Redirect(passage::begin(flow))),
         ProviderConfig::Xwms(c) => xwms::begin(p, name, c, flow).await.map(Begin::Redirect),
         ProviderConfig::LoginRadius(c) => loginradius::begin(c, flow).map(Begin::Redirect),
@@ -307,6 +314,7 @@ pub async fn complete<P: Platform>(
         ProviderConfig::Passage(c) => passage::complete(p, name, c, req).await,
         ProviderConfig::Xwms(c) => xwms::complete(p, name, c, req, txn()?).await,
         ProviderConfig::LoginRadius(c) => loginradius::complete(p, name, c, req, txn()?).await,
+        ProviderConfig::Email(_) => email::profile(name, txn()?),
         ProviderConfig::Passkey(_) => Err(no_redirect_flow()),
     }
 }
@@ -326,6 +334,7 @@ pub async fn end_session<P: Platform>(
         ProviderConfig::Passage(_) => Ok(()),
         ProviderConfig::Xwms(_) => Ok(()),
         ProviderConfig::LoginRadius(c) => loginradius::end_session(p, name, c, handle).await,
+        ProviderConfig::Email(_) => Ok(()),
         ProviderConfig::Passkey(_) => Ok(()),
     }
 }

@@ -4,21 +4,16 @@
 
 use super::fetch::call_ok;
 use super::oidc::{callback_code, exchange_code, Client, ClientAuth};
-use super::{rejected, require_secret, settings, Flow};
+use super::{rejected, require_secret, Flow};
 use crate::crypto::Secret;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::platform::{Outbound, Platform};
 use crate::urls::parse_base_url;
 use crate::users::Profile;
-use serde::Deserialize;
 use serde_json::Value;
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct Settings {
-    #[allow(dead_code)]
-    kind: String,
     preset: Option<String>,
     authorization_endpoint: Option<String>,
     token_endpoint: Option<String>,
@@ -32,6 +27,46 @@ struct Settings {
     issuer: Option<String>,
     display_name: Option<String>,
     client_auth: Option<ClientAuth>,
+}
+
+impl Settings {
+    fn read(v: &Value) -> Result<Settings, String> {
+        let f = crate::fields::Fields::strict(
+            v,
+            &[
+                "kind",
+                "preset",
+                "authorization_endpoint",
+                "token_endpoint",
+                "userinfo_endpoint",
+                "client_id",
+                "scopes",
+                "sub_field",
+                "email_field",
+                "name_field",
+                "picture_field",
+                "issuer",
+                "display_name",
+                "client_auth",
+            ],
+        )?;
+        f.str("kind")?;
+        Ok(Settings {
+            preset: f.opt_str("preset")?,
+            authorization_endpoint: f.opt_str("authorization_endpoint")?,
+            token_endpoint: f.opt_str("token_endpoint")?,
+            userinfo_endpoint: f.opt_str("userinfo_endpoint")?,
+            client_id: f.str("client_id")?,
+            scopes: f.opt_str("scopes")?,
+            sub_field: f.opt_str("sub_field")?,
+            email_field: f.opt_str("email_field")?,
+            name_field: f.opt_str("name_field")?,
+            picture_field: f.opt_str("picture_field")?,
+            issuer: f.opt_str("issuer")?,
+            display_name: f.opt_str("display_name")?,
+            client_auth: super::oidc::client_auth(&f)?,
+        })
+    }
 }
 
 /// Settings of an `oauth2` provider.
@@ -70,7 +105,7 @@ fn preset(name: &str) -> Option<[&'static str; 7]> {
 
 impl OAuth2Config {
     pub fn parse(name: &str, v: &Value, secret: Option<Secret>) -> Result<OAuth2Config, String> {
-        let s: Settings = settings(v)?;
+        let s = Settings::read(v)?;
         let p = match s.preset.as_deref() {
             None => None,
             Some(n) => Some(preset(n).ok_or(format!("unknown preset {n:?}"))?),

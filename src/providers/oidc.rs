@@ -4,36 +4,69 @@
 //! once a minute), and userinfo, whose `sub` must equal the ID token's.
 
 use super::fetch::{cached_document, call_ok};
-use super::{rejected, require_secret, settings, str_claim, Flow};
+use super::{rejected, require_secret, str_claim, Flow};
 use crate::crypto::Secret;
 use crate::error::{AppError, AppResult};
+use crate::fields::Fields;
 use crate::http::Request;
 use crate::jwt::validate::{check_claims, select_key, verify_signature, ClaimRules};
 use crate::jwt::{compact, jwk, JwtError};
 use crate::platform::{Outbound, Platform};
 use crate::urls::parse_base_url;
 use crate::users::Profile;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// How the client authenticates at the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {
     ClientSecretBasic,
     ClientSecretPost,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The optional `client_auth` setting.
+pub(super) fn client_auth(f: &Fields) -> Result<Option<ClientAuth>, String> {
+    Ok(match f.opt_str("client_auth")?.as_deref() {
+        None => None,
+        Some("client_secret_basic") => Some(ClientAuth::ClientSecretBasic),
+        Some("client_secret_post") => Some(ClientAuth::ClientSecretPost),
+        Some(other) => {
+            return Err(format!(
+                "unknown client_auth {other:?}, expected client_secret_basic or client_secret_post"
+            ))
+        }
+    })
+}
+
 struct Settings {
-    #[allow(dead_code)]
-    kind: String,
     issuer: String,
     client_id: String,
     display_name: Option<String>,
     scopes: Option<String>,
     client_auth: Option<ClientAuth>,
+}
+
+impl Settings {
+    fn read(v: &Value) -> Result<Settings, String> {
+        let f = crate::fields::Fields::strict(
+            v,
+            &[
+                "kind",
+                "issuer",
+                "client_id",
+                "display_name",
+                "scopes",
+                "client_auth",
+            ],
+        )?;
+        f.str("kind")?;
+        Ok(Settings {
+            issuer: f.str("issuer")?,
+            client_id: f.str("client_id")?,
+            display_name: f.opt_str("display_name")?,
+            scopes: f.opt_str("scopes")?,
+            client_auth: super::oidc::client_auth(&f)?,
+        })
+    }
 }
 
 /// Settings of an `oidc` provider.
@@ -49,7 +82,7 @@ pub struct OidcConfig {
 
 impl OidcConfig {
     pub fn parse(name: &str, v: &Value, secret: Option<Secret>) -> Result<OidcConfig, String> {
-        let s: Settings = settings(v)?;
+        let s = Settings::read(v)?;
         parse_base_url("issuer", &s.issuer)
             .map_err(|_| "issuer must be an http(s) URL".to_string())?;
         let scopes = s.scopes.unwrap_or_else(|| "openid email profile".into());
@@ -75,7 +108,7 @@ impl OidcConfig {
 }
 
 /// The parts of the discovery document Gatehouse uses.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 struct Discovery {
     issuer: String,
     authorization_endpoint: String,
@@ -84,10 +117,23 @@ struct Discovery {
     userinfo_endpoint: Option<String>,
 }
 
+impl Discovery {
+    fn read(v: &Value) -> Result<Discovery, String> {
+        let f = Fields::of(v)?;
+        Ok(Discovery {
+            issuer: f.str("issuer")?,
+            authorization_endpoint: f.str("authorization_endpoint")?,
+            token_endpoint: f.str("token_endpoint")?,
+            jwks_uri: f.str("jwks_uri")?,
+            userinfo_endpoint: f.opt_str("userinfo_endpoint")?,
+        })
+    }
+}
+
 async fn discover<P: Platform>(p: &P, name: &str, c: &OidcConfig) -> AppResult<Discovery> {
     let doc = cached_document(p, name, &c.discovery_url(), false).await?;
-    let d: Discovery = serde_json::from_value(doc)
-        .map_err(|e| rejected(name, format!("discovery document: {e}")))?;
+    let d =
+        Discovery::read(&doc).map_err(|e| rejected(name, format!("discovery document: {e}")))?;
     // OpenID Connect Discovery 1.0 §4.3: the document's issuer must be the one configured.
     if d.issuer != c.issuer {
         return Err(rejected(
@@ -146,13 +192,9 @@ pub fn callback_code(req: &Request, name: &str) -> AppResult<String> {
 
 /// RFC 6749 §2.3.1: client id and secret are form-encoded before Basic.
 fn basic_auth(id: &str, secret: &str) -> String {
-    use base64::Engine;
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let raw = format!("{}:{}", enc(id), enc(secret));
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    )
+    format!("Basic {}", crate::b64::STANDARD.encode(raw))
 }
 
 /// How Gatehouse authenticates as an OAuth client (shared with `oauth2`).

@@ -11,7 +11,7 @@
 //! so the visitor can only ever be signed in as themselves.
 
 use super::oidc::verify_provider_jwt;
-use super::{rejected, settings, str_claim, Flow};
+use super::{rejected, str_claim, Flow};
 use crate::cookies::read_cookie;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
@@ -20,23 +20,44 @@ use crate::jwt::{compact, Alg, JwtError};
 use crate::platform::Platform;
 use crate::urls::parse_base_url;
 use crate::users::Profile;
-use serde::Deserialize;
 use serde_json::Value;
 
 /// The cookie the Passage element sets.
 pub const DEFAULT_COOKIE: &str = "psg_auth_token";
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Settings {
-    #[allow(dead_code)]
-    kind: String,
     app_id: String,
     jwks_url: Option<String>,
     issuer: Option<String>,
     audience: Option<String>,
     cookie: Option<String>,
     display_name: Option<String>,
+}
+
+impl Settings {
+    fn read(v: &Value) -> Result<Settings, String> {
+        let f = crate::fields::Fields::strict(
+            v,
+            &[
+                "kind",
+                "app_id",
+                "jwks_url",
+                "issuer",
+                "audience",
+                "cookie",
+                "display_name",
+            ],
+        )?;
+        f.str("kind")?;
+        Ok(Settings {
+            app_id: f.str("app_id")?,
+            jwks_url: f.opt_str("jwks_url")?,
+            issuer: f.opt_str("issuer")?,
+            audience: f.opt_str("audience")?,
+            cookie: f.opt_str("cookie")?,
+            display_name: f.opt_str("display_name")?,
+        })
+    }
 }
 
 /// Settings of a `passage` provider.
@@ -61,7 +82,7 @@ fn is_cookie_name(s: &str) -> bool {
 
 impl PassageConfig {
     pub fn parse(name: &str, v: &Value) -> Result<PassageConfig, String> {
-        let s: Settings = settings(v)?;
+        let s = Settings::read(v)?;
         let app_id = s.app_id.trim().to_string();
         if app_id.is_empty()
             || app_id.len() > 100
@@ -205,85 +226,4 @@ pub async fn complete<P: Platform>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::http::Method;
-    use serde_json::json;
-
-    #[test]
-    fn defaults_follow_the_app_id() {
-        let c =
-            PassageConfig::parse("psg", &json!({"kind": "passage", "app_id": "abc123"})).unwrap();
-        assert_eq!(
-            c.jwks_url,
-            "https://auth.passage.id/v1/apps/abc123/.well-known/jwks.json"
-        );
-        assert_eq!(c.issuer, "https://auth.passage.id/v1/apps/abc123");
-        assert_eq!(c.audience, "abc123");
-        assert_eq!(c.cookie, "psg_auth_token");
-        assert_eq!(c.display_name, "psg");
-        assert_eq!(c.identity_issuer(), "passage:abc123");
-        let o = PassageConfig::parse(
-            "psg",
-            &json!({"kind": "passage", "app_id": "a", "jwks_url": "http://127.0.0.1:1/jwks", "issuer": "https://i", "audience": "https://app", "cookie": "tok", "display_name": "Passkeys"}),
-        )
-        .unwrap();
-        assert_eq!(
-            (
-                o.jwks_url.as_str(),
-                o.issuer.as_str(),
-                o.audience.as_str(),
-                o.cookie.as_str(),
-                o.display_name.as_str()
-            ),
-            (
-                "http://127.0.0.1:1/jwks",
-                "https://i",
-                "https://app",
-                "tok",
-                "Passkeys"
-            )
-        );
-    }
-
-    #[test]
-    fn bad_settings_are_refused() {
-        for v in [
-            json!({"kind": "passage"}),
-            json!({"kind": "passage", "app_id": "a/b"}),
-            json!({"kind": "passage", "app_id": "a", "jwks_url": "not a url"}),
-            json!({"kind": "passage", "app_id": "a", "cookie": "a b;c"}),
-            json!({"kind": "passage", "app_id": "a", "secret": "x"}),
-        ] {
-            assert!(PassageConfig::parse("psg", &v).is_err(), "{v}");
-        }
-    }
-
-    #[test]
-    fn token_comes_from_bearer_or_cookie() {
-        let base = || Request::new(Method::Get, "http://h/auth/callback/psg");
-        assert_eq!(presented_token(&base(), "psg_auth_token"), None);
-        let c = base().with_header("cookie", "a=1; psg_auth_token=from-cookie");
-        assert_eq!(
-            presented_token(&c, "psg_auth_token"),
-            Some(("from-cookie".into(), Source::Cookie))
-        );
-        assert_eq!(presented_token(&c, "other"), None);
-        let b = c.clone().with_header("authorization", "Bearer from-header");
-        assert_eq!(
-            presented_token(&b, "psg_auth_token"),
-            Some(("from-header".into(), Source::Bearer))
-        );
-        let basic = base().with_header("authorization", "Basic xyz");
-        assert_eq!(presented_token(&basic, "psg_auth_token"), None);
-        // Another scheme (or an empty bearer) falls back to the cookie, and says so.
-        let basic_and_cookie = c.clone().with_header("authorization", "Basic xyz");
-        assert_eq!(
-            presented_token(&basic_and_cookie, "psg_auth_token"),
-            Some(("from-cookie".into(), Source::Cookie))
-        );
-    }
-}
-
-#[cfg(test)]
-mod flow_tests;
+mod tests;

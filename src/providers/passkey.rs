@@ -3,20 +3,29 @@
 //! callback: people sign in from the login page's "Sign in with a passkey" button (or the
 //! browser's autofill) and add passkeys from the account page.
 
-use super::settings;
-use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use url::Url;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Settings {
-    #[allow(dead_code)]
-    kind: String,
     rp_id: Option<String>,
     user_verification: Option<String>,
     display_name: Option<String>,
+}
+
+impl Settings {
+    fn read(v: &Value) -> Result<Settings, String> {
+        let f = crate::fields::Fields::strict(
+            v,
+            &["kind", "rp_id", "user_verification", "display_name"],
+        )?;
+        f.str("kind")?;
+        Ok(Settings {
+            rp_id: f.opt_str("rp_id")?,
+            user_verification: f.opt_str("user_verification")?,
+            display_name: f.opt_str("display_name")?,
+        })
+    }
 }
 
 /// Settings of a `passkey` provider.
@@ -32,7 +41,7 @@ pub struct PasskeyConfig {
 
 impl PasskeyConfig {
     pub fn parse(v: &Value) -> Result<PasskeyConfig, String> {
-        let s: Settings = settings(v)?;
+        let s = Settings::read(v)?;
         let require_uv = match s.user_verification.as_deref() {
             None | Some("preferred") => false,
             Some("required") => true,

@@ -22,14 +22,13 @@
 //! errors whose detail goes to the log only; Stytch's own 429 becomes Gatehouse's 429.
 
 use super::fetch::call_json;
-use super::{rejected, require_secret, settings, Flow};
+use super::{rejected, require_secret, Flow};
 use crate::crypto::Secret;
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
 use crate::platform::{HttpClient, Outbound, Platform};
 use crate::urls::parse_base_url;
 use crate::users::Profile;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// Stytch's test and live API bases.
@@ -42,15 +41,36 @@ pub const TOKEN_TYPE: &str = "magic_links";
 /// Longest magic-link token Gatehouse forwards.
 const MAX_TOKEN_LEN: usize = 512;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Settings {
-    #[allow(dead_code)]
-    kind: String,
     project_id: String,
     api_url: Option<String>,
     session_minutes: Option<u32>,
     display_name: Option<String>,
+}
+
+impl Settings {
+    fn read(v: &Value) -> Result<Settings, String> {
+        let f = crate::fields::Fields::strict(
+            v,
+            &[
+                "kind",
+                "project_id",
+                "api_url",
+                "session_minutes",
+                "display_name",
+            ],
+        )?;
+        f.str("kind")?;
+        Ok(Settings {
+            project_id: f.str("project_id")?,
+            api_url: f.opt_str("api_url")?,
+            session_minutes: f
+                .opt_u64("session_minutes")?
+                .map(|n| u32::try_from(n).map_err(|_| "field `session_minutes` is too large"))
+                .transpose()?,
+            display_name: f.opt_str("display_name")?,
+        })
+    }
 }
 
 /// Settings of a `stytch` provider.
@@ -67,7 +87,7 @@ pub struct StytchConfig {
 
 impl StytchConfig {
     pub fn parse(name: &str, v: &Value, secret: Option<Secret>) -> Result<StytchConfig, String> {
-        let s: Settings = settings(v)?;
+        let s = Settings::read(v)?;
         let project_id = s.project_id.trim().to_string();
         if project_id.is_empty() || project_id.len() > 200 || project_id.contains(':') {
             return Err("project_id must be a Stytch project id".into());
@@ -102,12 +122,8 @@ impl StytchConfig {
     }
 
     fn basic_auth(&self) -> String {
-        use base64::Engine;
         let raw = format!("{}:{}", self.project_id, self.secret.expose());
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(raw)
-        )
+        format!("Basic {}", crate::b64::STANDARD.encode(raw))
     }
 
     /// A JSON POST to `{api_url}{path}` with Basic auth.

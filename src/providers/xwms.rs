@@ -8,28 +8,39 @@
 //! the token is looked at.
 
 use super::fetch::{call_json, call_ok};
-use super::{rejected, require_secret, settings, Flow};
+use super::{rejected, require_secret, Flow};
 use crate::crypto::Secret;
 use crate::error::AppResult;
 use crate::http::Request;
 use crate::platform::{Outbound, Platform};
 use crate::urls::api_base;
 use crate::users::Profile;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 /// XWMS's API base.
 pub const DEFAULT_API_URL: &str = "https://api.xwms.com/";
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Settings {
-    #[allow(dead_code)]
-    kind: String,
     client_id: String,
     domain: String,
     api_url: Option<String>,
     display_name: Option<String>,
+}
+
+impl Settings {
+    fn read(v: &Value) -> Result<Settings, String> {
+        let f = crate::fields::Fields::strict(
+            v,
+            &["kind", "client_id", "domain", "api_url", "display_name"],
+        )?;
+        f.str("kind")?;
+        Ok(Settings {
+            client_id: f.str("client_id")?,
+            domain: f.str("domain")?,
+            api_url: f.opt_str("api_url")?,
+            display_name: f.opt_str("display_name")?,
+        })
+    }
 }
 
 /// Settings of an `xwms` provider.
@@ -46,7 +57,7 @@ pub struct XwmsConfig {
 
 impl XwmsConfig {
     pub fn parse(name: &str, v: &Value, secret: Option<Secret>) -> Result<XwmsConfig, String> {
-        let s: Settings = settings(v)?;
+        let s = Settings::read(v)?;
         if s.client_id.trim().is_empty() {
             return Err("client_id must not be empty".into());
         }

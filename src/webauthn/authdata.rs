@@ -1,19 +1,18 @@
 //! The binary parts of a ceremony: the attestation object (CBOR), the authenticator data
 //! (fixed layout, then CBOR) and the credential's COSE public key (RFC 9053), turned into
-//! the [`PublicJwk`] that the signature backend imports. CBOR is read with `minicbor`'s
-//! decoder, with no allocation: every length is checked against the input it is read from.
+//! the [`PublicJwk`] that the signature backend imports. CBOR is read with a small
+//! decoder ([`cbor`]), with no allocation: every length is checked against the input it is read from.
 
+use super::cbor::{self, Decoder};
 use super::{Result, WebAuthnError, AT, ED};
 use crate::crypto::b64url;
 use crate::jwt::jwk::PublicJwk;
 use crate::jwt::Alg;
-use minicbor::data::Type;
-use minicbor::Decoder;
 
 /// Longest credential id WebAuthn allows.
 pub const MAX_CREDENTIAL_ID: usize = 1023;
 
-fn cbor(_: minicbor::decode::Error) -> WebAuthnError {
+fn cbor(_: cbor::Malformed) -> WebAuthnError {
     WebAuthnError::Malformed("CBOR")
 }
 
@@ -85,10 +84,7 @@ impl<'a> AuthData<'a> {
 /// skipped, whatever its format: no attestation is trusted or needed.
 pub fn auth_data_of_attestation(b: &[u8]) -> Result<&[u8]> {
     let mut d = Decoder::new(b);
-    let n = d
-        .map()
-        .map_err(cbor)?
-        .ok_or(WebAuthnError::Malformed("CBOR"))?;
+    let n = d.map().map_err(cbor)?;
     let mut auth_data = None;
     for _ in 0..n {
         match d.str().map_err(cbor)? {
@@ -111,10 +107,7 @@ fn once<T>(slot: &mut Option<T>, v: T) -> Result<()> {
 /// A COSE_Key as a JWK and its algorithm: EC2 P-256 with ES256 (-7), OKP Ed25519 with
 /// EdDSA (-8), RSA with RS256 (-257). Anything else is refused.
 pub fn cose_key(d: &mut Decoder) -> Result<(PublicJwk, Alg)> {
-    let n = d
-        .map()
-        .map_err(cbor)?
-        .ok_or(WebAuthnError::Malformed("COSE key"))?;
+    let n = d.map().map_err(cbor)?;
     let (mut kty, mut alg, mut crv) = (None, None, None);
     let (mut m1, mut m2, mut m3) = (None, None, None);
     for _ in 0..n {
@@ -122,7 +115,7 @@ pub fn cose_key(d: &mut Decoder) -> Result<(PublicJwk, Alg)> {
             1 => once(&mut kty, d.i64().map_err(cbor)?)?,
             3 => once(&mut alg, d.i64().map_err(cbor)?)?,
             // -1 is `crv` for EC2 and OKP keys and `n` (bytes) for RSA keys.
-            -1 if d.datatype().map_err(cbor)? == Type::Bytes => {
+            -1 if d.peek_major().map_err(cbor)? == cbor::BYTES => {
                 once(&mut m1, d.bytes().map_err(cbor)?)?
             }
             -1 => once(&mut crv, d.i64().map_err(cbor)?)?,

@@ -1,12 +1,13 @@
 //! WebAuthn (passkeys), verified by Gatehouse itself: the registration and authentication
 //! ceremonies of the W3C WebAuthn Level 3 recommendation, for the `passkey` provider kind.
-//! Pure logic over [`Signatures`]: parsing ([`authdata`], CBOR through `minicbor`), the
+//! Pure logic over [`Signatures`]: parsing ([`authdata`], CBOR through [`cbor`]), the
 //! checks of each ceremony (client data `type`, challenge, exact origin, `rpIdHash`, user
 //! presence and verification) and the signature over `authenticatorData ||
 //! SHA-256(clientDataJSON)`. No attestation statement is verified or trusted: Gatehouse asks
 //! for `attestation: "none"` and keeps only the credential's public key.
 
 pub mod authdata;
+pub mod cbor;
 pub mod challenge;
 pub mod der;
 pub mod store;

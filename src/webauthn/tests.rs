@@ -226,7 +226,7 @@ fn cose_keys_other_than_the_three_algorithms_are_refused() {
     let x = [0x21u8; 32];
     let mut okp = vec![0xa4, 0x01, 0x01, 0x03, 0x27, 0x20, 0x06, 0x21, 0x58, 0x20];
     okp.extend_from_slice(&x);
-    let parse = |b: &[u8]| authdata::cose_key(&mut minicbor::Decoder::new(b)).map(|k| k.1);
+    let parse = |b: &[u8]| authdata::cose_key(&mut super::cbor::Decoder::new(b)).map(|k| k.1);
     assert_eq!(parse(&okp), Ok(Alg::EdDsa));
     let mut es384 = okp.clone();
     es384[4] = 0x38; // alg -35 (ES384): one more byte, 0x22

@@ -7,13 +7,13 @@
 //! wrapper decodes rows with `serde-wasm-bindgen`, about 8 KB of the wasm for the same rows.
 
 use super::js::{call, call_method, js_message};
+use crate::fields::Fields;
 use crate::platform::StoreError;
 use crate::users::{
-    Event, Identity, LinkOutcome, Profile, StoredEvent, UnlinkOutcome, User, UserPatch, UserQuery,
-    UserStore,
+    Event, Identity, Invitation, LinkOutcome, Profile, StoredEvent, UnlinkOutcome, User, UserPatch,
+    UserQuery, UserStore,
 };
 use js_sys::{Array, Object, Reflect};
-use serde::Deserialize;
 use wasm_bindgen::JsValue;
 
 #[path = "d1_passkeys.rs"]
@@ -64,7 +64,16 @@ impl D1Result {
     /// `Value` reader costs less wasm per row type than the text reader). Everywhere in the
     /// Worker JSON text is read with `from_slice`, never `from_str`: a second reader type
     /// would instantiate serde_json's parser twice (about 3 KB gzip).
-    pub(super) fn rows<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
+    pub(super) fn rows<T: Row>(&self) -> Result<Vec<T>, StoreError> {
+        self.row_values()?
+            .iter()
+            .map(|r| Fields::of(r).and_then(|f| T::read(&f)).map_err(err))
+            .collect()
+    }
+
+    /// The rows as JSON values: the part of [`Self::rows`] that is the same for every row
+    /// type, kept out of its per-type copies.
+    fn row_values(&self) -> Result<Vec<serde_json::Value>, StoreError> {
         let results = self.field("results")?;
         if results.is_undefined() || results.is_null() {
             return Ok(Vec::new());
@@ -73,13 +82,28 @@ impl D1Result {
             .map_err(js_err)?
             .as_string()
             .ok_or_else(|| err("rows are not JSON"))?;
-        let rows: serde_json::Value = serde_json::from_slice(json.as_bytes()).map_err(err)?;
-        serde_json::from_value(rows).map_err(err)
+        match serde_json::from_slice(json.as_bytes()).map_err(err)? {
+            serde_json::Value::Array(rows) => Ok(rows),
+            _ => Err(err("rows are not a list")),
+        }
     }
 
     /// The first row, if any.
-    pub(super) fn first<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>, StoreError> {
+    pub(super) fn first<T: Row>(&self) -> Result<Option<T>, StoreError> {
         Ok(self.rows::<T>()?.into_iter().next())
+    }
+}
+
+/// A row type, read from a row's JSON object (through the one shared field reader rather
+/// than a serde derive per row type, which costs kilobytes of bundle).
+pub(super) trait Row: Sized {
+    fn read(f: &Fields) -> Result<Self, String>;
+}
+
+/// A row as it comes.
+impl Row for serde_json::Value {
+    fn read(f: &Fields) -> Result<Self, String> {
+        Ok(serde_json::Value::Object(f.map().clone()))
     }
 }
 
@@ -90,7 +114,6 @@ pub(super) fn nth(results: &[D1Result], i: usize) -> Result<&D1Result, StoreErro
         .ok_or_else(|| err("a batch returned fewer results than statements"))
 }
 
-#[derive(Deserialize)]
 pub(super) struct UserRow {
     id: String,
     name: Option<String>,
@@ -103,11 +126,96 @@ pub(super) struct UserRow {
     created_at: i64,
     updated_at: i64,
     last_login_at: Option<i64>,
-    #[serde(default)]
+    /// 0 when absent.
     sessions_valid_after: i64,
-    /// Only in [`UserStore::renewal_view`]'s row.
-    #[serde(default)]
+    /// Only in [`UserStore::renewal_view`]'s row; 0 when absent.
     session_ended: i64,
+    /// A JSON array of strings (absent in older rows' reads).
+    roles: Option<String>,
+}
+
+/// A JSON array of strings from a TEXT column ('[]' when unreadable: roles are only ever
+/// written by Gatehouse, checked). Through `Value`, whose parser the bundle has anyway.
+fn string_list(json: Option<&str>) -> Vec<String> {
+    match json.and_then(|j| serde_json::from_slice(j.as_bytes()).ok()) {
+        Some(serde_json::Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|i| i.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn roles_json(roles: &[String]) -> String {
+    serde_json::Value::from(roles.to_vec()).to_string()
+}
+
+struct InvitationRow {
+    id: String,
+    token_hash: String,
+    email: Option<String>,
+    roles: String,
+    return_to: String,
+    user_id: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+    used_at: Option<i64>,
+    used_by: Option<String>,
+}
+
+impl Row for InvitationRow {
+    fn read(f: &Fields) -> Result<Self, String> {
+        Ok(InvitationRow {
+            id: f.str("id")?,
+            token_hash: f.str("token_hash")?,
+            email: f.opt_str("email")?,
+            roles: f.str("roles")?,
+            return_to: f.str("return_to")?,
+            user_id: f.opt_str("user_id")?,
+            created_at: f.i64("created_at")?,
+            expires_at: f.i64("expires_at")?,
+            used_at: f.opt_i64("used_at")?,
+            used_by: f.opt_str("used_by")?,
+        })
+    }
+}
+
+impl From<InvitationRow> for Invitation {
+    fn from(r: InvitationRow) -> Invitation {
+        Invitation {
+            id: r.id,
+            token_hash: r.token_hash,
+            email: r.email,
+            roles: string_list(Some(&r.roles)),
+            return_to: r.return_to,
+            user_id: r.user_id,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            used_at: r.used_at,
+            used_by: r.used_by,
+        }
+    }
+}
+
+impl Row for UserRow {
+    fn read(f: &Fields) -> Result<Self, String> {
+        Ok(UserRow {
+            id: f.str("id")?,
+            name: f.opt_str("name")?,
+            email: f.opt_str("email")?,
+            email_verified: f.i64("email_verified")?,
+            phone: f.opt_str("phone")?,
+            picture: f.opt_str("picture")?,
+            active: f.i64("active")?,
+            metadata: f.str("metadata")?,
+            created_at: f.i64("created_at")?,
+            updated_at: f.i64("updated_at")?,
+            last_login_at: f.opt_i64("last_login_at")?,
+            sessions_valid_after: f.opt_i64("sessions_valid_after")?.unwrap_or(0),
+            session_ended: f.opt_i64("session_ended")?.unwrap_or(0),
+            roles: f.opt_str("roles")?,
+        })
+    }
 }
 
 impl From<UserRow> for User {
@@ -126,11 +234,11 @@ impl From<UserRow> for User {
             updated_at: r.updated_at,
             last_login_at: r.last_login_at,
             sessions_valid_after: r.sessions_valid_after,
+            roles: string_list(r.roles.as_deref()),
         }
     }
 }
 
-#[derive(Deserialize)]
 struct IdentityRow {
     issuer: String,
     sub: String,
@@ -139,6 +247,20 @@ struct IdentityRow {
     email: Option<String>,
     created_at: i64,
     last_login_at: Option<i64>,
+}
+
+impl Row for IdentityRow {
+    fn read(f: &Fields) -> Result<Self, String> {
+        Ok(IdentityRow {
+            issuer: f.str("issuer")?,
+            sub: f.str("sub")?,
+            provider: f.str("provider")?,
+            user_id: f.str("user_id")?,
+            email: f.opt_str("email")?,
+            created_at: f.i64("created_at")?,
+            last_login_at: f.opt_i64("last_login_at")?,
+        })
+    }
 }
 
 impl From<IdentityRow> for Identity {
@@ -155,16 +277,29 @@ impl From<IdentityRow> for Identity {
     }
 }
 
-#[derive(Deserialize)]
 struct EventRow {
     id: i64,
     user_id: Option<String>,
-    #[serde(rename = "type")]
+    /// The `type` column.
     kind: String,
     at: i64,
     ip: String,
     user_agent: String,
     detail: String,
+}
+
+impl Row for EventRow {
+    fn read(f: &Fields) -> Result<Self, String> {
+        Ok(EventRow {
+            id: f.i64("id")?,
+            user_id: f.opt_str("user_id")?,
+            kind: f.str("type")?,
+            at: f.i64("at")?,
+            ip: f.str("ip")?,
+            user_agent: f.str("user_agent")?,
+            detail: f.str("detail")?,
+        })
+    }
 }
 
 impl From<EventRow> for StoredEvent {
@@ -182,14 +317,26 @@ impl From<EventRow> for StoredEvent {
     }
 }
 
-#[derive(Deserialize)]
 struct Count {
     n: i64,
 }
 
-#[derive(Deserialize)]
+impl Row for Count {
+    fn read(f: &Fields) -> Result<Self, String> {
+        Ok(Count { n: f.i64("n")? })
+    }
+}
+
 struct Owner {
     user_id: String,
+}
+
+impl Row for Owner {
+    fn read(f: &Fields) -> Result<Self, String> {
+        Ok(Owner {
+            user_id: f.str("user_id")?,
+        })
+    }
 }
 
 impl D1Users {
@@ -203,10 +350,10 @@ impl D1Users {
     /// exists: in one batch, concurrent first sign-ins for one `sub` make one user.
     fn link_new(&self, u: &User, p: &Profile, now: i64) -> Result<[Stmt; 2], StoreError> {
         let insert_user = self.stmt(
-            "INSERT INTO users (id, name, email, email_verified, picture, active, metadata, created_at, updated_at, last_login_at) \
-             SELECT ?1, ?2, ?3, ?4, ?5, 1, '{}', ?6, ?6, ?6 \
+            "INSERT INTO users (id, name, email, email_verified, picture, active, metadata, created_at, updated_at, last_login_at, roles) \
+             SELECT ?1, ?2, ?3, ?4, ?5, 1, '{}', ?6, ?6, ?6, ?9 \
              WHERE NOT EXISTS (SELECT 1 FROM identities WHERE issuer = ?7 AND sub = ?8)",
-            &[s(&u.id), opt(&u.name), opt(&u.email), n(u.email_verified as i64), opt(&u.picture), n(now), s(&p.issuer), s(&p.sub)],
+            &[s(&u.id), opt(&u.name), opt(&u.email), n(u.email_verified as i64), opt(&u.picture), n(now), s(&p.issuer), s(&p.sub), s(&roles_json(&u.roles))],
         )?;
         let insert_identity = self.stmt(
             "INSERT INTO identities (issuer, sub, provider, user_id, email, profile, created_at, last_login_at) \
@@ -240,11 +387,7 @@ impl D1Users {
         self.one(sql, args).await?.changes()
     }
 
-    async fn rows<T: serde::de::DeserializeOwned>(
-        &self,
-        sql: &str,
-        args: &[JsValue],
-    ) -> Result<Vec<T>, StoreError> {
+    async fn rows<T: Row>(&self, sql: &str, args: &[JsValue]) -> Result<Vec<T>, StoreError> {
         self.one(sql, args).await?.rows()
     }
 }
@@ -278,13 +421,16 @@ impl UserStore for D1Users {
 
     async fn sign_in(
         &self,
-        fresh: &User,
+        fresh: Option<&User>,
         p: &Profile,
         event: Option<&Event>,
         now: i64,
     ) -> Result<Option<User>, StoreError> {
         let (issuer, sub) = (s(&p.issuer), s(&p.sub));
-        let [insert_user, insert_identity] = self.link_new(fresh, p, now)?;
+        let inserts = match fresh {
+            Some(fresh) => self.link_new(fresh, p, now)?.into_iter().collect(),
+            None => Vec::new(),
+        };
         // Every statement after the inserts acts on the identity's owner, whoever made it,
         // and writes only while that user is active.
         const OWNER: &str = "(SELECT user_id FROM identities WHERE issuer = ?1 AND sub = ?2)";
@@ -314,7 +460,8 @@ impl UserStore for D1Users {
             &format!("SELECT * FROM users WHERE id = {OWNER}"),
             &[issuer.clone(), sub.clone()],
         )?;
-        let mut stmts = vec![insert_user, insert_identity, refresh_user, refresh_identity];
+        let mut stmts = inserts;
+        stmts.extend([refresh_user, refresh_identity]);
         if let Some(e) = event {
             stmts.push(self.stmt(
                 &format!(
@@ -435,6 +582,9 @@ impl UserStore for D1Users {
         }
         if let Some(v) = &patch.metadata {
             arg(&mut sets, "metadata", s(&v.to_string()));
+        }
+        if let Some(v) = &patch.roles {
+            arg(&mut sets, "roles", s(&roles_json(v)));
         }
         let update = self.stmt(
             &format!("UPDATE users SET {} WHERE id = ?1", sets.join(", ")),
@@ -565,6 +715,49 @@ impl UserStore for D1Users {
             .await?;
         Ok(deleted as u64)
     }
+
+    async fn create_invitation(&self, i: &Invitation) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO invitations (id, token_hash, email, roles, return_to, user_id, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            &[s(&i.id), s(&i.token_hash), opt(&i.email), s(&roles_json(&i.roles)), s(&i.return_to), opt(&i.user_id), n(i.created_at), n(i.expires_at)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn invitation_by_hash(&self, hash: &str) -> Result<Option<Invitation>, StoreError> {
+        let sql = "SELECT * FROM invitations WHERE token_hash = ?1";
+        let rows: Vec<InvitationRow> = self.rows(sql, &[s(hash)]).await?;
+        Ok(rows.into_iter().next().map(Invitation::from))
+    }
+
+    async fn list_invitations(&self, now: i64, limit: u32) -> Result<Vec<Invitation>, StoreError> {
+        let sql = "SELECT * FROM invitations WHERE expires_at > ?1 ORDER BY created_at DESC, id DESC LIMIT ?2";
+        let rows: Vec<InvitationRow> = self.rows(sql, &[n(now), n(limit as i64)]).await?;
+        Ok(rows.into_iter().map(Invitation::from).collect())
+    }
+
+    async fn delete_invitation(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .exec("DELETE FROM invitations WHERE id = ?1", &[s(id)])
+            .await?
+            > 0)
+    }
+
+    async fn mark_invitation_used(
+        &self,
+        id: &str,
+        user_id: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE invitations SET used_at = ?3, used_by = ?2 WHERE id = ?1",
+            &[s(id), s(user_id), n(at)],
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 /// The spent-set: one `INSERT` whose primary-key conflict means "spent before". D1 runs it
@@ -610,9 +803,16 @@ impl crate::platform::SingleUse for D1Users {
     }
 }
 
-#[derive(Deserialize)]
 struct Counted {
     count: i64,
+}
+
+impl Row for Counted {
+    fn read(f: &Fields) -> Result<Self, String> {
+        Ok(Counted {
+            count: f.i64("count")?,
+        })
+    }
 }
 
 /// Rate-limit counters: one upsert that adds one and returns the new count. D1 runs it on its

@@ -3,20 +3,25 @@
 //! token go together, and the caller learns from the first statement's change count whether
 //! it won.
 
-use super::d1::{err, n, nth, opt, s, D1Result, D1Users, Stmt, UserRow};
+use super::d1::{err, n, nth, opt, s, D1Result, D1Users, Row, Stmt, UserRow};
+use crate::fields::Fields;
 use crate::oauth::client::{Client, ClientType, Settings};
 use crate::oauth::store::{ConsentedApp, OAuthStore, RefreshRow};
 use crate::platform::StoreError;
 use crate::users::User;
-use serde::Deserialize;
 use serde_json::Value;
 use wasm_bindgen::JsValue;
 
 /// Rows come back as one JSON text column (`json_object` in SQL): one small row type for
 /// every query instead of a serde derive per table, which would cost the bundle kilobytes.
-#[derive(Deserialize)]
 struct J {
     j: Option<String>,
+}
+
+impl Row for J {
+    fn read(f: &Fields) -> Result<Self, String> {
+        Ok(J { j: f.opt_str("j")? })
+    }
 }
 
 fn parse_json(j: &str) -> Result<Value, StoreError> {
@@ -246,9 +251,15 @@ impl OAuthStore for D1Users {
     }
 
     async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError> {
-        #[derive(Deserialize)]
         struct Scope {
             scope: String,
+        }
+        impl Row for Scope {
+            fn read(f: &Fields) -> Result<Self, String> {
+                Ok(Scope {
+                    scope: f.str("scope")?,
+                })
+            }
         }
         let row: Option<Scope> = self
             .one(

@@ -1,6 +1,6 @@
 //! The Worker adapter (wasm32 only): the fetch and scheduled entry points, the conversion
 //! between `worker` requests/responses and [`crate::http`], the per-isolate configuration
-//! and caches, and the [`Platform`] made of D1, KV, `fetch` and WebCrypto. No domain logic
+//! and caches, and the [`Platform`] made of D1, KV, `fetch`, WebCrypto and `send_email`. No domain logic
 //! lives here.
 
 mod d1;
@@ -9,6 +9,7 @@ mod fetch;
 mod js;
 mod kv;
 mod limiter;
+mod mail;
 mod webcrypto;
 
 use crate::config::{Config, EnvSource, EnvValue};
@@ -76,8 +77,12 @@ impl Platform for WorkerPlatform {
     type Limits = limiter::WorkerLimiter;
     type Counts = d1::D1Users;
     type OAuth = d1::D1Users;
+    type Mail = mail::WorkerMailer;
     fn kv(&self) -> &Self::Kv {
         &self.bindings.kv
+    }
+    fn mailer(&self) -> &Self::Mail {
+        &self.bindings.mailer
     }
     fn oauth(&self) -> &Self::OAuth {
         &self.bindings.users
@@ -121,6 +126,7 @@ struct Bindings {
     kv: kv::WorkerKv,
     users: d1::D1Users,
     limiter: limiter::WorkerLimiter,
+    mailer: mail::WorkerMailer,
 }
 
 thread_local! {
@@ -148,6 +154,7 @@ fn bindings_of(env: &worker::Env) -> Result<Bindings, AppError> {
         kv: kv::WorkerKv(kv),
         users: d1::D1Users(db),
         limiter,
+        mailer: mail::WorkerMailer(env.clone()),
     })
 }
 

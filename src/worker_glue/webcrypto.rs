@@ -7,16 +7,16 @@ use crate::jwt::jwk::PublicJwk;
 use crate::jwt::keys::SigningKey;
 use crate::jwt::Alg;
 use crate::platform::Signatures;
+use crate::small_map::SmallMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{CryptoKey, SubtleCrypto};
 
 thread_local! {
-    static VERIFY_KEYS: RefCell<HashMap<(PublicJwk, Alg), CryptoKey>> = RefCell::new(HashMap::new());
-    static SIGN_KEYS: RefCell<HashMap<String, CryptoKey>> = RefCell::new(HashMap::new());
-    static ALGORITHMS: RefCell<HashMap<Alg, (js_sys::Object, js_sys::Object)>> = RefCell::new(HashMap::new());
+    static VERIFY_KEYS: RefCell<SmallMap<(PublicJwk, Alg), CryptoKey>> = const { RefCell::new(SmallMap::new()) };
+    static SIGN_KEYS: RefCell<SmallMap<String, CryptoKey>> = const { RefCell::new(SmallMap::new()) };
+    static ALGORITHMS: RefCell<SmallMap<Alg, (js_sys::Object, js_sys::Object)>> = const { RefCell::new(SmallMap::new()) };
     static SUBTLE: RefCell<Option<SubtleCrypto>> = const { RefCell::new(None) };
 }
 

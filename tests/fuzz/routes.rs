@@ -349,7 +349,7 @@ proptest! {
             Ok(Decision::Forward { changes, .. }) => {
                 let mut headers = req.headers.clone();
                 HeaderChange::apply_all(&changes, &mut headers);
-                const OURS: [&str; 4] = ["x-gatehouse-user", "x-gatehouse-email", "x-gatehouse-email-verified", "x-gatehouse-jwt"];
+                const OURS: [&str; 5] = ["x-gatehouse-user", "x-gatehouse-email", "x-gatehouse-email-verified", "x-gatehouse-roles", "x-gatehouse-jwt"];
                 let foreign = headers.iter().find(|(k, _)| is_gatehouse_header(k) && !OURS.contains(&k.as_str()));
                 prop_assert!(foreign.is_none(), "{}: {:?}", shown, headers);
                 let ours: Vec<&String> = headers.iter().map(|(k, _)| k).filter(|k| k.starts_with("x-gatehouse-")).collect();

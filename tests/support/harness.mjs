@@ -242,7 +242,8 @@ class StartError extends Error {
  * Starts Gatehouse. `vars` go to the config's [vars] (objects allowed), `secrets` to
  * .dev.vars. `PUBLIC_URL` defaults to the chosen URL; pass `PUBLIC_URL: null` to omit it.
  * `testScheduled` turns on wrangler's `/__scheduled` route, which runs the cron handler.
- * `buildDir` runs another build than build/ (the benchmarks compare two).
+ * `buildDir` runs another build than build/ (the benchmarks compare two). `sendEmail` names
+ * `send_email` bindings to add (read what they sent with `readEmails`).
  * Without `port`, a port is chosen, and chosen again if another process takes it first.
  */
 export async function startGatehouse(options = {}) {
@@ -255,7 +256,7 @@ export async function startGatehouse(options = {}) {
   }
 }
 
-async function startOnce({ vars = {}, secrets = baseSecrets(), port, stateDir, testScheduled = false, rateLimit = { limit: 10000, period: 60 }, buildDir = join(ROOT, 'build') }) {
+async function startOnce({ vars = {}, secrets = baseSecrets(), port, stateDir, testScheduled = false, rateLimit = { limit: 10000, period: 60 }, buildDir = join(ROOT, 'build'), sendEmail = [] }) {
   await access(join(buildDir, 'index.js')).catch(() => {
     throw new Error('build/index.js is missing: run scripts/build (the test command does)');
   });
@@ -279,6 +280,8 @@ async function startOnce({ vars = {}, secrets = baseSecrets(), port, stateDir, t
     d1_databases: [{ binding: 'DB', database_name: 'gatehouse', database_id: '00000000-0000-0000-0000-000000000000', migrations_dir: join(ROOT, 'migrations') }],
     kv_namespaces: [{ binding: 'SESSIONS', id: '00000000000000000000000000000000' }],
     ratelimits: [{ name: 'RATE_LIMITER', namespace_id: '4771', simple: rateLimit }],
+    // `send_email` bindings by name: under wrangler dev each message is written to files.
+    ...(sendEmail.length ? { send_email: sendEmail.map((name) => ({ name })) } : {}),
     vars: allVars,
   };
   const configPath = join(dir, 'wrangler.json');
@@ -363,6 +366,27 @@ async function startOnce({ vars = {}, secrets = baseSecrets(), port, stateDir, t
 }
 
 /**
+ * The messages a `send_email` binding sent since log offset `since` (take `gh.mark()` before
+ * the action), as wrangler dev logs them — "send_email binding called with MessageBuilder:",
+ * the From/To/Subject lines, then "Text: <file>" and "HTML: <file>" — with both parts read
+ * back from the files it wrote. Waits (bounded) until `count` messages are there.
+ */
+export async function readEmails(gh, since, count = 1, timeoutMs = 15_000) {
+  const re = /send_email binding called with MessageBuilder:\s*\nFrom: (.*)\nTo: (.*)\nSubject: (.*)\n(?:\s*\n)?Text: (\S+)\nHTML: (\S+)/g;
+  const found = () => [...gh.logs().slice(since).matchAll(re)];
+  const deadline = Date.now() + timeoutMs;
+  while (found().length < count) {
+    if (Date.now() > deadline) throw new Error(`${count} message(s) expected, ${found().length} logged:\n${gh.logs().slice(since).slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const { readFile } = await import('node:fs/promises');
+  return Promise.all(found().map(async (m) => ({
+    from: m[1].trim(), to: m[2].trim(), subject: m[3].trim(),
+    text: await readFile(m[4], 'utf8'), html: await readFile(m[5], 'utf8'),
+  })));
+}
+
+/**
  * A tiny browser stand-in: a cookie jar per host (as browsers scope cookies, ignoring the
  * port) and manual redirects, so tests see every hop.
  */
@@ -420,13 +444,16 @@ export class Client {
  * Signs in through oidc-provider's dev interaction pages as `login`, starting from
  * Gatehouse's login route; returns the final Gatehouse response (the redirect to return_to).
  * With `stopAtCallback`, returns the callback URL without visiting it; with `link`, links the
- * identity to the user already signed in (`/auth/login?link=1`).
+ * identity to the user already signed in (`/auth/login?link=1`); with `startUrl`, starts from
+ * that Gatehouse URL instead (a link taken from a page, e.g. an invitation's).
  */
-export async function oidcSignIn(client, gatehouseUrl, { provider = 'dev', login = 'alice', returnTo, stopAtCallback = false, link = false } = {}) {
-  const start = new URL(`${gatehouseUrl}/auth/login`);
+export async function oidcSignIn(client, gatehouseUrl, { provider = 'dev', login = 'alice', returnTo, stopAtCallback = false, link = false, startUrl } = {}) {
+  const start = new URL(startUrl ?? `${gatehouseUrl}/auth/login`);
+  if (!startUrl) {
   start.searchParams.set('provider', provider);
   if (link) start.searchParams.set('link', '1');
   if (returnTo) start.searchParams.set('return_to', returnTo);
+  }
   const isCallback = (u) => u.startsWith(`${gatehouseUrl}/auth/callback/`);
   // Linking is started from Gatehouse's own pages: a browser says so with Fetch Metadata.
   const init = link ? { headers: { 'sec-fetch-site': 'same-origin' } } : undefined;

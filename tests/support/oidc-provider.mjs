@@ -7,9 +7,12 @@ import Provider from 'oidc-provider';
  * Starts the provider. `clients` are oidc-provider client metadata objects. `intercept(req,
  * res)`, when given, sees every request first and returns true when it answered it itself
  * (tests use it to make an endpoint fail, or to rewrite what the provider answers).
+ * `claimsFor(id)`, when given, returns claims that replace the defaults for the account `id`
+ * (e.g. `{ email: 'x@corp.example', email_verified: false }`); it is asked at every sign-in,
+ * so a test can change an account's email between two sign-ins.
  * Returns { issuer, close() }.
  */
-export async function startOidcProvider({ port = 0, host = '127.0.0.1', clients, intercept }) {
+export async function startOidcProvider({ port = 0, host = '127.0.0.1', clients, intercept, claimsFor }) {
   const { createServer } = await import('node:http');
   const server = createServer();
   await new Promise((resolve) => server.listen(port, host, resolve));
@@ -22,7 +25,7 @@ export async function startOidcProvider({ port = 0, host = '127.0.0.1', clients,
     // The account id is what the person typed on the dev login page.
     findAccount: async (_ctx, id) => ({
       accountId: id,
-      claims: async () => ({ sub: id, email: `${id}@example.test`, email_verified: true, name: `User ${id}` }),
+      claims: async () => ({ sub: id, email: `${id}@example.test`, email_verified: true, name: `User ${id}`, ...claimsFor?.(id) }),
     }),
     cookies: { keys: ['gatehouse-local-dev-only'] },
     ttl: { Session: 600, Interaction: 600, Grant: 600 },

@@ -107,8 +107,7 @@ pub fn presented_client(req: &Request, form: &Form) -> Result<Presented, OAuthEr
             ));
         }
         let bad = || OAuthError::invalid_client(true);
-        let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64.trim())
-            .map_err(|_| bad())?;
+        let raw = crate::b64::STANDARD.decode(b64.trim()).map_err(|_| bad())?;
         let raw = String::from_utf8(raw).map_err(|_| bad())?;
         let (id, secret) = raw.split_once(':').ok_or_else(bad)?;
         let dec = |s: &str| {

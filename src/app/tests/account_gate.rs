@@ -255,8 +255,8 @@ fn the_valid_after_time_is_inclusive_and_never_moves_back() {
     block_on(h.p.users.end_sessions_until(&b.user, created - 100)).unwrap();
     let user = block_on(h.p.users.get_user(&b.user)).unwrap().unwrap();
     assert_eq!(user.sessions_valid_after, created);
-    assert!(super::auth::revoked_by_time(created, &user));
-    assert!(!super::auth::revoked_by_time(created + 1, &user));
+    assert!(crate::app::auth::revoked_by_time(created, &user));
+    assert!(!crate::app::auth::revoked_by_time(created + 1, &user));
 }
 
 #[test]

@@ -450,7 +450,7 @@ fn trims_the_address() {
 #[test]
 fn sends_are_rate_limited_per_address() {
     let h = H::new();
-    for i in 0..super::PER_EMAIL.max {
+    for i in 0..crate::app::magic::PER_EMAIL.max {
         assert_eq!(
             h.api(json!({"email": "Ada@Example.com"})).status,
             202,
@@ -461,14 +461,17 @@ fn sends_are_rate_limited_per_address() {
     assert_eq!(r.status, 429, "the limit ignores case");
     assert_eq!(json_body(&r)["error"], "rate_limited");
     assert!(set_cookie(&r, "gh_txn").is_none());
-    assert_eq!(h.fake.borrow().sent.len(), super::PER_EMAIL.max as usize);
+    assert_eq!(
+        h.fake.borrow().sent.len(),
+        crate::app::magic::PER_EMAIL.max as usize
+    );
     assert_eq!(
         h.api(json!({"email": "bob@example.com"})).status,
         202,
         "other addresses still work"
     );
     h.p.clock
-        .set(h.p.clock.get() + super::PER_EMAIL.window as i64);
+        .set(h.p.clock.get() + crate::app::magic::PER_EMAIL.window as i64);
     assert_eq!(
         h.api(json!({"email": "ada@example.com"})).status,
         202,
@@ -486,7 +489,7 @@ fn sends_are_rate_limited_per_client_ip() {
             &[("cf-connecting-ip", ip)],
         )
     };
-    for i in 0..super::PER_IP.max {
+    for i in 0..crate::app::magic::PER_IP.max {
         assert_eq!(send(i, "203.0.113.7").status, 202, "send {i}");
     }
     assert_eq!(send(999, "203.0.113.7").status, 429);

@@ -59,8 +59,12 @@ impl Platform for RsPlatform {
     type Limits = crate::testing::MemoryLimiter;
     type Counts = MemoryUsers;
     type OAuth = MemoryUsers;
+    type Mail = crate::testing::RecordingMailer;
     fn kv(&self) -> &MemoryKv {
         &self.0.kv
+    }
+    fn mailer(&self) -> &crate::testing::RecordingMailer {
+        &self.0.mailer
     }
     fn oauth(&self) -> &MemoryUsers {
         &self.0.users
@@ -431,5 +435,86 @@ fn a_navigation_from_another_origin_cannot_sign_in_with_the_cookie() {
     ] {
         let r = block_on(handle(Ok(&h.cfg), &h.p, req(site, bearer)));
         assert_eq!(r.status, 302, "{site} bearer={bearer}");
+    }
+}
+
+/// The unit tests of the Passage kind's own functions.
+mod unit {
+    use super::super::*;
+    use crate::http::Method;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_follow_the_app_id() {
+        let c =
+            PassageConfig::parse("psg", &json!({"kind": "passage", "app_id": "abc123"})).unwrap();
+        assert_eq!(
+            c.jwks_url,
+            "https://auth.passage.id/v1/apps/abc123/.well-known/jwks.json"
+        );
+        assert_eq!(c.issuer, "https://auth.passage.id/v1/apps/abc123");
+        assert_eq!(c.audience, "abc123");
+        assert_eq!(c.cookie, "psg_auth_token");
+        assert_eq!(c.display_name, "psg");
+        assert_eq!(c.identity_issuer(), "passage:abc123");
+        let o = PassageConfig::parse(
+            "psg",
+            &json!({"kind": "passage", "app_id": "a", "jwks_url": "http://127.0.0.1:1/jwks", "issuer": "https://i", "audience": "https://app", "cookie": "tok", "display_name": "Passkeys"}),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                o.jwks_url.as_str(),
+                o.issuer.as_str(),
+                o.audience.as_str(),
+                o.cookie.as_str(),
+                o.display_name.as_str()
+            ),
+            (
+                "http://127.0.0.1:1/jwks",
+                "https://i",
+                "https://app",
+                "tok",
+                "Passkeys"
+            )
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        for v in [
+            json!({"kind": "passage"}),
+            json!({"kind": "passage", "app_id": "a/b"}),
+            json!({"kind": "passage", "app_id": "a", "jwks_url": "not a url"}),
+            json!({"kind": "passage", "app_id": "a", "cookie": "a b;c"}),
+            json!({"kind": "passage", "app_id": "a", "secret": "x"}),
+        ] {
+            assert!(PassageConfig::parse("psg", &v).is_err(), "{v}");
+        }
+    }
+
+    #[test]
+    fn token_comes_from_bearer_or_cookie() {
+        let base = || Request::new(Method::Get, "http://h/auth/callback/psg");
+        assert_eq!(presented_token(&base(), "psg_auth_token"), None);
+        let c = base().with_header("cookie", "a=1; psg_auth_token=from-cookie");
+        assert_eq!(
+            presented_token(&c, "psg_auth_token"),
+            Some(("from-cookie".into(), Source::Cookie))
+        );
+        assert_eq!(presented_token(&c, "other"), None);
+        let b = c.clone().with_header("authorization", "Bearer from-header");
+        assert_eq!(
+            presented_token(&b, "psg_auth_token"),
+            Some(("from-header".into(), Source::Bearer))
+        );
+        let basic = base().with_header("authorization", "Basic xyz");
+        assert_eq!(presented_token(&basic, "psg_auth_token"), None);
+        // Another scheme (or an empty bearer) falls back to the cookie, and says so.
+        let basic_and_cookie = c.clone().with_header("authorization", "Basic xyz");
+        assert_eq!(
+            presented_token(&basic_and_cookie, "psg_auth_token"),
+            Some(("from-cookie".into(), Source::Cookie))
+        );
     }
 }

@@ -356,7 +356,7 @@ impl World {
             .filter_map(|k| k.strip_prefix("s:").map(String::from))
             .map(|sid| {
                 let json = self.p.kv.value(&format!("s:{sid}")).unwrap();
-                let rec = serde_json::from_str(&json).expect("a session record is JSON");
+                let rec = SessionRecord::parse(&json).expect("a session record is JSON");
                 (sid, rec)
             })
             .collect()

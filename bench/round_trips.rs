@@ -220,6 +220,29 @@ fn rows() -> Vec<Row> {
         w.count(again),
     ));
 
+    // Invite-only sign-up: whether an identity is new is decided inside the same batch (no
+    // extra read), and a refused newcomer writes nothing.
+    let mut invite = World::new(false);
+    invite.sign_in("member");
+    let mut env = test_env();
+    env.insert("POLICY".into(), r#"{"sign_up": "invite"}"#.into());
+    invite.cfg = Config::from_env(&env).expect("invite-only config");
+    let back = invite.callback_for("member", &[]);
+    rows.push(row(
+        "sign-in callback, invite-only, returning",
+        302,
+        SIGN_IN,
+        invite.count(back),
+    ));
+    // Not budgeted: a refusal is no sign-in, and it records its `sign_in_denied` event.
+    let stranger = invite.callback_for("stranger", &[]);
+    rows.push(row(
+        "sign-in callback, invite-only, refused",
+        403,
+        None,
+        invite.count(stranger),
+    ));
+
     let (session, access) = w.sign_in("someone");
     let me = w.request(Method::Get, "/auth/me", &[&access]);
     rows.push(row("/auth/me, valid access token", 200, NONE, w.count(me)));
