@@ -17,8 +17,7 @@ use crate::error::AppError;
 use crate::http::{Method, Request, Response, MAX_BODY_BYTES, READ_HEADERS};
 use crate::jwt::remembered::Remembered;
 use crate::platform::{Caches, Platform};
-use std::cell::{OnceCell, RefCell};
-use std::rc::Rc;
+use std::cell::OnceCell;
 use wasm_bindgen::JsValue;
 
 thread_local! {
@@ -60,9 +59,12 @@ fn config(env: &worker::Env) -> &'static Result<Config, AppError> {
     })
 }
 
-/// The runtime's services for one request.
+/// The runtime's services, made once per isolate (see [`platform`]).
 pub struct WorkerPlatform {
-    bindings: Rc<Bindings>,
+    kv: kv::WorkerKv,
+    users: d1::D1Users,
+    limiter: limiter::WorkerLimiter,
+    mailer: mail::WorkerMailer,
     http: fetch::WorkerFetch,
     sig: Remembered<'static, webcrypto::WebCrypto>,
     caches: &'static Caches,
@@ -79,25 +81,25 @@ impl Platform for WorkerPlatform {
     type OAuth = d1::D1Users;
     type Mail = mail::WorkerMailer;
     fn kv(&self) -> &Self::Kv {
-        &self.bindings.kv
+        &self.kv
     }
     fn mailer(&self) -> &Self::Mail {
-        &self.bindings.mailer
+        &self.mailer
     }
     fn oauth(&self) -> &Self::OAuth {
-        &self.bindings.users
+        &self.users
     }
     fn single_use(&self) -> &Self::Once {
-        &self.bindings.users
+        &self.users
     }
     fn limiter(&self) -> &Self::Limits {
-        &self.bindings.limiter
+        &self.limiter
     }
     fn counters(&self) -> &Self::Counts {
-        &self.bindings.users
+        &self.users
     }
     fn users(&self) -> &Self::Users {
-        &self.bindings.users
+        &self.users
     }
     fn http(&self) -> &Self::Http {
         &self.http
@@ -119,23 +121,24 @@ impl Platform for WorkerPlatform {
 /// The rate limiting binding of login starts, callbacks and magic-link sends.
 const RATE_LIMITER: &str = "RATE_LIMITER";
 
-/// The bindings, looked up and checked once per `env` object: the runtime passes the same
-/// one to every request of an isolate, and checking a D1 binding's type costs several calls
-/// into JavaScript.
-struct Bindings {
-    kv: kv::WorkerKv,
-    users: d1::D1Users,
-    limiter: limiter::WorkerLimiter,
-    mailer: mail::WorkerMailer,
-}
-
 thread_local! {
-    /// The last `env` seen and its bindings (a failure is not kept: it is rare and logged).
-    static BINDINGS: RefCell<Option<(JsValue, Rc<Bindings>)>> =
-        const { RefCell::new(None) };
+    /// The platform of this isolate, once its bindings were found (a failure is not kept:
+    /// it is rare, and logged on every request it fails).
+    static PLATFORM: OnceCell<&'static WorkerPlatform> = const { OnceCell::new() };
 }
 
-fn bindings_of(env: &worker::Env) -> Result<Bindings, AppError> {
+/// The bindings are looked up once per isolate, like the configuration: the runtime hands
+/// every request of an isolate the same `env`.
+fn platform(env: &worker::Env) -> Result<&'static WorkerPlatform, AppError> {
+    if let Some(p) = PLATFORM.with(|c| c.get().copied()) {
+        return Ok(p);
+    }
+    let p: &'static WorkerPlatform = Box::leak(Box::new(platform_of(env)?));
+    PLATFORM.with(|c| c.set(p).ok());
+    Ok(p)
+}
+
+fn platform_of(env: &worker::Env) -> Result<WorkerPlatform, AppError> {
     let kv = js::binding(env, "SESSIONS").map_err(|problem| AppError::Config {
         setting: "SESSIONS (KV binding)".into(),
         problem,
@@ -150,34 +153,12 @@ fn bindings_of(env: &worker::Env) -> Result<Bindings, AppError> {
             problem,
         }
     })?;
-    Ok(Bindings {
+    let caches: &'static Caches = CACHES.with(|c| *c);
+    Ok(WorkerPlatform {
         kv: kv::WorkerKv(kv),
         users: d1::D1Users(db),
         limiter,
         mailer: mail::WorkerMailer(env.clone()),
-    })
-}
-
-fn bindings(env: &worker::Env) -> Result<Rc<Bindings>, AppError> {
-    let env_value: &JsValue = env.as_ref();
-    BINDINGS.with(|cell| {
-        let mut cached = cell.borrow_mut();
-        if let Some((seen, b)) = cached.as_ref() {
-            if seen == env_value {
-                return Ok(b.clone());
-            }
-        }
-        let b = Rc::new(bindings_of(env)?);
-        *cached = Some((env_value.clone(), b.clone()));
-        Ok(b)
-    })
-}
-
-fn platform(env: &worker::Env) -> Result<WorkerPlatform, AppError> {
-    let bindings = bindings(env)?;
-    let caches: &'static Caches = CACHES.with(|c| *c);
-    Ok(WorkerPlatform {
-        bindings,
         http: fetch::WorkerFetch,
         sig: Remembered {
             inner: webcrypto::WebCrypto,
@@ -356,37 +337,33 @@ async fn answer(req: &web_sys::Request, env: &worker::Env) -> Result<web_sys::Re
         Ok(head) => head,
         Err(e) => return to_web_response(error_response(e, wants_of(req))),
     };
-    let path_is_liveness = head.path() == "/healthz";
-    if path_is_liveness && matches!(head.method, Method::Get | Method::Head) {
-        if let Some(resp) = crate::app::liveness(&head) {
-            return to_web_response(resp);
-        }
-    }
     let cfg = config(env);
-    let proxied = !path_is_liveness
-        && matches!(cfg, Ok(c) if c.origin_url.is_some())
+    let proxied = matches!(cfg, Ok(c) if c.origin_url.is_some())
         && !crate::app::proxy::is_own_path(head.path());
+    let bare_liveness =
+        head.path() == "/healthz" && matches!(head.method, Method::Get | Method::Head);
     if proxied {
         all_headers(req, &mut head);
-    } else {
+    } else if !bare_liveness {
         read_headers(req, &mut head);
     }
+    // `/healthz` touches no binding or storage (a refused method answers in the format asked for).
     if let Some(resp) = crate::app::liveness(&head) {
-        return to_web_response(resp); // a refused method, in the format asked for
+        return to_web_response(resp);
     }
     let wants = head.wants();
     let p = match platform(env) {
         Ok(p) => p,
         Err(e) => return to_web_response(error_response(e, wants)),
     };
-    if let (true, Ok(cfg)) = (proxied, cfg.as_ref()) {
-        return match forward(cfg, &p, req, &head).await {
+    if let (true, Ok(cfg)) = (proxied, cfg) {
+        return match forward(cfg, p, req, &head).await {
             Ok(r) => Ok(r),
             Err(e) => to_web_response(error_response(e, wants)),
         };
     }
     to_web_response(match with_body(req, head).await {
-        Ok(head) => crate::app::handle(cfg.as_ref(), &p, head).await,
+        Ok(head) => crate::app::handle(cfg.as_ref(), p, head).await,
         Err(e) => error_response(e, wants),
     })
 }
