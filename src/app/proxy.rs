@@ -60,8 +60,10 @@ pub enum Decision {
 pub enum HeaderChange {
     /// Delete every value of this header (lower-case name).
     Remove(String),
-    /// Replace the header's values with this one.
-    Set(String, String),
+    /// Add this value. Only after a `Remove` of the name or for a name the client cannot
+    /// have sent (every client `X-Gatehouse-*` header is removed first), so that it is the
+    /// only value: a plain append, one call into the runtime instead of two.
+    Append(String, String),
 }
 
 impl HeaderChange {
@@ -70,10 +72,7 @@ impl HeaderChange {
         for change in changes {
             match change {
                 HeaderChange::Remove(name) => headers.retain(|(k, _)| k != name),
-                HeaderChange::Set(name, value) => {
-                    headers.retain(|(k, _)| k != name);
-                    headers.push((name.clone(), value.clone()));
-                }
+                HeaderChange::Append(name, value) => headers.push((name.clone(), value.clone())),
             }
         }
     }
@@ -145,7 +144,9 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
                 return Ok(match super::oauth::resource_check(ctx, req).await? {
                     Ok(identity) => {
                         let mut changes = origin_headers(ctx, req, true);
-                        let identity = identity.into_iter().map(|(k, v)| HeaderChange::Set(k, v));
+                        let identity = identity
+                            .into_iter()
+                            .map(|(k, v)| HeaderChange::Append(k, v));
                         changes.extend(identity);
                         Decision::Forward {
                             url,
@@ -175,26 +176,29 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
             set_cookies: vec![],
         });
     };
-    changes.push(HeaderChange::Set(
+    changes.push(HeaderChange::Append(
         "x-gatehouse-user".into(),
         caller.claims.sub.clone(),
     ));
     if let Some(email) = &caller.claims.email {
-        changes.push(HeaderChange::Set("x-gatehouse-email".into(), email.clone()));
+        changes.push(HeaderChange::Append(
+            "x-gatehouse-email".into(),
+            email.clone(),
+        ));
         // An email is only an identity if a provider verified it: say which.
         let verified = if caller.claims.email_verified {
             "true"
         } else {
             "false"
         };
-        changes.push(HeaderChange::Set(
+        changes.push(HeaderChange::Append(
             "x-gatehouse-email-verified".into(),
             verified.into(),
         ));
     }
     let roles = caller.claims.roles.join(",");
-    changes.push(HeaderChange::Set("x-gatehouse-roles".into(), roles));
-    changes.push(HeaderChange::Set(
+    changes.push(HeaderChange::Append("x-gatehouse-roles".into(), roles));
+    changes.push(HeaderChange::Append(
         "x-gatehouse-jwt".into(),
         caller.token.clone(),
     ));
@@ -223,10 +227,11 @@ fn origin_headers<P: Platform>(
         if drop {
             changes.push(HeaderChange::Remove(name.clone()));
         } else if name == "cookie" {
-            changes.push(match foreign_cookies(&jar, value) {
-                Some(rest) => HeaderChange::Set("cookie".into(), rest),
-                None => HeaderChange::Remove(name.clone()),
-            });
+            let rest = foreign_cookies(&jar, value);
+            if rest.as_deref() != Some(value.as_str()) {
+                changes.push(HeaderChange::Remove(name.clone()));
+                changes.extend(rest.map(|rest| HeaderChange::Append(name.clone(), rest)));
+            }
         }
     }
     changes

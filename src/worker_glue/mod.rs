@@ -270,19 +270,12 @@ async fn forward(
     // The incoming request's headers are immutable: a copy made by the runtime.
     let out_headers = web_sys::Headers::new_with_headers(&req.headers()).map_err(js)?;
     for change in &changes {
-        // delete + append is a set, with calls the bundle already has
-        let (name, done) = match change {
-            HeaderChange::Remove(k) => (k.as_str(), out_headers.delete(k)),
-            HeaderChange::Set(k, v) => (
-                k.as_str(),
-                out_headers
-                    .delete(k)
-                    .and_then(|()| out_headers.append(k, v)),
-            ),
-        };
-        done.map_err(|e| {
-            AppError::BadRequest(format!("Bad header {name}: {}", js::js_message(&e)))
-        })?;
+        match change {
+            HeaderChange::Remove(k) => out_headers.delete(k),
+            HeaderChange::Append(k, v) => out_headers.append(k, v),
+        }
+        // The runtime names the header and why (a value it refuses: e.g. a control character).
+        .map_err(|e| AppError::BadRequest(js::js_message(&e)))?;
     }
     let init = fetch::init(&req.method(), &out_headers);
     if !matches!(head.method, Method::Get | Method::Head) {
