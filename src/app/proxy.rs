@@ -41,14 +41,14 @@ pub fn is_own_path(path: &str) -> bool {
 
 /// What to do with a proxied request.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
+pub enum Decision<'r> {
     /// Send to `url` with the client's headers changed by `changes` (applied in order, the
     /// way the runtime's `Headers` object does: names are case-insensitive, a set replaces);
     /// add `set_cookies` to the origin's answer. Changes rather than a whole header list: the
     /// Worker layer edits a copy of the runtime's headers instead of converting every one.
     Forward {
         url: String,
-        changes: Vec<HeaderChange>,
+        changes: Vec<HeaderChange<'r>>,
         set_cookies: Vec<String>,
     },
     /// Answer without the origin (redirect to sign-in, 401).
@@ -57,16 +57,16 @@ pub enum Decision {
 
 /// One edit of the forwarded request's headers.
 #[derive(Debug, Clone, PartialEq)]
-pub enum HeaderChange {
-    /// Delete every value of this header (lower-case name).
-    Remove(String),
+pub enum HeaderChange<'r> {
+    /// Delete every value of this header (a lower-case name, the request's own).
+    Remove(&'r str),
     /// Add this value. Only after a `Remove` of the name or for a name the client cannot
     /// have sent (every client `X-Gatehouse-*` header is removed first), so that it is the
     /// only value: a plain append, one call into the runtime instead of two.
     Append(String, String),
 }
 
-impl HeaderChange {
+impl HeaderChange<'_> {
     /// `headers` (lower-case names) after `changes`, as the runtime's `Headers` applies them.
     pub fn apply_all(changes: &[HeaderChange], headers: &mut Vec<(String, String)>) {
         for change in changes {
@@ -113,7 +113,10 @@ fn foreign_cookies(jar: &CookieJar, header: &str) -> Option<String> {
 /// Decides what happens to `req` (whose body the Worker layer keeps unread). The policy's
 /// routes are matched on the normalized path, which is also the path the origin receives;
 /// a valid access token is enough to decide (its `roles` claim), with no storage read.
-pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Decision> {
+pub async fn decide<'r, P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &'r Request,
+) -> AppResult<Decision<'r>> {
     let origin = ctx.cfg.origin_url.as_ref().ok_or(AppError::NotFound)?;
     super::auth::refuse_duplicate_cookies(ctx.cfg, req)?;
     let checked =
@@ -212,11 +215,11 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
 /// The client's headers as the origin gets them: no `X-Gatehouse-*` the client sent, no
 /// hop-by-hop headers, none of Gatehouse's cookies, and no `Authorization` when it carried
 /// our token (the origin gets that as `X-Gatehouse-Jwt`).
-fn origin_headers<P: Platform>(
+fn origin_headers<'r, P: Platform>(
     ctx: &Ctx<'_, P>,
-    req: &Request,
+    req: &'r Request,
     used_bearer: bool,
-) -> Vec<HeaderChange> {
+) -> Vec<HeaderChange<'r>> {
     let jar = ctx.jar();
     let mut changes = Vec::with_capacity(8);
     for (name, value) in &req.headers {
@@ -225,11 +228,11 @@ fn origin_headers<P: Platform>(
             || HOP_BY_HOP.contains(&name.as_str())
             || (name == "authorization" && used_bearer);
         if drop {
-            changes.push(HeaderChange::Remove(name.clone()));
+            changes.push(HeaderChange::Remove(name));
         } else if name == "cookie" {
             let rest = foreign_cookies(&jar, value);
             if rest.as_deref() != Some(value.as_str()) {
-                changes.push(HeaderChange::Remove(name.clone()));
+                changes.push(HeaderChange::Remove(name));
                 changes.extend(rest.map(|rest| HeaderChange::Append(name.clone(), rest)));
             }
         }

@@ -218,24 +218,21 @@ fn line_of(req: &web_sys::Request) -> Result<Request, AppError> {
     })
 }
 
-/// The headers the core reads ([`READ_HEADERS`]), one lookup each: a browser sends a dozen or
-/// more that Gatehouse's own routes never look at.
-fn read_headers(req: &web_sys::Request, head: &mut Request) {
-    let headers = req.headers();
-    for name in READ_HEADERS {
-        if let Ok(Some(value)) = headers.get(name) {
-            head.headers.push((name.to_string(), value));
-        }
-    }
-}
-
-/// Every header (proxy mode decides on every name). The runtime lower-cases the names.
-fn all_headers(req: &web_sys::Request, head: &mut Request) {
+/// The headers the core may read: every one in proxy mode (it must see every name to strip
+/// the ones it does not forward), else only [`READ_HEADERS`] (a browser sends a dozen more
+/// that Gatehouse's own routes never look at: their values are not converted). The runtime
+/// lower-cases the names.
+fn read_headers(req: &web_sys::Request, head: &mut Request, every: bool) {
     if let Ok(Some(entries)) = js_sys::try_iter(&req.headers()) {
         for pair in entries.flatten() {
             let pair = js_sys::Array::from(&pair);
-            if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
-                head.headers.push((k, v));
+            let Some(name) = pair.get(0).as_string() else {
+                continue;
+            };
+            if every || READ_HEADERS.contains(&name.as_str()) {
+                if let Some(value) = pair.get(1).as_string() {
+                    head.headers.push((name, value));
+                }
             }
         }
     }
@@ -335,10 +332,8 @@ async fn answer(req: &web_sys::Request, env: &worker::Env) -> Result<web_sys::Re
         && !crate::app::proxy::is_own_path(head.path());
     let bare_liveness =
         head.path() == "/healthz" && matches!(head.method, Method::Get | Method::Head);
-    if proxied {
-        all_headers(req, &mut head);
-    } else if !bare_liveness {
-        read_headers(req, &mut head);
+    if !bare_liveness {
+        read_headers(req, &mut head, proxied);
     }
     // `/healthz` touches no binding or storage (a refused method answers in the format asked for).
     if let Some(resp) = crate::app::liveness(&head) {
