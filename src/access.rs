@@ -101,7 +101,7 @@ pub async fn issue<S: Signatures>(
     let body = serde_json::to_vec(claims).map_err(|_| JwtError::Malformed("claims"))?;
     let input = format!(
         "{}.{}",
-        b64url(header.to_string().as_bytes()),
+        b64url(&serde_json::to_vec(&header).unwrap_or_default()),
         b64url(&body)
     );
     let signature = sig
@@ -274,7 +274,7 @@ mod tests {
         let body = serde_json::to_vec(&claims(&cfg, 1000)).unwrap();
         let input = format!(
             "{}.{}",
-            b64url(header.to_string().as_bytes()),
+            b64url(&serde_json::to_vec(&header).unwrap_or_default()),
             b64url(&body)
         );
         let s = block_on(NativeSignatures.sign(key, input.as_bytes())).unwrap();

@@ -93,7 +93,7 @@ fn text(env: &dyn EnvSource, name: &str) -> Result<Option<String>, AppError> {
         Some(EnvValue::Text(s)) if s.trim().is_empty() => Ok(None),
         Some(EnvValue::Text(s)) => Ok(Some(s.trim().to_string())),
         Some(EnvValue::Json(serde_json::Value::String(s))) => Ok(Some(s)),
-        Some(EnvValue::Json(v)) => Ok(Some(v.to_string())),
+        Some(EnvValue::Json(v)) => Ok(Some(crate::fields::json_text(&v))),
     }
 }
 
@@ -282,7 +282,7 @@ fn parse_policy(
         None => return Ok(Default::default()),
         Some(EnvValue::Json(v)) => v,
         Some(EnvValue::Text(s)) if s.trim().is_empty() => return Ok(Default::default()),
-        Some(EnvValue::Text(s)) => serde_json::from_str(&s)
+        Some(EnvValue::Text(s)) => serde_json::from_slice(s.as_bytes())
             .map_err(|e| bad("POLICY", format!("is not valid JSON: {e}")))?,
     };
     let names: Vec<&str> = providers.keys().map(String::as_str).collect();

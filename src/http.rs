@@ -183,7 +183,7 @@ impl Request {
             }
             // Through JSON text rather than `from_value`: one parser instance per `T` (and
             // serde_json's one text parser) instead of a second, `Value`-reading one.
-            let json = serde_json::Value::Object(pairs).to_string();
+            let json = crate::fields::json_text(&serde_json::Value::Object(pairs));
             serde_json::from_slice(json.as_bytes())
                 .map_err(|e| AppError::BadRequest(format!("Invalid form: {e}.")))
         } else {

@@ -30,6 +30,7 @@ pub mod respond;
 pub mod return_to;
 pub mod sessions;
 pub mod small_map;
+pub mod timefmt;
 pub mod txn;
 pub mod urls;
 pub mod users;

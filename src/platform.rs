@@ -150,7 +150,7 @@ impl Outbound {
         o.method = "POST";
         o.headers
             .push(("content-type".into(), "application/json".into()));
-        o.body = Some(value.to_string().into_bytes());
+        o.body = Some(serde_json::to_vec(value).unwrap_or_default());
         o
     }
 

@@ -35,16 +35,7 @@ pub struct User {
     pub roles: Vec<String>,
 }
 
-/// RFC 3339 for a Unix time.
-pub fn rfc3339(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
+pub use crate::timefmt::rfc3339;
 
 impl User {
     /// A new, active user from a provider profile.

@@ -117,7 +117,7 @@ pub fn metadata(v: &Value) -> Result<Value, String> {
     if !v.is_object() {
         return Err("metadata must be a JSON object.".into());
     }
-    let size = v.to_string().len();
+    let size = crate::fields::json_text(v).len();
     if size > MAX_METADATA_BYTES {
         return Err(format!(
             "metadata is {size} bytes; at most {MAX_METADATA_BYTES} are allowed."

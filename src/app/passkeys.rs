@@ -93,7 +93,7 @@ pub fn script() -> Response {
 
 /// A JSON string literal of `s`.
 fn q(s: &str) -> String {
-    Value::String(s.into()).to_string()
+    crate::fields::json_text(&Value::String(s.into()))
 }
 
 /// Ceremony options (JSON written out) with a fresh challenge for `purpose`, whose cookie

@@ -90,7 +90,7 @@ pub async fn issue<S: Signatures>(
     now: i64,
 ) -> Result<Issued, JwtError> {
     let aud = grant.resource.as_deref().unwrap_or(client.audience());
-    let q = |v: &str| Value::from(v).to_string();
+    let q = |v: &str| crate::fields::json_text(&Value::from(v));
     let exp = now + cfg.access_ttl as i64;
     // Written out, not `json!`: far less code in the Worker.
     let access_claims = format!(
@@ -127,7 +127,15 @@ pub async fn issue<S: Signatures>(
         if let Some(n) = nonce {
             c.insert("nonce".into(), n.into());
         }
-        Some(sign(sig, key, "JWT", &Value::Object(c).to_string()).await?)
+        Some(
+            sign(
+                sig,
+                key,
+                "JWT",
+                &crate::fields::json_text(&Value::Object(c)),
+            )
+            .await?,
+        )
     } else {
         None
     };

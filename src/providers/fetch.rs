@@ -55,7 +55,10 @@ pub async fn call_ok<H: HttpClient>(http: &H, provider: &str, req: Outbound) -> 
     let url = loggable(&req.url);
     let (status, json) = call_json(http, provider, req).await?;
     if !(200..300).contains(&status) {
-        let code = json.get("error").map(|e| e.to_string()).unwrap_or_default();
+        let code = json
+            .get("error")
+            .map(crate::fields::json_text)
+            .unwrap_or_default();
         return Err(rejected(provider, format!("{url}: HTTP {status} {code}")));
     }
     Ok(json)

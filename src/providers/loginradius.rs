@@ -151,7 +151,7 @@ pub fn check_answer(name: &str, what: &str, status: u16, body: &Value) -> AppRes
             .unwrap_or_default()
     };
     let code = code
-        .map(|c| c.to_string())
+        .map(crate::fields::json_text)
         .unwrap_or_else(|| "(none)".into());
     let hint = match body.get("ErrorCode").and_then(|c| c.as_i64()) {
         Some(901) => " (the api_key is not valid for this app)",

@@ -147,7 +147,7 @@ fn string_list(json: Option<&str>) -> Vec<String> {
 }
 
 fn roles_json(roles: &[String]) -> String {
-    serde_json::Value::from(roles.to_vec()).to_string()
+    crate::fields::json_text(&serde_json::Value::from(roles.to_vec()))
 }
 
 struct InvitationRow {
@@ -359,7 +359,7 @@ impl D1Users {
             "INSERT INTO identities (issuer, sub, provider, user_id, email, profile, created_at, last_login_at) \
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?4) \
              ON CONFLICT (issuer, sub) DO NOTHING",
-            &[s(&p.issuer), s(&p.sub), s(&p.provider), s(&u.id), opt(&p.email), s(&p.raw.to_string()), n(now)],
+            &[s(&p.issuer), s(&p.sub), s(&p.provider), s(&u.id), opt(&p.email), s(&crate::fields::json_text(&p.raw)), n(now)],
         )?;
         Ok([insert_user, insert_identity])
     }
@@ -454,7 +454,7 @@ impl UserStore for D1Users {
         let refresh_identity = self.stmt(
             "UPDATE identities SET email = COALESCE(?3, email), profile = ?4, provider = ?5, last_login_at = ?6 \
              WHERE issuer = ?1 AND sub = ?2 AND EXISTS (SELECT 1 FROM users WHERE id = identities.user_id AND active = 1)",
-            &[issuer.clone(), sub.clone(), opt(&p.email), s(&p.raw.to_string()), s(&p.provider), n(now)],
+            &[issuer.clone(), sub.clone(), opt(&p.email), s(&crate::fields::json_text(&p.raw)), s(&p.provider), n(now)],
         )?;
         let read = self.stmt(
             &format!("SELECT * FROM users WHERE id = {OWNER}"),
@@ -475,7 +475,7 @@ impl UserStore for D1Users {
                     n(e.at),
                     s(&e.ip),
                     s(&e.user_agent),
-                    s(&e.detail.to_string()),
+                    s(&crate::fields::json_text(&e.detail)),
                 ],
             )?);
         }
@@ -518,7 +518,7 @@ impl UserStore for D1Users {
     async fn record_event(&self, e: &Event) -> Result<(), StoreError> {
         self.exec(
             "INSERT INTO events (user_id, type, at, ip, user_agent, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            &[opt(&e.user_id), s(e.kind), n(e.at), s(&e.ip), s(&e.user_agent), s(&e.detail.to_string())],
+            &[opt(&e.user_id), s(e.kind), n(e.at), s(&e.ip), s(&e.user_agent), s(&crate::fields::json_text(&e.detail))],
         )
         .await?;
         Ok(())
@@ -546,7 +546,7 @@ impl UserStore for D1Users {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             &[
                 s(&u.id), opt(&u.name), opt(&u.email), n(u.email_verified as i64), opt(&u.phone),
-                opt(&u.picture), n(u.active as i64), s(&u.metadata.to_string()), n(u.created_at),
+                opt(&u.picture), n(u.active as i64), s(&crate::fields::json_text(&u.metadata)), n(u.created_at),
                 n(u.updated_at), u.last_login_at.map(n).unwrap_or(JsValue::NULL),
             ],
         )
@@ -581,7 +581,7 @@ impl UserStore for D1Users {
             arg(&mut sets, "phone", opt(v));
         }
         if let Some(v) = &patch.metadata {
-            arg(&mut sets, "metadata", s(&v.to_string()));
+            arg(&mut sets, "metadata", s(&crate::fields::json_text(v)));
         }
         if let Some(v) = &patch.roles {
             arg(&mut sets, "roles", s(&roles_json(v)));
@@ -643,7 +643,7 @@ impl UserStore for D1Users {
             "INSERT INTO identities (issuer, sub, provider, user_id, email, profile, created_at, last_login_at) \
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?4) \
              ON CONFLICT (issuer, sub) DO NOTHING",
-            &[s(&p.issuer), s(&p.sub), s(&p.provider), s(user_id), opt(&p.email), s(&p.raw.to_string()), n(now)],
+            &[s(&p.issuer), s(&p.sub), s(&p.provider), s(user_id), opt(&p.email), s(&crate::fields::json_text(&p.raw)), n(now)],
         )?;
         let owner = self.stmt(
             "SELECT user_id FROM identities WHERE issuer = ?1 AND sub = ?2",

@@ -72,7 +72,7 @@ fn kind(c: &Client) -> &'static str {
 }
 
 fn settings(c: &Client) -> Result<String, StoreError> {
-    Ok(c.settings.to_value().to_string())
+    Ok(crate::fields::json_text(&c.settings.to_value()))
 }
 
 /// The JSON of a batch result's first row, if any.

@@ -63,7 +63,8 @@ impl D1Users {
 
 impl PasskeyStore for D1Users {
     async fn add_passkey(&self, pk: &Passkey, provider: &str) -> Result<AddOutcome, StoreError> {
-        let key = serde_json::to_value(&pk.key).map_err(err)?.to_string();
+        let key = serde_json::to_vec(&pk.key).map_err(err)?;
+        let key = String::from_utf8(key).unwrap_or_default();
         let identity = self.stmt(
             "INSERT INTO identities (issuer, sub, provider, user_id, profile, created_at) \
              SELECT ?1, ?2, ?3, ?4, '{}', ?5 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?4) \

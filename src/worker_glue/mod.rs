@@ -356,17 +356,24 @@ async fn answer(req: &web_sys::Request, env: &worker::Env) -> Result<web_sys::Re
     })
 }
 
-/// The fetch entry point, on the runtime's own request and response types: the `worker`
-/// crate's wrappers would convert both on every request for nothing we use.
-#[worker::event(fetch)]
-async fn fetch(
-    req: web_sys::Request,
-    env: worker::Env,
-    _ctx: worker::Context,
-) -> worker::Result<web_sys::Response> {
-    answer(&req, &env)
-        .await
-        .map_err(|e| worker::Error::JsError(js::js_message(&e)))
+/// The fetch entry point, exported to the runtime directly (what `#[worker::event(fetch)]`
+/// would generate, without its error path: that converts a `worker::Error` into a
+/// `worker::Response` and links the crate's error formatting, its router's messages and its
+/// body streams, about 3 KB gzip we never use). On the runtime's own request and response
+/// types: the `worker` crate's wrappers would convert both on every request for nothing we
+/// use. An `Err` rejects the promise; the runtime answers 500 and logs it.
+mod _worker_fetch {
+    use wasm_bindgen::prelude::wasm_bindgen;
+    use wasm_bindgen::JsValue;
+
+    #[wasm_bindgen]
+    pub async fn fetch(
+        req: web_sys::Request,
+        env: worker::Env,
+        _ctx: worker::worker_sys::Context,
+    ) -> Result<JsValue, JsValue> {
+        super::answer(&req, &env).await.map(JsValue::from)
+    }
 }
 
 /// The cron trigger (`[triggers] crons` in wrangler.toml): prunes audit events older than

@@ -42,7 +42,7 @@ fn js_err(e: JsValue) -> String {
 }
 
 fn object(v: &serde_json::Value) -> Result<js_sys::Object, String> {
-    js_sys::JSON::parse(&v.to_string())
+    js_sys::JSON::parse(&crate::fields::json_text(v))
         .map_err(js_err)?
         .dyn_into::<js_sys::Object>()
         .map_err(|_| "not an object".into())
