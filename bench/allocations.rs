@@ -128,8 +128,8 @@ fn main() {
     };
     let claims = AccessClaims::new(
         &cfg,
-        "usr_bench",
-        "sid_bench",
+        &"usr_bench".into(),
+        &"sid_bench".into(),
         Some("b@example.test".into()),
         Some("Bench".into()),
         p.now(),

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 fn token(cfg: &Config) -> String {
     let claims = AccessClaims::new(
         cfg,
-        "usr_bench",
-        "sid_bench",
+        &"usr_bench".into(),
+        &"sid_bench".into(),
         Some("b@example.test".into()),
         Some("Bench".into()),
         1_700_000_000,

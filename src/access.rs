@@ -5,6 +5,7 @@
 
 use crate::config::Config;
 use crate::crypto::b64url;
+use crate::ids::{SessionId, UserId};
 use crate::jwt::compact::{self, Untrusted};
 use crate::jwt::validate::{check_times, verify_signature, ClaimRules};
 use crate::jwt::{JwtError, Signatures};
@@ -17,11 +18,11 @@ pub const TYP: &str = crate::jwt::ACCESS_TOKEN_TYP;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AccessClaims {
     pub iss: String,
-    pub sub: String,
+    pub sub: UserId,
     pub aud: String,
     pub exp: i64,
     pub iat: i64,
-    pub sid: String,
+    pub sid: SessionId,
     pub email: Option<String>,
     pub name: Option<String>,
     /// Whether a provider vouched for `email` (apps must not trust an unverified one).
@@ -47,11 +48,11 @@ impl compact::FromClaims for AccessClaims {
             let f = crate::fields::Fields::of(&v)?;
             Ok(AccessClaims {
                 iss: f.str("iss")?,
-                sub: f.str("sub")?,
+                sub: UserId::from(f.str("sub")?),
                 aud: f.str("aud")?,
                 exp: f.i64("exp")?,
                 iat: f.i64("iat")?,
-                sid: f.str("sid")?,
+                sid: SessionId::from(f.str("sid")?),
                 email: f.opt_str("email")?,
                 name: f.opt_str("name")?,
                 email_verified: f.opt_bool("email_verified")?.unwrap_or(false),
@@ -67,19 +68,19 @@ impl compact::FromClaims for AccessClaims {
 impl AccessClaims {
     pub fn new(
         cfg: &Config,
-        user_id: &str,
-        sid: &str,
+        user_id: &UserId,
+        sid: &SessionId,
         email: Option<String>,
         name: Option<String>,
         now: i64,
     ) -> AccessClaims {
         AccessClaims {
             iss: cfg.public_url.clone(),
-            sub: user_id.to_string(),
+            sub: user_id.clone(),
             aud: cfg.public_url.clone(),
             exp: now + cfg.access_ttl as i64,
             iat: now,
-            sid: sid.to_string(),
+            sid: sid.clone(),
             email,
             name,
             email_verified: false,
@@ -147,7 +148,7 @@ pub async fn verify<S: Signatures>(
     if c.aud != cfg.public_url || c.client_id.is_some() {
         return Err(JwtError::Audience);
     }
-    if c.sub.is_empty() {
+    if c.sub.as_str().is_empty() {
         return Err(JwtError::Claim("sub"));
     }
     let rules = ClaimRules {
@@ -179,8 +180,8 @@ mod tests {
     fn claims(cfg: &Config, now: i64) -> AccessClaims {
         AccessClaims::new(
             cfg,
-            "u1",
-            "sid1",
+            &"u1".into(),
+            &"sid1".into(),
             Some("a@b.c".into()),
             Some("A".into()),
             now,

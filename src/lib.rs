@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod error;
 pub mod fields;
 pub mod http;
+pub mod ids;
 pub mod jwt;
 pub mod linking;
 pub mod oauth;

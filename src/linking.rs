@@ -135,10 +135,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(store.events.borrow().len(), 1);
-        assert_eq!(
-            store.events.borrow()[0].user_id.as_deref(),
-            Some(a.id.as_str())
-        );
+        assert_eq!(store.events.borrow()[0].user_id.as_ref(), Some(&a.id));
         store.set_active(&a.id, false);
         assert!(block_on(sign_in_recorded(&store, &p, Some(&event), 20, true)).is_err());
         assert_eq!(

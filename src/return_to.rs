@@ -11,6 +11,40 @@ pub const DEFAULT: &str = "/";
 /// Longest `return_to` accepted.
 const MAX_LEN: usize = 2048;
 
+/// A `return_to` that passed [`validate`]: the only way to make one (besides the default,
+/// `/`), so a value of this type is safe to redirect to. One that went through storage (a
+/// login transaction, an invitation) is validated again when read back, against the
+/// configuration of that moment.
+///
+/// ```compile_fail,E0423
+/// let _ = gatehouse::return_to::ReturnTo("//evil.example".into());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnTo(String);
+
+impl ReturnTo {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The stored form (validated again when read back).
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
+    /// Whether it is the default (`/`), which need not be carried through a provider.
+    pub fn is_default(&self) -> bool {
+        self.0 == DEFAULT
+    }
+}
+
+/// The default, `/`: where to go when no `return_to` is given.
+impl Default for ReturnTo {
+    fn default() -> ReturnTo {
+        ReturnTo(DEFAULT.to_string())
+    }
+}
+
 /// Why a `return_to` was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused(pub &'static str);
@@ -41,9 +75,13 @@ fn check_shape(s: &str) -> Result<(), Refused> {
 
 /// Validates `raw` and returns the URL to redirect to (a path, or an absolute URL on an
 /// allowed origin).
-pub fn validate(cfg: &Config, raw: Option<&str>) -> Result<String, Refused> {
+pub fn validate(cfg: &Config, raw: Option<&str>) -> Result<ReturnTo, Refused> {
+    checked(cfg, raw).map(ReturnTo)
+}
+
+fn checked(cfg: &Config, raw: Option<&str>) -> Result<String, Refused> {
     let raw = match raw {
-        None | Some("") => return Ok(DEFAULT.to_string()),
+        None | Some("") => return Ok(ReturnTo::default().0),
         Some(r) => r,
     };
     if raw.len() > MAX_LEN {
@@ -108,17 +146,21 @@ mod tests {
     #[test]
     fn accepts_paths_and_allowed_origins() {
         let c = cfg();
-        assert_eq!(validate(&c, None).unwrap(), "/");
+        assert_eq!(validate(&c, None).unwrap().as_str(), "/");
         assert_eq!(
-            validate(&c, Some("/dash?x=1#top")).unwrap(),
+            validate(&c, Some("/dash?x=1#top")).unwrap().as_str(),
             "/dash?x=1#top"
         );
         assert_eq!(
-            validate(&c, Some("http://127.0.0.1:8787/a")).unwrap(),
+            validate(&c, Some("http://127.0.0.1:8787/a"))
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:8787/a"
         );
         assert_eq!(
-            validate(&c, Some("https://app.example.com/x")).unwrap(),
+            validate(&c, Some("https://app.example.com/x"))
+                .unwrap()
+                .as_str(),
             "https://app.example.com/x"
         );
     }

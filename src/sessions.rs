@@ -11,7 +11,8 @@
 //! with the user (see `app::ending`).
 
 use crate::config::Config;
-use crate::crypto::{random_token, sha256_b64url};
+use crate::crypto::{random_token, sha256_b64url, Secret};
+use crate::ids::{SessionId, UserId};
 use crate::platform::{Kv, StoreError};
 use serde::Serialize;
 
@@ -21,7 +22,7 @@ const KV_MIN_TTL: u64 = 60;
 /// What KV keeps about a session.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SessionRecord {
-    pub user_id: String,
+    pub user_id: UserId,
     pub issuer: String,
     pub provider: String,
     pub created_at: i64,
@@ -41,7 +42,7 @@ impl SessionRecord {
             serde_json::from_slice(json.as_bytes()).map_err(|e| e.to_string())?;
         let f = crate::fields::Fields::of(&v)?;
         Ok(SessionRecord {
-            user_id: f.str("user_id")?,
+            user_id: UserId::from(f.str("user_id")?),
             issuer: f.str("issuer")?,
             provider: f.str("provider")?,
             created_at: f.i64("created_at")?,
@@ -55,16 +56,20 @@ impl SessionRecord {
 }
 
 /// The stored id of a raw session token.
-pub fn sid_of(raw: &str) -> String {
-    sha256_b64url(raw.as_bytes())
+pub fn sid_of(raw: &str) -> SessionId {
+    SessionId::from(sha256_b64url(raw.as_bytes()))
 }
 
-fn session_key(sid: &str) -> String {
-    format!("s:{sid}")
+fn session_key(sid: &SessionId) -> String {
+    format!("s:{}", sid.as_str())
 }
 
-fn index_prefix(user_id: &str) -> String {
-    format!("u:{user_id}:")
+fn index_prefix(user_id: &UserId) -> String {
+    format!("u:{}:", user_id.as_str())
+}
+
+fn index_key(user_id: &UserId, sid: &SessionId) -> String {
+    format!("{}{}", index_prefix(user_id), sid.as_str())
 }
 
 /// Session operations over a KV store.
@@ -79,7 +84,12 @@ impl<K: Kv> Sessions<'_, K> {
         left.min(self.cfg.session_idle).max(KV_MIN_TTL)
     }
 
-    async fn write(&self, sid: &str, rec: &SessionRecord, now: i64) -> Result<(), StoreError> {
+    async fn write(
+        &self,
+        sid: &SessionId,
+        rec: &SessionRecord,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let ttl = self.ttl(rec, now);
         let json = serde_json::to_string(rec).map_err(|e| StoreError(e.to_string()))?;
         self.kv.put(&session_key(sid), &json, ttl).await
@@ -90,7 +100,7 @@ impl<K: Kv> Sessions<'_, K> {
         &self,
         mut rec: SessionRecord,
         now: i64,
-    ) -> Result<(String, String), StoreError> {
+    ) -> Result<(Secret, SessionId), StoreError> {
         let raw = random_token();
         let sid = sid_of(&raw);
         rec.created_at = now;
@@ -100,13 +110,13 @@ impl<K: Kv> Sessions<'_, K> {
         // without a session (skipped when listing), never a session that "revoke all" misses.
         self.kv
             .put(
-                &format!("{}{sid}", index_prefix(&rec.user_id)),
+                &index_key(&rec.user_id, &sid),
                 "",
                 self.cfg.session_ttl.max(KV_MIN_TTL),
             )
             .await?;
         self.write(&sid, &rec, now).await?;
-        Ok((raw, sid))
+        Ok((Secret::new(raw), sid))
     }
 
     /// The live session of a raw token.
@@ -114,7 +124,7 @@ impl<K: Kv> Sessions<'_, K> {
         &self,
         raw: &str,
         now: i64,
-    ) -> Result<Option<(String, SessionRecord)>, StoreError> {
+    ) -> Result<Option<(SessionId, SessionRecord)>, StoreError> {
         if raw.len() > 100 {
             return Ok(None);
         }
@@ -123,7 +133,11 @@ impl<K: Kv> Sessions<'_, K> {
     }
 
     /// The live session with this `sid`.
-    pub async fn get(&self, sid: &str, now: i64) -> Result<Option<SessionRecord>, StoreError> {
+    pub async fn get(
+        &self,
+        sid: &SessionId,
+        now: i64,
+    ) -> Result<Option<SessionRecord>, StoreError> {
         let Some(json) = self.kv.get(&session_key(sid)).await? else {
             return Ok(None);
         };
@@ -140,7 +154,7 @@ impl<K: Kv> Sessions<'_, K> {
     /// Marks the session as used now (at renewal, not on every request): one KV write.
     pub async fn touch(
         &self,
-        sid: &str,
+        sid: &SessionId,
         mut rec: SessionRecord,
         now: i64,
     ) -> Result<(), StoreError> {
@@ -150,31 +164,29 @@ impl<K: Kv> Sessions<'_, K> {
 
     /// Removes the session and its index entry from KV. This alone does not end a session
     /// (a renewal in flight may write it back): `app::ending` marks it ended in D1 first.
-    pub async fn forget(&self, sid: &str, user_id: &str) -> Result<(), StoreError> {
+    pub async fn forget(&self, sid: &SessionId, user_id: &UserId) -> Result<(), StoreError> {
         self.kv.delete(&session_key(sid)).await?;
-        self.kv
-            .delete(&format!("{}{sid}", index_prefix(user_id)))
-            .await
+        self.kv.delete(&index_key(user_id, sid)).await
     }
 
     /// The `sid`s of a user's sessions.
-    pub async fn sids_of(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn sids_of(&self, user_id: &UserId) -> Result<Vec<SessionId>, StoreError> {
         let prefix = index_prefix(user_id);
         Ok(self
             .kv
             .list(&prefix)
             .await?
             .into_iter()
-            .filter_map(|k| k.strip_prefix(&prefix).map(String::from))
+            .filter_map(|k| k.strip_prefix(&prefix).map(SessionId::from))
             .collect())
     }
 
     /// A user's live sessions.
     pub async fn list(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         now: i64,
-    ) -> Result<Vec<(String, SessionRecord)>, StoreError> {
+    ) -> Result<Vec<(SessionId, SessionRecord)>, StoreError> {
         let mut out = Vec::new();
         for sid in self.sids_of(user_id).await? {
             if let Some(rec) = self.get(&sid, now).await? {
@@ -213,16 +225,16 @@ mod tests {
         let cfg = test_config();
         let s = Sessions { kv: &kv, cfg: &cfg };
         let (raw, sid) = block_on(s.create(rec("u1"), 100)).unwrap();
-        assert_eq!(sid, sid_of(&raw));
+        assert_eq!(sid, sid_of(raw.expose()));
         assert!(
-            kv.keys().iter().all(|k| !k.contains(&raw)),
+            kv.keys().iter().all(|k| !k.contains(raw.expose())),
             "raw token must not be a key"
         );
         assert!(
-            kv.values().iter().all(|v| !v.contains(&raw)),
+            kv.values().iter().all(|v| !v.contains(raw.expose())),
             "raw token must not be stored"
         );
-        assert!(block_on(s.lookup(&raw, 101)).unwrap().is_some());
+        assert!(block_on(s.lookup(raw.expose(), 101)).unwrap().is_some());
         assert!(block_on(s.lookup("guess", 101)).unwrap().is_none());
     }
 
@@ -234,17 +246,19 @@ mod tests {
         let (raw, sid) = block_on(s.create(rec("u1"), 0)).unwrap();
         let idle = cfg.session_idle as i64;
         assert!(
-            block_on(s.lookup(&raw, idle)).unwrap().is_none(),
+            block_on(s.lookup(raw.expose(), idle)).unwrap().is_none(),
             "idle timeout"
         );
-        let (_, r) = block_on(s.lookup(&raw, idle - 1)).unwrap().unwrap();
+        let (_, r) = block_on(s.lookup(raw.expose(), idle - 1)).unwrap().unwrap();
         block_on(s.touch(&sid, r, idle - 1)).unwrap();
         assert!(
-            block_on(s.lookup(&raw, idle + 10)).unwrap().is_some(),
+            block_on(s.lookup(raw.expose(), idle + 10))
+                .unwrap()
+                .is_some(),
             "touch extends idle"
         );
         assert!(
-            block_on(s.lookup(&raw, cfg.session_ttl as i64))
+            block_on(s.lookup(raw.expose(), cfg.session_ttl as i64))
                 .unwrap()
                 .is_none(),
             "absolute limit"
@@ -259,15 +273,15 @@ mod tests {
         let (a, _) = block_on(s.create(rec("u1"), 0)).unwrap();
         let (b, _) = block_on(s.create(rec("u1"), 1)).unwrap();
         let (c, _) = block_on(s.create(rec("u2"), 1)).unwrap();
-        assert_eq!(block_on(s.list("u1", 2)).unwrap().len(), 2);
+        assert_eq!(block_on(s.list(&"u1".into(), 2)).unwrap().len(), 2);
         // The index lists exactly u1's sessions; revoking them leaves u2's alone.
-        let sids = block_on(s.sids_of("u1")).unwrap();
+        let sids = block_on(s.sids_of(&"u1".into())).unwrap();
         assert_eq!(sids.len(), 2);
         for sid in &sids {
-            block_on(s.forget(sid, "u1")).unwrap();
+            block_on(s.forget(sid, &"u1".into())).unwrap();
         }
-        assert!(block_on(s.lookup(&a, 2)).unwrap().is_none());
-        assert!(block_on(s.lookup(&b, 2)).unwrap().is_none());
-        assert!(block_on(s.lookup(&c, 2)).unwrap().is_some());
+        assert!(block_on(s.lookup(a.expose(), 2)).unwrap().is_none());
+        assert!(block_on(s.lookup(b.expose(), 2)).unwrap().is_none());
+        assert!(block_on(s.lookup(c.expose(), 2)).unwrap().is_some());
     }
 }

@@ -2,6 +2,7 @@
 //! and benchmarks (never compiled into the Worker).
 
 use crate::config::Config;
+use crate::ids::SessionId;
 use crate::jwt::jwk::PublicJwk;
 use crate::jwt::keys::SigningKey;
 use crate::jwt::native::NativeSignatures;
@@ -11,8 +12,8 @@ use crate::platform::{
     Outbound, Platform, Signatures, SingleUse, SpendKind, StoreError,
 };
 use crate::users::{
-    Event, Identity, Invitation, LinkOutcome, Profile, StoredEvent, UnlinkOutcome, User, UserPatch,
-    UserQuery, UserStore,
+    Event, Identity, IdentityKey, Invitation, LinkOutcome, Profile, StoredEvent, UnlinkOutcome,
+    User, UserId, UserPatch, UserQuery, UserStore,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -67,8 +68,8 @@ pub fn test_config() -> Config {
 /// A person signed in straight through the stores (no provider round trip): their ids, the
 /// raw session cookie value and an access token, for tests that aim requests at a session.
 pub struct SignedIn {
-    pub user_id: String,
-    pub sid: String,
+    pub user_id: UserId,
+    pub sid: SessionId,
     pub session: String,
     pub access: String,
 }
@@ -103,7 +104,7 @@ pub fn sign_in_directly(cfg: &Config, p: &TestPlatform) -> SignedIn {
     SignedIn {
         user_id: user.id,
         sid,
-        session,
+        session: session.expose().to_string(),
         access,
     }
 }
@@ -280,7 +281,7 @@ impl Kv for MemoryKv {
 /// Users, identities and events in maps.
 #[derive(Default)]
 pub struct MemoryUsers {
-    pub(crate) users: RefCell<HashMap<String, User>>,
+    pub(crate) users: RefCell<HashMap<UserId, User>>,
     identities: RefCell<HashMap<(String, String), Identity>>,
     /// Passkey rows; a row counts only while its identity exists (as D1's join and cascade).
     passkeys: RefCell<Vec<crate::webauthn::store::Passkey>>,
@@ -303,10 +304,10 @@ impl MemoryUsers {
         self.users.borrow().len()
     }
     /// Drops the user row alone, as a delete racing a sign-in leaves it for a moment.
-    pub fn drop_user_row(&self, id: &str) {
+    pub fn drop_user_row(&self, id: &UserId) {
         self.users.borrow_mut().remove(id);
     }
-    pub fn set_active(&self, id: &str, active: bool) {
+    pub fn set_active(&self, id: &UserId, active: bool) {
         if let Some(u) = self.users.borrow_mut().get_mut(id) {
             u.active = active;
         }
@@ -329,12 +330,12 @@ impl MemoryUsers {
 }
 
 impl UserStore for MemoryUsers {
-    async fn identity_owner(&self, issuer: &str, sub: &str) -> Result<Option<String>, StoreError> {
+    async fn identity_owner(&self, key: &IdentityKey<'_>) -> Result<Option<UserId>, StoreError> {
         self.d1("d1.identity_owner", || {
             Ok(self
                 .identities
                 .borrow()
-                .get(&(issuer.into(), sub.into()))
+                .get(&(key.issuer.to_string(), key.sub.to_string()))
                 .map(|i| i.user_id.clone()))
         })
     }
@@ -343,7 +344,7 @@ impl UserStore for MemoryUsers {
         user: &User,
         p: &Profile,
         now: i64,
-    ) -> Result<String, StoreError> {
+    ) -> Result<UserId, StoreError> {
         self.d1("d1.create_linked", || {
             let key = (p.issuer.clone(), p.sub.clone());
             if let Some(owner) = self.identities.borrow().get(&key) {
@@ -408,15 +409,15 @@ impl UserStore for MemoryUsers {
             Ok(Some(u.clone()))
         })
     }
-    async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError> {
+    async fn get_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
         self.d1("d1.get_user", || Ok(self.users.borrow().get(id).cloned()))
     }
     async fn renewal_view(
         &self,
-        user_id: &str,
-        sid: &str,
+        user_id: &UserId,
+        sid: &SessionId,
     ) -> Result<Option<(User, bool)>, StoreError> {
-        let ended = format!("{}:{sid}", SpendKind::EndedSession.prefix());
+        let ended = format!("{}:{}", SpendKind::EndedSession.prefix(), sid.as_str());
         self.d1("d1.renewal_view", || {
             let ended = self.spent.borrow().contains_key(&ended);
             Ok(self
@@ -458,7 +459,10 @@ impl UserStore for MemoryUsers {
         self.d1("d1.create_user", || {
             let mut users = self.users.borrow_mut();
             if users.contains_key(&user.id) {
-                return Err(StoreError(format!("duplicate user id {}", user.id)));
+                return Err(StoreError(format!(
+                    "duplicate user id {}",
+                    user.id.as_str()
+                )));
             }
             users.insert(user.id.clone(), user.clone());
             Ok(())
@@ -466,7 +470,7 @@ impl UserStore for MemoryUsers {
     }
     async fn update_user(
         &self,
-        id: &str,
+        id: &UserId,
         patch: &UserPatch,
         now: i64,
     ) -> Result<Option<User>, StoreError> {
@@ -479,7 +483,7 @@ impl UserStore for MemoryUsers {
             Ok(Some(u.clone()))
         })
     }
-    async fn end_sessions_until(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
+    async fn end_sessions_until(&self, user_id: &UserId, at: i64) -> Result<(), StoreError> {
         self.d1("d1.end_sessions_until", || {
             if let Some(u) = self.users.borrow_mut().get_mut(user_id) {
                 u.sessions_valid_after = u.sessions_valid_after.max(at);
@@ -487,7 +491,12 @@ impl UserStore for MemoryUsers {
             Ok(())
         })
     }
-    async fn set_user_active(&self, id: &str, active: bool, now: i64) -> Result<bool, StoreError> {
+    async fn set_user_active(
+        &self,
+        id: &UserId,
+        active: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         self.d1("d1.set_user_active", || {
             let mut users = self.users.borrow_mut();
             let Some(u) = users.get_mut(id) else {
@@ -498,25 +507,28 @@ impl UserStore for MemoryUsers {
             Ok(true)
         })
     }
-    async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
+    async fn delete_user(&self, id: &UserId) -> Result<bool, StoreError> {
         self.d1("d1.delete_user", || {
-            self.identities.borrow_mut().retain(|_, i| i.user_id != id);
+            self.identities.borrow_mut().retain(|_, i| i.user_id != *id);
             // D1's foreign keys cascade to the OpenID Provider's rows.
-            self.oauth.consents.borrow_mut().retain(|(u, _), _| u != id);
+            self.oauth
+                .consents
+                .borrow_mut()
+                .retain(|(u, _), _| u != id.as_str());
             self.oauth
                 .refresh
                 .borrow_mut()
-                .retain(|_, r| r.grant.user_id != id);
+                .retain(|_, r| r.grant.user_id != id.as_str());
             Ok(self.users.borrow_mut().remove(id).is_some())
         })
     }
-    async fn identities_of(&self, user_id: &str) -> Result<Vec<Identity>, StoreError> {
+    async fn identities_of(&self, user_id: &UserId) -> Result<Vec<Identity>, StoreError> {
         self.d1("d1.identities_of", || {
             let mut list: Vec<Identity> = self
                 .identities
                 .borrow()
                 .values()
-                .filter(|i| i.user_id == user_id)
+                .filter(|i| i.user_id == *user_id)
                 .cloned()
                 .collect();
             list.sort_by(|a, b| {
@@ -527,14 +539,14 @@ impl UserStore for MemoryUsers {
     }
     async fn link_identity(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         p: &Profile,
         now: i64,
     ) -> Result<LinkOutcome, StoreError> {
         self.d1("d1.link_identity", || {
             let key = (p.issuer.clone(), p.sub.clone());
             if let Some(i) = self.identities.borrow().get(&key) {
-                return Ok(if i.user_id == user_id {
+                return Ok(if i.user_id == *user_id {
                     LinkOutcome::AlreadyLinked
                 } else {
                     LinkOutcome::OwnedByOther(i.user_id.clone())
@@ -551,17 +563,16 @@ impl UserStore for MemoryUsers {
     }
     async fn unlink_identity(
         &self,
-        user_id: &str,
-        issuer: &str,
-        sub: &str,
+        user_id: &UserId,
+        key: &IdentityKey<'_>,
     ) -> Result<UnlinkOutcome, StoreError> {
         self.d1("d1.unlink_identity", || {
             let mut ids = self.identities.borrow_mut();
-            let key = (issuer.to_string(), sub.to_string());
-            if ids.get(&key).map(|i| i.user_id.as_str()) != Some(user_id) {
+            let key = (key.issuer.to_string(), key.sub.to_string());
+            if ids.get(&key).map(|i| &i.user_id) != Some(user_id) {
                 return Ok(UnlinkOutcome::NotFound);
             }
-            if ids.values().filter(|i| i.user_id == user_id).count() < 2 {
+            if ids.values().filter(|i| i.user_id == *user_id).count() < 2 {
                 return Ok(UnlinkOutcome::LastIdentity);
             }
             ids.remove(&key);
@@ -570,7 +581,7 @@ impl UserStore for MemoryUsers {
     }
     async fn events_of(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         limit: u32,
         after: Option<(i64, i64)>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
@@ -581,7 +592,7 @@ impl UserStore for MemoryUsers {
                 .borrow()
                 .iter()
                 .enumerate()
-                .filter(|(_, e)| e.user_id.as_deref() == Some(user_id))
+                .filter(|(_, e)| e.user_id.as_ref() == Some(user_id))
                 .map(|(i, e)| StoredEvent {
                     id: i as i64 + 1,
                     user_id: e.user_id.clone(),
@@ -653,25 +664,25 @@ impl UserStore for MemoryUsers {
     async fn mark_invitation_used(
         &self,
         id: &str,
-        user_id: &str,
+        user_id: &UserId,
         at: i64,
     ) -> Result<(), StoreError> {
         self.d1("d1.mark_invitation_used", || {
             if let Some(i) = self.invitations.borrow_mut().get_mut(id) {
                 i.used_at = Some(at);
-                i.used_by = Some(user_id.to_string());
+                i.used_by = Some(user_id.clone());
             }
             Ok(())
         })
     }
 }
 
-fn identity_of(user_id: &str, p: &Profile, now: i64) -> Identity {
+fn identity_of(user_id: &UserId, p: &Profile, now: i64) -> Identity {
     Identity {
         issuer: p.issuer.clone(),
         sub: p.sub.clone(),
         provider: p.provider.clone(),
-        user_id: user_id.to_string(),
+        user_id: user_id.clone(),
         email: p.email.clone(),
         created_at: now,
         last_login_at: Some(now),
@@ -979,7 +990,7 @@ impl MemoryUsers {
             .iter()
             .filter(|p| {
                 ids.get(&(p.issuer.clone(), p.id.clone()))
-                    .is_some_and(|i| i.user_id == p.user_id)
+                    .is_some_and(|i| i.user_id == p.user_id.as_str())
             })
             .filter(|p| keep(p))
             .cloned()
@@ -996,7 +1007,7 @@ impl crate::webauthn::store::PasskeyStore for MemoryUsers {
         use crate::webauthn::store::AddOutcome;
         self.d1("d1.add_passkey", || {
             let key = (pk.issuer.clone(), pk.id.clone());
-            if !self.users.borrow().contains_key(&pk.user_id)
+            if !self.users.borrow().contains_key(pk.user_id.as_str())
                 || self.identities.borrow().contains_key(&key)
             {
                 return Ok(AddOutcome::AlreadyRegistered);
@@ -1007,7 +1018,7 @@ impl crate::webauthn::store::PasskeyStore for MemoryUsers {
                     issuer: pk.issuer.clone(),
                     sub: pk.id.clone(),
                     provider: provider.into(),
-                    user_id: pk.user_id.clone(),
+                    user_id: UserId::from(pk.user_id.as_str()),
                     email: None,
                     created_at: pk.created_at,
                     last_login_at: None,

@@ -16,8 +16,10 @@ use crate::crypto::{b64url, b64url_decode, ct_eq, hmac_sha256, random_token, sha
 use crate::error::{AppError, AppResult};
 use crate::fields::Fields;
 use crate::http::Request;
+use crate::ids::UserId;
 use crate::platform::{Kv, Platform, SingleUse, SpendKind};
 use crate::providers::Flow;
+use crate::return_to::ReturnTo;
 use serde::Serialize;
 
 /// How long a sign-in may take.
@@ -36,7 +38,7 @@ pub enum Purpose {
     /// Sign in (a first sign-in makes the user) and start a session.
     SignIn,
     /// A signed-in user links this provider's identity to their account.
-    Link { user_id: String },
+    Link { user_id: UserId },
     /// An emailed invitation from the admin API signs its bearer in; `invitee` is the address
     /// it was sent to, shown on its confirmation page.
     Invitation { invitee: String },
@@ -52,6 +54,7 @@ pub struct LoginTxn {
     pub state: String,
     pub nonce: String,
     pub pkce_verifier: String,
+    /// Its stored form: validated again when the callback reads it back.
     pub return_to: String,
     pub created_at: i64,
     pub purpose: Purpose,
@@ -74,7 +77,7 @@ impl Purpose {
         let f = Fields::of(v)?;
         if let Some(link) = f.get("link") {
             return Ok(Purpose::Link {
-                user_id: Fields::of(link)?.str("user_id")?,
+                user_id: UserId::from(Fields::of(link)?.str("user_id")?),
             });
         }
         if let Some(up) = f.get("sign_up") {
@@ -109,13 +112,13 @@ impl LoginTxn {
 }
 
 impl LoginTxn {
-    pub fn new(provider: &str, return_to: String, purpose: Purpose, now: i64) -> LoginTxn {
+    pub fn new(provider: &str, return_to: ReturnTo, purpose: Purpose, now: i64) -> LoginTxn {
         LoginTxn {
             provider: provider.to_string(),
             state: random_token(),
             nonce: random_token(),
             pkce_verifier: random_token(),
-            return_to,
+            return_to: return_to.into_string(),
             created_at: now,
             purpose,
             register: false,
@@ -445,14 +448,14 @@ mod tests {
                 invitation: "h".into(),
             },
         ] {
-            let t = LoginTxn::new("dev", "/".into(), purpose.clone(), 100);
+            let t = LoginTxn::new("dev", Default::default(), purpose.clone(), 100);
             let cookie = block_on(start(p.kv(), &cfg, &t)).unwrap();
             let req = callback_req(Some(&cookie));
             let back = block_on(finish(&p, &cfg, &req, Some(&t.state), "dev")).unwrap();
             assert_eq!(back.purpose, purpose);
         }
         // A transaction stored in an older shape (`link_user` instead of `purpose`).
-        let old = LoginTxn::new("dev", "/".into(), Purpose::SignIn, 100);
+        let old = LoginTxn::new("dev", Default::default(), Purpose::SignIn, 100);
         let cookie = block_on(start(p.kv(), &cfg, &old)).unwrap();
         let legacy = format!(
             r#"{{"provider":"dev","state":"{}","nonce":"n","pkce_verifier":"v","return_to":"/","created_at":100,"link_user":"u1"}}"#,
@@ -469,7 +472,7 @@ mod tests {
     #[test]
     fn round_trip_is_single_use() {
         let (p, cfg) = (platform(200), test_config());
-        let t = LoginTxn::new("dev", "/".into(), Purpose::SignIn, 100);
+        let t = LoginTxn::new("dev", Default::default(), Purpose::SignIn, 100);
         let cookie = block_on(start(p.kv(), &cfg, &t)).unwrap();
         let req = callback_req(Some(&cookie));
         assert_eq!(
@@ -493,8 +496,8 @@ mod tests {
     fn other_browser_missing_cookie_bad_state_expired_are_refused_and_spend_nothing() {
         let cfg = test_config();
         let p = platform(200);
-        let mine = LoginTxn::new("dev", "/".into(), Purpose::SignIn, 100);
-        let theirs = LoginTxn::new("dev", "/".into(), Purpose::SignIn, 100);
+        let mine = LoginTxn::new("dev", Default::default(), Purpose::SignIn, 100);
+        let theirs = LoginTxn::new("dev", Default::default(), Purpose::SignIn, 100);
         let my_cookie = block_on(start(p.kv(), &cfg, &mine)).unwrap();
         block_on(start(p.kv(), &cfg, &theirs)).unwrap();
         let cases = [
@@ -531,7 +534,12 @@ mod tests {
     #[test]
     fn invitations_need_no_cookie_but_are_single_use_and_separate_from_transactions() {
         let (p, cfg) = (platform(200), test_config());
-        let t = LoginTxn::new("mail", "/welcome".into(), Purpose::SignIn, 100);
+        let t = LoginTxn::new(
+            "mail",
+            crate::return_to::validate(&cfg, Some("/welcome")).unwrap(),
+            Purpose::SignIn,
+            100,
+        );
         let url = block_on(start_invitation(p.kv(), &cfg, &t)).unwrap();
         assert_eq!(
             url,
@@ -559,7 +567,7 @@ mod tests {
 
         // An ordinary transaction cannot be completed without its cookie by calling its
         // state an invitation.
-        let normal = LoginTxn::new("mail", "/".into(), Purpose::SignIn, 100);
+        let normal = LoginTxn::new("mail", Default::default(), Purpose::SignIn, 100);
         block_on(start(p.kv(), &cfg, &normal)).unwrap();
         let forged = Request::new(
             Method::Get,
@@ -573,7 +581,7 @@ mod tests {
 
         // Expired, or for another provider: refused, and not spent.
         for (provider, now) in [("mail", 100 + TXN_TTL as i64 + 1), ("other", 200)] {
-            let t = LoginTxn::new("mail", "/".into(), Purpose::SignIn, 100);
+            let t = LoginTxn::new("mail", Default::default(), Purpose::SignIn, 100);
             let url = block_on(start_invitation(p.kv(), &cfg, &t)).unwrap();
             p.clock.set(now);
             let r = block_on(finish(
@@ -594,7 +602,7 @@ mod tests {
     #[test]
     fn wrong_provider_is_refused() {
         let (p, cfg) = (platform(100), test_config());
-        let t = LoginTxn::new("dev", "/".into(), Purpose::SignIn, 100);
+        let t = LoginTxn::new("dev", Default::default(), Purpose::SignIn, 100);
         let cookie = block_on(start(p.kv(), &cfg, &t)).unwrap();
         let r = block_on(finish(
             &p,

@@ -7,13 +7,14 @@
 
 use crate::crypto::{b64url, random_bytes};
 use crate::error::StoreError;
-use serde::{Deserialize, Serialize};
+use crate::ids::SessionId;
+pub use crate::ids::{IdentityKey, UserId};
 use serde_json::Value;
 
 /// A local user.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct User {
-    pub id: String,
+    pub id: UserId,
     pub name: Option<String>,
     pub email: Option<String>,
     pub email_verified: bool,
@@ -27,11 +28,9 @@ pub struct User {
     /// Sessions begun at or before this time are refused at renewal: set by "revoke all"
     /// (and so by deactivation and deletion), it stops even a session that KV's index did
     /// not list yet. 0: none refused.
-    #[serde(default)]
     pub sessions_valid_after: i64,
     /// Roles given by an admin or an invitation (the policy's rule roles are added when a
     /// token is issued, never stored).
-    #[serde(default)]
     pub roles: Vec<String>,
 }
 
@@ -68,7 +67,7 @@ impl User {
     /// The user object of the API (times as RFC 3339).
     pub fn to_json(&self) -> Value {
         serde_json::json!({
-            "id": self.id, "name": self.name, "email": self.email,
+            "id": self.id.as_str(), "name": self.name, "email": self.email,
             "email_verified": self.email_verified, "phone": self.phone, "picture": self.picture,
             "active": self.active, "metadata": self.metadata, "roles": self.roles,
             "created_at": rfc3339(self.created_at), "updated_at": rfc3339(self.updated_at),
@@ -78,8 +77,8 @@ impl User {
 }
 
 /// A fresh user id: `usr_` + 128 random bits.
-pub fn new_user_id() -> String {
-    format!("usr_{}", b64url(&random_bytes::<16>()))
+pub fn new_user_id() -> UserId {
+    UserId::from(format!("usr_{}", b64url(&random_bytes::<16>())))
 }
 
 /// What a provider vouched for after a successful sign-in.
@@ -102,13 +101,23 @@ pub struct Profile {
     pub vendor_logout: Option<String>,
 }
 
+impl Profile {
+    /// The key this sign-in's identity is linked by.
+    pub fn key(&self) -> IdentityKey<'_> {
+        IdentityKey {
+            issuer: &self.issuer,
+            sub: &self.sub,
+        }
+    }
+}
+
 /// A linked identity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
     pub issuer: String,
     pub sub: String,
     pub provider: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub email: Option<String>,
     pub created_at: i64,
     pub last_login_at: Option<i64>,
@@ -117,7 +126,7 @@ pub struct Identity {
 /// An audit event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     pub kind: &'static str,
     pub at: i64,
     pub ip: String,
@@ -128,7 +137,7 @@ pub struct Event {
 /// User storage (D1 in the Worker).
 pub trait UserStore {
     /// The user that (issuer, sub) is linked to.
-    async fn identity_owner(&self, issuer: &str, sub: &str) -> Result<Option<String>, StoreError>;
+    async fn identity_owner(&self, key: &IdentityKey<'_>) -> Result<Option<UserId>, StoreError>;
     /// Atomically creates `user` with the identity of `profile`, unless that identity already
     /// exists; returns the id of the user the identity belongs to afterwards (the new user,
     /// or the winner of a concurrent first sign-in).
@@ -137,7 +146,7 @@ pub trait UserStore {
         user: &User,
         profile: &Profile,
         now: i64,
-    ) -> Result<String, StoreError>;
+    ) -> Result<UserId, StoreError>;
     /// A sign-in of the identity of `profile`, in one round trip (one D1 batch, so one
     /// transaction): creates `fresh` with the identity unless the identity exists (atomically,
     /// as [`UserStore::create_linked`]); then, unless its user is deactivated, refreshes the
@@ -153,13 +162,13 @@ pub trait UserStore {
         event: Option<&Event>,
         now: i64,
     ) -> Result<Option<User>, StoreError>;
-    async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError>;
+    async fn get_user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
     /// The user of a session being renewed, and whether the session `sid` was ended
     /// ([`crate::platform::SpendKind::EndedSession`] in the spent-set): one round trip.
     async fn renewal_view(
         &self,
-        user_id: &str,
-        sid: &str,
+        user_id: &UserId,
+        sid: &SessionId,
     ) -> Result<Option<(User, bool)>, StoreError>;
     async fn record_event(&self, event: &Event) -> Result<(), StoreError>;
 
@@ -175,41 +184,45 @@ pub trait UserStore {
     /// is no longer verified.
     async fn update_user(
         &self,
-        id: &str,
+        id: &UserId,
         patch: &UserPatch,
         now: i64,
     ) -> Result<Option<User>, StoreError>;
     /// Refuses, from now on, every session of the user begun at or before `at`
     /// ([`User::sessions_valid_after`]; it never moves back).
-    async fn end_sessions_until(&self, user_id: &str, at: i64) -> Result<(), StoreError>;
+    async fn end_sessions_until(&self, user_id: &UserId, at: i64) -> Result<(), StoreError>;
     /// Sets `active`; `false` when there is no such user.
-    async fn set_user_active(&self, id: &str, active: bool, now: i64) -> Result<bool, StoreError>;
+    async fn set_user_active(
+        &self,
+        id: &UserId,
+        active: bool,
+        now: i64,
+    ) -> Result<bool, StoreError>;
     /// Deletes the user and its identities in one batch; `false` when there is no such user.
     /// Audit events stay (until pruned).
-    async fn delete_user(&self, id: &str) -> Result<bool, StoreError>;
+    async fn delete_user(&self, id: &UserId) -> Result<bool, StoreError>;
     /// The identities linked to a user, oldest first.
-    async fn identities_of(&self, user_id: &str) -> Result<Vec<Identity>, StoreError>;
+    async fn identities_of(&self, user_id: &UserId) -> Result<Vec<Identity>, StoreError>;
     /// Links the identity of `profile` to `user_id` unless it already belongs to someone
     /// (atomic: a concurrent first sign-in cannot make it belong to two users).
     async fn link_identity(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         profile: &Profile,
         now: i64,
     ) -> Result<LinkOutcome, StoreError>;
-    /// Removes (issuer, sub) from `user_id`, unless it is the user's last identity (atomic:
-    /// two concurrent unlinks cannot remove the last two).
+    /// Removes the identity `key` from `user_id`, unless it is the user's last identity
+    /// (atomic: two concurrent unlinks cannot remove the last two).
     async fn unlink_identity(
         &self,
-        user_id: &str,
-        issuer: &str,
-        sub: &str,
+        user_id: &UserId,
+        key: &IdentityKey<'_>,
     ) -> Result<UnlinkOutcome, StoreError>;
     /// A user's audit events newest first (`at` desc, then `id` desc), strictly after
     /// `after` (an `(at, id)` cursor); at most `limit`.
     async fn events_of(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         limit: u32,
         after: Option<(i64, i64)>,
     ) -> Result<Vec<StoredEvent>, StoreError>;
@@ -230,7 +243,7 @@ pub trait UserStore {
     async fn mark_invitation_used(
         &self,
         id: &str,
-        user_id: &str,
+        user_id: &UserId,
         at: i64,
     ) -> Result<(), StoreError>;
 }
@@ -247,11 +260,11 @@ pub struct Invitation {
     pub roles: Vec<String>,
     pub return_to: String,
     /// Attach the new identity to this existing user instead of making a user.
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
-    pub used_by: Option<String>,
+    pub used_by: Option<UserId>,
 }
 
 impl Invitation {
@@ -259,9 +272,9 @@ impl Invitation {
     pub fn to_json(&self) -> Value {
         serde_json::json!({
             "id": self.id, "email": self.email, "roles": self.roles, "return_to": self.return_to,
-            "user_id": self.user_id, "created_at": rfc3339(self.created_at),
+            "user_id": self.user_id.as_ref().map(UserId::as_str), "created_at": rfc3339(self.created_at),
             "expires_at": rfc3339(self.expires_at), "used_at": self.used_at.map(rfc3339),
-            "used_by": self.used_by,
+            "used_by": self.used_by.as_ref().map(UserId::as_str),
         })
     }
 }
@@ -344,7 +357,7 @@ pub enum LinkOutcome {
     /// It already was.
     AlreadyLinked,
     /// It belongs to this other user; nothing changed.
-    OwnedByOther(String),
+    OwnedByOther(UserId),
     /// There is no such user.
     NoUser,
 }
@@ -363,7 +376,7 @@ pub enum UnlinkOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
     pub id: i64,
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     pub kind: String,
     pub at: i64,
     pub ip: String,

@@ -90,3 +90,24 @@ test('the JWKS publishes the signing key with cache headers', async () => {
   assert.equal(keys[0].kty, 'OKP');
   assert.equal(keys[0].d, undefined, 'never the private half');
 });
+
+test('a chunked body is refused (413) as soon as it passes 64 KB, before the sender has finished', async () => {
+  // No Content-Length: the body's size is known only as it arrives. The sender writes 96 KB
+  // and then holds the request open; reading the whole body before measuring it would wait
+  // for an end that never comes (the deadline below fails the test then).
+  const { request } = await import('node:http');
+  const url = new URL(`${gh.url}/auth/logout`);
+  const [status, text] = await new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST',
+      headers: { 'content-type': 'application/json' } }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => { clearTimeout(deadline); req.destroy(); resolve([res.statusCode, body]); });
+    });
+    const deadline = setTimeout(() => { req.destroy(); reject(new Error('no answer while the body was still open')); }, 30_000);
+    req.on('error', (e) => { clearTimeout(deadline); reject(e); });
+    for (let i = 0; i < 6; i++) req.write(Buffer.alloc(16 * 1024, 0x20));
+  });
+  assert.equal(status, 413, text);
+  assert.equal(JSON.parse(text).error, 'payload_too_large');
+});

@@ -46,8 +46,8 @@ fn world() -> World {
         cookies: format!("gh_session={}; gh_access={}", person.session, person.access),
         cfg,
         p,
-        user: person.user_id,
-        sid: person.sid,
+        user: person.user_id.as_str().to_string(),
+        sid: person.sid.as_str().to_string(),
     }
 }
 

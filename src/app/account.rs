@@ -6,6 +6,7 @@ use super::{check_origin, Ctx};
 use crate::cookies::{ACCESS, SESSION};
 use crate::error::{AppError, AppResult};
 use crate::http::{Request, Response};
+use crate::ids::SessionId;
 use crate::jwt::keys::jwks_document;
 use crate::platform::Platform;
 use crate::users::rfc3339;
@@ -76,15 +77,14 @@ pub async fn logout<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
                 req,
                 Some(&rec.user_id),
                 "logout",
-                json!({ "session_id": sid }),
+                json!({ "session_id": sid.as_str() }),
             )
             .await;
         }
     }
     let mut r = if req.is_browser_form() {
-        let target = return_to::validate(ctx.cfg, req.query("return_to").as_deref())
-            .unwrap_or_else(|_| return_to::DEFAULT.into());
-        let mut r = Response::redirect(&target);
+        let target = return_to::validate(ctx.cfg, req.query("return_to").as_deref());
+        let mut r = Response::redirect(target.as_ref().map_or(return_to::DEFAULT, |t| t.as_str()));
         r.status = 303;
         r
     } else {
@@ -147,7 +147,7 @@ pub async fn list_sessions<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppR
         .into_iter()
         .map(|(sid, r)| {
             json!({
-                "id": sid, "current": sid == caller.claims.sid, "provider": r.provider,
+                "id": sid.as_str(), "current": sid == caller.claims.sid, "provider": r.provider,
                 "user_agent": r.user_agent, "ip": r.ip, "created_at": rfc3339(r.created_at),
                 "last_seen_at": rfc3339(r.last_seen_at), "expires_at": rfc3339(r.expires_at),
             })
@@ -165,6 +165,7 @@ pub async fn revoke_session<P: Platform>(
     req: &Request,
     sid: &str,
 ) -> AppResult<Response> {
+    let sid = &SessionId::from(sid);
     let caller = require_account_owner(ctx, req, true).await?;
     let sessions = ctx.sessions();
     let own = sessions
@@ -180,7 +181,7 @@ pub async fn revoke_session<P: Platform>(
         req,
         Some(&caller.claims.sub),
         "session_revoked",
-        json!({"session_id": sid}),
+        json!({"session_id": sid.as_str()}),
     )
     .await;
     Ok(with_cookies(Response::new(204), &caller))

@@ -14,9 +14,11 @@ use super::Ctx;
 use crate::app::auth::bearer;
 use crate::error::{AppError, AppResult};
 use crate::http::{Method, Request, Response};
+use crate::ids::{IdentityKey, SessionId, UserId};
 use crate::platform::Platform;
 use crate::providers::stytch;
 use crate::ratelimit::{self, Limit};
+use crate::return_to::ReturnTo;
 use crate::txn::{self, LoginTxn, Purpose};
 use crate::users::{new_user_id, rfc3339, UnlinkOutcome, User, UserQuery, UserStore};
 use crate::validate;
@@ -119,7 +121,7 @@ async fn authorize<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<()
     Err(AppError::Unauthorized(UNAUTHORIZED.into()))
 }
 
-async fn existing_user<P: Platform>(ctx: &Ctx<'_, P>, id: &str) -> AppResult<User> {
+async fn existing_user<P: Platform>(ctx: &Ctx<'_, P>, id: &UserId) -> AppResult<User> {
     ctx.p.users().get_user(id).await?.ok_or(AppError::NotFound)
 }
 
@@ -144,7 +146,7 @@ async fn list_users<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
         users.truncate(limit as usize);
         users
             .last()
-            .map(|u| validate::encode_cursor(u.created_at, &u.id))
+            .map(|u| validate::encode_cursor(u.created_at, u.id.as_str()))
     } else {
         None
     };
@@ -178,12 +180,13 @@ async fn create_user<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<
     ctx.event(req, Some(&user.id), "created", json!({"by": "admin"}))
         .await;
     let mut r = Response::json(201, &user.to_json());
-    r.set_header("location", &format!("/admin/users/{}", user.id));
+    r.set_header("location", &format!("/admin/users/{}", user.id.as_str()));
     Ok(r)
 }
 
 /// `GET /admin/users/{id}`: the user, its identities and its recent events.
 async fn get_user<P: Platform>(ctx: &Ctx<'_, P>, id: &str) -> AppResult<Response> {
+    let id = &UserId::from(id);
     let user = existing_user(ctx, id).await?;
     let store = ctx.p.users();
     let identities: Vec<Value> = store
@@ -210,6 +213,7 @@ async fn update_user<P: Platform>(
     req: &Request,
     id: &str,
 ) -> AppResult<Response> {
+    let id = &UserId::from(id);
     let patch = validate::user_patch(&req.body).map_err(bad)?;
     if patch.is_empty() {
         return Ok(Response::json(
@@ -240,6 +244,7 @@ async fn delete_user<P: Platform>(
     req: &Request,
     id: &str,
 ) -> AppResult<Response> {
+    let id = &UserId::from(id);
     existing_user(ctx, id).await?;
     let revoked = end_all_sessions(ctx, id).await?;
     if !ctx.p.users().delete_user(id).await? {
@@ -263,6 +268,7 @@ async fn set_active<P: Platform>(
     id: &str,
     active: bool,
 ) -> AppResult<Response> {
+    let id = &UserId::from(id);
     if !ctx
         .p
         .users()
@@ -292,6 +298,7 @@ async fn set_active<P: Platform>(
 
 /// `GET /admin/users/{id}/sessions`.
 async fn list_sessions<P: Platform>(ctx: &Ctx<'_, P>, id: &str) -> AppResult<Response> {
+    let id = &UserId::from(id);
     existing_user(ctx, id).await?;
     let list: Vec<Value> = ctx
         .sessions()
@@ -300,7 +307,7 @@ async fn list_sessions<P: Platform>(ctx: &Ctx<'_, P>, id: &str) -> AppResult<Res
         .into_iter()
         .map(|(sid, r)| {
             json!({
-                "id": sid, "provider": r.provider, "issuer": r.issuer,
+                "id": sid.as_str(), "provider": r.provider, "issuer": r.issuer,
                 "user_agent": r.user_agent, "ip": r.ip, "created_at": rfc3339(r.created_at),
                 "last_seen_at": rfc3339(r.last_seen_at), "expires_at": rfc3339(r.expires_at),
             })
@@ -316,15 +323,17 @@ async fn revoke_sessions<P: Platform>(
     id: &str,
     sid: Option<&str>,
 ) -> AppResult<Response> {
+    let id = &UserId::from(id);
     existing_user(ctx, id).await?;
     let s = ctx.sessions();
     let detail = match sid {
         Some(sid) => {
+            let sid = &SessionId::from(sid);
             if !s.sids_of(id).await?.iter().any(|x| x == sid) {
                 return Err(AppError::NotFound);
             }
             end_session(ctx, sid, id).await?;
-            json!({"by": "admin", "session_id": sid})
+            json!({"by": "admin", "session_id": sid.as_str()})
         }
         None => json!({"by": "admin", "all": true, "count": end_all_sessions(ctx, id).await?}),
     };
@@ -334,10 +343,15 @@ async fn revoke_sessions<P: Platform>(
 
 /// `DELETE /admin/users/{id}/identities?issuer=&sub=` → 204; 409 for the last identity.
 async fn unlink<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, id: &str) -> AppResult<Response> {
+    let id = &UserId::from(id);
     let issuer = validate::required_param("issuer", req.query("issuer")).map_err(bad)?;
     let sub = validate::required_param("sub", req.query("sub")).map_err(bad)?;
     existing_user(ctx, id).await?;
-    match ctx.p.users().unlink_identity(id, &issuer, &sub).await? {
+    let key = IdentityKey {
+        issuer: &issuer,
+        sub: &sub,
+    };
+    match ctx.p.users().unlink_identity(id, &key).await? {
         UnlinkOutcome::Unlinked => {
             ctx.event(
                 req,
@@ -359,6 +373,7 @@ async fn unlink<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, id: &str) -> AppRe
 /// (until pruned), so a deleted user's events are still listed; an id with neither a user
 /// nor events is 404.
 async fn events<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, id: &str) -> AppResult<Response> {
+    let id = &UserId::from(id);
     let limit = validate::page_limit(req.query("limit").as_deref()).map_err(bad)?;
     let after = match req.query("cursor").filter(|c| !c.is_empty()) {
         Some(c) => Some(validate::decode_event_cursor(&c).map_err(bad)?),
@@ -403,7 +418,7 @@ async fn magic_link<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
         _ => return Err(bad("email is required (a string).".into())),
     };
     let return_to = match body.get("return_to") {
-        None | Some(Value::Null) => crate::return_to::DEFAULT.to_string(),
+        None | Some(Value::Null) => ReturnTo::default(),
         Some(Value::String(r)) => crate::return_to::validate(ctx.cfg, Some(r))
             .map_err(|e| bad(format!("return_to refused: {}.", e.0)))?,
         Some(_) => return Err(bad("return_to must be a string.".into())),
@@ -438,7 +453,7 @@ async fn magic_link<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
     };
     let t = LoginTxn::new(name, return_to, invitation, ctx.p.now());
     let link = txn::invitation_url(ctx.cfg, &t);
-    stytch::send_magic_link(ctx.p, name, c, &email, &link, &t.flow(ctx.cfg)).await?;
+    stytch::send_magic_link(ctx.p, c, &email, &link, &t.flow(ctx.cfg)).await?;
     // Stored only once the link is on its way (the link is useless without it).
     txn::start_invitation(ctx.p.kv(), ctx.cfg, &t).await?;
     ctx.event(

@@ -8,6 +8,7 @@ use crate::access::{self, AccessClaims};
 use crate::cookies::{ACCESS, SESSION};
 use crate::error::{AppError, AppResult};
 use crate::http::Request;
+use crate::ids::SessionId;
 use crate::platform::Platform;
 use crate::users::{User, UserStore};
 
@@ -123,7 +124,7 @@ pub fn revoked_by_time(created_at: i64, user: &User) -> bool {
 pub async fn issue_for<P: Platform>(
     ctx: &Ctx<'_, P>,
     user: &User,
-    sid: &str,
+    sid: &SessionId,
 ) -> AppResult<(AccessClaims, String)> {
     let mut claims = AccessClaims::new(
         ctx.cfg,
@@ -217,13 +218,15 @@ mod tests {
         let me = sign_in_directly(&cfg, &p);
         // A renewal read the session, then the session was ended, then the renewal (or a KV
         // location the delete had not reached) wrote the stale copy back.
-        let stale = p.kv.value(&format!("s:{}", me.sid)).expect("stored");
+        let stale =
+            p.kv.value(&format!("s:{}", me.sid.as_str()))
+                .expect("stored");
         block_on(super::super::ending::revoke(&ctx, &me.sid, &me.user_id)).unwrap();
-        block_on(p.kv.put(&format!("s:{}", me.sid), &stale, 60)).unwrap();
+        block_on(p.kv.put(&format!("s:{}", me.sid.as_str()), &stale, 60)).unwrap();
         let renewed = block_on(renew(&ctx, &renewal(&me.session))).unwrap();
         assert!(renewed.is_none(), "an ended session renews nothing");
         assert!(
-            p.kv.value(&format!("s:{}", me.sid)).is_none(),
+            p.kv.value(&format!("s:{}", me.sid.as_str())).is_none(),
             "and the copy written back leaves the device list"
         );
     }

@@ -7,6 +7,7 @@
 
 use super::Ctx;
 use crate::error::AppResult;
+use crate::ids::{SessionId, UserId};
 use crate::platform::{Platform, SingleUse, SpendKind};
 use crate::sessions::SessionRecord;
 use crate::users::UserStore;
@@ -19,7 +20,7 @@ pub async fn end_vendor<P: Platform>(ctx: &Ctx<'_, P>, name: &str, handle: Optio
     let (Some(handle), Some(provider)) = (handle, ctx.cfg.providers.get(name)) else {
         return;
     };
-    if let Err(e) = crate::providers::end_session(ctx.p, name, provider, handle).await {
+    if let Err(e) = crate::providers::end_session(ctx.p, provider, handle).await {
         crate::providers::log_failed_logout(ctx.p, name, &e);
     }
 }
@@ -31,7 +32,7 @@ pub async fn end_vendor_of<P: Platform>(ctx: &Ctx<'_, P>, rec: &SessionRecord) {
 
 /// The record of session `sid`, for its vendor side. A read that fails is logged and counts
 /// as no record: it must not stop the revocation, which matters more.
-async fn record_of<P: Platform>(ctx: &Ctx<'_, P>, sid: &str) -> Option<SessionRecord> {
+async fn record_of<P: Platform>(ctx: &Ctx<'_, P>, sid: &SessionId) -> Option<SessionRecord> {
     match ctx.sessions().get(sid, ctx.p.now()).await {
         Ok(rec) => rec,
         Err(e) => {
@@ -48,11 +49,15 @@ async fn record_of<P: Platform>(ctx: &Ctx<'_, P>, sid: &str) -> Option<SessionRe
 /// renewal reads (it stops the session even if a renewal in flight writes it back to KV),
 /// kept until the session could have expired anyway; then the session and its index entry in
 /// KV (so that it leaves the device list at once).
-pub async fn revoke<P: Platform>(ctx: &Ctx<'_, P>, sid: &str, user_id: &str) -> AppResult<()> {
+pub async fn revoke<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    sid: &SessionId,
+    user_id: &UserId,
+) -> AppResult<()> {
     let until = ctx.p.now() + ctx.cfg.session_ttl as i64;
     ctx.p
         .single_use()
-        .spend(SpendKind::EndedSession, sid, until)
+        .spend(SpendKind::EndedSession, sid.as_str(), until)
         .await?;
     ctx.sessions().forget(sid, user_id).await?;
     Ok(())
@@ -62,7 +67,7 @@ pub async fn revoke<P: Platform>(ctx: &Ctx<'_, P>, sid: &str, user_id: &str) -> 
 /// unless the vendor handle is `keep` (one that a new session carries on).
 pub async fn end_record<P: Platform>(
     ctx: &Ctx<'_, P>,
-    sid: &str,
+    sid: &SessionId,
     rec: &SessionRecord,
     keep: Option<&str>,
 ) -> AppResult<()> {
@@ -75,7 +80,11 @@ pub async fn end_record<P: Platform>(
 
 /// Ends session `sid` of `user_id` here (always, even when its record cannot be read, so that
 /// a copy KV has not shown us yet is revoked too) and, when its record is read, at the vendor.
-pub async fn end_session<P: Platform>(ctx: &Ctx<'_, P>, sid: &str, user_id: &str) -> AppResult<()> {
+pub async fn end_session<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    sid: &SessionId,
+    user_id: &UserId,
+) -> AppResult<()> {
     let rec = record_of(ctx, sid).await;
     revoke(ctx, sid, user_id).await?;
     if let Some(rec) = &rec {
@@ -89,7 +98,7 @@ pub async fn end_session<P: Platform>(ctx: &Ctx<'_, P>, sid: &str, user_id: &str
 /// renewal, even one that KV's index (which lags) does not list, or one a renewal in flight
 /// writes back; so the listed ones need no mark of their own: they are removed from KV at
 /// once, and their vendor sides ended.
-pub async fn end_all_sessions<P: Platform>(ctx: &Ctx<'_, P>, user_id: &str) -> AppResult<usize> {
+pub async fn end_all_sessions<P: Platform>(ctx: &Ctx<'_, P>, user_id: &UserId) -> AppResult<usize> {
     ctx.p
         .users()
         .end_sessions_until(user_id, ctx.p.now())
@@ -158,11 +167,11 @@ mod tests {
         (Config::from_env(&env).unwrap(), p)
     }
 
-    fn session(ctx: &Ctx<'_, TestPlatform>, handle: &str) -> String {
+    fn session(ctx: &Ctx<'_, TestPlatform>, handle: &str) -> SessionId {
         session_of(ctx, "u1", handle)
     }
 
-    fn session_of(ctx: &Ctx<'_, TestPlatform>, user: &str, handle: &str) -> String {
+    fn session_of(ctx: &Ctx<'_, TestPlatform>, user: &str, handle: &str) -> SessionId {
         let rec = SessionRecord {
             user_id: user.into(),
             issuer: "loginradius:app".into(),
@@ -196,13 +205,13 @@ mod tests {
     fn a_session_ends_here_and_at_the_vendor_unless_its_handle_carries_on() {
         let (cfg, p) = platform();
         let ctx = Ctx { cfg: &cfg, p: &p };
-        let live = |sid: &str| {
+        let live = |sid: &SessionId| {
             block_on(ctx.sessions().get(sid, p.now()))
                 .unwrap()
                 .is_some()
         };
 
-        let record = |sid: &str| {
+        let record = |sid: &SessionId| {
             block_on(ctx.sessions().get(sid, p.now()))
                 .unwrap()
                 .expect("live")
@@ -218,7 +227,7 @@ mod tests {
         let other = session(&ctx, "tok-2");
         block_on(end_record(&ctx, &other, &record(&other), Some("tok-9"))).unwrap();
         let plain = session(&ctx, "tok-3");
-        block_on(end_session(&ctx, &plain, "u1")).unwrap();
+        block_on(end_session(&ctx, &plain, &"u1".into())).unwrap();
         assert!(!live(&other) && !live(&plain));
         assert_eq!(invalidated(&p), ["tok-2", "tok-3"]);
     }
@@ -229,7 +238,7 @@ mod tests {
         let ctx = Ctx { cfg: &cfg, p: &p };
         let sids = [session(&ctx, "a"), session(&ctx, "b")];
         let theirs = session_of(&ctx, "u2", "c");
-        assert_eq!(block_on(end_all_sessions(&ctx, "u1")).unwrap(), 2);
+        assert_eq!(block_on(end_all_sessions(&ctx, &"u1".into())).unwrap(), 2);
         for sid in &sids {
             assert!(block_on(ctx.sessions().get(sid, p.now()))
                 .unwrap()

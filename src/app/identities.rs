@@ -10,7 +10,8 @@ use crate::error::{AppError, AppResult};
 use crate::http::{Request, Response};
 use crate::platform::Platform;
 use crate::providers::ProviderConfig;
-use crate::users::{LinkOutcome, Profile, UnlinkOutcome, UserStore};
+use crate::return_to::ReturnTo;
+use crate::users::{IdentityKey, LinkOutcome, Profile, UnlinkOutcome, UserId, UserStore};
 use crate::validate;
 use serde_json::json;
 
@@ -25,7 +26,7 @@ pub async fn link_user_for_login<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
     provider: &ProviderConfig,
-) -> AppResult<Option<String>> {
+) -> AppResult<Option<UserId>> {
     if !wants_link(req) {
         return Ok(None);
     }
@@ -49,8 +50,8 @@ pub async fn finish_link<P: Platform>(
     req: &Request,
     name: &str,
     profile: &Profile,
-    user_id: &str,
-    return_to: &str,
+    user_id: &UserId,
+    return_to: &ReturnTo,
 ) -> AppResult<Response> {
     // A vendor session made by the provider step is not needed when linking.
     super::ending::end_vendor(ctx, name, profile.vendor_logout.as_deref()).await;
@@ -58,7 +59,7 @@ pub async fn finish_link<P: Platform>(
     // request to check; what binds this step is the login transaction (only a same-origin
     // start by this session made it) and this browser's session cookie, of the same user.
     let caller = match require_account_owner(ctx, req, false).await {
-        Ok(c) if c.claims.sub == user_id => c,
+        Ok(c) if c.claims.sub == *user_id => c,
         Ok(_) | Err(AppError::Unauthorized(_)) => {
             return Err(AppError::Forbidden(
                 "The account that started linking is no longer signed in here.".into(),
@@ -81,7 +82,10 @@ pub async fn finish_link<P: Platform>(
             return Err(AppError::Forbidden("This account no longer exists.".into()))
         }
     }
-    Ok(with_cookies(Response::redirect(return_to), &caller))
+    Ok(with_cookies(
+        Response::redirect(return_to.as_str()),
+        &caller,
+    ))
 }
 
 /// `GET /auth/identities`: the caller's linked identities.
@@ -108,12 +112,11 @@ pub async fn unlink<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<R
     let issuer = validate::required_param("issuer", req.query("issuer")).map_err(bad)?;
     let sub = validate::required_param("sub", req.query("sub")).map_err(bad)?;
     let user_id = &caller.claims.sub;
-    match ctx
-        .p
-        .users()
-        .unlink_identity(user_id, &issuer, &sub)
-        .await?
-    {
+    let key = IdentityKey {
+        issuer: &issuer,
+        sub: &sub,
+    };
+    match ctx.p.users().unlink_identity(user_id, &key).await? {
         UnlinkOutcome::Unlinked => {
             ctx.event(
                 req,

@@ -12,7 +12,8 @@ use crate::error::{AppError, AppResult};
 use crate::http::{Request, Response};
 use crate::platform::{Platform, SingleUse, SpendKind};
 use crate::policy::{Arrival, Email};
-use crate::users::{rfc3339, Invitation, LinkOutcome, Profile, User, UserPatch, UserStore};
+use crate::return_to::ReturnTo;
+use crate::users::{rfc3339, Invitation, LinkOutcome, Profile, User, UserId, UserPatch, UserStore};
 use serde_json::{json, Value};
 
 /// How long an invitation can be accepted: 7 days.
@@ -31,10 +32,12 @@ pub async fn create<P: Platform>(
     req: &Request,
     for_user: Option<&str>,
 ) -> AppResult<Response> {
+    let for_user = for_user.map(UserId::from);
+    let for_user = for_user.as_ref();
     let body = crate::validate::json_object(&req.body).map_err(bad)?;
     let mut email = None;
     let mut roles = Vec::new();
-    let mut return_to = crate::return_to::DEFAULT.to_string();
+    let mut return_to = ReturnTo::default();
     for (k, v) in &body {
         match (k.as_str(), v) {
             (_, Value::Null) => {}
@@ -63,8 +66,8 @@ pub async fn create<P: Platform>(
         token_hash: sha256_b64url(token.as_bytes()),
         email,
         roles,
-        return_to,
-        user_id: for_user.map(String::from),
+        return_to: return_to.into_string(),
+        user_id: for_user.cloned(),
         created_at: now,
         expires_at: now + INVITATION_TTL,
         used_at: None,
@@ -157,7 +160,7 @@ pub async fn redeem<P: Platform>(
         .admit(provider, email, Arrival::Invited)
         .map_err(AppError::AccessDenied)?;
     let store = ctx.p.users();
-    let owner = store.identity_owner(&profile.issuer, &profile.sub).await?;
+    let owner = store.identity_owner(&profile.key()).await?;
     let taken = || {
         AppError::Conflict("This sign-in already belongs to an account here: sign in without the invitation. The invitation was not used.".into())
     };
@@ -209,7 +212,12 @@ pub async fn redeem<P: Platform>(
 }
 
 /// Adds `roles` to an existing user's own (at most the allowed number).
-async fn add_roles<U: UserStore>(store: &U, id: &str, roles: &[String], now: i64) -> AppResult<()> {
+async fn add_roles<U: UserStore>(
+    store: &U,
+    id: &UserId,
+    roles: &[String],
+    now: i64,
+) -> AppResult<()> {
     if roles.is_empty() {
         return Ok(());
     }

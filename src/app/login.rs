@@ -12,6 +12,7 @@ use crate::http::{Method, Request, Response};
 use crate::platform::Platform;
 use crate::providers::callback_state;
 use crate::ratelimit::{self, Flow};
+use crate::return_to::ReturnTo;
 use crate::sessions::SessionRecord;
 use crate::txn::{self, LoginTxn, Purpose};
 use crate::users::User;
@@ -20,7 +21,7 @@ use crate::{linking, pages, providers, return_to};
 pub(super) fn checked_return_to(
     cfg: &crate::config::Config,
     raw: Option<&str>,
-) -> AppResult<String> {
+) -> AppResult<ReturnTo> {
     return_to::validate(cfg, raw)
         .map_err(|r| AppError::BadRequest(format!("return_to refused: {}.", r.0)))
 }
@@ -39,7 +40,8 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
             notice = Some(format!(
                 "You are invited to sign in{to}. Choose how to sign in; the invitation works once."
             ));
-            return_to = inv.return_to;
+            // Validated when it was stored, and again now (the settings may have changed).
+            return_to = checked_return_to(ctx.cfg, Some(&inv.return_to))?;
         }
         let list: Vec<pages::LoginOption> = ctx
             .cfg
@@ -57,7 +59,7 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
         let nonce = crate::crypto::random_token();
         let page = pages::login_page(
             &list,
-            &return_to,
+            return_to.as_str(),
             notice.as_deref(),
             invitation.as_deref(),
             &nonce,
@@ -107,7 +109,7 @@ pub async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Re
             )))
         }
     };
-    let location = match providers::begin(ctx.p, &name, provider, &t.flow(ctx.cfg)).await? {
+    let location = match providers::begin(ctx.p, provider, &t.flow(ctx.cfg)).await? {
         providers::Begin::Redirect(location) => location,
         // Magic links: the transaction starts when an address is entered.
         providers::Begin::EmailForm => {
@@ -246,7 +248,8 @@ async fn finish_sign_in<P: Platform>(
             super::email_code::before_spend(ctx, req, &pending).await?;
         }
         let t = pending.spend(ctx.p).await?;
-        let return_to = t.return_to.clone();
+        // Validated when the sign-in started, and again now (the settings may have changed).
+        let return_to = checked_return_to(ctx.cfg, Some(&t.return_to))?;
         (Some(t), return_to)
     } else {
         // Transaction-less kinds (passage) carry `return_to` in the query; a bad one is
@@ -257,7 +260,7 @@ async fn finish_sign_in<P: Platform>(
         )
     };
     let flow = t.as_ref().map(|t| t.flow(ctx.cfg));
-    let profile = providers::complete(ctx.p, name, provider, req, flow.as_ref()).await?;
+    let profile = providers::complete(ctx.p, provider, req, flow.as_ref()).await?;
     match t.as_ref().map_or(&Purpose::SignIn, |t| &t.purpose) {
         Purpose::Link { user_id } => {
             super::identities::finish_link(ctx, req, name, &profile, user_id, &return_to).await
@@ -285,7 +288,7 @@ pub(super) async fn sign_in<P: Platform>(
     req: &Request,
     name: &str,
     profile: &crate::users::Profile,
-    return_to: &str,
+    return_to: &ReturnTo,
     invitation: Option<&str>,
 ) -> AppResult<Response> {
     let now = ctx.p.now();
@@ -314,7 +317,7 @@ pub(super) async fn sign_in<P: Platform>(
         ip: req.client_ip().to_string(),
         vendor_logout: profile.vendor_logout.clone(),
     };
-    let mut r = Response::redirect(return_to);
+    let mut r = Response::redirect(return_to.as_str());
     for c in start_session(ctx, &user, record).await? {
         r.append_header("set-cookie", &c);
     }
@@ -380,7 +383,7 @@ async fn end_superseded_session<P: Platform>(
             return Ok(());
         };
         super::ending::end_record(ctx, &sid, &old, new_vendor_handle).await?;
-        let detail = serde_json::json!({"session_id": sid, "reason": "superseded"});
+        let detail = serde_json::json!({"session_id": sid.as_str(), "reason": "superseded"});
         ctx.event(req, Some(&old.user_id), "session_revoked", detail)
             .await;
         Ok::<(), AppError>(())
@@ -418,7 +421,7 @@ async fn start_session<P: Platform>(
     };
     let jar = ctx.jar();
     Ok(vec![
-        jar.set(SESSION, &raw, ctx.cfg.session_ttl),
+        jar.set(SESSION, raw.expose(), ctx.cfg.session_ttl),
         jar.set(ACCESS, &token, ctx.cfg.access_ttl),
     ])
 }

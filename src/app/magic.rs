@@ -140,7 +140,7 @@ pub async fn send<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Res
     let link = t.flow(ctx.cfg).callback_url();
     match c {
         Magic::Stytch(c) => {
-            stytch::send_magic_link(ctx.p, name, c, &email, &link, &t.flow(ctx.cfg)).await?
+            stytch::send_magic_link(ctx.p, c, &email, &link, &t.flow(ctx.cfg)).await?
         }
         Magic::Email(c) => send_code(ctx, c, &email, &mut t, &link).await?,
     }

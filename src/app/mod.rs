@@ -24,7 +24,7 @@ use crate::error::{AppError, AppResult};
 use crate::http::{Method, Request, Response};
 use crate::platform::Platform;
 use crate::sessions::Sessions;
-use crate::users::{Event, UserStore};
+use crate::users::{Event, UserId, UserStore};
 
 pub use auth::{authenticate, Caller};
 
@@ -54,12 +54,12 @@ impl<P: Platform> Ctx<'_, P> {
     pub fn new_event(
         &self,
         req: &Request,
-        user_id: Option<&str>,
+        user_id: Option<&UserId>,
         kind: &'static str,
         detail: serde_json::Value,
     ) -> Event {
         Event {
-            user_id: user_id.map(String::from),
+            user_id: user_id.cloned(),
             kind,
             at: self.p.now(),
             ip: req.client_ip().to_string(),
@@ -72,7 +72,7 @@ impl<P: Platform> Ctx<'_, P> {
     pub async fn event(
         &self,
         req: &Request,
-        user_id: Option<&str>,
+        user_id: Option<&UserId>,
         kind: &'static str,
         detail: serde_json::Value,
     ) {

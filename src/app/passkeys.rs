@@ -224,7 +224,7 @@ async fn act<P: Platform>(
     action: Action<'_>,
 ) -> AppResult<Done> {
     let users = ctx.p.users();
-    let user = &c.sub;
+    let user = c.sub.as_str();
     match action {
         Action::List => {
             let list: Vec<Value> = users
@@ -281,7 +281,12 @@ async fn act<P: Platform>(
         }
         Action::Delete(id) => {
             // Unlinking its identity takes the passkey with it; never the last sign-in method.
-            match users.unlink_identity(user, &pc.issuer(), id).await? {
+            let issuer = pc.issuer();
+            let key = crate::ids::IdentityKey {
+                issuer: &issuer,
+                sub: id,
+            };
+            match users.unlink_identity(&c.sub, &key).await? {
                 UnlinkOutcome::Unlinked => Ok((
                     Response::new(204),
                     Some(("passkey_deleted", json!({ "id": id }))),
@@ -393,7 +398,8 @@ async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
     spend(ctx, &ch).await?;
     if crate::webauthn::counter_regressed(pk.sign_count, a.sign_count) {
         let detail = json!({"id": pk.id, "stored": pk.sign_count, "presented": a.sign_count});
-        ctx.event(req, Some(&pk.user_id), "passkey_counter_regressed", detail)
+        let owner = pk.user_id.as_str().into();
+        ctx.event(req, Some(&owner), "passkey_counter_regressed", detail)
             .await;
     }
     let used = Passkey {
@@ -415,7 +421,7 @@ async fn login<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Respon
     };
     let signed_in = super::login::sign_in(ctx, req, provider, &profile, &return_to, None).await?;
     // The sign-in's redirect, as JSON for the script: the same cookies, and where to go.
-    let mut r = Response::json(200, &json!({ "return_to": return_to }));
+    let mut r = Response::json(200, &json!({ "return_to": return_to.as_str() }));
     r.set_header("cache-control", "no-store");
     for c in signed_in.headers_named("set-cookie") {
         r.append_header("set-cookie", c);

@@ -181,7 +181,7 @@ pub async fn decide<'r, P: Platform>(
     };
     changes.push(HeaderChange::Append(
         "x-gatehouse-user".into(),
-        caller.claims.sub.clone(),
+        caller.claims.sub.as_str().to_string(),
     ));
     if let Some(email) = &caller.claims.email {
         changes.push(HeaderChange::Append(
@@ -271,8 +271,8 @@ mod tests {
     fn signed_in_token(cfg: &crate::config::Config, p: &TestPlatform) -> String {
         let claims = crate::access::AccessClaims::new(
             cfg,
-            "usr_1",
-            "sid1",
+            &"usr_1".into(),
+            &"sid1".into(),
             Some("a@b.c".into()),
             None,
             p.now(),
@@ -466,8 +466,14 @@ mod tests {
     }
 
     fn token_with_roles(cfg: &crate::config::Config, p: &TestPlatform, roles: &[&str]) -> String {
-        let mut claims =
-            crate::access::AccessClaims::new(cfg, "usr_1", "sid1", None, None, p.now());
+        let mut claims = crate::access::AccessClaims::new(
+            cfg,
+            &"usr_1".into(),
+            &"sid1".into(),
+            None,
+            None,
+            p.now(),
+        );
         claims.roles = roles.iter().map(|r| r.to_string()).collect();
         block_on(crate::access::issue(cfg, p, &claims)).unwrap()
     }

@@ -110,7 +110,7 @@ impl OAuthStore for MemoryUsers {
                 .borrow()
                 .get(&row.grant.client_id)
                 .cloned();
-            let user = self.users.borrow().get(&row.grant.user_id).cloned();
+            let user = self.users.borrow().get(row.grant.user_id.as_str()).cloned();
             Ok(Some((row, client, user)))
         })
     }

@@ -45,7 +45,7 @@ pub async fn sign<S: Signatures>(
 /// The claims of the granted scopes about `user` (OpenID Connect Core section 5.4).
 pub fn scope_claims(user: &User, scope: &str) -> Map<String, Value> {
     let mut m = Map::new();
-    m.insert("sub".into(), user.id.clone().into());
+    m.insert("sub".into(), user.id.as_str().to_string().into());
     if has_scope(scope, "profile") {
         m.insert("name".into(), json!(user.name));
         m.insert("picture".into(), json!(user.picture));
@@ -96,7 +96,7 @@ pub async fn issue<S: Signatures>(
     let access_claims = format!(
         r#"{{"iss":{},"sub":{},"aud":{},"client_id":{},"scope":{},"exp":{exp},"iat":{now},"auth_time":{},"jti":"{}"}}"#,
         q(&cfg.public_url),
-        q(&user.id),
+        q(user.id.as_str()),
         q(aud),
         q(&client.id),
         q(&grant.scope),
@@ -226,7 +226,7 @@ mod tests {
         user.email_verified = true;
         let grant = Grant {
             client_id: client.id.clone(),
-            user_id: user.id.clone(),
+            user_id: user.id.as_str().to_string(),
             sid: "sid1".into(),
             scope: "openid email".into(),
             auth_time: 900,
@@ -309,7 +309,7 @@ mod tests {
             1000,
         ))
         .unwrap();
-        assert_eq!(v.sub, user.id);
+        assert_eq!(v.sub, user.id.as_str());
         assert_eq!(
             block_on(verify_client_access(
                 &cfg,

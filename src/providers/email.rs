@@ -48,7 +48,6 @@ struct Settings {
 impl Settings {
     fn read(v: &Value) -> Result<Settings, String> {
         let f = crate::fields::Fields::strict(v, &["kind", "from", "binding", "display_name"])?;
-        f.str("kind")?;
         Ok(Settings {
             from: f.str("from")?,
             binding: f.opt_str("binding")?,
@@ -60,6 +59,7 @@ impl Settings {
 /// Settings of an `email` provider.
 #[derive(Debug, Clone)]
 pub struct EmailConfig {
+    pub name: String,
     /// The sender address (a domain onboarded to Email Sending).
     pub from: String,
     /// The name of the `[[send_email]]` binding.
@@ -68,7 +68,7 @@ pub struct EmailConfig {
 }
 
 impl EmailConfig {
-    pub fn parse(v: &Value) -> Result<EmailConfig, String> {
+    pub fn parse(name: &str, v: &Value) -> Result<EmailConfig, String> {
         let s = Settings::read(v)?;
         let from = crate::validate::email(&s.from)
             .map_err(|_| "from must be an email address (login@example.com)".to_string())?;
@@ -78,6 +78,7 @@ impl EmailConfig {
             return Err("binding must be the name of a [[send_email]] binding".into());
         }
         Ok(EmailConfig {
+            name: name.into(),
             from,
             binding,
             display_name: s.display_name.unwrap_or_else(|| "Email".into()),
@@ -242,12 +243,12 @@ pub async fn check_code<C: Counters>(
 }
 
 /// Who signed in: the address of a spent transaction.
-pub fn profile(name: &str, flow: &super::Flow<'_>) -> AppResult<Profile> {
+pub fn profile(c: &EmailConfig, flow: &super::Flow<'_>) -> AppResult<Profile> {
     let address = challenge_of(flow.email)?.address;
     Ok(Profile {
         issuer: ISSUER.into(),
         sub: address.clone(),
-        provider: name.into(),
+        provider: c.name.clone(),
         raw: serde_json::json!({ "email": address }),
         email: Some(address),
         email_verified: Some(true),

@@ -47,7 +47,6 @@ impl Settings {
                 "display_name",
             ],
         )?;
-        f.str("kind")?;
         Ok(Settings {
             app_name: f.str("app_name")?,
             api_key: f.str("api_key")?,
@@ -61,6 +60,7 @@ impl Settings {
 /// Settings of a `loginradius` provider.
 #[derive(Debug, Clone)]
 pub struct LoginRadiusConfig {
+    pub name: String,
     /// The LoginRadius app name (lower-case letters, digits, `-`); part of the issuer.
     pub app_name: String,
     /// The app's API key (sent as `apikey=`; LoginRadius treats it as public).
@@ -100,6 +100,7 @@ impl LoginRadiusConfig {
         parse_base_url("hub_url", &hub)
             .map_err(|_| "hub_url must be an http(s) URL without a query".to_string())?;
         Ok(LoginRadiusConfig {
+            name: name.into(),
             hub_url: hub.trim_end_matches('/').to_string(),
             api_url: api_base("api_url", s.api_url.as_deref().unwrap_or(DEFAULT_API_URL))?,
             display_name: s.display_name.unwrap_or_else(|| name.to_string()),
@@ -249,11 +250,11 @@ pub fn profile_from_account(
 /// its cookie) was checked by the caller before this runs.
 pub async fn complete<P: Platform>(
     p: &P,
-    name: &str,
     c: &LoginRadiusConfig,
     req: &Request,
     _flow: &Flow<'_>,
 ) -> AppResult<Profile> {
+    let name = c.name.as_str();
     let token = super::query_token(req, super::MAX_QUERY_TOKEN_LEN)?;
     let (status, body) = call_json(
         p.http(),
@@ -267,7 +268,7 @@ pub async fn complete<P: Platform>(
     };
     // LoginRadius answered, but not with a profile Gatehouse can use: the access token the
     // hosted page issued must not outlive the refused sign-in (best effort).
-    if let Err(e) = end_session(p, name, c, &token).await {
+    if let Err(e) = end_session(p, c, &token).await {
         super::log_failed_logout(p, name, &e);
     }
     Err(refused)
@@ -275,12 +276,8 @@ pub async fn complete<P: Platform>(
 
 /// Invalidates the session's access token at LoginRadius. A token LoginRadius already holds
 /// invalid (ErrorCode 906: expired or invalidated) counts as done.
-pub async fn end_session<P: Platform>(
-    p: &P,
-    name: &str,
-    c: &LoginRadiusConfig,
-    token: &str,
-) -> AppResult<()> {
+pub async fn end_session<P: Platform>(p: &P, c: &LoginRadiusConfig, token: &str) -> AppResult<()> {
+    let name = c.name.as_str();
     let (status, body) = call_json(
         p.http(),
         name,
@@ -500,7 +497,7 @@ mod tests {
     #[test]
     fn register_intent_opens_the_sign_up_page() {
         let (_, cfg) = platform(|_| unreachable!());
-        let mut txn = LoginTxn::new("lr", "/".into(), Purpose::SignIn, 0);
+        let mut txn = LoginTxn::new("lr", Default::default(), Purpose::SignIn, 0);
         txn.register = true;
         let url = begin(lr(&cfg), &txn.flow(&cfg)).unwrap();
         let parsed = url::Url::parse(&url).unwrap();
@@ -515,7 +512,7 @@ mod tests {
     #[test]
     fn begin_sends_the_browser_to_the_hosted_page_with_an_encoded_return_url() {
         let (_, cfg) = platform(|_| unreachable!());
-        let txn = LoginTxn::new("lr", "/".into(), Purpose::SignIn, 0);
+        let txn = LoginTxn::new("lr", Default::default(), Purpose::SignIn, 0);
         let url = begin(lr(&cfg), &txn.flow(&cfg)).unwrap();
         let parsed = url::Url::parse(&url).unwrap();
         assert_eq!(parsed.path(), "/hub/auth.aspx");
@@ -552,13 +549,13 @@ mod tests {
             Some("Bearer down") => answer(502, json!({})),
             _ => answer(401, lr_error(906, "The provided access token is invalid")),
         });
-        let txn = LoginTxn::new("lr", "/".into(), Purpose::SignIn, 0);
+        let txn = LoginTxn::new("lr", Default::default(), Purpose::SignIn, 0);
         let call = |token: &str| {
             let req = Request::new(
                 Method::Get,
                 &format!("http://127.0.0.1:8787/auth/callback/lr?gh_state=s&token={token}"),
             );
-            block_on(complete(&p, "lr", lr(&cfg), &req, &txn.flow(&cfg)))
+            block_on(complete(&p, lr(&cfg), &req, &txn.flow(&cfg)))
         };
         let profile = call("good").unwrap();
         assert_eq!(profile.sub, "u1");
@@ -593,19 +590,19 @@ mod tests {
             ),
         });
         let c = lr(&cfg);
-        block_on(end_session(&p, "lr", c, "live")).unwrap();
+        block_on(end_session(&p, c, "live")).unwrap();
         assert_eq!(
             p.http.calls.borrow()[0].url,
             "http://127.0.0.1:7002/identity/v2/auth/access_token/invalidate?apikey=k%26y%3D1&preventRefresh=true"
         );
         assert_eq!(bearer(&p.http.calls.borrow()[0]), Some("Bearer live"));
-        block_on(end_session(&p, "lr", c, "dead")).unwrap();
+        block_on(end_session(&p, c, "dead")).unwrap();
         assert!(matches!(
-            block_on(end_session(&p, "lr", c, "weird")),
+            block_on(end_session(&p, c, "weird")),
             Err(AppError::Provider { .. })
         ));
         assert!(matches!(
-            block_on(end_session(&p, "lr", c, "other")),
+            block_on(end_session(&p, c, "other")),
             Err(AppError::Provider { .. })
         ));
     }

@@ -179,7 +179,9 @@ pub enum Begin {
 }
 
 impl ProviderConfig {
-    /// Parses one `PROVIDERS` entry.
+    /// Parses one `PROVIDERS` entry named `name`, which its config keeps (errors and log
+    /// lines name it). `kind` is read here only; each kind's strict reader lists it among
+    /// its known fields just so that it is accepted.
     pub fn parse(
         name: &str,
         v: &serde_json::Value,
@@ -197,8 +199,8 @@ impl ProviderConfig {
             "xwms" => xwms::XwmsConfig::parse(name, v, secret).map(ProviderConfig::Xwms),
             "loginradius" => loginradius::LoginRadiusConfig::parse(name, v, secret)
                 .map(ProviderConfig::LoginRadius),
-            "email" => email::EmailConfig::parse(v).map(ProviderConfig::Email),
-            "passkey" => passkey::PasskeyConfig::parse(v).map(ProviderConfig::Passkey),
+            "email" => email::EmailConfig::parse(name, v).map(ProviderConfig::Email),
+            "passkey" => passkey::PasskeyConfig::parse(name, v).map(ProviderConfig::Passkey),
             other => Err(format!(
                 "unknown kind {other:?} (known: oidc, oauth2, stytch, passage, xwms, loginradius, email, passkey)"
             )),
@@ -273,19 +275,18 @@ impl ProviderConfig {
     }
 }
 
-/// Where to send the browser to start signing in with `name`.
+/// Where to send the browser to start signing in with `provider`.
 pub async fn begin<P: Platform>(
     p: &P,
-    name: &str,
     provider: &ProviderConfig,
     flow: &Flow<'_>,
 ) -> AppResult<Begin> {
     match provider {
-        ProviderConfig::Oidc(c) => oidc::begin(p, name, c, flow).await.map(Begin::Redirect),
+        ProviderConfig::Oidc(c) => oidc::begin(p, c, flow).await.map(Begin::Redirect),
         ProviderConfig::OAuth2(c) => oauth2::begin(c, flow).map(Begin::Redirect),
         ProviderConfig::Stytch(_) | ProviderConfig::Email(_) => Ok(Begin::EmailForm),
         ProviderConfig::Passage(_) => Ok(Begin::Redirect(passage::begin(flow))),
-        ProviderConfig::Xwms(c) => xwms::begin(p, name, c, flow).await.map(Begin::Redirect),
+        ProviderConfig::Xwms(c) => xwms::begin(p, c, flow).await.map(Begin::Redirect),
         ProviderConfig::LoginRadius(c) => loginradius::begin(c, flow).map(Begin::Redirect),
         // Passkeys start on the login page, with script; there is nothing to redirect to.
         ProviderConfig::Passkey(_) => Err(no_redirect_flow()),
@@ -301,20 +302,19 @@ pub fn callback_state(req: &Request) -> Option<String> {
 /// [`ProviderConfig::needs_transaction`] is false.
 pub async fn complete<P: Platform>(
     p: &P,
-    name: &str,
     provider: &ProviderConfig,
     req: &Request,
     flow: Option<&Flow<'_>>,
 ) -> AppResult<Profile> {
     let txn = || flow.ok_or_else(|| crate::error::AppError::Internal("transaction missing".into()));
     match provider {
-        ProviderConfig::Oidc(c) => oidc::complete(p, name, c, req, txn()?).await,
-        ProviderConfig::OAuth2(c) => oauth2::complete(p, name, c, req, txn()?).await,
-        ProviderConfig::Stytch(c) => stytch::complete(p, name, c, req, txn()?).await,
-        ProviderConfig::Passage(c) => passage::complete(p, name, c, req).await,
-        ProviderConfig::Xwms(c) => xwms::complete(p, name, c, req, txn()?).await,
-        ProviderConfig::LoginRadius(c) => loginradius::complete(p, name, c, req, txn()?).await,
-        ProviderConfig::Email(_) => email::profile(name, txn()?),
+        ProviderConfig::Oidc(c) => oidc::complete(p, c, req, txn()?).await,
+        ProviderConfig::OAuth2(c) => oauth2::complete(p, c, req, txn()?).await,
+        ProviderConfig::Stytch(c) => stytch::complete(p, c, req, txn()?).await,
+        ProviderConfig::Passage(c) => passage::complete(p, c, req).await,
+        ProviderConfig::Xwms(c) => xwms::complete(p, c, req, txn()?).await,
+        ProviderConfig::LoginRadius(c) => loginradius::complete(p, c, req, txn()?).await,
+        ProviderConfig::Email(c) => email::profile(c, txn()?),
         ProviderConfig::Passkey(_) => Err(no_redirect_flow()),
     }
 }
@@ -323,19 +323,14 @@ pub async fn complete<P: Platform>(
 /// gone; a failure is logged by the caller).
 pub async fn end_session<P: Platform>(
     p: &P,
-    name: &str,
     provider: &ProviderConfig,
     handle: &str,
 ) -> AppResult<()> {
-    let _ = (p, name, handle);
     match provider {
-        ProviderConfig::Oidc(_) | ProviderConfig::OAuth2(_) => Ok(()),
-        ProviderConfig::Stytch(c) => stytch::end_session(p, name, c, handle).await,
-        ProviderConfig::Passage(_) => Ok(()),
-        ProviderConfig::Xwms(_) => Ok(()),
-        ProviderConfig::LoginRadius(c) => loginradius::end_session(p, name, c, handle).await,
-        ProviderConfig::Email(_) => Ok(()),
-        ProviderConfig::Passkey(_) => Ok(()),
+        ProviderConfig::Stytch(c) => stytch::end_session(p, c, handle).await,
+        ProviderConfig::LoginRadius(c) => loginradius::end_session(p, c, handle).await,
+        // The other kinds leave no vendor-side session behind.
+        _ => Ok(()),
     }
 }
 

@@ -50,7 +50,6 @@ impl Settings {
                 "client_auth",
             ],
         )?;
-        f.str("kind")?;
         Ok(Settings {
             preset: f.opt_str("preset")?,
             authorization_endpoint: f.opt_str("authorization_endpoint")?,
@@ -72,6 +71,7 @@ impl Settings {
 /// Settings of an `oauth2` provider.
 #[derive(Debug, Clone)]
 pub struct OAuth2Config {
+    pub name: String,
     pub authorization_endpoint: String,
     pub token_endpoint: String,
     pub userinfo_endpoint: String,
@@ -120,6 +120,7 @@ impl OAuth2Config {
             Ok(u)
         };
         Ok(OAuth2Config {
+            name: name.into(),
             authorization_endpoint: url(s.authorization_endpoint, 0, "authorization_endpoint")?,
             token_endpoint: url(s.token_endpoint, 1, "token_endpoint")?,
             userinfo_endpoint: url(s.userinfo_endpoint, 2, "userinfo_endpoint")?,
@@ -166,11 +167,11 @@ fn field(info: &Value, name: &str) -> Option<String> {
 
 pub async fn complete<P: Platform>(
     p: &P,
-    name: &str,
     c: &OAuth2Config,
     req: &Request,
     flow: &Flow<'_>,
 ) -> AppResult<Profile> {
+    let name = c.name.as_str();
     let code = callback_code(req, name)?;
     let client = Client {
         id: &c.client_id,

@@ -58,7 +58,6 @@ impl Settings {
                 "client_auth",
             ],
         )?;
-        f.str("kind")?;
         Ok(Settings {
             issuer: f.str("issuer")?,
             client_id: f.str("client_id")?,
@@ -72,6 +71,7 @@ impl Settings {
 /// Settings of an `oidc` provider.
 #[derive(Debug, Clone)]
 pub struct OidcConfig {
+    pub name: String,
     pub issuer: String,
     pub client_id: String,
     pub client_secret: Secret,
@@ -90,6 +90,7 @@ impl OidcConfig {
             return Err("scopes must include openid".into());
         }
         Ok(OidcConfig {
+            name: name.into(),
             issuer: s.issuer,
             client_id: s.client_id,
             client_secret: require_secret(name, secret)?,
@@ -130,7 +131,8 @@ impl Discovery {
     }
 }
 
-async fn discover<P: Platform>(p: &P, name: &str, c: &OidcConfig) -> AppResult<Discovery> {
+async fn discover<P: Platform>(p: &P, c: &OidcConfig) -> AppResult<Discovery> {
+    let name = c.name.as_str();
     let doc = cached_document(p, name, &c.discovery_url(), false).await?;
     let d =
         Discovery::read(&doc).map_err(|e| rejected(name, format!("discovery document: {e}")))?;
@@ -159,13 +161,9 @@ async fn discover<P: Platform>(p: &P, name: &str, c: &OidcConfig) -> AppResult<D
 }
 
 /// The authorization request URL.
-pub async fn begin<P: Platform>(
-    p: &P,
-    name: &str,
-    c: &OidcConfig,
-    flow: &Flow<'_>,
-) -> AppResult<String> {
-    let d = discover(p, name, c).await?;
+pub async fn begin<P: Platform>(p: &P, c: &OidcConfig, flow: &Flow<'_>) -> AppResult<String> {
+    let name = c.name.as_str();
+    let d = discover(p, c).await?;
     let mut url = url::Url::parse(&d.authorization_endpoint)
         .map_err(|_| rejected(name, "bad authorization_endpoint"))?;
     url.query_pairs_mut()
@@ -284,13 +282,13 @@ pub async fn verify_provider_jwt<P: Platform>(
 /// Exchanges the code, verifies the ID token, reads userinfo, and returns the profile.
 pub async fn complete<P: Platform>(
     p: &P,
-    name: &str,
     c: &OidcConfig,
     req: &Request,
     flow: &Flow<'_>,
 ) -> AppResult<Profile> {
+    let name = c.name.as_str();
     let code = callback_code(req, name)?;
-    let d = discover(p, name, c).await?;
+    let d = discover(p, c).await?;
     let client = Client {
         id: &c.client_id,
         secret: &c.client_secret,

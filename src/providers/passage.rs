@@ -48,7 +48,6 @@ impl Settings {
                 "display_name",
             ],
         )?;
-        f.str("kind")?;
         Ok(Settings {
             app_id: f.str("app_id")?,
             jwks_url: f.opt_str("jwks_url")?,
@@ -63,6 +62,7 @@ impl Settings {
 /// Settings of a `passage` provider.
 #[derive(Debug, Clone)]
 pub struct PassageConfig {
+    pub name: String,
     pub app_id: String,
     pub jwks_url: String,
     /// The exact `iss` of the app's tokens.
@@ -108,6 +108,7 @@ impl PassageConfig {
             return Err("cookie must be a cookie name".into());
         }
         Ok(PassageConfig {
+            name: name.into(),
             audience: s.audience.unwrap_or_else(|| app_id.clone()),
             display_name: s.display_name.unwrap_or_else(|| name.to_string()),
             app_id,
@@ -166,12 +167,8 @@ fn token_rejected(name: &str, e: JwtError) -> AppError {
 }
 
 /// Verifies the presented Passage JWT and returns who it names.
-pub async fn complete<P: Platform>(
-    p: &P,
-    name: &str,
-    c: &PassageConfig,
-    req: &Request,
-) -> AppResult<Profile> {
+pub async fn complete<P: Platform>(p: &P, c: &PassageConfig, req: &Request) -> AppResult<Profile> {
+    let name = c.name.as_str();
     crate::cookies::refuse_sent_twice(req, &c.cookie)?;
     let (token, source) = presented_token(req, &c.cookie).ok_or_else(|| {
         AppError::Unauthorized(format!(

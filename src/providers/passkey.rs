@@ -19,7 +19,6 @@ impl Settings {
             v,
             &["kind", "rp_id", "user_verification", "display_name"],
         )?;
-        f.str("kind")?;
         Ok(Settings {
             rp_id: f.opt_str("rp_id")?,
             user_verification: f.opt_str("user_verification")?,
@@ -31,6 +30,7 @@ impl Settings {
 /// Settings of a `passkey` provider.
 #[derive(Debug, Clone)]
 pub struct PasskeyConfig {
+    pub name: String,
     /// The WebAuthn relying party id: `PUBLIC_URL`'s host, or a domain it belongs to
     /// (settled once `PUBLIC_URL` is known, see [`settle`]).
     pub rp_id: String,
@@ -40,7 +40,7 @@ pub struct PasskeyConfig {
 }
 
 impl PasskeyConfig {
-    pub fn parse(v: &Value) -> Result<PasskeyConfig, String> {
+    pub fn parse(name: &str, v: &Value) -> Result<PasskeyConfig, String> {
         let s = Settings::read(v)?;
         let require_uv = match s.user_verification.as_deref() {
             None | Some("preferred") => false,
@@ -52,6 +52,7 @@ impl PasskeyConfig {
             }
         };
         Ok(PasskeyConfig {
+            name: name.into(),
             rp_id: s.rp_id.unwrap_or_default().trim().to_ascii_lowercase(),
             require_uv,
             display_name: s.display_name.unwrap_or_else(|| "Passkey".into()),

@@ -60,7 +60,6 @@ impl Settings {
                 "display_name",
             ],
         )?;
-        f.str("kind")?;
         Ok(Settings {
             project_id: f.str("project_id")?,
             api_url: f.opt_str("api_url")?,
@@ -76,6 +75,7 @@ impl Settings {
 /// Settings of a `stytch` provider.
 #[derive(Debug, Clone)]
 pub struct StytchConfig {
+    pub name: String,
     pub project_id: String,
     pub secret: Secret,
     /// API base, always ending in `/`.
@@ -108,6 +108,7 @@ impl StytchConfig {
             return Err("session_minutes must be between 5 and 525600".into());
         }
         Ok(StytchConfig {
+            name: name.into(),
             secret: require_secret(name, secret)?,
             display_name: s.display_name.unwrap_or_else(|| name.to_string()),
             project_id,
@@ -162,11 +163,11 @@ pub fn stytch_error(name: &str, path: &str, status: u16, body: &Value) -> AppErr
 /// Calls `path` and returns the 2xx body, or the Stytch error.
 async fn call<H: HttpClient>(
     http: &H,
-    name: &str,
     c: &StytchConfig,
     path: &str,
     body: &Value,
 ) -> AppResult<Value> {
+    let name = c.name.as_str();
     let (status, json) = call_json(http, name, c.post(path, body)).await?;
     if !(200..300).contains(&status) {
         return Err(stytch_error(name, path, status, &json));
@@ -185,7 +186,6 @@ async fn call<H: HttpClient>(
 /// Answers the same whether or not Stytch knew the address (`user_created` is not passed on).
 pub async fn send_magic_link<P: Platform>(
     p: &P,
-    name: &str,
     c: &StytchConfig,
     email: &str,
     link_url: &str,
@@ -199,15 +199,9 @@ pub async fn send_magic_link<P: Platform>(
         "signup_expiration_minutes": LINK_EXPIRATION_MINUTES,
         "code_challenge": flow.pkce_challenge(),
     });
-    call(
-        p.http(),
-        name,
-        c,
-        "magic_links/email/login_or_create",
-        &body,
-    )
-    .await
-    .map(|_| ())
+    call(p.http(), c, "magic_links/email/login_or_create", &body)
+        .await
+        .map(|_| ())
 }
 
 /// The magic-link token of the callback; other Stytch token types are refused.
@@ -269,7 +263,8 @@ fn pick_email(user: &Value, method_id: Option<&str>) -> (Option<String>, Option<
 }
 
 /// Turns a successful `magic_links/authenticate` body into a profile.
-pub fn profile_from_authenticate(name: &str, c: &StytchConfig, body: &Value) -> AppResult<Profile> {
+pub fn profile_from_authenticate(c: &StytchConfig, body: &Value) -> AppResult<Profile> {
+    let name = c.name.as_str();
     let bad = |what: &str| rejected(name, format!("magic_links/authenticate: {what}"));
     let user_id = text(body, "user_id").ok_or_else(|| bad("no user_id"))?;
     let user = body.get("user").cloned().unwrap_or(Value::Null);
@@ -297,15 +292,14 @@ pub fn profile_from_authenticate(name: &str, c: &StytchConfig, body: &Value) -> 
 /// (`flow`), for the Stytch user and session.
 pub async fn complete<P: Platform>(
     p: &P,
-    name: &str,
     c: &StytchConfig,
     req: &Request,
     flow: &Flow<'_>,
 ) -> AppResult<Profile> {
+    let name = c.name.as_str();
     let token = callback_token(req)?;
     let body = call(
         p.http(),
-        name,
         c,
         "magic_links/authenticate",
         &json!({
@@ -315,14 +309,14 @@ pub async fn complete<P: Platform>(
         }),
     )
     .await?;
-    let refused = match profile_from_authenticate(name, c, &body) {
+    let refused = match profile_from_authenticate(c, &body) {
         Ok(profile) => return Ok(profile),
         Err(e) => e,
     };
     // Stytch made a session before its answer turned out unusable here: it must not outlive
     // the refused sign-in (best effort; the refusal stands either way).
     if let Some(session) = text(&body, "session_token").filter(|t| !t.is_empty()) {
-        if let Err(e) = end_session(p, name, c, &session).await {
+        if let Err(e) = end_session(p, c, &session).await {
             super::log_failed_logout(p, name, &e);
         }
     }
@@ -333,10 +327,10 @@ pub async fn complete<P: Platform>(
 /// `session_not_found`) counts as revoked.
 pub async fn end_session<P: Platform>(
     p: &P,
-    name: &str,
     c: &StytchConfig,
     session_token: &str,
 ) -> AppResult<()> {
+    let name = c.name.as_str();
     let path = "sessions/revoke";
     let (status, json) = call_json(
         p.http(),
@@ -417,7 +411,7 @@ mod tests {
                      "emails": [{"email_id": "email-1", "email": "old@x.test", "verified": true},
                                 {"email_id": "email-2", "email": "ada@x.test", "verified": true}]},
         });
-        let p = profile_from_authenticate("mail", &c, &body).unwrap();
+        let p = profile_from_authenticate(&c, &body).unwrap();
         assert_eq!(p.issuer, "stytch:project-test-1");
         assert_eq!(p.sub, "user-test-1");
         assert_eq!(p.email.as_deref(), Some("ada@x.test"));
@@ -431,10 +425,10 @@ mod tests {
 
         let mut no_id = body.clone();
         no_id.as_object_mut().unwrap().remove("user_id");
-        assert!(profile_from_authenticate("mail", &c, &no_id).is_err());
+        assert!(profile_from_authenticate(&c, &no_id).is_err());
         let mut mismatch = body;
         mismatch["user"]["user_id"] = json!("someone-else");
-        assert!(profile_from_authenticate("mail", &c, &mismatch).is_err());
+        assert!(profile_from_authenticate(&c, &mismatch).is_err());
     }
 
     #[test]

@@ -33,7 +33,6 @@ impl Settings {
             v,
             &["kind", "client_id", "domain", "api_url", "display_name"],
         )?;
-        f.str("kind")?;
         Ok(Settings {
             client_id: f.str("client_id")?,
             domain: f.str("domain")?,
@@ -46,6 +45,7 @@ impl Settings {
 /// Settings of an `xwms` provider.
 #[derive(Debug, Clone)]
 pub struct XwmsConfig {
+    pub name: String,
     pub client_id: String,
     /// The client's domain at XWMS; part of the identity issuer.
     pub domain: String,
@@ -65,6 +65,7 @@ impl XwmsConfig {
             return Err("domain must be a non-empty name without spaces".into());
         }
         Ok(XwmsConfig {
+            name: name.into(),
             api_url: api_base("api_url", s.api_url.as_deref().unwrap_or(DEFAULT_API_URL))?,
             client_secret: require_secret(name, secret)?,
             display_name: s.display_name.unwrap_or_else(|| name.to_string()),
@@ -112,12 +113,8 @@ pub fn login_url(name: &str, body: &Value) -> AppResult<String> {
 }
 
 /// Asks XWMS for a login page that returns to this transaction's callback URL.
-pub async fn begin<P: Platform>(
-    p: &P,
-    name: &str,
-    c: &XwmsConfig,
-    flow: &Flow<'_>,
-) -> AppResult<String> {
+pub async fn begin<P: Platform>(p: &P, c: &XwmsConfig, flow: &Flow<'_>) -> AppResult<String> {
+    let name = c.name.as_str();
     let body = json!({
         "client_id": c.client_id,
         "domain": c.domain,
@@ -193,11 +190,11 @@ pub fn profile_from_verify(
 /// cookie) was checked by the caller before this runs.
 pub async fn complete<P: Platform>(
     p: &P,
-    name: &str,
     c: &XwmsConfig,
     req: &Request,
     _flow: &Flow<'_>,
 ) -> AppResult<Profile> {
+    let name = c.name.as_str();
     let token = super::query_token(req, super::MAX_QUERY_TOKEN_LEN)?;
     let body = json!({
         "token": token,
@@ -426,8 +423,8 @@ mod tests {
     #[test]
     fn begin_posts_the_credentials_and_the_state_carrying_return_url() {
         let (p, cfg) = platform(|_| ok(json!({"data": {"url": "https://xwms.example/l/1"}})));
-        let txn = LoginTxn::new("xw", "/".into(), Purpose::SignIn, 0);
-        let url = block_on(begin(&p, "xw", xw(&cfg), &txn.flow(&cfg))).unwrap();
+        let txn = LoginTxn::new("xw", Default::default(), Purpose::SignIn, 0);
+        let url = block_on(begin(&p, xw(&cfg), &txn.flow(&cfg))).unwrap();
         assert_eq!(url, "https://xwms.example/l/1");
         let calls = p.http.calls.borrow();
         assert_eq!(calls.len(), 1);
@@ -465,13 +462,13 @@ mod tests {
                 }),
             }
         });
-        let txn = LoginTxn::new("xw", "/".into(), Purpose::SignIn, 0);
+        let txn = LoginTxn::new("xw", Default::default(), Purpose::SignIn, 0);
         let call = |token: &str| {
             let req = Request::new(
                 Method::Get,
                 &format!("http://127.0.0.1:8787/auth/callback/xw?gh_state=s&token={token}"),
             );
-            block_on(complete(&p, "xw", xw(&cfg), &req, &txn.flow(&cfg)))
+            block_on(complete(&p, xw(&cfg), &req, &txn.flow(&cfg)))
         };
         let profile = call("good").unwrap();
         assert_eq!(
@@ -502,7 +499,7 @@ mod tests {
             "http://127.0.0.1:8787/auth/callback/xw?gh_state=s&token=",
         );
         assert!(matches!(
-            block_on(complete(&p, "xw", xw(&cfg), &no_token, &txn.flow(&cfg))),
+            block_on(complete(&p, xw(&cfg), &no_token, &txn.flow(&cfg))),
             Err(AppError::BadRequest(_))
         ));
         assert_eq!(

@@ -8,10 +8,11 @@
 
 use super::js::{call, call_method, js_message};
 use crate::fields::Fields;
+use crate::ids::SessionId;
 use crate::platform::StoreError;
 use crate::users::{
-    Event, Identity, Invitation, LinkOutcome, Profile, StoredEvent, UnlinkOutcome, User, UserPatch,
-    UserQuery, UserStore,
+    Event, Identity, IdentityKey, Invitation, LinkOutcome, Profile, StoredEvent, UnlinkOutcome,
+    User, UserId, UserPatch, UserQuery, UserStore,
 };
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::JsValue;
@@ -36,6 +37,11 @@ pub(super) fn s(v: &str) -> JsValue {
 
 pub(super) fn opt(v: &Option<String>) -> JsValue {
     v.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL)
+}
+
+/// A user id that may be absent (an event's, an invitation's).
+fn opt_id(v: &Option<UserId>) -> JsValue {
+    v.as_ref().map_or(JsValue::NULL, |u| s(u.as_str()))
 }
 
 pub(super) fn n(v: i64) -> JsValue {
@@ -188,11 +194,11 @@ impl From<InvitationRow> for Invitation {
             email: r.email,
             roles: string_list(Some(&r.roles)),
             return_to: r.return_to,
-            user_id: r.user_id,
+            user_id: r.user_id.map(UserId::from),
             created_at: r.created_at,
             expires_at: r.expires_at,
             used_at: r.used_at,
-            used_by: r.used_by,
+            used_by: r.used_by.map(UserId::from),
         }
     }
 }
@@ -221,7 +227,7 @@ impl Row for UserRow {
 impl From<UserRow> for User {
     fn from(r: UserRow) -> User {
         User {
-            id: r.id,
+            id: UserId::from(r.id),
             name: r.name,
             email: r.email,
             email_verified: r.email_verified != 0,
@@ -269,7 +275,7 @@ impl From<IdentityRow> for Identity {
             issuer: r.issuer,
             sub: r.sub,
             provider: r.provider,
-            user_id: r.user_id,
+            user_id: UserId::from(r.user_id),
             email: r.email,
             created_at: r.created_at,
             last_login_at: r.last_login_at,
@@ -306,7 +312,7 @@ impl From<EventRow> for StoredEvent {
     fn from(r: EventRow) -> StoredEvent {
         StoredEvent {
             id: r.id,
-            user_id: r.user_id,
+            user_id: r.user_id.map(UserId::from),
             kind: r.kind,
             at: r.at,
             ip: r.ip,
@@ -353,13 +359,13 @@ impl D1Users {
             "INSERT INTO users (id, name, email, email_verified, picture, active, metadata, created_at, updated_at, last_login_at, roles) \
              SELECT ?1, ?2, ?3, ?4, ?5, 1, '{}', ?6, ?6, ?6, ?9 \
              WHERE NOT EXISTS (SELECT 1 FROM identities WHERE issuer = ?7 AND sub = ?8)",
-            &[s(&u.id), opt(&u.name), opt(&u.email), n(u.email_verified as i64), opt(&u.picture), n(now), s(&p.issuer), s(&p.sub), s(&roles_json(&u.roles))],
+            &[s(u.id.as_str()), opt(&u.name), opt(&u.email), n(u.email_verified as i64), opt(&u.picture), n(now), s(&p.issuer), s(&p.sub), s(&roles_json(&u.roles))],
         )?;
         let insert_identity = self.stmt(
             "INSERT INTO identities (issuer, sub, provider, user_id, email, profile, created_at, last_login_at) \
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?4) \
              ON CONFLICT (issuer, sub) DO NOTHING",
-            &[s(&p.issuer), s(&p.sub), s(&p.provider), s(&u.id), opt(&p.email), s(&crate::fields::json_text(&p.raw)), n(now)],
+            &[s(&p.issuer), s(&p.sub), s(&p.provider), s(u.id.as_str()), opt(&p.email), s(&crate::fields::json_text(&p.raw)), n(now)],
         )?;
         Ok([insert_user, insert_identity])
     }
@@ -393,18 +399,18 @@ impl D1Users {
 }
 
 impl UserStore for D1Users {
-    async fn identity_owner(&self, issuer: &str, sub: &str) -> Result<Option<String>, StoreError> {
+    async fn identity_owner(&self, key: &IdentityKey<'_>) -> Result<Option<UserId>, StoreError> {
         let owner: Option<Owner> = self
             .one(
                 "SELECT user_id FROM identities WHERE issuer = ?1 AND sub = ?2",
-                &[s(issuer), s(sub)],
+                &[s(key.issuer), s(key.sub)],
             )
             .await?
             .first()?;
-        Ok(owner.map(|o| o.user_id))
+        Ok(owner.map(|o| UserId::from(o.user_id)))
     }
 
-    async fn create_linked(&self, u: &User, p: &Profile, now: i64) -> Result<String, StoreError> {
+    async fn create_linked(&self, u: &User, p: &Profile, now: i64) -> Result<UserId, StoreError> {
         let [insert_user, insert_identity] = self.link_new(u, p, now)?;
         let owner = self.stmt(
             "SELECT user_id FROM identities WHERE issuer = ?1 AND sub = ?2",
@@ -415,7 +421,7 @@ impl UserStore for D1Users {
             .await?;
         nth(&results, 2)?
             .first::<Owner>()?
-            .map(|o| o.user_id)
+            .map(|o| UserId::from(o.user_id))
             .ok_or_else(|| err("identity missing after insert"))
     }
 
@@ -485,9 +491,9 @@ impl UserStore for D1Users {
         Ok(row.map(User::from))
     }
 
-    async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError> {
+    async fn get_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
         let row: Option<UserRow> = self
-            .one("SELECT * FROM users WHERE id = ?1", &[s(id)])
+            .one("SELECT * FROM users WHERE id = ?1", &[s(id.as_str())])
             .await?
             .first()?;
         Ok(row.map(User::from))
@@ -495,17 +501,18 @@ impl UserStore for D1Users {
 
     async fn renewal_view(
         &self,
-        user_id: &str,
-        sid: &str,
+        user_id: &UserId,
+        sid: &SessionId,
     ) -> Result<Option<(User, bool)>, StoreError> {
         let ended = format!(
-            "{}:{sid}",
-            crate::platform::SpendKind::EndedSession.prefix()
+            "{}:{}",
+            crate::platform::SpendKind::EndedSession.prefix(),
+            sid.as_str()
         );
         let row: Option<UserRow> = self
             .one(
                 "SELECT *, EXISTS (SELECT 1 FROM spent WHERE key = ?2) AS session_ended FROM users WHERE id = ?1",
-                &[s(user_id), s(&ended)],
+                &[s(user_id.as_str()), s(&ended)],
             )
             .await?
             .first()?;
@@ -518,7 +525,7 @@ impl UserStore for D1Users {
     async fn record_event(&self, e: &Event) -> Result<(), StoreError> {
         self.exec(
             "INSERT INTO events (user_id, type, at, ip, user_agent, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            &[opt(&e.user_id), s(e.kind), n(e.at), s(&e.ip), s(&e.user_agent), s(&crate::fields::json_text(&e.detail))],
+            &[opt_id(&e.user_id), s(e.kind), n(e.at), s(&e.ip), s(&e.user_agent), s(&crate::fields::json_text(&e.detail))],
         )
         .await?;
         Ok(())
@@ -545,7 +552,7 @@ impl UserStore for D1Users {
             "INSERT INTO users (id, name, email, email_verified, phone, picture, active, metadata, created_at, updated_at, last_login_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             &[
-                s(&u.id), opt(&u.name), opt(&u.email), n(u.email_verified as i64), opt(&u.phone),
+                s(u.id.as_str()), opt(&u.name), opt(&u.email), n(u.email_verified as i64), opt(&u.phone),
                 opt(&u.picture), n(u.active as i64), s(&crate::fields::json_text(&u.metadata)), n(u.created_at),
                 n(u.updated_at), u.last_login_at.map(n).unwrap_or(JsValue::NULL),
             ],
@@ -556,13 +563,13 @@ impl UserStore for D1Users {
 
     async fn update_user(
         &self,
-        id: &str,
+        id: &UserId,
         patch: &UserPatch,
         now: i64,
     ) -> Result<Option<User>, StoreError> {
         // One UPDATE (SQLite evaluates every SET expression on the old row), then read back.
         let mut sets = vec!["updated_at = ?2".to_string()];
-        let mut args = vec![s(id), n(now)];
+        let mut args = vec![s(id.as_str()), n(now)];
         let mut arg = |sets: &mut Vec<String>, col: &str, v: JsValue| {
             args.push(v);
             sets.push(format!("{col} = ?{}", args.len()));
@@ -590,44 +597,50 @@ impl UserStore for D1Users {
             &format!("UPDATE users SET {} WHERE id = ?1", sets.join(", ")),
             &args,
         )?;
-        let read = self.stmt("SELECT * FROM users WHERE id = ?1", &[s(id)])?;
+        let read = self.stmt("SELECT * FROM users WHERE id = ?1", &[s(id.as_str())])?;
         let results = self.batch(vec![update, read]).await?;
         let row: Option<UserRow> = nth(&results, 1)?.first()?;
         Ok(row.map(User::from))
     }
 
-    async fn end_sessions_until(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
+    async fn end_sessions_until(&self, user_id: &UserId, at: i64) -> Result<(), StoreError> {
         self.exec(
             "UPDATE users SET sessions_valid_after = MAX(sessions_valid_after, ?2) WHERE id = ?1",
-            &[s(user_id), n(at)],
+            &[s(user_id.as_str()), n(at)],
         )
         .await?;
         Ok(())
     }
 
-    async fn set_user_active(&self, id: &str, active: bool, now: i64) -> Result<bool, StoreError> {
+    async fn set_user_active(
+        &self,
+        id: &UserId,
+        active: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let changed = self
             .exec(
                 "UPDATE users SET active = ?2, updated_at = ?3 WHERE id = ?1",
-                &[s(id), n(active as i64), n(now)],
+                &[s(id.as_str()), n(active as i64), n(now)],
             )
             .await?;
         Ok(changed > 0)
     }
 
-    async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
+    async fn delete_user(&self, id: &UserId) -> Result<bool, StoreError> {
+        let id = id.as_str();
         let identities = self.stmt("DELETE FROM identities WHERE user_id = ?1", &[s(id)])?;
         let user = self.stmt("DELETE FROM users WHERE id = ?1", &[s(id)])?;
         let results = self.batch(vec![identities, user]).await?;
         Ok(nth(&results, 1)?.changes()? > 0)
     }
 
-    async fn identities_of(&self, user_id: &str) -> Result<Vec<Identity>, StoreError> {
+    async fn identities_of(&self, user_id: &UserId) -> Result<Vec<Identity>, StoreError> {
         let rows: Vec<IdentityRow> = self
             .rows(
                 "SELECT issuer, sub, provider, user_id, email, created_at, last_login_at FROM identities \
                  WHERE user_id = ?1 ORDER BY created_at, issuer, sub",
-                &[s(user_id)],
+                &[s(user_id.as_str())],
             )
             .await?;
         Ok(rows.into_iter().map(Identity::from).collect())
@@ -635,7 +648,7 @@ impl UserStore for D1Users {
 
     async fn link_identity(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         p: &Profile,
         now: i64,
     ) -> Result<LinkOutcome, StoreError> {
@@ -643,7 +656,7 @@ impl UserStore for D1Users {
             "INSERT INTO identities (issuer, sub, provider, user_id, email, profile, created_at, last_login_at) \
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?4) \
              ON CONFLICT (issuer, sub) DO NOTHING",
-            &[s(&p.issuer), s(&p.sub), s(&p.provider), s(user_id), opt(&p.email), s(&crate::fields::json_text(&p.raw)), n(now)],
+            &[s(&p.issuer), s(&p.sub), s(&p.provider), s(user_id.as_str()), opt(&p.email), s(&crate::fields::json_text(&p.raw)), n(now)],
         )?;
         let owner = self.stmt(
             "SELECT user_id FROM identities WHERE issuer = ?1 AND sub = ?2",
@@ -653,7 +666,7 @@ impl UserStore for D1Users {
         let inserted = nth(&results, 0)?.changes()? > 0;
         Ok(match nth(&results, 1)?.first::<Owner>()? {
             None => LinkOutcome::NoUser,
-            Some(o) if o.user_id != user_id => LinkOutcome::OwnedByOther(o.user_id),
+            Some(o) if o.user_id != user_id.as_str() => LinkOutcome::OwnedByOther(o.user_id.into()),
             Some(_) if inserted => LinkOutcome::Linked,
             Some(_) => LinkOutcome::AlreadyLinked,
         })
@@ -661,10 +674,10 @@ impl UserStore for D1Users {
 
     async fn unlink_identity(
         &self,
-        user_id: &str,
-        issuer: &str,
-        sub: &str,
+        user_id: &UserId,
+        key: &IdentityKey<'_>,
     ) -> Result<UnlinkOutcome, StoreError> {
+        let (issuer, sub, user_id) = (key.issuer, key.sub, user_id.as_str());
         // The count is evaluated inside the DELETE, so two concurrent unlinks cannot both
         // see a second identity.
         let delete = self.stmt(
@@ -688,7 +701,7 @@ impl UserStore for D1Users {
 
     async fn events_of(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         limit: u32,
         after: Option<(i64, i64)>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
@@ -700,7 +713,7 @@ impl UserStore for D1Users {
             .rows(
                 "SELECT id, user_id, type, at, ip, user_agent, detail FROM events WHERE user_id = ?1 \
                  AND (?2 IS NULL OR at < ?2 OR (at = ?2 AND id < ?3)) ORDER BY at DESC, id DESC LIMIT ?4",
-                &[s(user_id), at, id, n(limit as i64)],
+                &[s(user_id.as_str()), at, id, n(limit as i64)],
             )
             .await?;
         Ok(rows.into_iter().map(StoredEvent::from).collect())
@@ -720,7 +733,7 @@ impl UserStore for D1Users {
         self.exec(
             "INSERT INTO invitations (id, token_hash, email, roles, return_to, user_id, created_at, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            &[s(&i.id), s(&i.token_hash), opt(&i.email), s(&roles_json(&i.roles)), s(&i.return_to), opt(&i.user_id), n(i.created_at), n(i.expires_at)],
+            &[s(&i.id), s(&i.token_hash), opt(&i.email), s(&roles_json(&i.roles)), s(&i.return_to), opt_id(&i.user_id), n(i.created_at), n(i.expires_at)],
         )
         .await?;
         Ok(())
@@ -748,12 +761,12 @@ impl UserStore for D1Users {
     async fn mark_invitation_used(
         &self,
         id: &str,
-        user_id: &str,
+        user_id: &UserId,
         at: i64,
     ) -> Result<(), StoreError> {
         self.exec(
             "UPDATE invitations SET used_at = ?3, used_by = ?2 WHERE id = ?1",
-            &[s(id), s(user_id), n(at)],
+            &[s(id), s(user_id.as_str()), n(at)],
         )
         .await?;
         Ok(())

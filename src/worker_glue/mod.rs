@@ -179,17 +179,38 @@ async fn with_body(req: &web_sys::Request, mut head: Request) -> Result<Request,
     if declared.unwrap_or(0) > MAX_BODY_BYTES {
         return Err(AppError::PayloadTooLarge);
     }
-    let unreadable = |_| AppError::BadRequest("The request body could not be read.".into());
-    let buf = wasm_bindgen_futures::JsFuture::from(req.array_buffer().map_err(unreadable)?)
-        .await
-        .map_err(unreadable)?;
-    let bytes = js_sys::Uint8Array::new(&buf);
-    // A body without a Content-Length (chunked) is measured before it is copied into wasm.
-    if bytes.length() as usize > MAX_BODY_BYTES {
-        return Err(AppError::PayloadTooLarge);
+    if let Some(stream) = req.body() {
+        head.body = read_at_most(&stream, MAX_BODY_BYTES).await?;
     }
-    head.body = bytes.to_vec();
     Ok(head)
+}
+
+/// The body, chunk by chunk, refused (413) as soon as it passes `limit`: a chunked body
+/// declares no length, and reading it whole first (`arrayBuffer()`) would hold up to the
+/// runtime's 100 MB request limit in the isolate's memory before it could be refused.
+async fn read_at_most(stream: &web_sys::ReadableStream, limit: usize) -> Result<Vec<u8>, AppError> {
+    use wasm_bindgen::JsCast;
+    let unreadable = |_| AppError::BadRequest("The request body could not be read.".into());
+    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let mut body = Vec::new();
+    loop {
+        let step = wasm_bindgen_futures::JsFuture::from(reader.read())
+            .await
+            .map_err(unreadable)?;
+        let field = |name: &str| js_sys::Reflect::get(&step, &JsValue::from_str(name));
+        if field("done").map_err(unreadable)?.is_truthy() {
+            return Ok(body);
+        }
+        let chunk: js_sys::Uint8Array = field("value").map_err(unreadable)?.unchecked_into();
+        let at = body.len();
+        if at + chunk.length() as usize > limit {
+            // Tell the sender to stop; the answer does not wait for it.
+            let _ = reader.cancel();
+            return Err(AppError::PayloadTooLarge);
+        }
+        body.resize(at + chunk.length() as usize, 0);
+        chunk.copy_to(&mut body[at..]);
+    }
 }
 
 /// Our response as the runtime's: one copy of the body into JavaScript, none of the headers.

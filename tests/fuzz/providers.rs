@@ -76,7 +76,7 @@ proptest! {
             Err(e) => prop_assert!(is_provider_side(&e), "{:?}", e),
         }
         let c = stytch::StytchConfig::parse("mail", &json!({"kind": "stytch", "project_id": "project-test-1"}), Some(Secret::new("s"))).unwrap();
-        match stytch::profile_from_authenticate("mail", &c, &body) {
+        match stytch::profile_from_authenticate(&c, &body) {
             Ok(p) => prop_assert!(!p.sub.is_empty()),
             Err(e) => prop_assert!(is_provider_side(&e), "{:?}", e),
         }

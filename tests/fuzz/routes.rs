@@ -283,7 +283,10 @@ fn build(
     hs: &[(String, String)],
     body: Vec<u8>,
 ) -> Request {
-    let fill = |s: &str| s.replace(USER, &person.user_id).replace(SID, &person.sid);
+    let fill = |s: &str| {
+        s.replace(USER, person.user_id.as_str())
+            .replace(SID, person.sid.as_str())
+    };
     let mut url = url::Url::parse(PUBLIC_URL).unwrap();
     url.set_path(&fill(path));
     url.set_query(q.map(fill).as_deref());
@@ -303,7 +306,7 @@ fn build(
         Creds::AdminKey => headers.push(("authorization".into(), format!("Bearer {ADMIN_KEY}"))),
         Creds::Junk => headers.push(cookie(format!(
             "gh_session={0}x; gh_access={0}",
-            person.sid
+            person.sid.as_str()
         ))),
     }
     Request {

@@ -9,7 +9,7 @@ use crate::http::{Method, Request, Response};
 use crate::platform::{FetchError, Inbound};
 use crate::sessions::{SessionRecord, Sessions};
 use crate::testing::{block_on, profile, test_env, TestPlatform};
-use crate::users::{User, UserStore};
+use crate::users::{IdentityKey, User, UserStore};
 use serde_json::{json, Value};
 
 const KEY: &str = "admin-key-0123456789abcdef-xyz";
@@ -90,10 +90,11 @@ impl H {
                     ip: "198.51.100.1".into(),
                     vendor_logout: None,
                 };
-                block_on(s.create(rec, self.p.clock.get())).unwrap()
+                let (raw, sid) = block_on(s.create(rec, self.p.clock.get())).unwrap();
+                (raw.expose().to_string(), sid.as_str().to_string())
             })
             .collect();
-        (user.id, sids)
+        (user.id.as_str().to_string(), sids)
     }
 
     fn sids(&self, user: &str) -> Vec<String> {
@@ -102,9 +103,12 @@ impl H {
                 kv: &self.p.kv,
                 cfg: &self.cfg,
             }
-            .sids_of(user),
+            .sids_of(&user.into()),
         )
         .unwrap()
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect()
     }
 
     /// Whether the session record `s:{sid}` is in KV.
@@ -124,7 +128,7 @@ impl H {
     }
 
     fn user(&self, id: &str) -> Option<User> {
-        block_on(self.p.users.get_user(id)).unwrap()
+        block_on(self.p.users.get_user(&id.into())).unwrap()
     }
 
     fn event_kinds(&self) -> Vec<&'static str> {
@@ -529,7 +533,7 @@ fn unlink_refuses_the_last_identity() {
     let (id, _) = h.signed_in("two", 0);
     let second = profile("https://other-idp", "two-b", None);
     assert_eq!(
-        block_on(h.p.users.link_identity(&id, &second, 5)).unwrap(),
+        block_on(h.p.users.link_identity(&id.as_str().into(), &second, 5)).unwrap(),
         crate::users::LinkOutcome::Linked
     );
     let base = format!("/admin/users/{id}/identities");
@@ -565,7 +569,12 @@ fn unlink_refuses_the_last_identity() {
     );
     assert_eq!(r.status, 409);
     assert_eq!(body(&r)["error"], "conflict");
-    assert_eq!(block_on(h.p.users.identities_of(&id)).unwrap().len(), 1);
+    assert_eq!(
+        block_on(h.p.users.identities_of(&id.as_str().into()))
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -586,7 +595,11 @@ fn delete_removes_user_identities_and_sessions_but_keeps_the_audit_trail() {
         .iter()
         .all(|k| !k.starts_with("s:") && !k.starts_with("u:")));
     assert_eq!(
-        block_on(h.p.users.identity_owner("https://idp", "del")).unwrap(),
+        block_on(h.p.users.identity_owner(&IdentityKey {
+            issuer: "https://idp",
+            sub: "del"
+        }))
+        .unwrap(),
         None
     );
     // The same identity signs up again as a new user.

@@ -11,7 +11,7 @@ use crate::platform::Platform;
 
 pub async fn list<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Response> {
     let caller = require_caller(ctx, req).await?;
-    let apps = ctx.p.oauth().apps_of(&caller.claims.sub).await?;
+    let apps = ctx.p.oauth().apps_of(caller.claims.sub.as_str()).await?;
     let list: Vec<serde_json::Value> = apps
         .iter()
         .map(|a| {
@@ -35,7 +35,10 @@ pub async fn revoke<P: Platform>(
     let caller = require_account_owner(ctx, req, true).await?;
     // Idempotent: withdrawing what is not there is done already.
     let oauth = ctx.p.oauth();
-    if oauth.revoke_app(&caller.claims.sub, client_id).await? {
+    if oauth
+        .revoke_app(caller.claims.sub.as_str(), client_id)
+        .await?
+    {
         let detail = serde_json::json!({ "client_id": client_id });
         ctx.event(req, Some(&caller.claims.sub), "app_revoked", detail)
             .await;

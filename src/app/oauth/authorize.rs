@@ -22,7 +22,7 @@ use crate::users::{User, UserStore};
 /// The signed-in person of this browser's session cookie.
 struct Person {
     user: User,
-    sid: String,
+    sid: crate::ids::SessionId,
     auth_time: i64,
 }
 
@@ -148,7 +148,11 @@ async fn needs_consent<P: Platform>(
     if checked.prompt == Some(Prompt::Consent) {
         return Ok(true);
     }
-    let agreed = ctx.p.oauth().consent(&me.user.id, &client.id).await?;
+    let agreed = ctx
+        .p
+        .oauth()
+        .consent(me.user.id.as_str(), &client.id)
+        .await?;
     Ok(match agreed {
         None => true,
         Some(agreed) => !checked.scope.split(' ').all(|s| has_scope(&agreed, s)),
@@ -165,8 +169,8 @@ fn issue_code<P: Platform>(
 ) -> Response {
     let grant = Grant {
         client_id: client.id.clone(),
-        user_id: me.user.id.clone(),
-        sid: me.sid.clone(),
+        user_id: me.user.id.as_str().to_string(),
+        sid: me.sid.as_str().to_string(),
         scope: checked.scope.clone(),
         auth_time: me.auth_time,
         resource: checked.resource.clone(),
@@ -206,7 +210,7 @@ pub async fn consent<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<
     }
     ctx.p
         .oauth()
-        .save_consent(&me.user.id, &client.id, &checked.scope, ctx.p.now())
+        .save_consent(me.user.id.as_str(), &client.id, &checked.scope, ctx.p.now())
         .await?;
     let detail = serde_json::json!({"client_id": client.id, "scope": checked.scope});
     ctx.event(req, Some(&me.user.id), "app_consented", detail)
@@ -256,7 +260,7 @@ fn consent_page(
         .email
         .as_deref()
         .or(user.name.as_deref())
-        .unwrap_or(&user.id);
+        .unwrap_or(user.id.as_str());
     let body = format!(
         "<h1>Allow {name}?</h1><p><strong>{name}</strong> ({host}) wants to use your account \
 <strong>{who}</strong> to:</p><ul>{items}</ul>\

@@ -156,7 +156,7 @@ fn refresh_tokens_end_with_deactivation_deletion_revoke_all_and_app_revocation()
             block_on(w.p.users.end_sessions_until(&w.me.user_id, now)).unwrap();
         }),
         ("app revoked", |w| {
-            block_on(w.p.oauth().revoke_app(&w.me.user_id, &w.client.id)).unwrap();
+            block_on(w.p.oauth().revoke_app(w.me.user_id.as_str(), &w.client.id)).unwrap();
         }),
     ];
     for (why, end) in ends {
@@ -206,14 +206,16 @@ fn consent_needs_the_session_cookie_and_our_own_origin() {
         403,
         "no Origin, with a cookie"
     );
-    assert!(block_on(w.p.oauth().consent(&w.me.user_id, &w.client.id))
-        .unwrap()
-        .is_none());
+    assert!(
+        block_on(w.p.oauth().consent(w.me.user_id.as_str(), &w.client.id))
+            .unwrap()
+            .is_none()
+    );
     let r = post(&[("origin", BASE), ("cookie", &cookie)]);
     assert_eq!(r.status, 303);
     assert!(r.header("location").unwrap().starts_with(REDIRECT));
     assert_eq!(
-        block_on(w.p.oauth().consent(&w.me.user_id, &w.client.id)).unwrap(),
+        block_on(w.p.oauth().consent(w.me.user_id.as_str(), &w.client.id)).unwrap(),
         Some("openid".into())
     );
 }

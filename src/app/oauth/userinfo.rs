@@ -27,7 +27,7 @@ pub async fn userinfo<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult
         e.challenge = Some("Bearer error=\"insufficient_scope\", scope=\"openid\"".into());
         return Err(e.into());
     }
-    let user = match ctx.p.users().get_user(&claims.sub).await? {
+    let user = match ctx.p.users().get_user(&claims.sub.into()).await? {
         Some(u) if u.active => u,
         _ => return Err(OAuthError::invalid_token("The account is no longer active.").into()),
     };

@@ -7,6 +7,7 @@ use crate::access::{self, AccessClaims};
 use crate::app::handle;
 use crate::config::Config;
 use crate::http::{Method, Request, Response};
+use crate::ids::{SessionId, UserId};
 use crate::platform::{FetchError, Kv};
 use crate::sessions::{SessionRecord, Sessions};
 use crate::testing::{block_on, profile, test_env, TestPlatform};
@@ -21,9 +22,9 @@ struct H {
 
 /// A signed-in browser: its raw session cookie, the session id and a current access token.
 struct Browser {
-    user: String,
+    user: UserId,
     raw: String,
-    sid: String,
+    sid: SessionId,
     access: String,
 }
 
@@ -70,10 +71,10 @@ impl H {
         self.browser_of(&user.id)
     }
 
-    fn browser_of(&self, user: &str) -> Browser {
+    fn browser_of(&self, user: &UserId) -> Browser {
         let now = self.p.clock.get();
         let rec = SessionRecord {
-            user_id: user.into(),
+            user_id: user.clone(),
             issuer: "https://idp".into(),
             provider: "dev".into(),
             created_at: now,
@@ -87,8 +88,8 @@ impl H {
         let claims = AccessClaims::new(&self.cfg, user, &sid, None, None, now);
         let access = block_on(access::issue(&self.cfg, &self.p, &claims)).unwrap();
         Browser {
-            user: user.into(),
-            raw,
+            user: user.clone(),
+            raw: raw.expose().to_string(),
             sid,
             access,
         }
@@ -102,13 +103,13 @@ impl H {
         block_on(handle(Ok(&self.cfg), &self.p, req))
     }
 
-    fn live(&self, sid: &str) -> bool {
+    fn live(&self, sid: &SessionId) -> bool {
         block_on(self.sessions().get(sid, self.p.clock.get()))
             .unwrap()
             .is_some()
     }
 
-    fn identity_count(&self, user: &str) -> usize {
+    fn identity_count(&self, user: &UserId) -> usize {
         block_on(self.p.users.identities_of(user)).unwrap().len()
     }
 
@@ -135,7 +136,7 @@ fn an_access_token_alone_changes_nothing() {
         headers.extend(origin.map(|o| ("origin", o)));
         let revoke = h.send(
             Method::Delete,
-            &format!("/auth/sessions/{}", device.sid),
+            &format!("/auth/sessions/{}", device.sid.as_str()),
             &headers,
         );
         assert_eq!(revoke.status, 401, "revoke with {origin:?}");
@@ -160,7 +161,7 @@ fn the_session_cookie_changes_the_account_only_from_our_own_pages() {
     let owner = h.signed_in("own");
     let device = h.browser_of(&owner.user);
     let cookies = owner.cookies();
-    let revoke = format!("/auth/sessions/{}", device.sid);
+    let revoke = format!("/auth/sessions/{}", device.sid.as_str());
     for (what, extra) in [
         ("another origin", ("origin", "https://evil.example")),
         (
@@ -214,7 +215,7 @@ fn a_revoked_or_foreign_session_cookie_changes_nothing() {
     let mixed = format!("gh_session={}; gh_access={}", owner.raw, other.access);
     let r = h.send(
         Method::Delete,
-        &format!("/auth/sessions/{}", other.sid),
+        &format!("/auth/sessions/{}", other.sid.as_str()),
         &[("cookie", &mixed), ("origin", BASE)],
     );
     assert_eq!(r.status, 404, "not one of the cookie owner's sessions");
@@ -226,10 +227,14 @@ fn revoke_all_stops_at_renewal_a_session_the_index_did_not_list() {
     let h = h();
     let b = h.signed_in("idx");
     // KV's listing lags: this session is missing from the user's index.
-    block_on(h.p.kv.delete(&format!("u:{}:{}", b.user, b.sid))).unwrap();
+    block_on(
+        h.p.kv
+            .delete(&format!("u:{}:{}", b.user.as_str(), b.sid.as_str())),
+    )
+    .unwrap();
     h.p.clock.set(h.p.clock.get() + 10);
     let auth = format!("Bearer {ADMIN_KEY}");
-    let path = format!("/admin/users/{}/sessions", b.user);
+    let path = format!("/admin/users/{}/sessions", b.user.as_str());
     let r = h.send(Method::Delete, &path, &[("authorization", &auth)]);
     assert_eq!(r.status, 204);
     assert!(h.live(&b.sid), "the KV record was not found by the listing");
@@ -273,7 +278,7 @@ fn duplicated_auth_cookies_are_refused_and_change_nothing() {
     ] {
         let r = h.send(
             Method::Delete,
-            &format!("/auth/sessions/{}", device.sid),
+            &format!("/auth/sessions/{}", device.sid.as_str()),
             &[("cookie", &cookie), ("origin", BASE)],
         );
         assert_eq!(r.status, 400, "{cookie}");

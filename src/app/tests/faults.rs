@@ -302,7 +302,11 @@ impl World {
 
     /// The id of the one user (scenarios have one person in them).
     fn user_id(&self) -> Option<String> {
-        self.p.users.all_users().first().map(|u| u.id.clone())
+        self.p
+            .users
+            .all_users()
+            .first()
+            .map(|u| u.id.as_str().to_string())
     }
 
     /// Whether this session cookie alone still gets a token (a renewal from KV and D1).
@@ -382,12 +386,12 @@ fn assert_invariants(w: &World, ctx: &str) {
         assert!(
             identities.iter().any(|i| i.user_id == u.id),
             "{ctx}: user {} without an identity",
-            u.id
+            u.id.as_str()
         );
     }
     for (sid, rec) in w.session_records() {
         assert!(
-            w.kv_has(&format!("u:{}:{sid}", rec.user_id)),
+            w.kv_has(&format!("u:{}:{sid}", rec.user_id.as_str())),
             "{ctx}: session {sid} without its index entry"
         );
         let live = !w.session_ended(&sid);
@@ -415,7 +419,7 @@ fn assert_no_orphan_session(w: &World, before: &[String], ctx: &str) {
         .borrow()
         .values()
         .filter_map(|b| b.session())
-        .map(|raw| crate::sessions::sid_of(&raw))
+        .map(|raw| crate::sessions::sid_of(&raw).as_str().to_string())
         .collect();
     for sid in live_sids(w) {
         assert!(
@@ -481,7 +485,7 @@ fn dev_identity_owned(w: &World) -> bool {
             .users
             .all_identities()
             .iter()
-            .any(|i| i.issuer == DEV && Some(&i.user_id) == owner.as_ref())
+            .any(|i| i.issuer == DEV && Some(i.user_id.as_str()) == owner.as_deref())
 }
 
 fn no_old_session_works(w: &World) -> bool {

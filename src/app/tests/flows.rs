@@ -820,6 +820,19 @@ fn login_keeps_a_safe_return_to_for_after_the_callback() {
     assert_eq!(r.header("location"), Some("/dash?x=1"));
 }
 
+#[test]
+fn a_return_to_is_checked_again_at_the_callback_against_the_settings_of_then() {
+    let mut h = Harness::new();
+    h.cfg.allowed_return_origins = vec!["https://app.example.com".into()];
+    let login = h.login_with("&return_to=https%3A%2F%2Fapp.example.com%2Fx");
+    // The origin is no longer allowed when the browser comes back (a new deployment).
+    h.cfg.allowed_return_origins.clear();
+    let r = h.callback(&login);
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.header("location").is_none());
+    assert!(h.session_keys().is_empty(), "no session");
+}
+
 // ---------------------------------------------------------------------------------------
 // Rate limits per client network.
 

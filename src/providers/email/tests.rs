@@ -6,12 +6,17 @@ use serde_json::json;
 
 #[test]
 fn settings_need_a_sender_and_default_the_binding() {
-    let c = EmailConfig::parse(&json!({"kind": "email", "from": "login@example.com"})).unwrap();
+    let c = EmailConfig::parse(
+        "mail",
+        &json!({"kind": "email", "from": "login@example.com"}),
+    )
+    .unwrap();
     assert_eq!(
         (c.binding.as_str(), c.display_name.as_str()),
         ("EMAIL", "Email")
     );
     let c = EmailConfig::parse(
+        "mail",
         &json!({"kind": "email", "from": "a@b.io", "binding": "MAIL_2", "display_name": "Mail"}),
     )
     .unwrap();
@@ -26,7 +31,7 @@ fn settings_need_a_sender_and_default_the_binding() {
         json!({"kind": "email", "from": "a@b.io", "binding": "env.X"}),
         json!({"kind": "email", "from": "a@b.io", "bindng": "X"}),
     ] {
-        assert!(EmailConfig::parse(&bad).is_err(), "{bad}");
+        assert!(EmailConfig::parse("mail", &bad).is_err(), "{bad}");
     }
 }
 
@@ -165,9 +170,14 @@ fn the_right_code_and_link_match_and_nothing_else_does() {
 #[test]
 fn the_profile_is_the_lower_cased_verified_address() {
     let cfg = test_config();
-    let mut t = LoginTxn::new("mail", "/".into(), crate::txn::Purpose::SignIn, 0);
+    let mut t = LoginTxn::new("mail", Default::default(), crate::txn::Purpose::SignIn, 0);
     t.email = Some(sent(&t.state, "Ada.L@Example.COM").0);
-    let p = profile("mail", &t.flow(&cfg)).unwrap();
+    let c = EmailConfig::parse(
+        "mail",
+        &json!({"kind": "email", "from": "login@example.com"}),
+    )
+    .unwrap();
+    let p = profile(&c, &t.flow(&cfg)).unwrap();
     assert_eq!(
         (p.issuer.as_str(), p.sub.as_str()),
         ("email", "ada.l@example.com")
@@ -175,8 +185,8 @@ fn the_profile_is_the_lower_cased_verified_address() {
     assert_eq!(p.email.as_deref(), Some("ada.l@example.com"));
     assert_eq!(p.email_verified, Some(true));
     // A transaction of another kind has no address to sign in.
-    let plain = LoginTxn::new("mail", "/".into(), crate::txn::Purpose::SignIn, 0);
-    assert!(profile("mail", &plain.flow(&cfg)).is_err());
+    let plain = LoginTxn::new("mail", Default::default(), crate::txn::Purpose::SignIn, 0);
+    assert!(profile(&c, &plain.flow(&cfg)).is_err());
 }
 
 #[test]
@@ -195,7 +205,11 @@ fn the_message_escapes_everything_in_html_and_carries_code_and_link() {
 #[test]
 fn a_missing_binding_is_a_configuration_error_and_a_refusal_a_502() {
     let p = TestPlatform::new(|_| unreachable!());
-    let c = EmailConfig::parse(&json!({"kind": "email", "from": "login@example.com"})).unwrap();
+    let c = EmailConfig::parse(
+        "mail",
+        &json!({"kind": "email", "from": "login@example.com"}),
+    )
+    .unwrap();
     let m = Mail {
         from: c.from.clone(),
         to: "a@b.io".into(),

@@ -380,7 +380,7 @@ fn a_code_needs_the_cookie_of_an_email_sign_in() {
     // The transaction cookie of another provider's sign-in: not a code's.
     let t = crate::txn::LoginTxn::new(
         "dev",
-        "/".into(),
+        Default::default(),
         crate::txn::Purpose::SignIn,
         h.p.clock.get(),
     );
