@@ -3,7 +3,7 @@
 //! and `Secure` dropped only on plain-http localhost, where browsers would refuse them.
 
 use crate::error::AppError;
-use crate::http::Request;
+use crate::http::{Request, READ_HEADERS};
 
 /// The long-lived opaque session cookie.
 pub const SESSION: &str = "gh_session";
@@ -70,6 +70,10 @@ impl CookieJar {
 /// was set by someone else — a sibling subdomain "tossing" a cookie of its own choosing —
 /// and taking either would let it pick the session (or token) this request runs as.
 pub fn sent_twice(req: &Request, name: &str) -> bool {
+    debug_assert!(
+        READ_HEADERS.contains(&"cookie"),
+        "the Worker must pass Cookie"
+    );
     let mut seen = 0;
     for (k, v) in &req.headers {
         if k == "cookie" {
@@ -105,6 +109,10 @@ pub fn parse_cookie_header(header: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// The first cookie called `name` (any name; used for vendor cookies too).
 pub fn read_cookie(req: &Request, name: &str) -> Option<String> {
+    debug_assert!(
+        READ_HEADERS.contains(&"cookie"),
+        "the Worker must pass Cookie"
+    );
     req.headers
         .iter()
         .filter(|(k, _)| k == "cookie")

@@ -14,6 +14,22 @@ pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src ht
 /// Largest request body Gatehouse reads (its own routes take small JSON or forms).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The request headers Gatehouse's own routes read: the Worker layer converts only these
+/// (proxy mode, which must see every name to strip the ones it does not forward, reads all).
+/// Native tests fail when a handler asks [`Request::header`] for a name missing here.
+pub const READ_HEADERS: &[&str] = &[
+    "accept",
+    "authorization",
+    "cf-connecting-ip",
+    "cf-connecting-ipv6",
+    "content-length",
+    "content-type",
+    "cookie",
+    "origin",
+    "sec-fetch-site",
+    "user-agent",
+];
+
 /// HTTP method, as far as Gatehouse distinguishes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -28,13 +44,15 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method as the runtime gives it: fetch upper-cases DELETE, GET, HEAD, OPTIONS, POST
+    /// and PUT whatever their case, not PATCH (so that one is compared without case here).
     pub fn parse(s: &str) -> Method {
-        match s.to_ascii_uppercase().as_str() {
+        match s {
             "GET" => Method::Get,
             "HEAD" => Method::Head,
             "POST" => Method::Post,
             "PUT" => Method::Put,
-            "PATCH" => Method::Patch,
+            _ if s.eq_ignore_ascii_case("PATCH") => Method::Patch,
             "DELETE" => Method::Delete,
             "OPTIONS" => Method::Options,
             _ => Method::Other,
@@ -87,6 +105,10 @@ impl Request {
 
     /// First value of a header (name case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
+        debug_assert!(
+            READ_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)),
+            "`{name}` is read but not in READ_HEADERS: the Worker would never pass it"
+        );
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))

@@ -90,7 +90,12 @@ impl<P: Platform> Ctx<'_, P> {
 /// bindings or storage (the Worker glue asks this before it builds its platform).
 pub fn liveness(req: &Request) -> Option<Response> {
     (req.path() == "/healthz").then(|| match req.method {
-        Method::Get | Method::Head => Response::json(200, &serde_json::json!({"status": "ok"})),
+        Method::Get | Method::Head => {
+            let mut r = Response::new(200);
+            r.set_header("content-type", "application/json");
+            r.body = br#"{"status":"ok"}"#.to_vec(); // a constant: nothing to serialize
+            r
+        }
         _ => AppError::MethodNotAllowed.into_response(req.wants()),
     })
 }

@@ -41,15 +41,41 @@ pub fn is_own_path(path: &str) -> bool {
 
 /// What to do with a proxied request.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
-    /// Send to `url` with exactly these headers; add `set_cookies` to the origin's answer.
+pub enum Decision<'r> {
+    /// Send to `url` with the client's headers changed by `changes` (applied in order, the
+    /// way the runtime's `Headers` object does: names are case-insensitive, a set replaces);
+    /// add `set_cookies` to the origin's answer. Changes rather than a whole header list: the
+    /// Worker layer edits a copy of the runtime's headers instead of converting every one.
     Forward {
         url: String,
-        headers: Vec<(String, String)>,
+        changes: Vec<HeaderChange<'r>>,
         set_cookies: Vec<String>,
     },
     /// Answer without the origin (redirect to sign-in, 401).
     Respond(Response),
+}
+
+/// One edit of the forwarded request's headers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeaderChange<'r> {
+    /// Delete every value of this header (a lower-case name, the request's own).
+    Remove(&'r str),
+    /// Add this value. Only after a `Remove` of the name or for a name the client cannot
+    /// have sent (every client `X-Gatehouse-*` header is removed first), so that it is the
+    /// only value: a plain append, one call into the runtime instead of two.
+    Append(String, String),
+}
+
+impl HeaderChange<'_> {
+    /// `headers` (lower-case names) after `changes`, as the runtime's `Headers` applies them.
+    pub fn apply_all(changes: &[HeaderChange], headers: &mut Vec<(String, String)>) {
+        for change in changes {
+            match change {
+                HeaderChange::Remove(name) => headers.retain(|(k, _)| k != name),
+                HeaderChange::Append(name, value) => headers.push((name.clone(), value.clone())),
+            }
+        }
+    }
 }
 
 /// Whether a client header claims to be one of Gatehouse's identity headers. Case and `_`
@@ -87,7 +113,10 @@ fn foreign_cookies(jar: &CookieJar, header: &str) -> Option<String> {
 /// Decides what happens to `req` (whose body the Worker layer keeps unread). The policy's
 /// routes are matched on the normalized path, which is also the path the origin receives;
 /// a valid access token is enough to decide (its `roles` claim), with no storage read.
-pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<Decision> {
+pub async fn decide<'r, P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &'r Request,
+) -> AppResult<Decision<'r>> {
     let origin = ctx.cfg.origin_url.as_ref().ok_or(AppError::NotFound)?;
     super::auth::refuse_duplicate_cookies(ctx.cfg, req)?;
     let checked =
@@ -117,11 +146,14 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
             if ctx.cfg.resource_server && !(browser_page && bearer(req).is_none()) {
                 return Ok(match super::oauth::resource_check(ctx, req).await? {
                     Ok(identity) => {
-                        let mut headers = origin_headers(ctx, req, true);
-                        headers.extend(identity);
+                        let mut changes = origin_headers(ctx, req, true);
+                        let identity = identity
+                            .into_iter()
+                            .map(|(k, v)| HeaderChange::Append(k, v));
+                        changes.extend(identity);
                         Decision::Forward {
                             url,
-                            headers,
+                            changes,
                             set_cookies: vec![],
                         }
                     }
@@ -138,34 +170,44 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
     if caller.is_some() && req.method.is_unsafe() && !used_bearer {
         super::check_origin(ctx.cfg, req)?;
     }
-    let mut headers = origin_headers(ctx, req, used_bearer);
+    let mut changes = origin_headers(ctx, req, used_bearer);
     let Some(caller) = caller else {
         // A public route, nobody signed in: no identity headers at all.
         return Ok(Decision::Forward {
             url,
-            headers,
+            changes,
             set_cookies: vec![],
         });
     };
-    headers.push((
+    changes.push(HeaderChange::Append(
         "x-gatehouse-user".into(),
         caller.claims.sub.as_str().to_string(),
     ));
     if let Some(email) = &caller.claims.email {
-        headers.push(("x-gatehouse-email".into(), email.clone()));
+        changes.push(HeaderChange::Append(
+            "x-gatehouse-email".into(),
+            email.clone(),
+        ));
         // An email is only an identity if a provider verified it: say which.
         let verified = if caller.claims.email_verified {
             "true"
         } else {
             "false"
         };
-        headers.push(("x-gatehouse-email-verified".into(), verified.into()));
+        changes.push(HeaderChange::Append(
+            "x-gatehouse-email-verified".into(),
+            verified.into(),
+        ));
     }
-    headers.push(("x-gatehouse-roles".into(), caller.claims.roles.join(",")));
-    headers.push(("x-gatehouse-jwt".into(), caller.token.clone()));
+    let roles = caller.claims.roles.join(",");
+    changes.push(HeaderChange::Append("x-gatehouse-roles".into(), roles));
+    changes.push(HeaderChange::Append(
+        "x-gatehouse-jwt".into(),
+        caller.token.clone(),
+    ));
     Ok(Decision::Forward {
         url,
-        headers,
+        changes,
         set_cookies: caller.set_cookies,
     })
 }
@@ -173,30 +215,29 @@ pub async fn decide<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> AppResult<D
 /// The client's headers as the origin gets them: no `X-Gatehouse-*` the client sent, no
 /// hop-by-hop headers, none of Gatehouse's cookies, and no `Authorization` when it carried
 /// our token (the origin gets that as `X-Gatehouse-Jwt`).
-fn origin_headers<P: Platform>(
+fn origin_headers<'r, P: Platform>(
     ctx: &Ctx<'_, P>,
-    req: &Request,
+    req: &'r Request,
     used_bearer: bool,
-) -> Vec<(String, String)> {
+) -> Vec<HeaderChange<'r>> {
     let jar = ctx.jar();
-    let mut headers: Vec<(String, String)> = Vec::with_capacity(req.headers.len() + 3);
+    let mut changes = Vec::with_capacity(8);
     for (name, value) in &req.headers {
-        let lower = name.to_ascii_lowercase();
-        if is_gatehouse_header(&lower) || HOP_BY_HOP.contains(&lower.as_str()) {
-            continue;
-        }
-        if lower == "authorization" && used_bearer {
-            continue;
-        }
-        if lower == "cookie" {
-            if let Some(rest) = foreign_cookies(&jar, value) {
-                headers.push((lower, rest));
+        // Names come lower-cased (the runtime's and `Request::with_header`'s convention).
+        let drop = is_gatehouse_header(name)
+            || HOP_BY_HOP.contains(&name.as_str())
+            || (name == "authorization" && used_bearer);
+        if drop {
+            changes.push(HeaderChange::Remove(name));
+        } else if name == "cookie" {
+            let rest = foreign_cookies(&jar, value);
+            if rest.as_deref() != Some(value.as_str()) {
+                changes.push(HeaderChange::Remove(name));
+                changes.extend(rest.map(|rest| HeaderChange::Append(name.clone(), rest)));
             }
-            continue;
         }
-        headers.push((lower, value.clone()));
     }
-    headers
+    changes
 }
 
 /// Browsers asking for a page go to sign-in and come back; everything else gets 401.
@@ -321,11 +362,14 @@ mod tests {
             .with_header("origin", "http://127.0.0.1:8787")
             .with_header("X-Gatehouse-User", "usr_admin")
             .with_header("x-gatehouse-email", "ceo@corp")
+            .with_header("X_Gatehouse_Roles", "admin")
             .with_header("connection", "keep-alive")
             .with_header("content-type", "application/json");
-        let Decision::Forward { url, headers, .. } = block_on(decide(&ctx, &req)).unwrap() else {
+        let Decision::Forward { url, changes, .. } = block_on(decide(&ctx, &req)).unwrap() else {
             panic!()
         };
+        let mut headers = req.headers.clone();
+        HeaderChange::apply_all(&changes, &mut headers);
         assert_eq!(url, "http://127.0.0.1:7000/base/api/items?q=1");
         let get = |n: &str| {
             headers
@@ -339,7 +383,37 @@ mod tests {
         assert_eq!(get("x-gatehouse-jwt"), [token.as_str()]);
         assert_eq!(get("cookie"), ["theirs=1"]);
         assert!(get("connection").is_empty());
+        assert!(get("x_gatehouse_roles").is_empty());
         assert_eq!(get("content-type"), ["application/json"]);
+    }
+
+    #[test]
+    fn a_bearer_token_and_own_cookies_are_not_forwarded() {
+        let cfg = ctx_cfg();
+        let p = TestPlatform::new(|_| unreachable!());
+        let ctx = Ctx { cfg: &cfg, p: &p };
+        let token = signed_in_token(&cfg, &p);
+        let req = Request::new(Method::Get, "http://127.0.0.1:8787/api")
+            .with_header("authorization", &format!("Bearer {token}"))
+            .with_header("cookie", "gh_session=abc")
+            .with_header("accept", "application/json");
+        let Decision::Forward { changes, .. } = block_on(decide(&ctx, &req)).unwrap() else {
+            panic!()
+        };
+        let mut headers = req.headers.clone();
+        HeaderChange::apply_all(&changes, &mut headers);
+        let names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "accept",
+                "x-gatehouse-user",
+                "x-gatehouse-email",
+                "x-gatehouse-email-verified",
+                "x-gatehouse-roles",
+                "x-gatehouse-jwt"
+            ]
+        );
     }
 
     #[test]
@@ -416,11 +490,12 @@ mod tests {
                 .with_header("authorization", &format!("Bearer {token}"))
         };
         p.faults.reset();
-        let Decision::Forward { url, headers, .. } =
-            block_on(decide(&ctx, &get("/public/../private/x", &admin))).unwrap()
-        else {
+        let req = get("/public/../private/x", &admin);
+        let Decision::Forward { url, changes, .. } = block_on(decide(&ctx, &req)).unwrap() else {
             panic!()
         };
+        let mut headers = req.headers.clone();
+        HeaderChange::apply_all(&changes, &mut headers);
         assert_eq!(url, "http://127.0.0.1:7000/private/x");
         assert!(headers.contains(&("x-gatehouse-roles".into(), "admin,staff".into())));
         let Decision::Respond(r) = block_on(decide(&ctx, &get("/%70rivate/x", &plain))).unwrap()
@@ -467,10 +542,12 @@ mod tests {
         }
         // A public route goes through without a sign-in, and without identity headers.
         let spoofed = anon("/public//a").with_header("x-gatehouse-user", "usr_admin");
-        let Decision::Forward { url, headers, .. } = block_on(decide(&ctx, &spoofed)).unwrap()
+        let Decision::Forward { url, changes, .. } = block_on(decide(&ctx, &spoofed)).unwrap()
         else {
             panic!()
         };
+        let mut headers = spoofed.headers.clone();
+        HeaderChange::apply_all(&changes, &mut headers);
         assert_eq!(url, "http://127.0.0.1:7000/public/a");
         assert!(headers.iter().all(|(k, _)| !k.starts_with("x-gatehouse")));
     }

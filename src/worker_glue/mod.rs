@@ -14,7 +14,7 @@ mod webcrypto;
 
 use crate::config::{Config, EnvSource, EnvValue};
 use crate::error::AppError;
-use crate::http::{Method, Request, Response, MAX_BODY_BYTES};
+use crate::http::{Method, Request, Response, MAX_BODY_BYTES, READ_HEADERS};
 use crate::jwt::remembered::Remembered;
 use crate::platform::{Caches, Platform};
 use std::cell::OnceCell;
@@ -59,7 +59,7 @@ fn config(env: &worker::Env) -> &'static Result<Config, AppError> {
     })
 }
 
-/// The runtime's services for one request.
+/// The runtime's services, made once per isolate (see [`platform`]).
 pub struct WorkerPlatform {
     kv: kv::WorkerKv,
     users: d1::D1Users,
@@ -121,7 +121,24 @@ impl Platform for WorkerPlatform {
 /// The rate limiting binding of login starts, callbacks and magic-link sends.
 const RATE_LIMITER: &str = "RATE_LIMITER";
 
-fn platform(env: &worker::Env) -> Result<WorkerPlatform, AppError> {
+thread_local! {
+    /// The platform of this isolate, once its bindings were found (a failure is not kept:
+    /// it is rare, and logged on every request it fails).
+    static PLATFORM: OnceCell<&'static WorkerPlatform> = const { OnceCell::new() };
+}
+
+/// The bindings are looked up once per isolate, like the configuration: the runtime hands
+/// every request of an isolate the same `env`.
+fn platform(env: &worker::Env) -> Result<&'static WorkerPlatform, AppError> {
+    if let Some(p) = PLATFORM.with(|c| c.get().copied()) {
+        return Ok(p);
+    }
+    let p: &'static WorkerPlatform = Box::leak(Box::new(platform_of(env)?));
+    PLATFORM.with(|c| c.set(p).ok());
+    Ok(p)
+}
+
+fn platform_of(env: &worker::Env) -> Result<WorkerPlatform, AppError> {
     let kv = js::binding(env, "SESSIONS").map_err(|problem| AppError::Config {
         setting: "SESSIONS (KV binding)".into(),
         problem,
@@ -210,26 +227,36 @@ fn to_web_response(r: Response) -> Result<web_sys::Response, JsValue> {
     web_sys::Response::new_with_opt_u8_array_and_init(body, &init)
 }
 
-/// The request line and headers, without reading the body (proxy mode streams it). The URL
-/// is parsed once here; header names come lower-cased from the runtime already.
-fn head_of(req: &web_sys::Request) -> Result<Request, AppError> {
+/// The request line alone: enough to route (the URL is parsed once, here).
+fn line_of(req: &web_sys::Request) -> Result<Request, AppError> {
     let url =
         url::Url::parse(&req.url()).map_err(|e| AppError::BadRequest(format!("Bad URL: {e}")))?;
-    let mut headers = Vec::new();
-    if let Ok(Some(entries)) = js_sys::try_iter(&req.headers()) {
-        for pair in entries.flatten() {
-            let pair = js_sys::Array::from(&pair);
-            if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
-                headers.push((k.to_ascii_lowercase(), v));
-            }
-        }
-    }
     Ok(Request {
         method: Method::parse(&req.method()),
         url,
-        headers,
+        headers: Vec::new(),
         body: Vec::new(),
     })
+}
+
+/// The headers the core may read: every one in proxy mode (it must see every name to strip
+/// the ones it does not forward), else only [`READ_HEADERS`] (a browser sends a dozen more
+/// that Gatehouse's own routes never look at: their values are not converted). The runtime
+/// lower-cases the names.
+fn read_headers(req: &web_sys::Request, head: &mut Request, every: bool) {
+    if let Ok(Some(entries)) = js_sys::try_iter(&req.headers()) {
+        for pair in entries.flatten() {
+            let pair = js_sys::Array::from(&pair);
+            let Some(name) = pair.get(0).as_string() else {
+                continue;
+            };
+            if every || READ_HEADERS.contains(&name.as_str()) {
+                if let Some(value) = pair.get(1).as_string() {
+                    head.headers.push((name, value));
+                }
+            }
+        }
+    }
 }
 
 fn origin_down(e: impl std::fmt::Display) -> AppError {
@@ -239,29 +266,34 @@ fn origin_down(e: impl std::fmt::Display) -> AppError {
     }
 }
 
-/// Proxy mode: decide in the domain layer, then stream the request body to the origin and
-/// the origin's answer back, adding the renewed access cookie if there is one.
+/// Proxy mode: decide in the domain layer, then edit a copy of the runtime's own headers as
+/// decided, stream the request body to the origin and the origin's answer back, adding the
+/// renewed access cookie if there is one.
 async fn forward(
     cfg: &Config,
     p: &WorkerPlatform,
     req: &web_sys::Request,
     head: &Request,
 ) -> Result<web_sys::Response, AppError> {
-    use crate::app::proxy::{decide, Decision};
+    use crate::app::proxy::{decide, Decision, HeaderChange};
     let js = |e: JsValue| origin_down(js::js_message(&e));
-    let (url, headers, set_cookies) = match decide(&crate::app::Ctx { cfg, p }, head).await? {
+    let (url, changes, set_cookies) = match decide(&crate::app::Ctx { cfg, p }, head).await? {
         Decision::Respond(r) => return to_web_response(r).map_err(js),
         Decision::Forward {
             url,
-            headers,
+            changes,
             set_cookies,
-        } => (url, headers, set_cookies),
+        } => (url, changes, set_cookies),
     };
-    let out_headers = web_sys::Headers::new().map_err(js)?;
-    for (k, v) in &headers {
-        out_headers
-            .append(k, v)
-            .map_err(|e| AppError::BadRequest(format!("Bad header {k}: {}", js::js_message(&e))))?;
+    // The incoming request's headers are immutable: a copy made by the runtime.
+    let out_headers = web_sys::Headers::new_with_headers(&req.headers()).map_err(js)?;
+    for change in &changes {
+        match change {
+            HeaderChange::Remove(k) => out_headers.delete(k),
+            HeaderChange::Append(k, v) => out_headers.append(k, v),
+        }
+        // The runtime names the header and why (a value it refuses: e.g. a control character).
+        .map_err(|e| AppError::BadRequest(js::js_message(&e)))?;
     }
     let init = fetch::init(&req.method(), &out_headers);
     if !matches!(head.method, Method::Get | Method::Head) {
@@ -269,6 +301,9 @@ async fn forward(
     }
     let outbound = web_sys::Request::new_with_str_and_init(&url, &init).map_err(js)?;
     let resp = fetch::fetch(&outbound).await.map_err(js)?;
+    if set_cookies.is_empty() {
+        return Ok(resp); // nothing to add: the origin's answer as it is
+    }
     // The fetched response's headers are immutable: a new response over the same body stream
     // takes a mutable copy of them (made by the runtime, not here) that our cookie joins.
     let back = web_sys::ResponseInit::new();
@@ -305,32 +340,39 @@ fn error_response(e: AppError, wants: crate::http::Wants) -> Response {
     e.into_response(wants)
 }
 
-/// Routes on the request line first: proxied paths never have their body read here, and
-/// Gatehouse's own routes read it only for methods that carry one.
+/// Routes on the request line first: `/healthz` reads no header, proxied paths never have
+/// their body read here, and Gatehouse's own routes read only the headers they use and the
+/// body only for methods that carry one.
 async fn answer(req: &web_sys::Request, env: &worker::Env) -> Result<web_sys::Response, JsValue> {
-    let head = match head_of(req) {
+    let mut head = match line_of(req) {
         Ok(head) => head,
         Err(e) => return to_web_response(error_response(e, wants_of(req))),
     };
+    let cfg = config(env);
+    let proxied = matches!(cfg, Ok(c) if c.origin_url.is_some())
+        && !crate::app::proxy::is_own_path(head.path());
+    let bare_liveness =
+        head.path() == "/healthz" && matches!(head.method, Method::Get | Method::Head);
+    if !bare_liveness {
+        read_headers(req, &mut head, proxied);
+    }
+    // `/healthz` touches no binding or storage (a refused method answers in the format asked for).
     if let Some(resp) = crate::app::liveness(&head) {
         return to_web_response(resp);
     }
     let wants = head.wants();
-    let cfg = config(env);
     let p = match platform(env) {
         Ok(p) => p,
         Err(e) => return to_web_response(error_response(e, wants)),
     };
-    if let Ok(cfg) = cfg.as_ref() {
-        if cfg.origin_url.is_some() && !crate::app::proxy::is_own_path(head.path()) {
-            return match forward(cfg, &p, req, &head).await {
-                Ok(r) => Ok(r),
-                Err(e) => to_web_response(error_response(e, wants)),
-            };
-        }
+    if let (true, Ok(cfg)) = (proxied, cfg) {
+        return match forward(cfg, p, req, &head).await {
+            Ok(r) => Ok(r),
+            Err(e) => to_web_response(error_response(e, wants)),
+        };
     }
     to_web_response(match with_body(req, head).await {
-        Ok(head) => crate::app::handle(cfg.as_ref(), &p, head).await,
+        Ok(head) => crate::app::handle(cfg.as_ref(), p, head).await,
         Err(e) => error_response(e, wants),
     })
 }

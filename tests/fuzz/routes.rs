@@ -4,7 +4,7 @@
 //! here, so no answer may be a 500; a provider answering junk may make a 502.
 
 use crate::gen;
-use gatehouse::app::proxy::{decide, Decision};
+use gatehouse::app::proxy::{decide, is_gatehouse_header, Decision, HeaderChange};
 use gatehouse::app::{handle, Ctx};
 use gatehouse::config::Config;
 use gatehouse::http::{Method, Request, MAX_BODY_BYTES};
@@ -349,7 +349,12 @@ proptest! {
         // the caller in Gatehouse's own headers only.
         let ctx = Ctx { cfg: &cfg, p: &p };
         match block_on(decide(&ctx, &req)) {
-            Ok(Decision::Forward { headers, .. }) => {
+            Ok(Decision::Forward { changes, .. }) => {
+                let mut headers = req.headers.clone();
+                HeaderChange::apply_all(&changes, &mut headers);
+                const OURS: [&str; 5] = ["x-gatehouse-user", "x-gatehouse-email", "x-gatehouse-email-verified", "x-gatehouse-roles", "x-gatehouse-jwt"];
+                let foreign = headers.iter().find(|(k, _)| is_gatehouse_header(k) && !OURS.contains(&k.as_str()));
+                prop_assert!(foreign.is_none(), "{}: {:?}", shown, headers);
                 let ours: Vec<&String> = headers.iter().map(|(k, _)| k).filter(|k| k.starts_with("x-gatehouse-")).collect();
                 let mut unique = ours.clone();
                 unique.dedup();
