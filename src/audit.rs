@@ -24,8 +24,9 @@ const PRUNE_ROUNDS: u32 = 50;
 pub use crate::users::Pruned;
 
 /// Deletes the rows of `what` that are past their time at `now` (events older than
-/// [`RETENTION_SECONDS`], the rest expired before `now`), in bounded rounds (at most `PRUNE_BATCH` rows a statement, `PRUNE_ROUNDS` statements a run; the
-/// next run takes what is left); returns how many.
+/// [`RETENTION_SECONDS`], the rest expired before `now`), in bounded rounds (at most
+/// `PRUNE_BATCH` rows a statement, `PRUNE_ROUNDS` statements a run; the next run takes what
+/// is left); returns how many.
 pub async fn prune<U: UserStore>(store: &U, what: Pruned, now: i64) -> Result<u64, StoreError> {
     let cutoff = match what {
         Pruned::Events => now - RETENTION_SECONDS,

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 /// `v` as compact JSON text. Every `Value` becomes text through here, never through its
 /// `Display` (`to_string()`, `format!("{v}")`): `Display` serializes through a formatter
 /// adapter, with a pretty printer for `{:#}` beside it, a second and third copy of
-/// serde_json's writer in the bundle (about 2 KB gzip; docs/budgets.md).
+/// serde_json's writer in the bundle (about 1.5 KB gzip measured; docs/budgets.md).
 pub fn json_text(v: &Value) -> String {
     // serde_json writes only UTF-8 and cannot fail on a `Value` (its keys are strings).
     String::from_utf8(serde_json::to_vec(v).unwrap_or_default()).unwrap_or_default()
