@@ -50,6 +50,7 @@ const secret = randomBytes(24).toString('base64url');
 const idp = await startOidcProvider({ clients: [{ client_id: 'gatehouse', client_secret: secret, redirect_uris: [`http://127.0.0.1:${port}/auth/callback/dev`] }] });
 const key = newSigningKey();
 const gh = await startGatehouse({
+    testRoutes: false, // the entry as deployed
   port,
   vars: { PROVIDERS: { dev: { kind: 'oidc', issuer: idp.issuer, client_id: 'gatehouse' } }, ACCESS_TOKEN_TTL_SECONDS: '3600' },
   secrets: { ...baseSecrets(), SIGNING_KEYS: JSON.stringify([key]), PROVIDER_DEV_SECRET: secret },

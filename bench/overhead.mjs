@@ -15,6 +15,8 @@
 // Results are medians and ratios within this run: the machine is shared and noisy.
 // Usage: node bench/overhead.mjs [seconds]   (needs build/ and bench/minimal-rust/build.sh first)
 //   STARTS=N start-ups of each Worker (default 3); STARTUP_ONLY=1 stops after the start-up part.
+//   ROUNDS=N rounds (default 5); BEFORE_BUILD=dir adds an earlier build for a before/after;
+//   WITH_TEST_ENTRY=1 adds the build behind the tests' entry (the layer earlier runs measured).
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtemp, mkdir, writeFile, rm, copyFile, access, readFile } from 'node:fs/promises';
@@ -197,7 +199,13 @@ const stops = [];
 try {
   // Every Gatehouse (the build under test and, with BEFORE_BUILD=dir, an earlier build for a
   // before/after in the same run) in normal and proxy mode, each signed in once.
-  const builds = { gh: join(ROOT, 'build'), ...(process.env.BEFORE_BUILD ? { before: process.env.BEFORE_BUILD } : {}) };
+  // Each runs the build's own entry, as deployed. WITH_TEST_ENTRY=1 adds the build under test
+  // behind the tests' entry (tests/support/harness.mjs), to show what that layer costs.
+  const builds = {
+    gh: { dir: join(ROOT, 'build'), testRoutes: false },
+    ...(process.env.BEFORE_BUILD ? { before: { dir: process.env.BEFORE_BUILD, testRoutes: false } } : {}),
+    ...(process.env.WITH_TEST_ENTRY ? { wrapped: { dir: join(ROOT, 'build'), testRoutes: true } } : {}),
+  };
   const ports = {};
   for (const b of Object.keys(builds)) ports[b] = { api: await freePort(), proxy: await freePort() };
   const secret = randomBytes(24).toString('base64url');
@@ -208,12 +216,12 @@ try {
   const providers = { dev: { kind: 'oidc', issuer: idp.issuer, client_id: 'gatehouse' } };
   const secrets = { ...baseSecrets(), SIGNING_KEYS: JSON.stringify([key]), PROVIDER_DEV_SECRET: secret };
   const instances = {};
-  for (const [b, buildDir] of Object.entries(builds)) {
-    const api = await startGatehouse({ port: ports[b].api, buildDir, vars: { PROVIDERS: providers, ACCESS_TOKEN_TTL_SECONDS: '3600' }, secrets });
+  for (const [b, { dir: buildDir, testRoutes }] of Object.entries(builds)) {
+    const api = await startGatehouse({ port: ports[b].api, buildDir, testRoutes, vars: { PROVIDERS: providers, ACCESS_TOKEN_TTL_SECONDS: '3600' }, secrets });
     stops.push(() => api.stop());
     const browser = new Client();
     await oidcSignIn(browser, api.url, { login: 'bench' });
-    const proxy = await startGatehouse({ port: ports[b].proxy, buildDir, vars: { PROVIDERS: providers, ACCESS_TOKEN_TTL_SECONDS: '3600', ORIGIN_URL: originUrl }, secrets });
+    const proxy = await startGatehouse({ port: ports[b].proxy, buildDir, testRoutes, vars: { PROVIDERS: providers, ACCESS_TOKEN_TTL_SECONDS: '3600', ORIGIN_URL: originUrl }, secrets });
     stops.push(() => proxy.stop());
     const pxBrowser = new Client();
     await oidcSignIn(pxBrowser, proxy.url, { login: 'bench' });

@@ -270,6 +270,7 @@ try {
   stops.push(() => idp.close());
   const secrets = { ...baseSecrets(), PROVIDER_DEV_SECRET: clientSecret };
   const gh = await startGatehouse({
+    testRoutes: false, // the entry as deployed
     port,
     secrets,
     rateLimit: { limit: 1_000_000, period: 60 },

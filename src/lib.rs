@@ -14,6 +14,7 @@ pub mod b64;
 pub mod config;
 pub mod cookies;
 pub mod crypto;
+pub mod eager;
 pub mod error;
 pub mod fields;
 pub mod http;

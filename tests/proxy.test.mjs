@@ -1,6 +1,7 @@
 // Proxy mode (ORIGIN_URL) through the real Worker, with a recording origin on loopback:
 // sign-in redirects for browsers, 401 for APIs, identity headers for signed-in requests,
-// spoofed X-Gatehouse-* and Gatehouse's cookies stripped, bodies streamed both ways.
+// spoofed X-Gatehouse-* and Gatehouse's cookies stripped, bodies streamed both ways; an origin
+// that fails is a 502 in the format asked for.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -15,6 +16,8 @@ const seen = [];
 before(async () => {
   // The origin: records what it receives and echoes a digest of the body.
   origin = createServer(async (req, res) => {
+    // An origin that fails: the connection dropped, no answer at all.
+    if (req.url.startsWith('/drop/')) { seen.push({ method: req.method, url: req.url, dropped: true }); req.socket.destroy(); return; }
     const chunks = [];
     for await (const c of req) chunks.push(c);
     const body = Buffer.concat(chunks);
@@ -82,4 +85,33 @@ test('signed in: forwarded with identity headers, spoofed ones and our cookies s
   // The JWT the origin got verifies at Gatehouse (an origin would use the JWKS).
   const check = await fetch(`${gh.url}/auth/me`, { headers: { authorization: `Bearer ${got.headers['x-gatehouse-jwt']}` } });
   assert.equal((await check.json()).id, me.id);
+});
+
+test('an origin that drops the connection: 502 in the format asked for, whether or not a cookie was renewed', async () => {
+  const browser = new Client();
+  await oidcSignIn(browser, gh.url, { login: 'drop' });
+  const session = `gh_session=${browser.cookie(gh.url, 'gh_session')}`;
+  // The session cookie alone: a new access cookie joins the origin's answer (Gatehouse awaits
+  // that answer itself); with a valid access cookie the answer goes back as it is.
+  const renewed = await fetch(`${gh.url}/app/renewed`, { headers: { cookie: session } });
+  assert.equal(renewed.status, 201);
+  assert.ok(renewed.headers.getSetCookie().some((c) => c.startsWith('gh_access=')), 'a renewed access cookie');
+  const cases = [
+    ['access cookie, browser', { cookie: browser.cookieHeader(gh.url), accept: 'text/html' }, 'text/html'],
+    ['access cookie, API', { cookie: browser.cookieHeader(gh.url), accept: 'application/json' }, 'application/json'],
+    ['session cookie only, browser', { cookie: session, accept: 'text/html' }, 'text/html'],
+    ['session cookie only, API', { cookie: session, accept: 'application/json' }, 'application/json'],
+  ];
+  for (const [label, headers, type] of cases) {
+    const tag = randomBytes(6).toString('hex');
+    const r = await fetch(`${gh.url}/drop/${tag}`, { headers, redirect: 'manual' });
+    assert.equal(r.status, 502, label);
+    assert.ok(r.headers.get('content-type').startsWith(type), `${label}: ${r.headers.get('content-type')}`);
+    const text = await r.text();
+    if (type === 'application/json') assert.equal(JSON.parse(text).error, 'provider_unavailable', label);
+    else assert.match(text, /The origin did not answer/, label);
+    assert.equal(seen.filter((x) => x.url === `/drop/${tag}` && x.dropped).length, 1, `${label}: the origin was asked once`);
+  }
+  // Gatehouse goes on serving: the next proxied request reaches the origin.
+  assert.equal((await browser.fetch(`${gh.url}/app/after-drop`)).status, 201);
 });

@@ -24,12 +24,15 @@ pub fn init(method: &str, headers: &web_sys::Headers) -> web_sys::RequestInit {
     init
 }
 
-/// The runtime's global `fetch`.
-pub async fn fetch(req: &web_sys::Request) -> Result<web_sys::Response, JsValue> {
+/// The runtime's global `fetch`, started: its promise of a `Response`.
+pub fn start(req: &web_sys::Request) -> js_sys::Promise {
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    JsFuture::from(global.fetch_with_request(req))
-        .await?
-        .dyn_into()
+    global.fetch_with_request(req)
+}
+
+/// The runtime's global `fetch`, awaited.
+pub async fn fetch(req: &web_sys::Request) -> Result<web_sys::Response, JsValue> {
+    JsFuture::from(start(req)).await?.dyn_into()
 }
 
 impl HttpClient for WorkerFetch {

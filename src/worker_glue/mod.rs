@@ -266,19 +266,69 @@ fn origin_down(e: impl std::fmt::Display) -> AppError {
     }
 }
 
+/// What the fetch entry hands the runtime.
+enum Answer {
+    /// An answer made here.
+    Now(web_sys::Response),
+    /// The origin's answer, on its way (proxy mode): the runtime awaits it itself.
+    Later(js_sys::Promise),
+}
+
+impl Answer {
+    fn now(r: Response) -> Result<Answer, JsValue> {
+        to_web_response(r).map(Answer::Now)
+    }
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// A promise seen through [`Pending::catch_with`] alone.
+    #[wasm_bindgen(extends = js_sys::Promise)]
+    type Pending;
+    /// `promise.catch(onRejected)`, the handler's return value becoming the promise's value
+    /// (js-sys binds only handlers that return nothing).
+    #[wasm_bindgen(method, js_name = catch)]
+    fn catch_with(this: &Pending, on_rejected: &js_sys::Function) -> js_sys::Promise;
+}
+
+/// The handler turning a failed origin `fetch` into the 502 page, in the format `wants`: one
+/// function per format for the isolate's life, not a closure per request.
+fn origin_failed(wants: crate::http::Wants) -> js_sys::Function {
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+    thread_local! {
+        static HANDLERS: [OnceCell<js_sys::Function>; 2] = const { [OnceCell::new(), OnceCell::new()] };
+    }
+    let slot = matches!(wants, crate::http::Wants::Html) as usize;
+    HANDLERS.with(|h| {
+        h[slot]
+            .get_or_init(|| {
+                let handle = move |e: JsValue| -> Result<JsValue, JsValue> {
+                    let page = error_response(origin_down(js::js_message(&e)), wants);
+                    to_web_response(page).map(JsValue::from)
+                };
+                Closure::<dyn FnMut(JsValue) -> Result<JsValue, JsValue>>::new(handle)
+                    .into_js_value()
+                    .unchecked_into()
+            })
+            .clone()
+    })
+}
+
 /// Proxy mode: decide in the domain layer, then edit a copy of the runtime's own headers as
-/// decided, stream the request body to the origin and the origin's answer back, adding the
-/// renewed access cookie if there is one.
+/// decided and stream the request body to the origin. The origin's answer goes back as it is,
+/// the runtime awaiting it (nothing of ours runs when it arrives), unless a renewed access
+/// cookie must join it.
 async fn forward(
     cfg: &Config,
     p: &WorkerPlatform,
     req: &web_sys::Request,
     head: &Request,
-) -> Result<web_sys::Response, AppError> {
+) -> Result<Answer, AppError> {
     use crate::app::proxy::{decide, Decision, HeaderChange};
     let js = |e: JsValue| origin_down(js::js_message(&e));
     let (url, changes, set_cookies) = match decide(&crate::app::Ctx { cfg, p }, head).await? {
-        Decision::Respond(r) => return to_web_response(r).map_err(js),
+        Decision::Respond(r) => return Answer::now(r).map_err(js),
         Decision::Forward {
             url,
             changes,
@@ -300,10 +350,18 @@ async fn forward(
         init.set_body(&req.body().map(JsValue::from).unwrap_or(JsValue::NULL));
     }
     let outbound = web_sys::Request::new_with_str_and_init(&url, &init).map_err(js)?;
-    let resp = fetch::fetch(&outbound).await.map_err(js)?;
+    let pending = fetch::start(&outbound);
     if set_cookies.is_empty() {
-        return Ok(resp); // nothing to add: the origin's answer as it is
+        use wasm_bindgen::JsCast;
+        let pending: &Pending = pending.unchecked_ref();
+        return Ok(Answer::Later(
+            pending.catch_with(&origin_failed(head.wants())),
+        ));
     }
+    let resp: web_sys::Response = wasm_bindgen_futures::JsFuture::from(pending)
+        .await
+        .map_err(js)?
+        .into();
     // The fetched response's headers are immutable: a new response over the same body stream
     // takes a mutable copy of them (made by the runtime, not here) that our cookie joins.
     let back = web_sys::ResponseInit::new();
@@ -315,7 +373,7 @@ async fn forward(
     for c in &set_cookies {
         out.headers().append("set-cookie", c).map_err(js)?;
     }
-    Ok(out)
+    Ok(Answer::Now(out))
 }
 
 /// Content negotiation when the request could not even be read.
@@ -343,10 +401,10 @@ fn error_response(e: AppError, wants: crate::http::Wants) -> Response {
 /// Routes on the request line first: `/healthz` reads no header, proxied paths never have
 /// their body read here, and Gatehouse's own routes read only the headers they use and the
 /// body only for methods that carry one.
-async fn answer(req: &web_sys::Request, env: &worker::Env) -> Result<web_sys::Response, JsValue> {
+async fn answer(req: &web_sys::Request, env: &worker::Env) -> Result<Answer, JsValue> {
     let mut head = match line_of(req) {
         Ok(head) => head,
-        Err(e) => return to_web_response(error_response(e, wants_of(req))),
+        Err(e) => return Answer::now(error_response(e, wants_of(req))),
     };
     let cfg = config(env);
     let proxied = matches!(cfg, Ok(c) if c.origin_url.is_some())
@@ -358,20 +416,20 @@ async fn answer(req: &web_sys::Request, env: &worker::Env) -> Result<web_sys::Re
     }
     // `/healthz` touches no binding or storage (a refused method answers in the format asked for).
     if let Some(resp) = crate::app::liveness(&head) {
-        return to_web_response(resp);
+        return Answer::now(resp);
     }
     let wants = head.wants();
     let p = match platform(env) {
         Ok(p) => p,
-        Err(e) => return to_web_response(error_response(e, wants)),
+        Err(e) => return Answer::now(error_response(e, wants)),
     };
     if let (true, Ok(cfg)) = (proxied, cfg) {
         return match forward(cfg, p, req, &head).await {
-            Ok(r) => Ok(r),
-            Err(e) => to_web_response(error_response(e, wants)),
+            Ok(answer) => Ok(answer),
+            Err(e) => Answer::now(error_response(e, wants)),
         };
     }
-    to_web_response(match with_body(req, head).await {
+    Answer::now(match with_body(req, head).await {
         Ok(head) => crate::app::handle(cfg.as_ref(), p, head).await,
         Err(e) => error_response(e, wants),
     })
@@ -382,18 +440,34 @@ async fn answer(req: &web_sys::Request, env: &worker::Env) -> Result<web_sys::Re
 /// `worker::Response` and links the crate's error formatting, its router's messages and its
 /// body streams, about 3 KB gzip we never use). On the runtime's own request and response
 /// types: the `worker` crate's wrappers would convert both on every request for nothing we
-/// use. An `Err` rejects the promise; the runtime answers 500 and logs it.
+/// use.
+///
+/// Not an `async fn`: a request that awaits nothing (most do, see [`crate::eager`]) is answered
+/// before this returns, with no promise, task or microtask of the async executor; one that
+/// waits is handed to the executor as a promise. A proxied request returns the origin's own
+/// promise. An `Err` rejects; the runtime answers 500 and logs it.
 mod _worker_fetch {
+    use crate::eager::{start, Started};
     use wasm_bindgen::prelude::wasm_bindgen;
     use wasm_bindgen::JsValue;
 
     #[wasm_bindgen]
-    pub async fn fetch(
+    pub fn fetch(
         req: web_sys::Request,
         env: worker::Env,
         _ctx: worker::worker_sys::Context,
-    ) -> Result<JsValue, JsValue> {
-        super::answer(&req, &env).await.map(JsValue::from)
+    ) -> JsValue {
+        let answered = async move {
+            super::answer(&req, &env).await.map(|a| match a {
+                super::Answer::Now(r) => JsValue::from(r),
+                super::Answer::Later(p) => JsValue::from(p),
+            })
+        };
+        match start(answered) {
+            Started::Done(Ok(value)) => value,
+            Started::Done(Err(e)) => js_sys::Promise::reject(&e).into(),
+            Started::Waiting(rest) => wasm_bindgen_futures::future_to_promise(rest).into(),
+        }
     }
 }
 

@@ -223,8 +223,9 @@ async function waitUntilReady({ url, token, instance, child, log, timeoutMs = 90
     if (child.exitCode !== null || child.signalCode !== null) throw new StartError(`wrangler dev exited (${child.exitCode ?? child.signalCode})`, log());
     if (/EADDRINUSE|address already in use/i.test(log())) throw new StartError('port in use', log());
     try {
-      // Any Gatehouse answers /healthz; only ours knows this instance id.
-      if (await testCall(url, token, 'instance') === instance) {
+      // Any Gatehouse answers /healthz; only ours knows this instance id (without the test
+      // entry there is no id to ask: the port was free a moment ago, and /healthz must do).
+      if (instance === null || await testCall(url, token, 'instance') === instance) {
         const health = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5000) });
         if (health.ok) return;
       }
@@ -243,7 +244,9 @@ class StartError extends Error {
  * .dev.vars. `PUBLIC_URL` defaults to the chosen URL; pass `PUBLIC_URL: null` to omit it.
  * `testScheduled` turns on wrangler's `/__scheduled` route, which runs the cron handler.
  * `buildDir` runs another build than build/ (the benchmarks compare two). `sendEmail` names
- * `send_email` bindings to add (read what they sent with `readEmails`).
+ * `send_email` bindings to add (read what they sent with `readEmails`). `testRoutes: false`
+ * runs the build's own entry, as deployed, without the test routes (no `d1`, `kv`): for
+ * benchmarks, which must not pay the test entry's extra layer on every request.
  * Without `port`, a port is chosen, and chosen again if another process takes it first.
  */
 export async function startGatehouse(options = {}) {
@@ -256,7 +259,7 @@ export async function startGatehouse(options = {}) {
   }
 }
 
-async function startOnce({ vars = {}, secrets = baseSecrets(), port, stateDir, testScheduled = false, rateLimit = { limit: 10000, period: 60 }, buildDir = join(ROOT, 'build'), sendEmail = [] }) {
+async function startOnce({ vars = {}, secrets = baseSecrets(), port, stateDir, testScheduled = false, rateLimit = { limit: 10000, period: 60 }, buildDir = join(ROOT, 'build'), sendEmail = [], testRoutes = true }) {
   await access(join(buildDir, 'index.js')).catch(() => {
     throw new Error('build/index.js is missing: run scripts/build (the test command does)');
   });
@@ -269,13 +272,13 @@ async function startOnce({ vars = {}, secrets = baseSecrets(), port, stateDir, t
   await mkdir(workerDir);
   for (const f of ['index.js', 'index_bg.wasm']) await copyFile(join(buildDir, f), join(workerDir, f));
   const token = randomBytes(24).toString('base64url');
-  const instance = randomBytes(12).toString('base64url');
-  await writeFile(join(workerDir, 'test-entry.js'), testEntry({ token, instance }));
+  const instance = testRoutes ? randomBytes(12).toString('base64url') : null;
+  if (testRoutes) await writeFile(join(workerDir, 'test-entry.js'), testEntry({ token, instance }));
   const allVars = { PUBLIC_URL: url, ...vars };
   for (const [k, v] of Object.entries(allVars)) if (v === null) delete allVars[k];
   const config = {
     name: 'gatehouse-test',
-    main: join(workerDir, 'test-entry.js'),
+    main: join(workerDir, testRoutes ? 'test-entry.js' : 'index.js'),
     compatibility_date: '2026-04-01',
     d1_databases: [{ binding: 'DB', database_name: 'gatehouse', database_id: '00000000-0000-0000-0000-000000000000', migrations_dir: join(ROOT, 'migrations') }],
     kv_namespaces: [{ binding: 'SESSIONS', id: '00000000000000000000000000000000' }],
@@ -333,6 +336,8 @@ async function startOnce({ vars = {}, secrets = baseSecrets(), port, stateDir, t
     dir,
     /** The process group of `wrangler dev` (workerd runs inside it): for CPU accounting. */
     pid: child.pid,
+    /** The DevTools inspector's port (CPU profiles: bench/profile.mjs). */
+    inspector,
     logs: () => output,
     /** The log's current end: pass it to `waitForLog` to look only at what comes after. */
     mark() { lastMark = output.length; return lastMark; },
