@@ -14,8 +14,10 @@
 // instantiate.
 // Results are medians and ratios within this run: the machine is shared and noisy.
 // Usage: node bench/overhead.mjs [seconds]   (needs build/ and bench/minimal-rust/build.sh first)
-//   STARTS=N start-ups of each Worker (default 3); STARTUP_ONLY=1 stops after the start-up part.
-//   ROUNDS=N rounds (default 5); BEFORE_BUILD=dir adds an earlier build for a before/after;
+//   STARTS=N start-ups of each Worker (default 3; 0: none, nor the wasm compile); STARTUP_ONLY=1
+//   stops after the start-up part.
+//   ROUNDS=N rounds (default 5); CASES=regex only the matching cases (e.g. Proxy);
+//   BEFORE_BUILD=dir (or label=dir,label=dir) adds earlier builds for a before/after;
 //   WITH_TEST_ENTRY=1 adds the build behind the tests' entry (the layer earlier runs measured).
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -111,7 +113,9 @@ const STORAGE = {
 };
 const WASM = ['index.js', 'index_bg.wasm'];
 const startups = [['gatehouse', join(ROOT, 'build'), WASM, STORAGE], ['rust', MINIMAL_RUST, WASM, STORAGE], ['js', MINIMAL_JS, ['index.js'], {}]];
-if (process.env.BEFORE_BUILD) startups.push(['before', process.env.BEFORE_BUILD, WASM, STORAGE]);
+// BEFORE_BUILD=dir, or several as label=dir,label=dir: earlier builds to compare with.
+const EARLIER = (process.env.BEFORE_BUILD ?? '').split(',').filter(Boolean).map((x) => (x.includes('=') ? x.split('=') : ['before', x]));
+for (const [label, dir] of EARLIER) startups.push([label, dir, WASM, STORAGE]);
 const startLoad = loadavg()[0];
 const startup = Object.fromEntries(startups.map(([k]) => [k, []]));
 const firstRequest = Object.fromEntries(startups.map(([k]) => [k, []]));
@@ -142,7 +146,7 @@ const wasmBytes = Object.fromEntries(await Promise.all(wasmBuilds.map(async ([k,
 const WASM_MODES = { lazy: [], eager: ['--js-flags=--no-wasm-lazy-compilation'] };
 const wasmTimes = {};
 let v8Version;
-for (let i = 0; i < Math.max(STARTS, 5); i++) {
+for (let i = 0; i < (STARTS && Math.max(STARTS, 5)); i++) {
   for (const [mode, flags] of Object.entries(WASM_MODES)) {
     const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', ...flags] });
     v8Version = browser.version();
@@ -173,6 +177,7 @@ for (let i = 0; i < Math.max(STARTS, 5); i++) {
 
 /** The start-up figures (measured first, printed last with the rest). */
 function printStartup() {
+  if (!STARTS) return;
   const s = (k) => median(startup[k]);
   console.log(`  start-up (wrangler dev spawn → first answer), median of ${STARTS}: ${Object.keys(startup).map((k) => `${k} ${s(k).toFixed(0)} ms`).join(', ')}; Gatehouse/minimal Rust ${(s('gatehouse') / s('rust')).toFixed(3)}, extra ${(s('gatehouse') - s('rust')).toFixed(0)} ms`);
   console.log(`  start-up rounds (ms): ${JSON.stringify(Object.fromEntries(Object.entries(startup).map(([k, v]) => [k, v.map(Math.round)])))}`);
@@ -203,7 +208,7 @@ try {
   // behind the tests' entry (tests/support/harness.mjs), to show what that layer costs.
   const builds = {
     gh: { dir: join(ROOT, 'build'), testRoutes: false },
-    ...(process.env.BEFORE_BUILD ? { before: { dir: process.env.BEFORE_BUILD, testRoutes: false } } : {}),
+    ...Object.fromEntries(EARLIER.map(([label, dir]) => [label, { dir, testRoutes: false }])),
     ...(process.env.WITH_TEST_ENTRY ? { wrapped: { dir: join(ROOT, 'build'), testRoutes: true } } : {}),
   };
   const ports = {};
@@ -246,6 +251,8 @@ try {
     cases[`${b}Me`] = () => wrk(i.api, '/auth/me', { authorization: `Bearer ${i.token}` });
     cases[`${b}Proxy`] = () => wrk(i.proxy, '/app/page', { cookie: `gh_access=${i.pxToken}` });
   }
+  // CASES=regex runs only the matching cases (e.g. CASES=Proxy: the proxies alone).
+  if (process.env.CASES) for (const k of Object.keys(cases)) if (!new RegExp(process.env.CASES).test(k)) delete cases[k];
   for (const f of Object.values(cases)) await f(); // warm-up: compile, import keys
   const results = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
   for (let round = 0; round < ROUNDS; round++) {
@@ -253,23 +260,28 @@ try {
   }
   const rps = (k) => median(results[k].map((x) => x.rps));
   const cpu = (k) => median(results[k].map((x) => x.cpuUs));
-  const row = (label, k, base) =>
+  // Also the median of each round's own ratio: both sides of a pair ran a few seconds apart,
+  // so a change of the machine's load between rounds cancels out.
+  const paired = (k, base, f) => median(results[k].map((x, i) => f(x) / f(results[base][i])));
+  const row = (label, k, base) => !results[k] || (base && !results[base]) ? null :
     `  ${label.padEnd(44)} ${rps(k).toFixed(0).padStart(6)} req/s  ${cpu(k).toFixed(0).padStart(5)} µs CPU` +
-    (base ? `   ratio ${(rps(k) / rps(base)).toFixed(3)} (rps), ${(cpu(k) / cpu(base)).toFixed(3)} (CPU) vs ${base}` : '');
+    (base ? `   ratio ${(rps(k) / rps(base)).toFixed(3)} (rps), ${(cpu(k) / cpu(base)).toFixed(3)} (CPU) vs ${base}; paired ${paired(k, base, (x) => x.rps).toFixed(3)}, ${paired(k, base, (x) => x.cpuUs).toFixed(3)}` : '');
   const spread = (k) => { const xs = results[k].map((x) => x.rps); return `${Math.round(Math.min(...xs))}–${Math.round(Math.max(...xs))}`; };
   console.log(`\nOverhead benchmark — wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, median of ${ROUNDS} interleaved rounds; load average ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)}`);
-  console.log(row('minimal JS Worker, /healthz', 'jsHealth'));
-  console.log(row('minimal workers-rs Worker, /healthz', 'rustHealth', 'jsHealth'));
+  const rows = [
+    row('minimal JS Worker, /healthz', 'jsHealth'),
+    row('minimal workers-rs Worker, /healthz', 'rustHealth', 'jsHealth'),
+  ];
   for (const b of Object.keys(instances)) {
     const label = b === 'gh' ? 'Gatehouse' : `Gatehouse (${b})`;
-    console.log(row(`${label} /healthz`, `${b}Health`, 'rustHealth'));
-    console.log(row(`${label} /auth/me, valid JWT`, `${b}Me`, `${b}Health`));
+    rows.push(row(`${label} /healthz`, `${b}Health`, 'rustHealth'), row(`${label} /auth/me, valid JWT`, `${b}Me`, `${b}Health`));
   }
-  console.log(row('bare JS proxy to the local origin', 'jsProxy'));
+  rows.push(row('bare JS proxy to the local origin', 'jsProxy'));
   for (const b of Object.keys(instances)) {
     const label = b === 'gh' ? 'Gatehouse' : `Gatehouse (${b})`;
-    console.log(row(`${label} proxy, valid access cookie`, `${b}Proxy`, 'jsProxy'));
+    rows.push(row(`${label} proxy, valid access cookie`, `${b}Proxy`, 'jsProxy'));
   }
+  for (const r of rows) if (r) console.log(r);
   console.log(`  spread of rounds (req/s): ${Object.keys(cases).map((k) => `${k} ${spread(k)}`).join(', ')}`);
   printStartup();
 } finally {

@@ -110,7 +110,7 @@ try {
   const dt = await devtools(gh.inspector);
   stops.push(() => dt.close());
   await dt.send('Profiler.enable');
-  await dt.send('Profiler.setSamplingInterval', { interval: 50 });
+  await dt.send('Profiler.setSamplingInterval', { interval: Number(process.env.INTERVAL_US ?? 50) });
   await dt.send('Profiler.start');
   const { stdout } = await wrk(Number(seconds));
   const { profile } = await dt.send('Profiler.stop');

@@ -195,13 +195,10 @@ pub async fn require_account_owner<P: Platform>(
 /// subdomain can set two of it, and refusing every route for that would let the sibling lock
 /// the browser out of Gatehouse, logout included. See [`crate::cookies::sent_twice`].
 pub fn refuse_duplicate_cookies(cfg: &crate::config::Config, req: &Request) -> AppResult<()> {
-    if req.header("cookie").is_none() {
-        return Ok(());
-    }
-    for name in crate::cookies::WIRE_NAMES[cfg.secure_cookies as usize] {
-        crate::cookies::refuse_sent_twice(req, name)?;
-    }
-    Ok(())
+    crate::cookies::refuse_sent_twice(
+        req,
+        &crate::cookies::WIRE_NAMES[cfg.secure_cookies as usize],
+    )
 }
 
 /// `r` with the caller's renewed cookies, if any.

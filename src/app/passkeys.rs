@@ -124,7 +124,7 @@ fn browser_challenge<P: Platform>(
     purpose: Purpose,
 ) -> AppResult<Challenge> {
     let jar = ctx.jar();
-    crate::cookies::refuse_sent_twice(req, &jar.wire_name(challenge::COOKIE))?;
+    crate::cookies::refuse_sent_twice(req, &[&jar.wire_name(challenge::COOKIE)])?;
     let cookie = jar.get(req, challenge::COOKIE);
     let now = ctx.p.now();
     Ok(challenge::read(

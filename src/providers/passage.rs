@@ -169,7 +169,7 @@ fn token_rejected(name: &str, e: JwtError) -> AppError {
 /// Verifies the presented Passage JWT and returns who it names.
 pub async fn complete<P: Platform>(p: &P, c: &PassageConfig, req: &Request) -> AppResult<Profile> {
     let name = c.name.as_str();
-    crate::cookies::refuse_sent_twice(req, &c.cookie)?;
+    crate::cookies::refuse_sent_twice(req, &[&c.cookie])?;
     let (token, source) = presented_token(req, &c.cookie).ok_or_else(|| {
         AppError::Unauthorized(format!(
             "No {} sign-in was found in this browser. Please sign in with {} first.",
