@@ -195,10 +195,10 @@ export default class TestEntry extends WorkerEntrypoint {
     if (new URL(request.url).pathname.startsWith(PREFIX)) {
       try { return await testRoute(request, this.env); } catch (e) { return Response.json({ error: String(e?.stack ?? e) }, { status: 500 }); }
     }
-    return new Gatehouse(this.ctx, this.env).fetch(request);
+    return Gatehouse.fetch(request, this.env, this.ctx);
   }
   async scheduled(controller) {
-    return new Gatehouse(this.ctx, this.env).scheduled(controller);
+    return Gatehouse.scheduled(controller, this.env, this.ctx);
   }
 }
 `;
