@@ -1,18 +1,20 @@
 // A CPU profile of Gatehouse under load, taken through workerd's DevTools inspector: where the
-// Worker's own time goes on one kind of request (issue 17 used it to find the proxied
-// request's overhead). It prints the functions with the most self time, JavaScript and wasm.
-// wasm functions have names only in a build that keeps its names section:
+// Worker's own time goes on one kind of request. It prints the functions with the most self
+// time, JavaScript and wasm, then Gatehouse's wasm functions with their callees. wasm functions have names only in a build that keeps its names section:
 //   GATEHOUSE_KEEP_NAMES=1 scripts/build   (then build/ is bigger than the deployed bundle)
-// Usage: node bench/profile.mjs proxy|me|healthz [seconds] [buildDir]
-// The sampled profile is a distribution, not a measurement of cost: use bench/overhead.mjs
-// for numbers.
+// Usage: node --experimental-websocket bench/profile.mjs proxy|me|healthz [seconds] [buildDir]
+//   (the flag only on Node 20: Node 22 has WebSocket built in); INTERVAL_US=N sampling
+//   interval (default 50); PROFILE_OUT=path also writes path.cpuprofile (DevTools) and the
+//   bundle wrangler ran, whose line numbers the JavaScript rows give.
+// With the inspector attached V8 runs wasm in its baseline tier, so the wasm's share is
+// overstated: read the profile for where the time goes, and bench/overhead.mjs for how much
+// (docs/toolchain.md).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { writeFile, readdir, copyFile } from 'node:fs/promises';
-import WebSocket from 'ws';
 import { startGatehouse, baseSecrets, freePort, Client, oidcSignIn, newSigningKey, ROOT } from '../tests/support/harness.mjs';
 import { startOidcProvider } from '../tests/support/oidc-provider.mjs';
 
@@ -23,12 +25,13 @@ const TOP = Number(process.env.TOP ?? 45);
 /** A minimal DevTools protocol client: `send(method, params)` resolves with the result. */
 async function devtools(port) {
   const targets = await (await fetch(`http://127.0.0.1:${port}/json`)).json();
+  if (typeof WebSocket === 'undefined') throw new Error('no WebSocket: run with node --experimental-websocket (Node 20)');
   const ws = new WebSocket(targets[0].webSocketDebuggerUrl);
-  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  await new Promise((resolve, reject) => { ws.addEventListener('open', resolve, { once: true }); ws.addEventListener('error', reject, { once: true }); });
   let next = 1;
   const pending = new Map();
-  ws.on('message', (data) => {
-    const msg = JSON.parse(data);
+  ws.addEventListener('message', (event) => {
+    const msg = JSON.parse(event.data);
     if (msg.id && pending.has(msg.id)) {
       const { resolve, reject } = pending.get(msg.id);
       pending.delete(msg.id);
