@@ -335,8 +335,13 @@ async fn forward(
             set_cookies,
         } => (url, changes, set_cookies),
     };
-    // The incoming request's headers are immutable: a copy made by the runtime.
-    let out_headers = web_sys::Headers::new_with_headers(&req.headers()).map_err(js)?;
+    // The incoming request, copied by the runtime for the origin's URL (the constructor takes
+    // a request as its init, as a JavaScript proxy passes it): its method, headers, body
+    // stream and redirect mode, `manual` for an incoming request. The copy's headers, unlike
+    // the incoming request's, are ours to edit.
+    let as_init: &web_sys::RequestInit = wasm_bindgen::JsCast::unchecked_ref(req);
+    let outbound = web_sys::Request::new_with_str_and_init(&url, as_init).map_err(js)?;
+    let out_headers = outbound.headers();
     for change in &changes {
         match change {
             HeaderChange::Remove(k) => out_headers.delete(k),
@@ -345,11 +350,6 @@ async fn forward(
         // The runtime names the header and why (a value it refuses: e.g. a control character).
         .map_err(|e| AppError::BadRequest(js::js_message(&e)))?;
     }
-    let init = fetch::init(&req.method(), &out_headers);
-    if !matches!(head.method, Method::Get | Method::Head) {
-        init.set_body(&req.body().map(JsValue::from).unwrap_or(JsValue::NULL));
-    }
-    let outbound = web_sys::Request::new_with_str_and_init(&url, &init).map_err(js)?;
     let pending = fetch::start(&outbound);
     if set_cookies.is_empty() {
         use wasm_bindgen::JsCast;
