@@ -240,11 +240,15 @@ try {
   stops.push(() => rust.stop());
   const js = await startWorker('minimal-js', MINIMAL_JS, ['index.js'], { ORIGIN_URL: originUrl });
   stops.push(() => js.stop());
+  const jsEdits = await startWorker('minimal-js-edits', MINIMAL_JS, ['index.js'], { ORIGIN_URL: originUrl, HEADER_EDITS: '1' });
+  stops.push(() => jsEdits.stop());
 
   const cases = {
     jsHealth: () => wrk(js, '/healthz'),
     rustHealth: () => wrk(rust, '/healthz'),
     jsProxy: () => wrk(js, '/app/page'),
+    // The same request as Gatehouse's proxy gets (an access cookie of the same size).
+    jsProxyEdits: () => wrk(jsEdits, '/app/page', { cookie: `gh_access=${instances.gh.pxToken}` }),
   };
   for (const [b, i] of Object.entries(instances)) {
     cases[`${b}Health`] = () => wrk(i.api, '/healthz');
@@ -277,9 +281,11 @@ try {
     rows.push(row(`${label} /healthz`, `${b}Health`, 'rustHealth'), row(`${label} /auth/me, valid JWT`, `${b}Me`, `${b}Health`));
   }
   rows.push(row('bare JS proxy to the local origin', 'jsProxy'));
+  rows.push(row("JS proxy making Gatehouse's header edits", 'jsProxyEdits', 'jsProxy'));
   for (const b of Object.keys(instances)) {
     const label = b === 'gh' ? 'Gatehouse' : `Gatehouse (${b})`;
     rows.push(row(`${label} proxy, valid access cookie`, `${b}Proxy`, 'jsProxy'));
+    rows.push(row(`${label} proxy, vs the JS proxy with the edits`, `${b}Proxy`, 'jsProxyEdits'));
   }
   for (const r of rows) if (r) console.log(r);
   console.log(`  spread of rounds (req/s): ${Object.keys(cases).map((k) => `${k} ${spread(k)}`).join(', ')}`);
