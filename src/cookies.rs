@@ -65,11 +65,8 @@ impl CookieJar {
     }
 }
 
-/// The names of the cookies in the request's `Cookie` headers, in order, repeats included.
-/// Also split at `,`: the runtime joins repeated `Cookie` headers with ", ", and a comma is
-/// not a cookie-value character (RFC 6265 §4.1.1). Bytes, not chars: this runs on every
-/// request that carries cookies, over a header that holds a whole access token.
-fn cookie_names(req: &Request) -> impl Iterator<Item = &[u8]> {
+/// The values of the request's `Cookie` headers.
+fn cookie_headers(req: &Request) -> impl Iterator<Item = &str> {
     debug_assert!(
         READ_HEADERS.contains(&"cookie"),
         "the Worker must pass Cookie"
@@ -77,7 +74,16 @@ fn cookie_names(req: &Request) -> impl Iterator<Item = &[u8]> {
     req.headers
         .iter()
         .filter(|(k, _)| k == "cookie")
-        .flat_map(|(_, v)| v.as_bytes().split(|b| matches!(b, b';' | b',')))
+        .map(|(_, v)| v.as_str())
+}
+
+/// The names of the cookies in the request's `Cookie` headers, in order, repeats included.
+/// Also split at `,`: the runtime joins repeated `Cookie` headers with ", ", and a comma is
+/// not a cookie-value character (RFC 6265 §4.1.1). Bytes, not chars: this runs on every
+/// request that carries cookies, over a header that holds a whole access token.
+fn cookie_names(req: &Request) -> impl Iterator<Item = &[u8]> {
+    cookie_headers(req)
+        .flat_map(|v| v.as_bytes().split(|b| matches!(b, b';' | b',')))
         .map(|pair| {
             let name = pair.split(|b| *b == b'=').next().unwrap_or_default();
             name.trim_ascii()
@@ -128,14 +134,8 @@ pub fn parse_cookie_header(header: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// The first cookie called `name` (any name; used for vendor cookies too).
 pub fn read_cookie(req: &Request, name: &str) -> Option<String> {
-    debug_assert!(
-        READ_HEADERS.contains(&"cookie"),
-        "the Worker must pass Cookie"
-    );
-    req.headers
-        .iter()
-        .filter(|(k, _)| k == "cookie")
-        .flat_map(|(_, v)| parse_cookie_header(v))
+    cookie_headers(req)
+        .flat_map(parse_cookie_header)
         .find(|(k, v)| *k == name && !v.is_empty())
         .map(|(_, v)| v.to_string())
 }

@@ -114,14 +114,32 @@ mod tests {
         }
     }
 
-    fn leaf() -> (FirstWakerOnly, Rc<Cell<bool>>, Rc<RefCell<Option<Waker>>>) {
+    /// A task's waker that counts its wakes.
+    fn task() -> (Arc<CountingWaker>, Waker) {
+        let count = Arc::new(CountingWaker::default());
+        let waker = Waker::from(count.clone());
+        (count, waker)
+    }
+
+    /// A leaf that waits, started: its rest, and `fire` (done, then its kept waker woken).
+    fn started_leaf() -> (Resumed<impl Future<Output = &'static str>>, impl Fn()) {
         let fired = Rc::new(Cell::new(false));
-        let kept = Rc::new(RefCell::new(None));
-        let f = FirstWakerOnly {
+        let kept = Rc::new(RefCell::new(None::<Waker>));
+        let leaf = FirstWakerOnly {
             fired: fired.clone(),
             kept: kept.clone(),
         };
-        (f, fired, kept)
+        let Started::Waiting(rest) = start(leaf) else {
+            panic!("the leaf waits");
+        };
+        let fire = move || {
+            fired.set(true);
+            kept.borrow()
+                .as_ref()
+                .expect("a waker was kept")
+                .wake_by_ref();
+        };
+        (rest, fire)
     }
 
     #[test]
@@ -134,62 +152,37 @@ mod tests {
 
     #[test]
     fn the_first_waker_wakes_the_task_that_polls_later() {
-        let (f, fired, kept) = leaf();
-        let Started::Waiting(mut rest) = start(async move { f.await }) else {
-            panic!("the leaf waits");
-        };
+        let (mut rest, fire) = started_leaf();
         // The executor's task polls the rest once (it waits on), then the leaf fires and
         // wakes the only waker it kept: the one from `start`, before any task existed.
-        let task = Arc::new(CountingWaker::default());
-        let task_waker = Waker::from(task.clone());
-        let mut cx = Context::from_waker(&task_waker);
+        let (count, waker) = task();
+        let mut cx = Context::from_waker(&waker);
         assert!(Pin::new(&mut rest).poll(&mut cx).is_pending());
-        fired.set(true);
-        kept.borrow()
-            .as_ref()
-            .expect("a waker was kept")
-            .wake_by_ref();
-        assert_eq!(task.0.load(Ordering::SeqCst), 1, "the task was woken");
+        fire();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the task was woken");
         assert_eq!(Pin::new(&mut rest).poll(&mut cx), Poll::Ready("fired"));
     }
 
     #[test]
     fn a_wake_before_the_task_polls_is_not_lost() {
-        let (f, fired, kept) = leaf();
-        let Started::Waiting(mut rest) = start(async move { f.await }) else {
-            panic!("the leaf waits");
-        };
-        fired.set(true);
-        kept.borrow()
-            .as_ref()
-            .expect("a waker was kept")
-            .wake_by_ref(); // no task yet
-        let task = Arc::new(CountingWaker::default());
-        let task_waker = Waker::from(task.clone());
-        let mut cx = Context::from_waker(&task_waker);
+        let (mut rest, fire) = started_leaf();
+        fire(); // no task yet
+        let (_, waker) = task();
+        let mut cx = Context::from_waker(&waker);
         assert_eq!(Pin::new(&mut rest).poll(&mut cx), Poll::Ready("fired"));
     }
 
     #[test]
     fn a_later_task_waker_replaces_an_earlier_one() {
-        let (f, fired, kept) = leaf();
-        let Started::Waiting(mut rest) = start(async move { f.await }) else {
-            panic!("the leaf waits");
-        };
-        let first = Arc::new(CountingWaker::default());
-        let second = Arc::new(CountingWaker::default());
-        for t in [&first, &second] {
-            let w = Waker::from(t.clone());
+        let (mut rest, fire) = started_leaf();
+        let (first, second) = (task(), task());
+        for (_, w) in [&first, &second] {
             assert!(Pin::new(&mut rest)
-                .poll(&mut Context::from_waker(&w))
+                .poll(&mut Context::from_waker(w))
                 .is_pending());
         }
-        fired.set(true);
-        kept.borrow()
-            .as_ref()
-            .expect("a waker was kept")
-            .wake_by_ref();
-        assert_eq!(first.0.load(Ordering::SeqCst), 0);
-        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        fire();
+        assert_eq!(first.0 .0.load(Ordering::SeqCst), 0);
+        assert_eq!(second.0 .0.load(Ordering::SeqCst), 1);
     }
 }
