@@ -1,11 +1,12 @@
 // A CPU profile of Gatehouse under load, taken through workerd's DevTools inspector: where the
 // Worker's own time goes on one kind of request. It prints the functions with the most self
-// time, JavaScript and wasm, then Gatehouse's wasm functions with their callees. wasm functions have names only in a build that keeps its names section:
+// time, JavaScript and wasm, then Gatehouse's wasm functions with their callees. wasm
+// functions have names only in a build that keeps its names section:
 //   GATEHOUSE_KEEP_NAMES=1 scripts/build   (then build/ is bigger than the deployed bundle)
-// Usage: node --experimental-websocket bench/profile.mjs proxy|me|healthz [seconds] [buildDir]
-//   (the flag only on Node 20: Node 22 has WebSocket built in); INTERVAL_US=N sampling
-//   interval (default 50); PROFILE_OUT=path also writes path.cpuprofile (DevTools) and the
-//   bundle wrangler ran, whose line numbers the JavaScript rows give.
+// Usage: node bench/profile.mjs proxy|me|healthz [seconds] [buildDir]
+//   INTERVAL_US=N sampling interval (default 50); PROFILE_OUT=path also writes
+//   path.cpuprofile (DevTools) and the bundle wrangler ran, whose line numbers the
+//   JavaScript rows give.
 // With the inspector attached V8 runs wasm in its baseline tier, so the wasm's share is
 // overstated: read the profile for where the time goes, and bench/overhead.mjs for how much
 // (docs/toolchain.md).
@@ -15,6 +16,8 @@ import { createServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { writeFile, readdir, copyFile } from 'node:fs/promises';
+// wrangler's inspector proxy refuses the upgrade from Node's built-in WebSocket client.
+import WebSocket from 'ws';
 import { startGatehouse, baseSecrets, freePort, Client, oidcSignIn, newSigningKey, ROOT } from '../tests/support/harness.mjs';
 import { startOidcProvider } from '../tests/support/oidc-provider.mjs';
 
@@ -25,13 +28,12 @@ const TOP = Number(process.env.TOP ?? 45);
 /** A minimal DevTools protocol client: `send(method, params)` resolves with the result. */
 async function devtools(port) {
   const targets = await (await fetch(`http://127.0.0.1:${port}/json`)).json();
-  if (typeof WebSocket === 'undefined') throw new Error('no WebSocket: run with node --experimental-websocket (Node 20)');
   const ws = new WebSocket(targets[0].webSocketDebuggerUrl);
-  await new Promise((resolve, reject) => { ws.addEventListener('open', resolve, { once: true }); ws.addEventListener('error', reject, { once: true }); });
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
   let next = 1;
   const pending = new Map();
-  ws.addEventListener('message', (event) => {
-    const msg = JSON.parse(event.data);
+  ws.on('message', (data) => {
+    const msg = JSON.parse(data);
     if (msg.id && pending.has(msg.id)) {
       const { resolve, reject } = pending.get(msg.id);
       pending.delete(msg.id);
