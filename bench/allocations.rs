@@ -14,10 +14,8 @@ use gatehouse::config::Config;
 use gatehouse::http::{Method, Request};
 use gatehouse::jwt::native::NativeSignatures;
 use gatehouse::jwt::remembered::{Remembered, VerifiedSet};
-use gatehouse::platform::{Caches, Platform};
-use gatehouse::testing::{
-    block_on, test_env, MemoryKv, MemoryLimiter, MemoryUsers, RecordingMailer, TestPlatform,
-};
+use gatehouse::platform::Platform;
+use gatehouse::testing::{block_on, test_env, TestPlatform, WithSignatures};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -46,60 +44,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static COUNTING: Counting = Counting;
 
-/// The in-memory platform with the Worker's remembered signature checks.
-struct Warm {
-    p: TestPlatform,
-    sig: Remembered<'static, NativeSignatures>,
-}
-
-impl Platform for Warm {
-    type Kv = MemoryKv;
-    type Users = MemoryUsers;
-    type Http = <TestPlatform as Platform>::Http;
-    type Sig = Remembered<'static, NativeSignatures>;
-    type Once = MemoryUsers;
-    type Limits = MemoryLimiter;
-    type Counts = MemoryUsers;
-    type OAuth = MemoryUsers;
-    type Mail = RecordingMailer;
-    fn mailer(&self) -> &RecordingMailer {
-        self.p.mailer()
-    }
-    fn oauth(&self) -> &MemoryUsers {
-        self.p.oauth()
-    }
-    fn kv(&self) -> &MemoryKv {
-        self.p.kv()
-    }
-    fn users(&self) -> &MemoryUsers {
-        self.p.users()
-    }
-    fn http(&self) -> &Self::Http {
-        self.p.http()
-    }
-    fn sig(&self) -> &Self::Sig {
-        &self.sig
-    }
-    fn single_use(&self) -> &MemoryUsers {
-        self.p.single_use()
-    }
-    fn limiter(&self) -> &MemoryLimiter {
-        self.p.limiter()
-    }
-    fn counters(&self) -> &MemoryUsers {
-        self.p.counters()
-    }
-    fn caches(&self) -> &Caches {
-        self.p.caches()
-    }
-    fn now(&self) -> i64 {
-        self.p.now()
-    }
-    fn log(&self, line: &str) {
-        self.p.log(line)
-    }
-}
-
 /// Allocations and bytes of one call of `f`, averaged over `runs` after one warm-up.
 fn per_request(runs: usize, mut f: impl FnMut()) -> (usize, usize) {
     f();
@@ -119,7 +63,8 @@ fn main() {
     let mut env = test_env();
     env.insert("ORIGIN_URL".into(), "http://127.0.0.1:7000/base".into());
     let cfg = Config::from_env(&env).unwrap();
-    let p = Warm {
+    // The in-memory platform with the Worker's remembered signature checks.
+    let p = WithSignatures {
         p: TestPlatform::new(|_| panic!("the hot path fetches nothing")),
         sig: Remembered {
             inner: NativeSignatures,

@@ -994,6 +994,61 @@ impl Platform for TestPlatform {
     }
 }
 
+/// The test platform with other signatures — the Worker's remembered checks, a stand-in for
+/// an algorithm the native backend lacks: everything else is `p`'s.
+pub struct WithSignatures<S> {
+    pub p: TestPlatform,
+    pub sig: S,
+}
+
+impl<S: Signatures> Platform for WithSignatures<S> {
+    type Kv = MemoryKv;
+    type Users = MemoryUsers;
+    type Http = FakeHttp;
+    type Sig = S;
+    type Once = MemoryUsers;
+    type Limits = MemoryLimiter;
+    type Counts = MemoryUsers;
+    type OAuth = MemoryUsers;
+    type Mail = RecordingMailer;
+    fn kv(&self) -> &MemoryKv {
+        self.p.kv()
+    }
+    fn mailer(&self) -> &RecordingMailer {
+        self.p.mailer()
+    }
+    fn oauth(&self) -> &MemoryUsers {
+        self.p.oauth()
+    }
+    fn single_use(&self) -> &MemoryUsers {
+        self.p.single_use()
+    }
+    fn limiter(&self) -> &MemoryLimiter {
+        self.p.limiter()
+    }
+    fn counters(&self) -> &MemoryUsers {
+        self.p.counters()
+    }
+    fn users(&self) -> &MemoryUsers {
+        self.p.users()
+    }
+    fn http(&self) -> &FakeHttp {
+        self.p.http()
+    }
+    fn sig(&self) -> &S {
+        &self.sig
+    }
+    fn caches(&self) -> &Caches {
+        self.p.caches()
+    }
+    fn now(&self) -> i64 {
+        self.p.now()
+    }
+    fn log(&self, line: &str) {
+        self.p.log(line)
+    }
+}
+
 impl MemoryUsers {
     fn live_passkeys(
         &self,

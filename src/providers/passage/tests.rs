@@ -12,8 +12,8 @@ use crate::jwt::jwk::PublicJwk;
 use crate::jwt::keys::SigningKey;
 use crate::jwt::native::NativeSignatures;
 use crate::jwt::Alg;
-use crate::platform::{Caches, FetchError, Inbound, Platform, Signatures};
-use crate::testing::{block_on, test_env, FakeHttp, MemoryKv, MemoryUsers, TestPlatform};
+use crate::platform::{FetchError, Inbound, Signatures};
+use crate::testing::{block_on, test_env, TestPlatform, WithSignatures};
 use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -23,7 +23,8 @@ const JWKS: &str = "https://passage.test/v1/apps/app-123/.well-known/jwks.json";
 const ISS: &str = "https://auth.passage.id/v1/apps/app-123";
 const PUBLIC_URL: &str = "http://127.0.0.1:8787";
 
-struct RsPlatform(TestPlatform);
+/// Native signatures, with the keyed digest standing in for RS256.
+struct FakeRs256;
 
 fn fake_rs256(n: &str, input: &[u8]) -> Vec<u8> {
     let mut data = n.as_bytes().to_vec();
@@ -35,7 +36,7 @@ fn fake_rs256(n: &str, input: &[u8]) -> Vec<u8> {
     sha256(&data).iter().cycle().take(len).copied().collect()
 }
 
-impl Signatures for RsPlatform {
+impl Signatures for FakeRs256 {
     async fn verify(
         &self,
         key: &PublicJwk,
@@ -50,54 +51,6 @@ impl Signatures for RsPlatform {
     }
     async fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, String> {
         NativeSignatures.sign(key, msg).await
-    }
-}
-
-impl Platform for RsPlatform {
-    type Kv = MemoryKv;
-    type Users = MemoryUsers;
-    type Http = FakeHttp;
-    type Sig = RsPlatform;
-    type Once = MemoryUsers;
-    type Limits = crate::testing::MemoryLimiter;
-    type Counts = MemoryUsers;
-    type OAuth = MemoryUsers;
-    type Mail = crate::testing::RecordingMailer;
-    fn kv(&self) -> &MemoryKv {
-        &self.0.kv
-    }
-    fn mailer(&self) -> &crate::testing::RecordingMailer {
-        &self.0.mailer
-    }
-    fn oauth(&self) -> &MemoryUsers {
-        &self.0.users
-    }
-    fn single_use(&self) -> &MemoryUsers {
-        &self.0.users
-    }
-    fn limiter(&self) -> &crate::testing::MemoryLimiter {
-        &self.0.limiter
-    }
-    fn counters(&self) -> &MemoryUsers {
-        &self.0.users
-    }
-    fn users(&self) -> &MemoryUsers {
-        &self.0.users
-    }
-    fn http(&self) -> &FakeHttp {
-        &self.0.http
-    }
-    fn sig(&self) -> &RsPlatform {
-        self
-    }
-    fn caches(&self) -> &Caches {
-        &self.0.caches
-    }
-    fn now(&self) -> i64 {
-        self.0.now()
-    }
-    fn log(&self, line: &str) {
-        self.0.log(line)
     }
 }
 
@@ -127,7 +80,7 @@ struct FakePassage {
 
 struct H {
     cfg: Config,
-    p: RsPlatform,
+    p: WithSignatures<FakeRs256>,
     fake: Rc<RefCell<FakePassage>>,
 }
 
@@ -171,13 +124,13 @@ impl H {
         });
         H {
             cfg: Config::from_env(&env).unwrap(),
-            p: RsPlatform(p),
+            p: WithSignatures { p, sig: FakeRs256 },
             fake,
         }
     }
 
     fn now(&self) -> i64 {
-        self.p.0.clock.get()
+        self.p.p.clock.get()
     }
 
     fn claims(&self) -> Value {
@@ -214,21 +167,21 @@ impl H {
     }
 
     fn jwks_fetches(&self) -> usize {
-        self.p.0.http.calls.borrow().len()
+        self.p.p.http.calls.borrow().len()
     }
 
     fn assert_refused(&self, r: &Response, status: u16, reason: &str) {
         assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
         assert!(set_cookie(r, "gh_session").is_none());
-        assert_eq!(self.p.0.users.user_count(), 0, "no user");
+        assert_eq!(self.p.p.users.user_count(), 0, "no user");
         assert!(
-            !self.p.0.kv.keys().iter().any(|k| k.starts_with("s:")),
+            !self.p.p.kv.keys().iter().any(|k| k.starts_with("s:")),
             "no session"
         );
         assert!(
-            self.p.0.logs.borrow().iter().any(|l| l.contains(reason)),
+            self.p.p.logs.borrow().iter().any(|l| l.contains(reason)),
             "log lacks {reason:?}: {:?}",
-            self.p.0.logs.borrow()
+            self.p.p.logs.borrow()
         );
     }
 }
@@ -240,14 +193,14 @@ fn cookie_or_bearer_signs_in_without_a_transaction_and_links_by_sub() {
     assert_eq!(r.status, 302, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("location"), Some("/app"));
     assert!(set_cookie(&r, "gh_session").is_some());
-    assert_eq!(h.p.0.users.user_count(), 1);
+    assert_eq!(h.p.p.users.user_count(), 1);
     let r = h.callback("", Some(&h.good()), false);
     assert_eq!(r.status, 302);
     assert_eq!(r.header("location"), Some("/"));
-    assert_eq!(h.p.0.users.user_count(), 1, "the same sub is the same user");
+    assert_eq!(h.p.p.users.user_count(), 1, "the same sub is the same user");
     assert_eq!(h.jwks_fetches(), 1, "the JWKS is cached");
     assert!(
-        !h.p.0.kv.keys().iter().any(|k| k.starts_with("t:")),
+        !h.p.p.kv.keys().iter().any(|k| k.starts_with("t:")),
         "no transaction"
     );
 }
@@ -269,7 +222,7 @@ fn login_route_sends_the_browser_to_the_callback() {
         Some("http://127.0.0.1:8787/auth/callback/psg?return_to=%2Fx")
     );
     assert!(set_cookie(&r, "gh_txn").is_none());
-    assert_eq!(h.p.0.kv.keys(), Vec::<String>::new());
+    assert_eq!(h.p.p.kv.keys(), Vec::<String>::new());
 }
 
 #[test]
@@ -290,7 +243,7 @@ fn bad_return_to_is_refused_before_verifying() {
     let r = h.callback("?return_to=%2F%2Fevil.com", Some(&h.good()), true);
     assert_eq!(r.status, 400);
     assert_eq!(h.jwks_fetches(), 0);
-    assert_eq!(h.p.0.users.user_count(), 0);
+    assert_eq!(h.p.p.users.user_count(), 0);
 }
 
 #[test]
@@ -396,12 +349,12 @@ fn jwks_down_on_the_refetch_for_a_new_kid_is_provider_unavailable() {
     let new = Key::new();
     let token = h.token(&h.claims(), json!({}), &new);
     h.fake.borrow_mut().down = true;
-    h.p.0.clock.set(h.now() + 61);
-    let users = h.p.0.users.user_count();
+    h.p.p.clock.set(h.now() + 61);
+    let users = h.p.p.users.user_count();
     let r = h.callback("", Some(&token), true);
     assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(json_body(&r)["error"], "provider_unavailable");
-    assert_eq!(h.p.0.users.user_count(), users, "nothing written");
+    assert_eq!(h.p.p.users.user_count(), users, "nothing written");
 }
 
 #[test]
@@ -428,7 +381,7 @@ fn a_navigation_from_another_origin_cannot_sign_in_with_the_cookie() {
             String::from_utf8_lossy(&r.body)
         );
     }
-    assert_eq!(h.p.0.users.user_count(), 0);
+    assert_eq!(h.p.p.users.user_count(), 0);
     assert_eq!(h.jwks_fetches(), 0, "refused before anything is verified");
     for (site, bearer) in [
         ("same-origin", false),
