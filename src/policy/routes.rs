@@ -61,7 +61,8 @@ impl Route {
                 }
                 "methods" => {
                     for m in super::strings(v, &at)? {
-                        match Method::parse(&m) {
+                        // Any case, as before `Method::parse` took the runtime's spelling.
+                        match Method::parse(&m.to_ascii_uppercase()) {
                             Method::Other => return Err(format!("{at}: unknown method {m:?}")),
                             method => r.methods.push(method),
                         }

@@ -209,7 +209,14 @@ fn routes_first_match_wins_with_methods_roles_and_public() {
         {"path": "/public/*", "public": true},
         {"path": "/api/*", "methods": ["POST", "DELETE"], "roles": ["editor"]},
         {"path": "/status", "methods": ["GET"], "public": true},
+        {"path": "/lower", "methods": ["get"], "public": true},
     ]}));
+    assert_eq!(
+        p.need(Method::Get, "/lower"),
+        Need::Public,
+        "a method in any case"
+    );
+    assert_eq!(p.need(Method::Post, "/lower"), Need::SignedIn(&[]));
     let admin = vec!["admin".to_string()];
     let editor = vec!["editor".to_string()];
     assert_eq!(p.need(Method::Get, "/admin"), Need::SignedIn(&admin));
