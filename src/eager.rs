@@ -164,12 +164,19 @@ mod tests {
     }
 
     #[test]
-    fn a_wake_before_the_task_polls_is_not_lost() {
+    fn a_wake_before_any_task_is_dropped_and_later_ones_reach_the_task() {
         let (mut rest, fire) = started_leaf();
-        fire(); // no task yet
-        let (_, waker) = task();
+        fire(); // no task yet: nothing to wake, nothing lost (the poll below looks anyway)
+        let (count, waker) = task();
         let mut cx = Context::from_waker(&waker);
         assert_eq!(Pin::new(&mut rest).poll(&mut cx), Poll::Ready("fired"));
+        // A second leaf: an early wake, then the task polls, then the real wake reaches it.
+        let (mut rest, fire) = started_leaf();
+        let early = rest.relay.clone();
+        Waker::from(early).wake_by_ref(); // before any task: dropped
+        assert!(Pin::new(&mut rest).poll(&mut cx).is_pending());
+        fire();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the task was woken once");
     }
 
     #[test]

@@ -31,11 +31,6 @@ impl ReturnTo {
     pub fn into_string(self) -> String {
         self.0
     }
-
-    /// Whether it is the default (`/`), which need not be carried through a provider.
-    pub fn is_default(&self) -> bool {
-        self.0 == DEFAULT
-    }
 }
 
 /// The default, `/`: where to go when no `return_to` is given.

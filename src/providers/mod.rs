@@ -329,8 +329,13 @@ pub async fn end_session<P: Platform>(
     match provider {
         ProviderConfig::Stytch(c) => stytch::end_session(p, c, handle).await,
         ProviderConfig::LoginRadius(c) => loginradius::end_session(p, c, handle).await,
-        // The other kinds leave no vendor-side session behind.
-        _ => Ok(()),
+        // No vendor-side session left behind (listed: a new kind must decide).
+        ProviderConfig::Oidc(_)
+        | ProviderConfig::OAuth2(_)
+        | ProviderConfig::Passage(_)
+        | ProviderConfig::Xwms(_)
+        | ProviderConfig::Email(_)
+        | ProviderConfig::Passkey(_) => Ok(()),
     }
 }
 

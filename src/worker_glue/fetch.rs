@@ -16,7 +16,7 @@ fn net(e: JsValue) -> FetchError {
 }
 
 /// A request init with manual redirects: Gatehouse never follows a redirect blindly.
-pub fn init(method: &str, headers: &web_sys::Headers) -> web_sys::RequestInit {
+fn init(method: &str, headers: &web_sys::Headers) -> web_sys::RequestInit {
     let init = web_sys::RequestInit::new();
     init.set_method(method);
     init.set_headers(headers);

@@ -350,18 +350,15 @@ async fn forward(
         // The runtime names the header and why (a value it refuses: e.g. a control character).
         .map_err(|e| AppError::BadRequest(js::js_message(&e)))?;
     }
-    let pending = fetch::start(&outbound);
     if set_cookies.is_empty() {
         use wasm_bindgen::JsCast;
+        let pending = fetch::start(&outbound);
         let pending: &Pending = pending.unchecked_ref();
         return Ok(Answer::Later(
             pending.catch_with(&origin_failed(head.wants())),
         ));
     }
-    let resp: web_sys::Response = wasm_bindgen_futures::JsFuture::from(pending)
-        .await
-        .map_err(js)?
-        .into();
+    let resp = fetch::fetch(&outbound).await.map_err(js)?;
     // The fetched response's headers are immutable: a new response over the same body stream
     // takes a mutable copy of them (made by the runtime, not here) that our cookie joins.
     let back = web_sys::ResponseInit::new();

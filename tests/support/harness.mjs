@@ -224,8 +224,11 @@ async function waitUntilReady({ url, token, instance, child, log, timeoutMs = 90
     if (/EADDRINUSE|address already in use/i.test(log())) throw new StartError('port in use', log());
     try {
       // Any Gatehouse answers /healthz; only ours knows this instance id (without the test
-      // entry there is no id to ask: the port was free a moment ago, and /healthz must do).
-      if (instance === null || await testCall(url, token, 'instance') === instance) {
+      // entry there is no id to ask: this wrangler must have said it listens on the port).
+      const ours = instance === null
+        ? log().includes(`Ready on ${url}`)
+        : await testCall(url, token, 'instance') === instance;
+      if (ours) {
         const health = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5000) });
         if (health.ok) return;
       }
